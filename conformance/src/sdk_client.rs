@@ -1,0 +1,68 @@
+//! aws-sdk-s3 clients configured for a [`TestServer`], with the SDK's default checksum
+//! behaviour left on.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::Client;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns};
+
+use crate::server::TestServer;
+use crate::REGION;
+
+impl TestServer {
+    /// A path-style client for the default tenant. Retries are off so that every failure
+    /// the server produces is seen by the test.
+    pub fn s3_client(&self) -> Client {
+        self.s3_client_with(&self.access_key, &self.secret_key)
+    }
+
+    /// A path-style client signing with the given credentials.
+    pub fn s3_client_with(&self, access_key: &str, secret_key: &str) -> Client {
+        let config = base_config(access_key, secret_key)
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// A virtual-host-style client: requests go to `http://<bucket>.<domain>:PORT`, and every
+    /// name resolves to 127.0.0.1. The server must run with `--domain <domain>`.
+    pub fn s3_client_virtual_host(&self, domain: &str) -> Client {
+        let http_client = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .build_with_resolver(LoopbackResolver);
+        let config = base_config(&self.access_key, &self.secret_key)
+            .endpoint_url(format!("http://{domain}:{}", self.s3_addr.port()))
+            .force_path_style(false)
+            .http_client(http_client)
+            .build();
+        Client::from_conf(config)
+    }
+}
+
+fn base_config(access_key: &str, secret_key: &str) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new(
+            access_key,
+            secret_key,
+            None,
+            None,
+            "coffre-conformance",
+        ))
+        .retry_config(RetryConfig::disabled())
+}
+
+/// Resolves every name to 127.0.0.1 (for `bucket.s3.test`).
+#[derive(Clone, Debug)]
+struct LoopbackResolver;
+
+impl ResolveDns for LoopbackResolver {
+    fn resolve_dns<'a>(&'a self, _name: &'a str) -> DnsFuture<'a> {
+        DnsFuture::ready(Ok(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]))
+    }
+}

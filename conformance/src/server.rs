@@ -1,0 +1,321 @@
+//! The real `coffre` binary, started on ephemeral ports over a fresh data directory.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long the server may take to print its "listening" line.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a graceful stop may take before the process is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const READY_PREFIX: &str = "coffre listening ";
+
+/// A running `coffre serve` on `127.0.0.1:0` with its own temporary data directory.
+///
+/// Dropping it kills the process and removes the directory.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT` of the S3 listener (changes on every restart).
+    pub endpoint: String,
+    /// `http://127.0.0.1:PORT` of the admin listener (changes on every restart).
+    pub admin_endpoint: String,
+    /// The S3 listener's address.
+    pub s3_addr: SocketAddr,
+    /// Access key id of the `default` tenant, read from `<data-dir>/credentials`.
+    pub access_key: String,
+    /// Secret access key of the `default` tenant.
+    pub secret_key: String,
+    /// Extra arguments given to every start (e.g. `--domain s3.test`).
+    extra_args: Vec<String>,
+    child: Option<Child>,
+    // Declared last so that the process is gone before the directory is removed.
+    data_dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts a server with the default arguments.
+    pub fn start() -> Self {
+        Self::start_with_args(&[])
+    }
+
+    /// Starts a server with `extra_args` appended to the standard arguments.
+    pub fn start_with_args(extra_args: &[&str]) -> Self {
+        let data_dir = tempfile::Builder::new()
+            .prefix("coffre-conformance-")
+            .tempdir()
+            .expect("create a temporary data directory");
+        let mut server = TestServer {
+            endpoint: String::new(),
+            admin_endpoint: String::new(),
+            s3_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            access_key: String::new(),
+            secret_key: String::new(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            child: None,
+            data_dir,
+        };
+        server.spawn();
+        server
+    }
+
+    /// The data directory given to `--data-dir`.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The host:port part of the S3 endpoint.
+    pub fn authority(&self) -> String {
+        self.s3_addr.to_string()
+    }
+
+    /// The process id of the running server, if any.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops the server gracefully (SIGTERM, then SIGKILL after a timeout) and starts it
+    /// again on the same data directory. Ports change: build new clients afterwards.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Kills the server with SIGKILL (a crash) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again after [`TestServer::kill`] on the same data directory.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.spawn();
+    }
+
+    /// Stops the server gracefully: SIGTERM, then SIGKILL if it is still alive after 10 s.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => return,
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                _ => break,
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    fn spawn(&mut self) {
+        let bin = coffre_binary();
+        let mut command = Command::new(&bin);
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .arg("--s3-listen")
+            .arg("127.0.0.1:0")
+            .arg("--admin-listen")
+            .arg("127.0.0.1:0")
+            .args(&self.extra_args)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "warn");
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (ready_tx, ready_rx) = mpsc::channel::<String>();
+        // Drain both pipes for the life of the process so the server never blocks on a
+        // full pipe; lines go to the test's captured output (shown when a test fails).
+        thread::spawn(move || {
+            let mut ready_tx = Some(ready_tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix(READY_PREFIX) {
+                    if let Some(tx) = ready_tx.take() {
+                        let _ = tx.send(rest.to_string());
+                    }
+                }
+                eprintln!("[coffre stdout] {line}");
+            }
+        });
+        thread::spawn(move || drain_lines(stderr, "[coffre stderr]"));
+
+        let started = Instant::now();
+        let ready = loop {
+            match ready_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => break line,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("coffre exited before it was ready ({status}); see its stderr above");
+                    }
+                    if started.elapsed() > STARTUP_TIMEOUT {
+                        let _ = child.kill();
+                        panic!("coffre printed no `{READY_PREFIX}...` line within {STARTUP_TIMEOUT:?}");
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().ok();
+                    panic!("coffre closed stdout before it was ready (exit: {status:?})");
+                }
+            }
+        };
+        let (s3, admin) = parse_ready_line(&ready);
+        self.s3_addr = s3
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap_or_else(|e| panic!("bad s3 address in `{ready}`: {e}"));
+        self.endpoint = s3;
+        self.admin_endpoint = admin;
+        self.child = Some(child);
+        self.read_credentials();
+    }
+
+    fn read_credentials(&mut self) {
+        let path = self.data_dir.path().join("credentials");
+        // The file is written before the listeners open; allow a short grace period anyway.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let text = loop {
+            match std::fs::read_to_string(&path) {
+                Ok(text) if text.contains("aws_secret_access_key") => break text,
+                _ if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                Ok(text) => panic!("{} has no secret: {text:?}", path.display()),
+                Err(e) => panic!("cannot read {}: {e}", path.display()),
+            }
+        };
+        let (access_key, secret_key) = parse_credentials(&text)
+            .unwrap_or_else(|| panic!("{} is not an AWS credentials file", path.display()));
+        self.access_key = access_key;
+        self.secret_key = secret_key;
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn drain_lines(pipe: impl Read, prefix: &'static str) {
+    for line in BufReader::new(pipe).lines() {
+        let Ok(line) = line else { break };
+        eprintln!("{prefix} {line}");
+    }
+}
+
+/// `s3=http://127.0.0.1:PORT admin=http://127.0.0.1:PORT` -> (s3, admin).
+fn parse_ready_line(rest: &str) -> (String, String) {
+    let mut s3 = None;
+    let mut admin = None;
+    for word in rest.split_whitespace() {
+        if let Some(v) = word.strip_prefix("s3=") {
+            s3 = Some(v.trim_end_matches('/').to_string());
+        } else if let Some(v) = word.strip_prefix("admin=") {
+            admin = Some(v.trim_end_matches('/').to_string());
+        }
+    }
+    match (s3, admin) {
+        (Some(s3), Some(admin)) => (s3, admin),
+        _ => panic!("cannot parse the ready line `{READY_PREFIX}{rest}`"),
+    }
+}
+
+/// Reads the `[default]` profile of an AWS shared-credentials file.
+pub fn parse_credentials(text: &str) -> Option<(String, String)> {
+    let mut in_default = false;
+    let mut key = None;
+    let mut secret = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_default = line == "[default]";
+            continue;
+        }
+        if !in_default {
+            continue;
+        }
+        if let Some((name, value)) = line.split_once('=') {
+            match name.trim() {
+                "aws_access_key_id" => key = Some(value.trim().to_string()),
+                "aws_secret_access_key" => secret = Some(value.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    Some((key?, secret?))
+}
+
+/// Where the `coffre` binary is: `$COFFRE_BIN`, else next to the test executable's
+/// `deps/` directory (`target/debug/coffre`).
+pub fn coffre_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("COFFRE_BIN") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "COFFRE_BIN={} does not exist; build it with `cargo build -p coffre-gateway --bin coffre`",
+            path.display()
+        );
+        return path;
+    }
+    let exe = std::env::current_exe().expect("current test executable");
+    let mut candidates = Vec::new();
+    if let Some(dir) = exe.parent() {
+        candidates.push(dir.join("coffre"));
+        if let Some(profile_dir) = dir.parent() {
+            candidates.push(profile_dir.join("coffre"));
+        }
+    }
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "the coffre binary was not found (looked at {candidates:?}); build it first with \
+                 `cargo build -p coffre-gateway --bin coffre`, or set COFFRE_BIN to its path"
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_default_profile() {
+        let text = "[other]\naws_access_key_id = X\n[default]\naws_access_key_id = AK\naws_secret_access_key=SK/+=\n";
+        assert_eq!(
+            parse_credentials(text),
+            Some(("AK".to_string(), "SK/+=".to_string()))
+        );
+    }
+
+    #[test]
+    fn parses_the_ready_line() {
+        let (s3, admin) = parse_ready_line("s3=http://127.0.0.1:1234 admin=http://127.0.0.1:5678");
+        assert_eq!(s3, "http://127.0.0.1:1234");
+        assert_eq!(admin, "http://127.0.0.1:5678");
+    }
+}

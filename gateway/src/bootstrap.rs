@@ -1,0 +1,57 @@
+//! First start of the embedded default: a `default` tenant with an admin key, whose
+//! credentials are written once to `<data-dir>/credentials` (mode 0600, AWS shared
+//! credentials format) and printed.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use coffre_crypto::{AdminScope, Role};
+use coffre_storage::Store;
+
+use crate::config::Config;
+
+pub const DEFAULT_TENANT: &str = "default";
+
+pub async fn ensure_default_tenant(store: &Arc<Store>, config: &Config) -> anyhow::Result<()> {
+    let store = store.clone();
+    let credentials_path = config.data_dir.join("credentials");
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let admin = AdminScope::local_operator();
+        if store.tenant_by_name(&admin, DEFAULT_TENANT)?.is_some() {
+            return Ok(());
+        }
+        let tenant = store.create_tenant(&admin, DEFAULT_TENANT)?;
+        let (key, secret) = store.create_access_key(&admin, tenant.id, Role::Admin, None)?;
+        let text = format!(
+            "[default]\naws_access_key_id = {key}\naws_secret_access_key = {}\n",
+            secret.expose()
+        );
+        write_private_file(&credentials_path, text.as_bytes())
+            .with_context(|| format!("writing {}", credentials_path.display()))?;
+        println!(
+            "Created tenant '{DEFAULT_TENANT}'.\n  access key id:     {key}\n  secret access key: {}\n  \
+             (written to {}; shown only this once)",
+            secret.expose(),
+            credentials_path.display()
+        );
+        Ok(())
+    })
+    .await?
+}
+
+/// Writes a file only its owner can read, replacing any previous one atomically.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,324 @@
+//! Configuration, read in two steps: a raw serde view of the TOML file (unknown keys are an
+//! error), merged with environment variables and flags, then validated once into [`Config`]
+//! whose fields are typed values. Nothing downstream re-parses a string.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use coffre_storage::ArrayConfig;
+use serde::Deserialize;
+
+/// The file as written by an operator.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub data_dir: Option<PathBuf>,
+    pub s3_listen: Option<String>,
+    pub admin_listen: Option<String>,
+    /// Base domain for virtual-host style requests (`bucket.<domain>`).
+    pub domain: Option<String>,
+    pub region: Option<String>,
+    /// Objects up to this many bytes are stored inside their metadata record.
+    pub inline_max_bytes: Option<u64>,
+    /// Seconds between garbage-collection passes.
+    pub gc_interval_secs: Option<u64>,
+    pub log_level: Option<String>,
+    pub log_format: Option<String>,
+    #[serde(default)]
+    pub arrays: Vec<RawArray>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArray {
+    pub name: String,
+    pub path: PathBuf,
+    pub weight: Option<u32>,
+    pub site: Option<String>,
+}
+
+/// Values given on the command line or in the environment; each wins over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub s3_listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub domain: Option<String>,
+    pub region: Option<String>,
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub meta_dir: PathBuf,
+    pub s3_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub domain: Option<String>,
+    pub region: String,
+    pub inline_max: usize,
+    pub gc_interval: std::time::Duration,
+    pub arrays: Vec<ArrayConfig>,
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+impl RawConfig {
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+pub const DEFAULT_INLINE_MAX: u64 = 64 * 1024;
+const MAX_INLINE_MAX: u64 = 1024 * 1024;
+
+impl Config {
+    pub fn resolve(raw: RawConfig, overrides: Overrides) -> Result<Self, ConfigError> {
+        let data_dir = overrides
+            .data_dir
+            .or(raw.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        if data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        let s3_listen = parse_addr(
+            "s3_listen",
+            overrides.s3_listen.or(raw.s3_listen).as_deref(),
+            "127.0.0.1:9000",
+        )?;
+        let admin_listen = parse_addr(
+            "admin_listen",
+            overrides.admin_listen.or(raw.admin_listen).as_deref(),
+            "127.0.0.1:9001",
+        )?;
+        if s3_listen == admin_listen && s3_listen.port() != 0 {
+            return Err(invalid(
+                "admin_listen",
+                "must differ from s3_listen: the admin API has its own listener",
+            ));
+        }
+        let domain = match overrides.domain.or(raw.domain) {
+            None => None,
+            Some(d) if d.is_empty() => None,
+            Some(d) => {
+                let d = d.trim_end_matches('.').to_ascii_lowercase();
+                let valid = d.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+                if !valid {
+                    return Err(invalid("domain", format!("'{d}' is not a DNS name")));
+                }
+                Some(d)
+            }
+        };
+        let region = overrides
+            .region
+            .or(raw.region)
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        if region.is_empty()
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(invalid("region", format!("'{region}' is not a region name")));
+        }
+        let inline_max = raw.inline_max_bytes.unwrap_or(DEFAULT_INLINE_MAX);
+        if inline_max > MAX_INLINE_MAX {
+            return Err(invalid(
+                "inline_max_bytes",
+                format!("at most {MAX_INLINE_MAX} (metadata records stay small)"),
+            ));
+        }
+        let gc_interval = std::time::Duration::from_secs(raw.gc_interval_secs.unwrap_or(60));
+        if gc_interval.is_zero() {
+            return Err(invalid("gc_interval_secs", "must be at least 1"));
+        }
+
+        let arrays = if raw.arrays.is_empty() {
+            vec![ArrayConfig {
+                name: "0".to_owned(),
+                path: data_dir.join("arrays").join("0"),
+                weight: 1,
+                site: None,
+            }]
+        } else {
+            let mut arrays: Vec<ArrayConfig> = Vec::new();
+            for a in raw.arrays {
+                if a.name.is_empty() || arrays.iter().any(|b| b.name == a.name) {
+                    return Err(invalid(
+                        "arrays",
+                        format!("array names must be unique and non-empty ('{}')", a.name),
+                    ));
+                }
+                if arrays.iter().any(|b| b.path == a.path) {
+                    return Err(invalid(
+                        "arrays",
+                        format!("two arrays share the path {}", a.path.display()),
+                    ));
+                }
+                let weight = a.weight.unwrap_or(1);
+                if weight == 0 {
+                    return Err(invalid(
+                        "arrays",
+                        format!("array '{}' has weight 0", a.name),
+                    ));
+                }
+                arrays.push(ArrayConfig {
+                    name: a.name,
+                    path: a.path,
+                    weight,
+                    site: a.site,
+                });
+            }
+            arrays
+        };
+
+        let log_level = overrides
+            .log_level
+            .or(raw.log_level)
+            .unwrap_or_else(|| "info".to_owned());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(invalid("log_level", format!("'{log_level}' is not a filter")));
+        }
+        let log_format = match raw.log_format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "log_format",
+                    format!("'{other}': expected text or json"),
+                ))
+            }
+        };
+
+        Ok(Self {
+            meta_dir: data_dir.join("meta"),
+            data_dir,
+            s3_listen,
+            admin_listen,
+            domain,
+            region,
+            inline_max: inline_max as usize,
+            gc_interval,
+            arrays,
+            log_level,
+            log_format,
+        })
+    }
+}
+
+fn parse_addr(
+    field: &'static str,
+    value: Option<&str>,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let value = value.unwrap_or(default);
+    value.parse().map_err(|_| {
+        invalid(
+            field,
+            format!("'{value}' is not an address:port (e.g. 127.0.0.1:9000)"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("test.toml"),
+            message: e.to_string(),
+        })?;
+        Config::resolve(raw, Overrides::default())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let config = parse("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.s3_listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(config.admin_listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(config.meta_dir, PathBuf::from("./data/meta"));
+        assert_eq!(config.arrays.len(), 1);
+        assert_eq!(config.arrays[0].path, PathBuf::from("./data/arrays/0"));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let raw: RawConfig = toml::from_str("s3_listen = \"127.0.0.1:7000\"\n").unwrap_or_default();
+        let config = Config::resolve(
+            raw,
+            Overrides {
+                s3_listen: Some("127.0.0.1:7100".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.s3_listen.port(), 7100);
+    }
+
+    #[test]
+    fn bad_config_is_refused_with_the_field_named() {
+        for (text, field) in [
+            ("s3_listen = \"nowhere\"", "s3_listen"),
+            ("domain = \"bad domain\"", "domain"),
+            ("inline_max_bytes = 99999999", "inline_max_bytes"),
+            ("log_format = \"xml\"", "log_format"),
+            (
+                "[[arrays]]\nname = \"a\"\npath = \"/x\"\n[[arrays]]\nname = \"a\"\npath = \"/y\"",
+                "arrays",
+            ),
+            ("[[arrays]]\nname = \"a\"\npath = \"/x\"\nweight = 0", "arrays"),
+        ] {
+            match parse(text) {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field, "{text}"),
+                other => panic!("{text}: expected an error on {field}, got {other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse("unknown_key = 1"),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+}

@@ -1,0 +1,35 @@
+//! The garbage collector's schedule: superseded and orphaned data files are removed in the
+//! background, off every request's path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffre_crypto::MaintenanceScope;
+use coffre_storage::Store;
+use tokio::sync::watch;
+
+pub async fn run(store: Arc<Store>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let pass = store.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            pass.collect_garbage(&MaintenanceScope::new("garbage-collection"))
+        })
+        .await;
+        match result {
+            Ok(Ok(stats)) if stats.files_removed > 0 => {
+                tracing::info!(
+                    files = stats.files_removed,
+                    bytes = stats.bytes_removed,
+                    "garbage collected"
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "garbage collection failed"),
+            Err(e) => tracing::error!(error = %e, "garbage collection panicked"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

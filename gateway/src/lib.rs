@@ -1,0 +1,12 @@
+//! The Coffre gateway: configuration, listeners, the S3 protocol and its handlers, and the
+//! admin listener. `main.rs` only parses the command line and calls [`server::serve`].
+
+pub mod admin;
+pub mod bootstrap;
+pub mod cli;
+pub mod config;
+pub mod gc;
+pub mod s3;
+pub mod server;
+
+pub use server::{serve, Running};

@@ -1,0 +1,78 @@
+use std::io::Write;
+
+use anyhow::Context;
+use clap::Parser;
+use coffre_gateway::cli::{Cli, Command, ServeArgs};
+use coffre_gateway::config::{Config, LogFormat, Overrides, RawConfig};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => {
+            let config = match args.resolve() {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("coffre: invalid configuration: {e}");
+                    std::process::exit(2);
+                }
+            };
+            init_logging(&config);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(run(config))
+        }
+        Command::CheckConfig { file } => {
+            let raw = RawConfig::from_file(&file)?;
+            let config = Config::resolve(raw, Overrides::default())
+                .with_context(|| format!("{} is not valid", file.display()))?;
+            println!("{} is valid:\n{config:#?}", file.display());
+            Ok(())
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    create_private_dir(&config.data_dir)?;
+    let running = coffre_gateway::serve(config).await?;
+    println!(
+        "coffre listening s3=http://{} admin=http://{}",
+        running.s3_addr, running.admin_addr
+    );
+    std::io::stdout().flush()?;
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+fn create_private_dir(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("creating the data directory {}", path.display()))
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,227 @@
+//! The one S3 error type, its status table, its XML body, and every conversion from the
+//! library crates' errors. The `source` of an error is logged, never sent to the client.
+
+use std::fmt;
+
+use coffre_crypto::chunked_body::{ChunkError, ChunkErrorCode};
+use coffre_crypto::sigv4::{AuthError, AuthErrorCode};
+use http::StatusCode;
+
+use super::xml::XmlWriter;
+
+macro_rules! s3_error_codes {
+    ($($code:ident => $status:expr, $message:expr;)*) => {
+        /// The S3 error codes Coffre returns, each with the HTTP status AWS gives it.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum S3ErrorCode { $($code),* }
+
+        impl S3ErrorCode {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$code => stringify!($code)),* }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self { $(Self::$code => $status),* }
+            }
+
+            pub fn default_message(self) -> &'static str {
+                match self { $(Self::$code => $message),* }
+            }
+        }
+    };
+}
+
+s3_error_codes! {
+    AccessDenied => StatusCode::FORBIDDEN, "Access Denied";
+    AuthorizationHeaderMalformed => StatusCode::BAD_REQUEST, "The authorization header is malformed.";
+    AuthorizationQueryParametersError => StatusCode::BAD_REQUEST, "Error parsing the X-Amz-Credential parameter.";
+    BadDigest => StatusCode::BAD_REQUEST, "The Content-MD5 you specified did not match what we received.";
+    BucketAlreadyOwnedByYou => StatusCode::CONFLICT, "Your previous request to create the named bucket succeeded and you already own it.";
+    BucketNotEmpty => StatusCode::CONFLICT, "The bucket you tried to delete is not empty";
+    EntityTooLarge => StatusCode::BAD_REQUEST, "Your proposed upload exceeds the maximum allowed object size.";
+    EntityTooSmall => StatusCode::BAD_REQUEST, "Your proposed upload is smaller than the minimum allowed object size.";
+    IllegalLocationConstraintException => StatusCode::BAD_REQUEST, "The specified location-constraint is not valid for this endpoint.";
+    IncompleteBody => StatusCode::BAD_REQUEST, "You did not provide the number of bytes specified by the Content-Length HTTP header.";
+    InternalError => StatusCode::INTERNAL_SERVER_ERROR, "We encountered an internal error. Please try again.";
+    InvalidAccessKeyId => StatusCode::FORBIDDEN, "The AWS Access Key Id you provided does not exist in our records.";
+    InvalidArgument => StatusCode::BAD_REQUEST, "Invalid Argument";
+    InvalidBucketName => StatusCode::BAD_REQUEST, "The specified bucket is not valid.";
+    InvalidDigest => StatusCode::BAD_REQUEST, "The Content-MD5 you specified is not valid.";
+    InvalidPart => StatusCode::BAD_REQUEST, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.";
+    InvalidPartOrder => StatusCode::BAD_REQUEST, "The list of parts was not in ascending order. Parts must be ordered by part number.";
+    InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE, "The requested range is not satisfiable";
+    InvalidRequest => StatusCode::BAD_REQUEST, "Invalid Request";
+    KeyTooLongError => StatusCode::BAD_REQUEST, "Your key is too long";
+    MalformedXML => StatusCode::BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
+    MetadataTooLarge => StatusCode::BAD_REQUEST, "Your metadata headers exceed the maximum allowed metadata size.";
+    MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED, "The specified method is not allowed against this resource.";
+    MissingContentLength => StatusCode::LENGTH_REQUIRED, "You must provide the Content-Length HTTP header.";
+    MissingSecurityHeader => StatusCode::BAD_REQUEST, "Your request was missing a required header.";
+    NoSuchBucket => StatusCode::NOT_FOUND, "The specified bucket does not exist";
+    NoSuchKey => StatusCode::NOT_FOUND, "The specified key does not exist.";
+    NoSuchUpload => StatusCode::NOT_FOUND, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.";
+    NotImplemented => StatusCode::NOT_IMPLEMENTED, "A header or query you provided implies functionality that is not implemented.";
+    NotModified => StatusCode::NOT_MODIFIED, "Not Modified";
+    PreconditionFailed => StatusCode::PRECONDITION_FAILED, "At least one of the pre-conditions you specified did not hold";
+    RequestTimeout => StatusCode::BAD_REQUEST, "Your socket connection to the server was not read from or written to within the timeout period.";
+    RequestTimeTooSkewed => StatusCode::FORBIDDEN, "The difference between the request time and the server's time is too large.";
+    ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE, "Please reduce your request rate.";
+    SignatureDoesNotMatch => StatusCode::FORBIDDEN, "The request signature we calculated does not match the signature you provided. Check your key and signing method.";
+    XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST, "The provided 'x-amz-content-sha256' header does not match what was computed.";
+}
+
+/// An S3 error on its way to the client. Boxed so that `Result<T, S3Error>` stays small.
+pub struct S3Error(Box<Inner>);
+
+struct Inner {
+    code: S3ErrorCode,
+    message: Option<String>,
+    resource: Option<String>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl S3Error {
+    pub fn new(code: S3ErrorCode) -> Self {
+        Self(Box::new(Inner {
+            code,
+            message: None,
+            resource: None,
+            source: None,
+        }))
+    }
+
+    pub fn with_message(code: S3ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(code).message(message)
+    }
+
+    /// An internal failure: the client sees InternalError, the log sees `source`.
+    pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::new(S3ErrorCode::InternalError).source(source)
+    }
+
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.0.message = Some(message.into());
+        self
+    }
+
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.0.resource = Some(resource.into());
+        self
+    }
+
+    pub fn source(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        self.0.source = Some(source.into());
+        self
+    }
+
+    pub fn code(&self) -> S3ErrorCode {
+        self.0.code
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.0.code.status()
+    }
+
+    pub fn message_text(&self) -> &str {
+        self.0
+            .message
+            .as_deref()
+            .unwrap_or_else(|| self.0.code.default_message())
+    }
+
+    pub fn source_error(&self) -> Option<&(dyn std::error::Error + Send + Sync)> {
+        self.0.source.as_deref()
+    }
+
+    /// The XML body AWS sends.
+    pub fn to_xml(&self, request_id: &str) -> String {
+        let mut w = XmlWriter::new();
+        w.open("Error");
+        w.element("Code", self.0.code.as_str());
+        w.element("Message", self.message_text());
+        if let Some(resource) = &self.0.resource {
+            w.element("Resource", resource);
+        }
+        w.element("RequestId", request_id);
+        w.close("Error");
+        w.finish()
+    }
+}
+
+impl fmt::Debug for S3Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("S3Error");
+        d.field("code", &self.0.code)
+            .field("message", &self.message_text());
+        if let Some(source) = &self.0.source {
+            d.field("source", &format_args!("{source}"));
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for S3Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.0.code.as_str(), self.message_text())?;
+        if let Some(source) = &self.0.source {
+            write!(f, " ({source})")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<coffre_storage::Error> for S3Error {
+    fn from(e: coffre_storage::Error) -> Self {
+        use coffre_storage::Error as E;
+        match e {
+            E::NoSuchBucket => S3Error::new(S3ErrorCode::NoSuchBucket),
+            E::BucketAlreadyOwnedByYou => S3Error::new(S3ErrorCode::BucketAlreadyOwnedByYou),
+            E::BucketNotEmpty => S3Error::new(S3ErrorCode::BucketNotEmpty),
+            E::NoSuchKey => S3Error::new(S3ErrorCode::NoSuchKey),
+            E::NoSuchUpload => S3Error::new(S3ErrorCode::NoSuchUpload),
+            E::InvalidPart { part_number } => S3Error::with_message(
+                S3ErrorCode::InvalidPart,
+                format!(
+                    "One or more of the specified parts could not be found. The part may not have \
+                     been uploaded, or the specified entity tag may not match the part's entity \
+                     tag. (part {part_number})"
+                ),
+            ),
+            E::NoArrayAvailable => S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                "No storage array has room for this object.",
+            ),
+            other => S3Error::internal(other),
+        }
+    }
+}
+
+impl From<AuthError> for S3Error {
+    fn from(e: AuthError) -> Self {
+        let code = match e.code() {
+            AuthErrorCode::AccessDenied => S3ErrorCode::AccessDenied,
+            AuthErrorCode::AuthorizationHeaderMalformed => S3ErrorCode::AuthorizationHeaderMalformed,
+            AuthErrorCode::AuthorizationQueryParametersError => {
+                S3ErrorCode::AuthorizationQueryParametersError
+            }
+            AuthErrorCode::SignatureDoesNotMatch => S3ErrorCode::SignatureDoesNotMatch,
+            AuthErrorCode::RequestTimeTooSkewed => S3ErrorCode::RequestTimeTooSkewed,
+            AuthErrorCode::InvalidRequest => S3ErrorCode::InvalidRequest,
+            AuthErrorCode::InvalidArgument => S3ErrorCode::InvalidArgument,
+            AuthErrorCode::InvalidAccessKeyId => S3ErrorCode::InvalidAccessKeyId,
+            AuthErrorCode::MissingSecurityHeader => S3ErrorCode::MissingSecurityHeader,
+        };
+        S3Error::with_message(code, e.message())
+    }
+}
+
+impl From<ChunkError> for S3Error {
+    fn from(e: ChunkError) -> Self {
+        let code = match e.code() {
+            ChunkErrorCode::SignatureDoesNotMatch => S3ErrorCode::SignatureDoesNotMatch,
+            ChunkErrorCode::IncompleteBody => S3ErrorCode::IncompleteBody,
+            ChunkErrorCode::InvalidRequest => S3ErrorCode::InvalidRequest,
+        };
+        S3Error::with_message(code, e.message())
+    }
+}

@@ -1,0 +1,584 @@
+//! CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload,
+//! ListParts, ListMultipartUploads.
+
+use std::sync::Arc;
+
+use coffre_crypto::checksum::{combine_full_object_crc, composite_checksum, ChecksumAlgorithm};
+use coffre_storage::{ObjectMeta, PartInfo, PartRecord, UploadListQuery, UploadRecord};
+use http::{HeaderValue, Response, StatusCode};
+use md5::{Digest, Md5};
+
+use super::objects::bucket_record;
+use super::{empty_response, quoted_etag, xml_response};
+use crate::s3::body::Body;
+use crate::s3::error::{S3Error, S3ErrorCode};
+use crate::s3::object_headers::meta_from_request;
+use crate::s3::operation::MAX_PART_NUMBER;
+use crate::s3::payload_digest::PayloadDigest;
+use crate::s3::payload_writer::receive_payload;
+use crate::s3::timestamp::iso8601;
+use crate::s3::xml::{self, XmlWriter};
+use crate::s3::{blocking, RequestContext};
+
+/// Every part but the last must be at least this large.
+pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+const MAX_COMPLETE_BODY: usize = 2 * 1024 * 1024;
+
+/// The checksum an upload was created with. Kept in the upload's `ObjectMeta`: the
+/// algorithm name with an empty value until completion, and the checksum type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UploadChecksum {
+    algorithm: ChecksumAlgorithm,
+    full_object: bool,
+    /// Named by the client (echoed back) rather than our CRC64NVME default.
+    requested: bool,
+}
+
+impl UploadChecksum {
+    fn from_create_headers(headers: &http::HeaderMap) -> Result<Option<Self>, S3Error> {
+        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        let Some(name) = header("x-amz-checksum-algorithm") else {
+            return Ok(None);
+        };
+        let algorithm = ChecksumAlgorithm::from_name(name).ok_or_else(|| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                format!("Checksum algorithm provided is unsupported: {name}"),
+            )
+        })?;
+        let crc = matches!(
+            algorithm,
+            ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c | ChecksumAlgorithm::Crc64Nvme
+        );
+        let full_object = match header("x-amz-checksum-type") {
+            None => algorithm == ChecksumAlgorithm::Crc64Nvme,
+            Some(t) if t.eq_ignore_ascii_case("FULL_OBJECT") && crc => true,
+            Some(t) if t.eq_ignore_ascii_case("COMPOSITE")
+                && algorithm != ChecksumAlgorithm::Crc64Nvme =>
+            {
+                false
+            }
+            Some(t) => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidRequest,
+                    format!("The {t} checksum type cannot be used with the {name} checksum algorithm."),
+                ))
+            }
+        };
+        Ok(Some(Self {
+            algorithm,
+            full_object,
+            requested: true,
+        }))
+    }
+
+    fn store_in(self, meta: &mut ObjectMeta) {
+        meta.checksums = vec![(self.algorithm.name().to_owned(), String::new())];
+        meta.checksum_type = Some(self.type_name().to_owned());
+    }
+
+    fn of_upload(upload: &UploadRecord) -> Self {
+        let named = upload
+            .meta
+            .checksums
+            .first()
+            .and_then(|(name, _)| ChecksumAlgorithm::from_name(name));
+        match named {
+            Some(algorithm) => Self {
+                algorithm,
+                full_object: upload.meta.checksum_type.as_deref() == Some("FULL_OBJECT"),
+                requested: true,
+            },
+            None => Self {
+                algorithm: ChecksumAlgorithm::Crc64Nvme,
+                full_object: true,
+                requested: false,
+            },
+        }
+    }
+
+    fn type_name(self) -> &'static str {
+        if self.full_object {
+            "FULL_OBJECT"
+        } else {
+            "COMPOSITE"
+        }
+    }
+
+    /// The whole object's checksum from the parts', if every part has one.
+    fn combine(self, parts: &[PartRecord]) -> Option<String> {
+        let values: Option<Vec<(&str, u64)>> = parts
+            .iter()
+            .map(|p| {
+                p.checksums
+                    .iter()
+                    .find(|(n, _)| ChecksumAlgorithm::from_name(n) == Some(self.algorithm))
+                    .map(|(_, v)| (v.as_str(), p.size))
+            })
+            .collect();
+        let values = values?;
+        if self.full_object {
+            combine_full_object_crc(self.algorithm, &values)
+        } else {
+            let only: Vec<&str> = values.iter().map(|(v, _)| *v).collect();
+            composite_checksum(self.algorithm, &only)
+        }
+    }
+}
+
+pub async fn create_multipart_upload(
+    ctx: RequestContext,
+    bucket: String,
+    key: String,
+) -> Result<Response<Body>, S3Error> {
+    let record = bucket_record(&ctx, &bucket).await?;
+    let mut meta = meta_from_request(&ctx.headers)?;
+    let checksum = UploadChecksum::from_create_headers(&ctx.headers)?;
+    if let Some(checksum) = checksum {
+        checksum.store_in(&mut meta);
+    }
+    let (store, scope, name) = (ctx.store.clone(), ctx.scope.clone(), key.clone());
+    let upload = blocking(move || store.create_upload(&scope, &record, &name, meta)).await?;
+
+    let mut w = XmlWriter::new();
+    w.open_root("InitiateMultipartUploadResult");
+    w.element("Bucket", &bucket);
+    w.element("Key", &key);
+    w.element("UploadId", &upload.upload_id);
+    w.close("InitiateMultipartUploadResult");
+    let mut response = xml_response(w.finish());
+    if let Some(checksum) = checksum {
+        let headers = response.headers_mut();
+        headers.insert(
+            "x-amz-checksum-algorithm",
+            HeaderValue::from_static(checksum.algorithm.name()),
+        );
+        headers.insert(
+            "x-amz-checksum-type",
+            HeaderValue::from_static(checksum.type_name()),
+        );
+    }
+    Ok(response)
+}
+
+pub async fn upload_part(
+    mut ctx: RequestContext,
+    bucket: String,
+    upload_id: String,
+    part_number: u32,
+) -> Result<Response<Body>, S3Error> {
+    let record = Arc::new(bucket_record(&ctx, &bucket).await?);
+    {
+        let (store, scope, record, id) = (
+            ctx.store.clone(),
+            ctx.scope.clone(),
+            record.clone(),
+            upload_id.clone(),
+        );
+        blocking(move || store.upload(&scope, &record, &id)).await?;
+    }
+    let digest = PayloadDigest::from_headers(&ctx.headers)?;
+    let writer = {
+        let (store, scope, record) = (ctx.store.clone(), ctx.scope.clone(), record.clone());
+        blocking(move || store.data_writer(&scope, &record)).await?
+    };
+    let (data, digests) = receive_payload(&mut ctx.body, writer, digest).await?;
+    let (algorithm, value) = digests.checksum.clone();
+    let part = PartInfo {
+        etag: digests.md5_hex.clone(),
+        size: data.size(),
+        checksums: vec![(algorithm.name().to_owned(), value.clone())],
+    };
+    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
+    blocking(move || store.put_part(&scope, &record, &upload_id, part_number, part, data)).await?;
+
+    let mut response = empty_response(StatusCode::OK);
+    let headers = response.headers_mut();
+    headers.insert(http::header::ETAG, quoted_etag(&digests.md5_hex));
+    if digests.requested {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(algorithm.header_name(), v);
+        }
+    }
+    Ok(response)
+}
+
+/// A part as the client lists it in CompleteMultipartUpload.
+struct ChosenPart {
+    number: u32,
+    etag: String,
+    checksums: Vec<(ChecksumAlgorithm, String)>,
+}
+
+fn parse_complete_body(body: &[u8]) -> Result<Vec<ChosenPart>, S3Error> {
+    let root = xml::parse(body)?;
+    if root.name != "CompleteMultipartUpload" {
+        return Err(S3Error::new(S3ErrorCode::MalformedXML));
+    }
+    let mut parts = Vec::new();
+    for part in root.children_named("Part") {
+        let number = part
+            .child_text("PartNumber")
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
+            .ok_or_else(|| S3Error::new(S3ErrorCode::MalformedXML))?;
+        let etag = part
+            .child_text("ETag")
+            .ok_or_else(|| S3Error::new(S3ErrorCode::MalformedXML))?
+            .trim()
+            .trim_matches('"')
+            .to_owned();
+        let checksums = ChecksumAlgorithm::ALL
+            .into_iter()
+            .filter_map(|alg| {
+                let element = format!("Checksum{}", alg.name());
+                part.child_text(&element).map(|v| (alg, v.trim().to_owned()))
+            })
+            .collect();
+        parts.push(ChosenPart {
+            number,
+            etag,
+            checksums,
+        });
+    }
+    if parts.is_empty() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published \
+             schema: you must specify at least one part.",
+        ));
+    }
+    if parts.windows(2).any(|w| w[0].number >= w[1].number) {
+        return Err(S3Error::new(S3ErrorCode::InvalidPartOrder));
+    }
+    Ok(parts)
+}
+
+/// Multipart ETag: MD5 of the concatenated binary part MD5s, then `-N`.
+fn multipart_etag(parts: &[PartRecord]) -> Result<String, S3Error> {
+    let mut md5 = Md5::new();
+    for part in parts {
+        let raw = hex::decode(&part.etag).map_err(S3Error::internal)?;
+        md5.update(&raw);
+    }
+    Ok(format!("{}-{}", hex::encode(md5.finalize()), parts.len()))
+}
+
+pub async fn complete_multipart_upload(
+    mut ctx: RequestContext,
+    bucket: String,
+    key: String,
+    upload_id: String,
+) -> Result<Response<Body>, S3Error> {
+    let record = Arc::new(bucket_record(&ctx, &bucket).await?);
+    let body = ctx.body.collect(MAX_COMPLETE_BODY).await?;
+    let chosen = parse_complete_body(&body)?;
+
+    let (upload, stored) = {
+        let (store, scope, record, id) = (
+            ctx.store.clone(),
+            ctx.scope.clone(),
+            record.clone(),
+            upload_id.clone(),
+        );
+        blocking(move || {
+            let upload = store.upload(&scope, &record, &id)?;
+            let (parts, _) = store.list_parts(&scope, &record, &id, 0, MAX_PART_NUMBER as usize)?;
+            Ok((upload, parts))
+        })
+        .await?
+    };
+
+    // Resolve each chosen part to its stored record, as S3 checks them.
+    let mut parts: Vec<PartRecord> = Vec::with_capacity(chosen.len());
+    for c in &chosen {
+        let invalid = || {
+            S3Error::with_message(
+                S3ErrorCode::InvalidPart,
+                format!(
+                    "One or more of the specified parts could not be found. The part may not \
+                     have been uploaded, or the specified entity tag may not match the part's \
+                     entity tag. (part {})",
+                    c.number
+                ),
+            )
+        };
+        let part = stored
+            .iter()
+            .find(|p| p.part_number == c.number)
+            .ok_or_else(invalid)?;
+        if part.etag != c.etag {
+            return Err(invalid());
+        }
+        for (alg, value) in &c.checksums {
+            let matches = part
+                .checksums
+                .iter()
+                .any(|(n, v)| ChecksumAlgorithm::from_name(n) == Some(*alg) && v == value);
+            if !matches {
+                return Err(invalid());
+            }
+        }
+        parts.push(part.clone());
+    }
+    if let Some(small) = parts[..parts.len() - 1]
+        .iter()
+        .find(|p| p.size < MIN_PART_BYTES)
+    {
+        return Err(S3Error::with_message(
+            S3ErrorCode::EntityTooSmall,
+            format!(
+                "Your proposed upload is smaller than the minimum allowed object size. Part {} \
+                 has {} bytes; every part but the last must have at least {MIN_PART_BYTES}.",
+                small.part_number, small.size
+            ),
+        ));
+    }
+
+    let checksum = UploadChecksum::of_upload(&upload);
+    let combined = checksum.combine(&parts);
+    if let Some(declared) = ctx
+        .headers
+        .get(checksum.algorithm.header_name())
+        .and_then(|v| v.to_str().ok())
+    {
+        if combined.as_deref() != Some(declared.trim()) {
+            return Err(S3Error::with_message(
+                S3ErrorCode::BadDigest,
+                format!(
+                    "The {} you specified did not match the calculated checksum.",
+                    checksum.algorithm.name()
+                ),
+            ));
+        }
+    }
+
+    let mut meta = upload.meta.clone();
+    meta.size = parts.iter().map(|p| p.size).sum();
+    meta.etag = multipart_etag(&parts)?;
+    meta.checksums = combined
+        .iter()
+        .map(|v| (checksum.algorithm.name().to_owned(), v.clone()))
+        .collect();
+    meta.checksum_type = combined.as_ref().map(|_| checksum.type_name().to_owned());
+    let etag = meta.etag.clone();
+    let chosen_ids: Vec<(u32, String)> = chosen.into_iter().map(|c| (c.number, c.etag)).collect();
+    let (store, scope, id) = (ctx.store.clone(), ctx.scope.clone(), upload_id.clone());
+    blocking(move || {
+        store.complete_upload(&scope, &record, &id, &chosen_ids, move |_, _| Ok(meta))
+    })
+    .await?;
+
+    let mut w = XmlWriter::new();
+    w.open_root("CompleteMultipartUploadResult");
+    w.element("Location", &format!("/{bucket}/{key}"));
+    w.element("Bucket", &bucket);
+    w.element("Key", &key);
+    w.element("ETag", &format!("\"{etag}\""));
+    if let (Some(value), true) = (&combined, checksum.requested) {
+        w.element(checksum_element(checksum.algorithm), value);
+        w.element("ChecksumType", checksum.type_name());
+    }
+    w.close("CompleteMultipartUploadResult");
+    Ok(xml_response(w.finish()))
+}
+
+fn checksum_element(alg: ChecksumAlgorithm) -> &'static str {
+    match alg {
+        ChecksumAlgorithm::Crc32 => "ChecksumCRC32",
+        ChecksumAlgorithm::Crc32c => "ChecksumCRC32C",
+        ChecksumAlgorithm::Crc64Nvme => "ChecksumCRC64NVME",
+        ChecksumAlgorithm::Sha1 => "ChecksumSHA1",
+        ChecksumAlgorithm::Sha256 => "ChecksumSHA256",
+    }
+}
+
+pub async fn abort_multipart_upload(
+    ctx: RequestContext,
+    bucket: String,
+    upload_id: String,
+) -> Result<Response<Body>, S3Error> {
+    let record = bucket_record(&ctx, &bucket).await?;
+    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
+    blocking(move || store.abort_upload(&scope, &record, &upload_id)).await?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+fn number_param(ctx: &RequestContext, name: &str, default: usize, max: usize) -> Result<usize, S3Error> {
+    match ctx.query.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .map(|n| n.min(max))
+            .map_err(|_| {
+                S3Error::with_message(
+                    S3ErrorCode::InvalidArgument,
+                    format!("Provided {name} not an integer or within integer range"),
+                )
+            }),
+    }
+}
+
+pub async fn list_parts(
+    ctx: RequestContext,
+    bucket: String,
+    key: String,
+    upload_id: String,
+) -> Result<Response<Body>, S3Error> {
+    let record = bucket_record(&ctx, &bucket).await?;
+    let max_parts = number_param(&ctx, "max-parts", 1000, 1000)?;
+    let marker = number_param(&ctx, "part-number-marker", 0, MAX_PART_NUMBER as usize)? as u32;
+    let (store, scope, id) = (ctx.store.clone(), ctx.scope.clone(), upload_id.clone());
+    let (upload, (parts, truncated)) = blocking(move || {
+        let upload = store.upload(&scope, &record, &id)?;
+        let parts = store.list_parts(&scope, &record, &id, marker, max_parts)?;
+        Ok((upload, parts))
+    })
+    .await?;
+    let checksum = UploadChecksum::of_upload(&upload);
+    let owner = ctx.scope.tenant_id().to_hex();
+
+    let mut w = XmlWriter::new();
+    w.open_root("ListPartsResult");
+    w.element("Bucket", &bucket);
+    w.element("Key", &key);
+    w.element("UploadId", &upload_id);
+    write_principal(&mut w, "Initiator", &owner);
+    write_principal(&mut w, "Owner", &owner);
+    w.element("StorageClass", "STANDARD");
+    w.element_display("PartNumberMarker", marker);
+    if let Some(last) = parts.last() {
+        w.element_display("NextPartNumberMarker", last.part_number);
+    }
+    w.element_display("MaxParts", max_parts);
+    w.element_display("IsTruncated", truncated);
+    if checksum.requested {
+        w.element("ChecksumAlgorithm", checksum.algorithm.name());
+        w.element("ChecksumType", checksum.type_name());
+    }
+    for part in &parts {
+        w.open("Part");
+        w.element_display("PartNumber", part.part_number);
+        w.element("LastModified", &iso8601(part.last_modified));
+        w.element("ETag", &format!("\"{}\"", part.etag));
+        w.element_display("Size", part.size);
+        if checksum.requested {
+            for (name, value) in &part.checksums {
+                if ChecksumAlgorithm::from_name(name) == Some(checksum.algorithm) {
+                    w.element(checksum_element(checksum.algorithm), value);
+                }
+            }
+        }
+        w.close("Part");
+    }
+    w.close("ListPartsResult");
+    Ok(xml_response(w.finish()))
+}
+
+fn write_principal(w: &mut XmlWriter, tag: &'static str, id: &str) {
+    w.open(tag);
+    w.element("ID", id);
+    w.element("DisplayName", id);
+    w.close(tag);
+}
+
+pub async fn list_multipart_uploads(
+    ctx: RequestContext,
+    bucket: String,
+) -> Result<Response<Body>, S3Error> {
+    let record = bucket_record(&ctx, &bucket).await?;
+    let query = UploadListQuery {
+        prefix: ctx.query.get("prefix").unwrap_or_default().to_owned(),
+        delimiter: ctx
+            .query
+            .get("delimiter")
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned),
+        key_marker: ctx.query.get("key-marker").filter(|m| !m.is_empty()).map(str::to_owned),
+        upload_id_marker: ctx
+            .query
+            .get("upload-id-marker")
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned),
+        max_uploads: number_param(&ctx, "max-uploads", 1000, 1000)?,
+    };
+    let encode_url = match ctx.query.get("encoding-type") {
+        None => false,
+        Some(t) if t.eq_ignore_ascii_case("url") => true,
+        Some(_) => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "Invalid Encoding Method specified in Request",
+            ))
+        }
+    };
+    let enc = |s: &str| {
+        if encode_url {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        } else {
+            s.to_owned()
+        }
+    };
+    let (store, scope, q) = (ctx.store.clone(), ctx.scope.clone(), query.clone());
+    let page = blocking(move || store.list_uploads(&scope, &record, &q)).await?;
+    let owner = ctx.scope.tenant_id().to_hex();
+
+    let mut w = XmlWriter::new();
+    w.open_root("ListMultipartUploadsResult");
+    w.element("Bucket", &bucket);
+    w.element("KeyMarker", &enc(query.key_marker.as_deref().unwrap_or_default()));
+    w.element("UploadIdMarker", query.upload_id_marker.as_deref().unwrap_or_default());
+    if let Some(next) = &page.next_key_marker {
+        w.element("NextKeyMarker", &enc(next));
+    }
+    if let Some(next) = &page.next_upload_id_marker {
+        w.element("NextUploadIdMarker", next);
+    }
+    w.element("Prefix", &enc(&query.prefix));
+    if let Some(d) = &query.delimiter {
+        w.element("Delimiter", &enc(d));
+    }
+    w.element_display("MaxUploads", query.max_uploads);
+    w.element_display("IsTruncated", page.is_truncated);
+    if encode_url {
+        w.element("EncodingType", "url");
+    }
+    for upload in &page.uploads {
+        w.open("Upload");
+        w.element("Key", &enc(&upload.key));
+        w.element("UploadId", &upload.upload_id);
+        write_principal(&mut w, "Initiator", &owner);
+        write_principal(&mut w, "Owner", &owner);
+        w.element("StorageClass", "STANDARD");
+        w.element("Initiated", &iso8601(upload.initiated));
+        w.close("Upload");
+    }
+    for prefix in &page.common_prefixes {
+        w.open("CommonPrefixes");
+        w.element("Prefix", &enc(prefix));
+        w.close("CommonPrefixes");
+    }
+    w.close("ListMultipartUploadsResult");
+    Ok(xml_response(w.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_body_rules() {
+        let body = |parts: &str| format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>");
+        let part = |n: u32| format!("<Part><PartNumber>{n}</PartNumber><ETag>\"e{n}\"</ETag></Part>");
+        let ok = parse_complete_body(body(&(part(1) + &part(3))).as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[1].etag, "e3");
+        let code = |b: String| parse_complete_body(b.as_bytes()).err().map(|e| e.code());
+        assert_eq!(code(body(&(part(2) + &part(1)))), Some(S3ErrorCode::InvalidPartOrder));
+        assert_eq!(code(body(&(part(2) + &part(2)))), Some(S3ErrorCode::InvalidPartOrder));
+        assert_eq!(code(body("")), Some(S3ErrorCode::MalformedXML));
+        assert_eq!(code(body(&part(0))), Some(S3ErrorCode::MalformedXML));
+        assert_eq!(code("<Other/>".into()), Some(S3ErrorCode::MalformedXML));
+    }
+}

@@ -1,0 +1,226 @@
+//! PutObject, GetObject, HeadObject, DeleteObject.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use coffre_storage::{BucketRecord, ObjectRecord};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use tokio::sync::mpsc;
+
+use super::{empty_response, quoted_etag};
+use crate::s3::body::{self, Body, ChannelBody};
+use crate::s3::error::S3Error;
+use crate::s3::object_headers::{meta_from_request, write_response_headers};
+use crate::s3::payload_digest::PayloadDigest;
+use crate::s3::payload_writer::receive_payload;
+use crate::s3::range::{parse_range, ByteRange};
+use crate::s3::timestamp::http_date;
+use crate::s3::{blocking, conditional, RequestContext};
+
+/// The largest single PUT (and part) S3 accepts.
+pub const MAX_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// Bytes read from storage per step of a GET.
+const READ_CHUNK: usize = 1 << 20;
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+pub async fn bucket_record(ctx: &RequestContext, bucket: &str) -> Result<BucketRecord, S3Error> {
+    let (store, scope, name) = (ctx.store.clone(), ctx.scope.clone(), bucket.to_owned());
+    blocking(move || store.bucket(&scope, &name))
+        .await
+        .map_err(|e| e.resource(format!("/{bucket}")))
+}
+
+pub async fn put_object(
+    mut ctx: RequestContext,
+    bucket: String,
+    key: String,
+) -> Result<Response<Body>, S3Error> {
+    let record = Arc::new(bucket_record(&ctx, &bucket).await?);
+    let mut meta = meta_from_request(&ctx.headers)?;
+    let digest = PayloadDigest::from_headers(&ctx.headers)?;
+    let writer = {
+        let (store, scope, record) = (ctx.store.clone(), ctx.scope.clone(), record.clone());
+        blocking(move || store.data_writer(&scope, &record)).await?
+    };
+    let (data, digests) = receive_payload(&mut ctx.body, writer, digest).await?;
+    meta.size = data.size();
+    meta.etag = digests.md5_hex.clone();
+    let (algorithm, value) = digests.checksum.clone();
+    meta.checksums = vec![(algorithm.name().to_owned(), value.clone())];
+    meta.checksum_type = Some("FULL_OBJECT".to_owned());
+    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
+    blocking(move || store.put_object(&scope, &record, &key, meta, data)).await?;
+
+    let mut response = empty_response(StatusCode::OK);
+    let headers = response.headers_mut();
+    headers.insert(http::header::ETAG, quoted_etag(&digests.md5_hex));
+    if digests.requested {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(algorithm.header_name(), v);
+        }
+        headers.insert("x-amz-checksum-type", HeaderValue::from_static("FULL_OBJECT"));
+    }
+    Ok(response)
+}
+
+async fn object_record(
+    ctx: &RequestContext,
+    bucket: &str,
+    key: &str,
+) -> Result<(BucketRecord, ObjectRecord), S3Error> {
+    let record = bucket_record(ctx, bucket).await?;
+    let (store, scope, name) = (ctx.store.clone(), ctx.scope.clone(), key.to_owned());
+    let bucket_record = record.clone();
+    let object = blocking(move || store.object(&scope, &bucket_record, &name))
+        .await
+        .map_err(|e| e.resource(format!("/{bucket}/{key}")))?;
+    Ok((record, object))
+}
+
+/// Headers shared by GET and HEAD.
+fn object_headers(ctx: &RequestContext, object: &ObjectRecord, out: &mut HeaderMap) {
+    out.insert(http::header::ETAG, quoted_etag(&object.meta.etag));
+    if let Ok(v) = HeaderValue::from_str(&http_date(object.last_modified)) {
+        out.insert(http::header::LAST_MODIFIED, v);
+    }
+    out.insert(http::header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    write_response_headers(&object.meta, &ctx.query, out);
+    if object.parts.len() > 1 {
+        if let Ok(v) = HeaderValue::from_str(&object.parts.len().to_string()) {
+            out.insert("x-amz-mp-parts-count", v);
+        }
+    }
+}
+
+/// Checksums are returned only when asked for, and only for the whole object.
+fn checksum_headers(ctx: &RequestContext, object: &ObjectRecord, out: &mut HeaderMap) {
+    let enabled = ctx
+        .headers
+        .get("x-amz-checksum-mode")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"ENABLED"));
+    if !enabled {
+        return;
+    }
+    for (name, value) in &object.meta.checksums {
+        let header = coffre_crypto::checksum::ChecksumAlgorithm::from_name(name);
+        if let (Some(alg), Ok(value)) = (header, HeaderValue::from_str(value)) {
+            out.insert(alg.header_name(), value);
+        }
+    }
+    if let Some(kind) = object
+        .meta
+        .checksum_type
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(t).ok())
+    {
+        out.insert("x-amz-checksum-type", kind);
+    }
+}
+
+pub async fn head_object(
+    ctx: RequestContext,
+    bucket: String,
+    key: String,
+) -> Result<Response<Body>, S3Error> {
+    let (_, object) = object_record(&ctx, &bucket, &key).await?;
+    conditional::check(&ctx.headers, &object.meta.etag, object.last_modified)?;
+    let size = object.meta.size;
+    let range = parse_range(header(&ctx.headers, "range"), size)?;
+    let mut response = empty_response(StatusCode::OK);
+    let headers = response.headers_mut();
+    object_headers(&ctx, &object, headers);
+    let length = match range {
+        Some(range) => {
+            set_range_headers(headers, range, size);
+            range.len()
+        }
+        None => {
+            checksum_headers(&ctx, &object, headers);
+            size
+        }
+    };
+    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
+    if range.is_some() {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    Ok(response)
+}
+
+pub async fn get_object(
+    ctx: RequestContext,
+    bucket: String,
+    key: String,
+) -> Result<Response<Body>, S3Error> {
+    let (_, object) = object_record(&ctx, &bucket, &key).await?;
+    conditional::check(&ctx.headers, &object.meta.etag, object.last_modified)?;
+    let size = object.meta.size;
+    let range = parse_range(header(&ctx.headers, "range"), size)?;
+    let ByteRange { start, end } = range.unwrap_or(ByteRange { start: 0, end: size });
+
+    let reader = {
+        let (store, scope, object) = (ctx.store.clone(), ctx.scope.clone(), object.clone());
+        blocking(move || store.object_reader(&scope, &object)).await?
+    };
+    let body = if start == end {
+        body::empty()
+    } else {
+        stream_range(reader, start, end, object.key.clone())
+    };
+
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    object_headers(&ctx, &object, headers);
+    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    match range {
+        Some(range) => {
+            set_range_headers(headers, range, size);
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        }
+        None => checksum_headers(&ctx, &object, headers),
+    }
+    Ok(response)
+}
+
+/// Reads `start..end` on the blocking pool and streams it; a failure mid-way (a corrupt or
+/// missing data file) cuts the connection, since the status line has already gone out.
+fn stream_range(
+    mut reader: coffre_storage::ObjectReader,
+    start: u64,
+    end: u64,
+    key: String,
+) -> Body {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let result = reader.read_range(start, end, READ_CHUNK, &mut |chunk| {
+            tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
+        });
+        if let Err(e) = result {
+            tracing::error!(key = %key, error = %e, "object read failed mid-stream");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    use http_body_util::BodyExt;
+    ChannelBody::new(rx, end - start).boxed()
+}
+
+fn set_range_headers(headers: &mut HeaderMap, range: ByteRange, size: u64) {
+    if let Ok(v) = HeaderValue::from_str(&range.content_range(size)) {
+        headers.insert(http::header::CONTENT_RANGE, v);
+    }
+}
+
+pub async fn delete_object(
+    ctx: RequestContext,
+    bucket: String,
+    key: String,
+) -> Result<Response<Body>, S3Error> {
+    let record = bucket_record(&ctx, &bucket).await?;
+    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
+    blocking(move || store.delete_object(&scope, &record, &key)).await?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+

@@ -1,0 +1,191 @@
+//! The S3 request pipeline: request id, routing, authentication, authorization, handler,
+//! and the error response. Logging is applied here, around the handlers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use coffre_storage::Store;
+use http::{HeaderValue, Method, Request, Response};
+use hyper::body::Incoming;
+use rand::RngCore;
+use tracing::Instrument;
+
+use super::auth::{authenticate, authorize};
+use super::body::{self, Body};
+use super::error::{S3Error, S3ErrorCode};
+use super::handlers::{buckets, list_objects, multipart_upload, objects};
+use super::operation::Operation;
+use super::query::Query;
+use super::request_body::RequestBody;
+use super::RequestContext;
+
+/// Bodies of requests that carry an XML document or nothing.
+const MAX_SMALL_BODY: u64 = 4 * 1024 * 1024;
+
+pub struct S3Service {
+    store: Arc<Store>,
+    region: Arc<str>,
+    domain: Option<String>,
+}
+
+impl S3Service {
+    pub fn new(store: Arc<Store>, region: String, domain: Option<String>) -> Self {
+        Self {
+            store,
+            region: region.into(),
+            domain,
+        }
+    }
+
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+        let request_id = new_request_id();
+        let is_head = request.method() == Method::HEAD;
+        let span = tracing::info_span!(
+            "s3",
+            request_id = %request_id,
+            op = tracing::field::Empty,
+            tenant = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let method = request.method().clone();
+        let result = self.dispatch(request).instrument(span.clone()).await;
+        let mut response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                let _entered = span.enter();
+                if error.status().is_server_error() {
+                    tracing::error!(error = %error, "request failed");
+                } else {
+                    tracing::debug!(error = %error, "request refused");
+                }
+                error_response(&error, &request_id, is_head)
+            }
+        };
+        if let Ok(id) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-amz-request-id", id.clone());
+            response.headers_mut().insert("x-amz-id-2", id);
+        }
+        response
+            .headers_mut()
+            .insert(http::header::SERVER, HeaderValue::from_static("Coffre"));
+        span.in_scope(|| {
+            tracing::debug!(
+                method = %method,
+                status = response.status().as_u16(),
+                micros = started.elapsed().as_micros() as u64,
+                "request"
+            );
+        });
+        response
+    }
+
+    async fn dispatch(&self, request: Request<Incoming>) -> Result<Response<Body>, S3Error> {
+        let (parts, incoming) = request.into_parts();
+        let query = Query::parse(parts.uri.query().unwrap_or(""));
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(parts.uri.host());
+        let operation = Operation::parse(
+            &parts.method,
+            host,
+            self.domain.as_deref(),
+            parts.uri.path(),
+            &query,
+            parts.headers.contains_key("x-amz-copy-source"),
+        )?;
+        tracing::Span::current().record("op", operation.name());
+
+        let auth = authenticate(&self.store, &parts, &self.region).await?;
+        tracing::Span::current().record("tenant", tracing::field::display(auth.scope.tenant_id()));
+        authorize(&auth.scope, &operation)?;
+
+        let limit = match operation {
+            Operation::PutObject { .. } | Operation::UploadPart { .. } => {
+                objects::MAX_PUT_BYTES
+            }
+            _ => MAX_SMALL_BODY,
+        };
+        let body = RequestBody::new(incoming, &parts.headers, &auth.payload, auth.chunk_signer, limit)?;
+        let ctx = RequestContext {
+            store: self.store.clone(),
+            scope: Arc::new(auth.scope),
+            region: self.region.clone(),
+            headers: parts.headers,
+            query,
+            body,
+        };
+        route(ctx, operation).await
+    }
+}
+
+async fn route(ctx: RequestContext, operation: Operation) -> Result<Response<Body>, S3Error> {
+    use Operation as Op;
+    match operation {
+        Op::ListBuckets => buckets::list_buckets(ctx).await,
+        Op::CreateBucket { bucket } => buckets::create_bucket(ctx, bucket).await,
+        Op::HeadBucket { bucket } => buckets::head_bucket(ctx, bucket).await,
+        Op::DeleteBucket { bucket } => buckets::delete_bucket(ctx, bucket).await,
+        Op::GetBucketLocation { bucket } => buckets::get_bucket_location(ctx, bucket).await,
+        Op::GetBucketVersioning { bucket } => buckets::get_bucket_versioning(ctx, bucket).await,
+        Op::ListObjects { bucket } => list_objects::list_objects_v1(ctx, bucket).await,
+        Op::ListObjectsV2 { bucket } => list_objects::list_objects_v2(ctx, bucket).await,
+        Op::ListMultipartUploads { bucket } => {
+            multipart_upload::list_multipart_uploads(ctx, bucket).await
+        }
+        Op::PutObject { bucket, key } => objects::put_object(ctx, bucket, key).await,
+        Op::GetObject { bucket, key } => objects::get_object(ctx, bucket, key).await,
+        Op::HeadObject { bucket, key } => objects::head_object(ctx, bucket, key).await,
+        Op::DeleteObject { bucket, key } => objects::delete_object(ctx, bucket, key).await,
+        Op::CreateMultipartUpload { bucket, key } => {
+            multipart_upload::create_multipart_upload(ctx, bucket, key).await
+        }
+        Op::UploadPart {
+            bucket,
+            upload_id,
+            part_number,
+            ..
+        } => multipart_upload::upload_part(ctx, bucket, upload_id, part_number).await,
+        Op::CompleteMultipartUpload {
+            bucket,
+            key,
+            upload_id,
+        } => multipart_upload::complete_multipart_upload(ctx, bucket, key, upload_id).await,
+        Op::AbortMultipartUpload {
+            bucket, upload_id, ..
+        } => multipart_upload::abort_multipart_upload(ctx, bucket, upload_id).await,
+        Op::ListParts {
+            bucket,
+            key,
+            upload_id,
+        } => multipart_upload::list_parts(ctx, bucket, key, upload_id).await,
+        Op::Unsupported { name } => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            format!("{name} is not implemented by Coffre."),
+        )),
+    }
+}
+
+fn new_request_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode_upper(bytes)
+}
+
+/// The S3 error response: XML body (none for HEAD and 304), right status.
+pub fn error_response(error: &S3Error, request_id: &str, is_head: bool) -> Response<Body> {
+    let no_body = is_head || error.code() == S3ErrorCode::NotModified;
+    let mut response = if no_body {
+        Response::new(body::empty())
+    } else {
+        let mut r = Response::new(body::full(error.to_xml(request_id)));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml"),
+        );
+        r
+    };
+    *response.status_mut() = error.status();
+    response
+}

@@ -1,0 +1,139 @@
+//! Listeners: the S3 API and the admin listener, each an accept loop handing connections
+//! to hyper. `serve` is what the binary runs and what in-process tests call.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use coffre_storage::{Store, StoreConfig};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::admin::AdminService;
+use crate::bootstrap;
+use crate::config::Config;
+use crate::gc;
+use crate::s3::service::S3Service;
+
+/// A running server: its bound addresses and a handle to stop it.
+pub struct Running {
+    pub s3_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish for a moment, then returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Opens the store, creates the embedded default tenant on first start, binds both
+/// listeners and starts serving. Returns once the listeners are bound.
+pub async fn serve(config: Config) -> anyhow::Result<Running> {
+    let store_config = StoreConfig {
+        meta_dir: config.meta_dir.clone(),
+        arrays: config.arrays.clone(),
+        inline_max: config.inline_max,
+    };
+    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
+        .await?
+        .context("opening the metadata store")?;
+    let store = Arc::new(store);
+    bootstrap::ensure_default_tenant(&store, &config).await?;
+
+    let s3_listener = TcpListener::bind(config.s3_listen)
+        .await
+        .with_context(|| format!("binding the S3 listener on {}", config.s3_listen))?;
+    let admin_listener = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("binding the admin listener on {}", config.admin_listen))?;
+    let s3_addr = s3_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let s3 = Arc::new(S3Service::new(
+        store.clone(),
+        config.region.clone(),
+        config.domain.clone(),
+    ));
+    let admin = Arc::new(AdminService::new(store.clone(), config.arrays.clone()));
+
+    let s3_task = tokio::spawn(accept_loop(s3_listener, shutdown_rx.clone(), move |req| {
+        let s3 = s3.clone();
+        async move { Ok::<_, Infallible>(s3.handle(req).await) }
+    }));
+    let admin_task = tokio::spawn(accept_loop(admin_listener, shutdown_rx.clone(), move |req| {
+        let admin = admin.clone();
+        async move { Ok::<_, Infallible>(admin.handle(req).await) }
+    }));
+    let gc_task = tokio::spawn(gc::run(store, config.gc_interval, shutdown_rx));
+
+    Ok(Running {
+        s3_addr,
+        admin_addr,
+        shutdown,
+        tasks: vec![s3_task, admin_task, gc_task],
+    })
+}
+
+/// How long a client has to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn accept_loop<F, Fut>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: F)
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<
+            Output = Result<hyper::Response<crate::s3::body::Body>, Infallible>,
+        > + Send
+        + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, _peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Small responses must not wait on Nagle against delayed ACKs.
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service_fn(handler));
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection closed with an error");
+                    }
+                }
+                _ = shutdown.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(10), connection).await;
+                }
+            }
+        });
+    }
+}

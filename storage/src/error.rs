@@ -1,0 +1,50 @@
+//! What can go wrong in storage, in terms the S3 layer can map to its error codes.
+
+/// Every failure of a storage call.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no such bucket")]
+    NoSuchBucket,
+    #[error("bucket already owned by you")]
+    BucketAlreadyOwnedByYou,
+    #[error("bucket not empty")]
+    BucketNotEmpty,
+    #[error("no such key")]
+    NoSuchKey,
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("invalid part {part_number}: missing or etag mismatch")]
+    InvalidPart { part_number: u32 },
+    #[error("a tenant with this name exists")]
+    TenantExists,
+    #[error("no such tenant")]
+    NoSuchTenant,
+    /// The array ran out of space while a data file was being written.
+    #[error("array {array} is full")]
+    ArrayFull { array: String },
+    /// No configured array has free space for a new data file.
+    #[error("no array available for new data")]
+    NoArrayAvailable,
+    /// Data written under one tenant's scope was handed to a call made with another's.
+    #[error("written data belongs to another tenant")]
+    ScopeMismatch,
+    /// The store's configuration cannot be used (duplicate array names, no arrays, ...).
+    #[error("invalid storage configuration: {0}")]
+    InvalidConfig(String),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("metadata store: {0}")]
+    Meta(String),
+    /// A metadata record or data file that cannot be trusted: unknown format version,
+    /// undecodable record, bad header, or a data file shorter than its recorded size.
+    #[error("corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<rocksdb::Error> for Error {
+    fn from(err: rocksdb::Error) -> Self {
+        Error::Meta(err.into_string())
+    }
+}

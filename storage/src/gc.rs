@@ -1,0 +1,154 @@
+//! Garbage collection: removes data files that no record references any more, either
+//! queued by the batch that superseded them or left behind by a process that died while
+//! writing them.
+
+use std::io;
+use std::path::PathBuf;
+
+use coffre_crypto::MaintenanceScope;
+
+use crate::arrays;
+use crate::error::Result;
+use crate::meta_store::{Batch, Cf, Durability};
+use crate::records::{GcEntry, GcState, Record};
+use crate::store::Store;
+
+/// Deletions of `gc` records are flushed in batches of this many.
+const DELETE_BATCH: usize = 1000;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcStats {
+    pub files_removed: u64,
+    pub bytes_removed: u64,
+}
+
+impl Store {
+    /// One pass over the queue. Intents of this process (writes in progress) are left
+    /// alone; entries on an array missing from the configuration are kept for later.
+    pub fn collect_garbage(&self, maint: &MaintenanceScope) -> Result<GcStats> {
+        let mut stats = GcStats::default();
+        let mut done = Batch::new();
+        let mut cursor = self.meta().cursor(Cf::Gc, None)?;
+        cursor.seek(&[]);
+        while let Some((key, value)) = cursor.next_entry()? {
+            let entry = GcEntry::decode(&value)?;
+            let candidates = match &entry.state {
+                GcState::Pending { boot_id } if *boot_id == self.shared.boot_id => continue,
+                GcState::Pending { .. } => vec![temp_path(self, &entry), final_path(self, &entry)],
+                GcState::Queued => vec![final_path(self, &entry)],
+            };
+            let Some(candidates) = candidates.into_iter().collect::<Option<Vec<PathBuf>>>() else {
+                tracing::warn!(task = maint.task(), array = %entry.location.array, "gc entry on an unknown array kept");
+                continue;
+            };
+            if remove_files(&candidates, &mut stats) {
+                done.delete(Cf::Gc, key);
+            }
+            if done.ops.len() >= DELETE_BATCH {
+                self.meta()
+                    .write(std::mem::take(&mut done), Durability::Buffered)?;
+            }
+        }
+        drop(cursor);
+        if !done.ops.is_empty() {
+            self.meta().write(done, Durability::Buffered)?;
+        }
+        Ok(stats)
+    }
+}
+
+fn final_path(store: &Store, entry: &GcEntry) -> Option<PathBuf> {
+    let array = store.shared.arrays.by_name(&entry.location.array)?;
+    Some(arrays::file_path(&array.path, entry.location.tenant, entry.location.file))
+}
+
+fn temp_path(store: &Store, entry: &GcEntry) -> Option<PathBuf> {
+    let array = store.shared.arrays.by_name(&entry.location.array)?;
+    Some(arrays::temp_path(&array.path, entry.location.tenant, entry.location.file))
+}
+
+/// Removes each file that exists; `false` if one could not be removed.
+fn remove_files(paths: &[PathBuf], stats: &mut GcStats) -> bool {
+    let mut all_gone = true;
+    for path in paths {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        match std::fs::remove_file(path) {
+            Ok(()) => {
+                stats.files_removed += 1;
+                stats.bytes_removed += size;
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "cannot remove data file");
+                all_gone = false;
+            }
+        }
+    }
+    all_gone
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::arrays::ArrayConfig;
+    use crate::keys;
+    use crate::records::FileLocation;
+    use crate::store::StoreConfig;
+    use crate::MemoryMetaStore;
+    use coffre_crypto::{ObjectId, TenantId};
+
+    fn store(dir: &std::path::Path) -> Store {
+        let arrays = vec![ArrayConfig {
+            name: "a".into(),
+            path: dir.join("a"),
+            weight: 1,
+            site: None,
+        }];
+        Store::with_meta_store(StoreConfig::new(dir.join("meta"), arrays), Box::new(MemoryMetaStore::new())).unwrap()
+    }
+
+    /// A file as a writer would leave it, with its intent recorded under `boot_id`.
+    fn leave_pending(store: &Store, boot_id: [u8; 16], temp: bool) -> PathBuf {
+        let location = FileLocation {
+            tenant: TenantId::random(),
+            array: "a".into(),
+            file: ObjectId::random(),
+        };
+        let entry = GcEntry {
+            location: location.clone(),
+            state: GcState::Pending { boot_id },
+        };
+        let path = if temp { temp_path(store, &entry) } else { final_path(store, &entry) }.unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"orphan").unwrap();
+        store
+            .meta()
+            .put(Cf::Gc, &keys::gc(location.file), &entry.encode().unwrap(), Durability::Synced)
+            .unwrap();
+        path
+    }
+
+    #[test]
+    fn intents_of_a_dead_process_are_collected_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let dead = [7u8; 16];
+        let orphan_temp = leave_pending(&store, dead, true);
+        let orphan_final = leave_pending(&store, dead, false);
+        let live = leave_pending(&store, store.shared.boot_id, true);
+
+        let stats = store.collect_garbage(&MaintenanceScope::new("test")).unwrap();
+        assert_eq!(stats, GcStats { files_removed: 2, bytes_removed: 12 });
+        assert!(!orphan_temp.exists() && !orphan_final.exists());
+        assert!(live.exists(), "a write in progress is not touched");
+
+        // The dead intents are gone; the live one is still queued.
+        let stats = store.collect_garbage(&MaintenanceScope::new("test")).unwrap();
+        assert_eq!(stats, GcStats::default());
+        let mut cursor = store.meta().cursor(Cf::Gc, None).unwrap();
+        cursor.seek(&[]);
+        assert!(cursor.next_entry().unwrap().is_some());
+        assert!(cursor.next_entry().unwrap().is_none());
+    }
+}

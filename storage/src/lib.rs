@@ -1,0 +1,40 @@
+//! Coffre's storage: tenants, access keys, buckets, objects and multipart uploads as records
+//! in an ordered metadata store (RocksDB), object data inline in those records or in
+//! immutable files on storage arrays, and the garbage collector for superseded data.
+//!
+//! The API is synchronous; the gateway calls it from blocking tasks. Every call on tenant
+//! data takes a [`coffre_crypto::TenantScope`], whose tenant id is the prefix of every
+//! metadata key and data path the call touches.
+
+mod arrays;
+mod buckets;
+mod data_file;
+mod data_writer;
+mod error;
+mod gc;
+mod keys;
+mod list_objects;
+mod list_uploads;
+mod memory_meta_store;
+mod meta_store;
+mod multipart_upload;
+mod object_reader;
+mod objects;
+mod records;
+mod store;
+mod tenants;
+
+pub use arrays::{ArrayConfig, ARRAY_RESERVE_BYTES};
+pub use data_writer::{DataWriter, WrittenData};
+pub use error::{Error, Result};
+pub use gc::GcStats;
+pub use list_objects::{ListEntry, ListPage, ListQuery, ObjectSummary};
+pub use list_uploads::{UploadListPage, UploadListQuery};
+pub use memory_meta_store::MemoryMetaStore;
+pub use meta_store::{Batch, BatchOp, Cf, Cursor, Durability, MetaStore, RocksMetaStore};
+pub use object_reader::ObjectReader;
+pub use records::{
+    AccessKeyState, BucketRecord, DataLocation, ObjectMeta, ObjectRecord, PartInfo, PartLayout,
+    PartRecord, TenantRecord, TenantState, UploadRecord,
+};
+pub use store::{Store, StoreConfig, DEFAULT_INLINE_MAX};

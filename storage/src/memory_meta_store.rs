@@ -1,0 +1,105 @@
+//! An in-memory [`MetaStore`]: the reference the behaviour tests hold RocksDB to, and a
+//! store for tests that need no durability.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::error::Result;
+use crate::meta_store::{Batch, BatchOp, Cf, Cursor, Durability, MetaStore};
+
+type Tables = BTreeMap<Cf, BTreeMap<Vec<u8>, Vec<u8>>>;
+
+#[derive(Default)]
+pub struct MemoryMetaStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryMetaStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn tables(&self) -> MutexGuard<'_, Tables> {
+        // A panic elsewhere cannot leave a map half-updated: batches apply after validation.
+        self.tables.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl MetaStore for MemoryMetaStore {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.tables().get(&cf).and_then(|t| t.get(key)).cloned())
+    }
+
+    fn put(&self, cf: Cf, key: &[u8], value: &[u8], _: Durability) -> Result<()> {
+        self.tables()
+            .entry(cf)
+            .or_default()
+            .insert(key.to_vec(), value.to_vec());
+        Ok(())
+    }
+
+    fn delete(&self, cf: Cf, key: &[u8], _: Durability) -> Result<()> {
+        self.tables().entry(cf).or_default().remove(key);
+        Ok(())
+    }
+
+    fn write(&self, batch: Batch, _: Durability) -> Result<()> {
+        let mut tables = self.tables();
+        for op in batch.ops {
+            match op {
+                BatchOp::Put { cf, key, value } => {
+                    tables.entry(cf).or_default().insert(key, value);
+                }
+                BatchOp::Delete { cf, key } => {
+                    tables.entry(cf).or_default().remove(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn cursor<'a>(&'a self, cf: Cf, upper_bound: Option<Vec<u8>>) -> Result<Box<dyn Cursor + 'a>> {
+        Ok(Box::new(MemoryCursor {
+            store: self,
+            cf,
+            position: None,
+            upper_bound,
+        }))
+    }
+}
+
+struct MemoryCursor<'a> {
+    store: &'a MemoryMetaStore,
+    cf: Cf,
+    /// `None` until the first seek, like an unpositioned RocksDB iterator.
+    position: Option<Bound<Vec<u8>>>,
+    upper_bound: Option<Vec<u8>>,
+}
+
+impl Cursor for MemoryCursor<'_> {
+    fn seek(&mut self, key: &[u8]) {
+        self.position = Some(Bound::Included(key.to_vec()));
+    }
+
+    fn next_entry(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let Some(position) = self.position.clone() else {
+            return Ok(None);
+        };
+        let tables = self.store.tables();
+        let Some(table) = tables.get(&self.cf) else {
+            return Ok(None);
+        };
+        let entry = table
+            .range((position, Bound::Unbounded))
+            .next()
+            .filter(|(key, _)| self.upper_bound.as_ref().is_none_or(|b| key < &b))
+            .map(|(key, value)| (key.clone(), value.clone()));
+        if let Some((key, _)) = &entry {
+            self.position = Some(Bound::Excluded(key.clone()));
+        } else {
+            self.position = None;
+        }
+        Ok(entry)
+    }
+}

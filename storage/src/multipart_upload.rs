@@ -1,0 +1,235 @@
+//! Multipart uploads: parts are written and superseded independently, then completion turns
+//! a chosen list of them into one object in a single synced batch.
+
+use coffre_crypto::{ObjectId, TenantId, TenantScope};
+
+use crate::data_writer::WrittenData;
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::meta_store::{Batch, Cf, Durability};
+use crate::objects::queue_locations;
+use crate::records::{
+    now, BucketRecord, ObjectMeta, ObjectRecord, PartInfo, PartLayout, PartRecord, Record,
+    UploadRecord,
+};
+use crate::store::Store;
+
+/// Upload ids are the hex of an [`ObjectId`]; anything else names no upload.
+fn parse_upload_id(upload_id: &str) -> Result<ObjectId> {
+    ObjectId::parse_hex(upload_id).map_err(|_| Error::NoSuchUpload)
+}
+
+impl Store {
+    /// Starts an upload; `meta` holds the headers given now (size and etag come at completion).
+    pub fn create_upload(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        key: &str,
+        meta: ObjectMeta,
+    ) -> Result<UploadRecord> {
+        let tenant = scope.tenant_id();
+        let id = ObjectId::random();
+        let upload = UploadRecord {
+            upload_id: id.to_hex(),
+            key: key.to_owned(),
+            initiated: now(),
+            meta,
+        };
+        let value = upload.encode()?;
+        let mut batch = Batch::new();
+        batch.put(Cf::Uploads, keys::upload_by_id(tenant, bucket.id, id), value.clone());
+        batch.put(
+            Cf::Uploads,
+            keys::upload_by_key(tenant, bucket.id, key.as_bytes(), id),
+            value,
+        );
+        let _bucket_guard = self.shared.locks.buckets_shared();
+        self.check_bucket_live(tenant, bucket)?;
+        self.meta().write(batch, Durability::Synced)?;
+        Ok(upload)
+    }
+
+    /// `NoSuchUpload` if absent, or if the id is malformed.
+    pub fn upload(&self, scope: &TenantScope, bucket: &BucketRecord, upload_id: &str) -> Result<UploadRecord> {
+        let id = parse_upload_id(upload_id)?;
+        self.get_upload(scope.tenant_id(), bucket, id)
+    }
+
+    fn get_upload(&self, tenant: TenantId, bucket: &BucketRecord, id: ObjectId) -> Result<UploadRecord> {
+        self.get_record(Cf::Uploads, &keys::upload_by_id(tenant, bucket.id, id))?
+            .ok_or(Error::NoSuchUpload)
+    }
+
+    /// Records a part, superseding (and queueing for collection) any earlier part with the
+    /// same number. The recorded size is the written data's.
+    pub fn put_part(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        upload_id: &str,
+        part_number: u32,
+        part: PartInfo,
+        data: WrittenData,
+    ) -> Result<()> {
+        let tenant = scope.tenant_id();
+        let id = parse_upload_id(upload_id)?;
+        let size = data.size();
+        let (location, pending) = data.into_location(tenant)?;
+        let record = PartRecord {
+            part_number,
+            etag: part.etag,
+            size,
+            last_modified: now(),
+            checksums: part.checksums,
+            location,
+        };
+        let part_key = keys::part(tenant, bucket.id, id, part_number);
+        let mut batch = Batch::new();
+        if let Some(pending) = &pending {
+            pending.commit_in(&mut batch);
+        }
+        {
+            let _upload_guard = self.shared.locks.upload(id);
+            self.get_upload(tenant, bucket, id)?;
+            if let Some(old) = self.get_record::<PartRecord>(Cf::Parts, &part_key)? {
+                queue_locations(&mut batch, tenant, [&old.location])?;
+            }
+            batch.put(Cf::Parts, part_key, record.encode()?);
+            self.meta().write(batch, Durability::Synced)?;
+        }
+        if let Some(pending) = pending {
+            pending.committed();
+        }
+        Ok(())
+    }
+
+    /// Parts after `part_number_marker`, at most `max_parts`, and whether more follow.
+    pub fn list_parts(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        upload_id: &str,
+        part_number_marker: u32,
+        max_parts: usize,
+    ) -> Result<(Vec<PartRecord>, bool)> {
+        let tenant = scope.tenant_id();
+        let id = parse_upload_id(upload_id)?;
+        self.get_upload(tenant, bucket, id)?;
+        let Some(first) = part_number_marker.checked_add(1) else {
+            return Ok((Vec::new(), false));
+        };
+        if max_parts == 0 {
+            return Ok((Vec::new(), false));
+        }
+        let mut parts = self.scan_parts(tenant, bucket, id, first, max_parts.saturating_add(1))?;
+        let truncated = parts.len() > max_parts;
+        parts.truncate(max_parts);
+        Ok((parts, truncated))
+    }
+
+    /// Up to `limit` parts numbered `first` and above, in order.
+    fn scan_parts(
+        &self,
+        tenant: TenantId,
+        bucket: &BucketRecord,
+        upload: ObjectId,
+        first: u32,
+        limit: usize,
+    ) -> Result<Vec<PartRecord>> {
+        let prefix = keys::parts_prefix(tenant, bucket.id, upload);
+        let mut cursor = self.meta().cursor(Cf::Parts, keys::prefix_end(&prefix))?;
+        cursor.seek(&keys::part(tenant, bucket.id, upload, first));
+        let mut parts = Vec::new();
+        while parts.len() < limit {
+            match cursor.next_entry()? {
+                Some((key, value)) if key.starts_with(&prefix) => parts.push(PartRecord::decode(&value)?),
+                _ => break,
+            }
+        }
+        Ok(parts)
+    }
+
+    /// Turns the `chosen` parts (number and etag as the client sent them, quotes stripped,
+    /// already checked for order by the caller) into the object, in one synced batch that
+    /// also removes the upload and its parts and queues the data of unchosen parts and of the
+    /// replaced object. `InvalidPart` if a chosen part is missing or its etag differs.
+    /// `meta_for` computes the object's metadata (final ETag, size) from the chosen parts.
+    pub fn complete_upload(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        upload_id: &str,
+        chosen: &[(u32, String)],
+        meta_for: impl FnOnce(&UploadRecord, &[PartRecord]) -> std::result::Result<ObjectMeta, Error>,
+    ) -> Result<ObjectRecord> {
+        let tenant = scope.tenant_id();
+        let id = parse_upload_id(upload_id)?;
+        let _bucket_guard = self.shared.locks.buckets_shared();
+        let _upload_guard = self.shared.locks.upload(id);
+        let upload = self.get_upload(tenant, bucket, id)?;
+        let parts = self.scan_parts(tenant, bucket, id, 0, usize::MAX)?;
+
+        let mut chosen_parts = Vec::with_capacity(chosen.len());
+        for (part_number, etag) in chosen {
+            match parts.iter().find(|p| p.part_number == *part_number) {
+                Some(part) if part.etag == *etag => chosen_parts.push(part.clone()),
+                _ => return Err(Error::InvalidPart { part_number: *part_number }),
+            }
+        }
+        let meta = meta_for(&upload, &chosen_parts)?;
+
+        let mut batch = Batch::new();
+        batch.delete(Cf::Uploads, keys::upload_by_id(tenant, bucket.id, id));
+        batch.delete(
+            Cf::Uploads,
+            keys::upload_by_key(tenant, bucket.id, upload.key.as_bytes(), id),
+        );
+        for part in &parts {
+            batch.delete(Cf::Parts, keys::part(tenant, bucket.id, id, part.part_number));
+        }
+        let unchosen = parts
+            .iter()
+            .filter(|p| !chosen.iter().any(|(n, _)| *n == p.part_number));
+        queue_locations(&mut batch, tenant, unchosen.map(|p| &p.location))?;
+
+        let record = ObjectRecord {
+            key: upload.key.clone(),
+            // The upload's id, to which its parts' data is bound.
+            id,
+            meta,
+            last_modified: now(),
+            parts: chosen_parts
+                .into_iter()
+                .map(|p| PartLayout {
+                    part_number: p.part_number,
+                    size: p.size,
+                    location: p.location,
+                })
+                .collect(),
+        };
+        let _key_guard = self.shared.locks.object(tenant, bucket.id, &upload.key);
+        self.commit_object(tenant, bucket, &record, batch)?;
+        Ok(record)
+    }
+
+    /// Removes the upload and queues its parts' data. `NoSuchUpload` if absent.
+    pub fn abort_upload(&self, scope: &TenantScope, bucket: &BucketRecord, upload_id: &str) -> Result<()> {
+        let tenant = scope.tenant_id();
+        let id = parse_upload_id(upload_id)?;
+        let _upload_guard = self.shared.locks.upload(id);
+        let upload = self.get_upload(tenant, bucket, id)?;
+        let parts = self.scan_parts(tenant, bucket, id, 0, usize::MAX)?;
+        let mut batch = Batch::new();
+        batch.delete(Cf::Uploads, keys::upload_by_id(tenant, bucket.id, id));
+        batch.delete(
+            Cf::Uploads,
+            keys::upload_by_key(tenant, bucket.id, upload.key.as_bytes(), id),
+        );
+        for part in &parts {
+            batch.delete(Cf::Parts, keys::part(tenant, bucket.id, id, part.part_number));
+        }
+        queue_locations(&mut batch, tenant, parts.iter().map(|p| &p.location))?;
+        self.meta().write(batch, Durability::Synced)
+    }
+}

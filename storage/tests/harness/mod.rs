@@ -1,0 +1,117 @@
+//! What every storage test needs: a store in a fresh directory (on RocksDB and on the
+//! in-memory metadata store), and short ways to write and read objects.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use coffre_crypto::{TenantId, TenantScope};
+use coffre_storage::{
+    ArrayConfig, BucketRecord, MemoryMetaStore, ObjectMeta, ObjectRecord, Store, StoreConfig,
+    WrittenData,
+};
+
+pub const INLINE_MAX: usize = 1024;
+
+pub fn config(dir: &Path) -> StoreConfig {
+    let arrays = [("a1", 1), ("a2", 2)]
+        .into_iter()
+        .map(|(name, weight)| ArrayConfig {
+            name: name.into(),
+            path: dir.join("arrays").join(name),
+            weight,
+            site: None,
+        })
+        .collect();
+    StoreConfig {
+        inline_max: INLINE_MAX,
+        ..StoreConfig::new(dir.join("meta"), arrays)
+    }
+}
+
+pub fn open_rocks(dir: &Path) -> Store {
+    Store::open(config(dir)).unwrap()
+}
+
+pub fn open_memory(dir: &Path) -> Store {
+    Store::with_meta_store(config(dir), Box::new(MemoryMetaStore::new())).unwrap()
+}
+
+/// Runs `check` against a store on each metadata store implementation.
+pub fn each_store(check: impl Fn(&Store, &Path)) {
+    for open in [open_rocks as fn(&Path) -> Store, open_memory] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        check(&store, dir.path());
+    }
+}
+
+pub fn scope() -> TenantScope {
+    TenantScope::for_tests(TenantId::random())
+}
+
+pub fn meta_for(data: &[u8]) -> ObjectMeta {
+    ObjectMeta {
+        size: data.len() as u64,
+        etag: format!("etag-{}-{}", data.len(), data.first().copied().unwrap_or(0)),
+        content_type: Some("application/octet-stream".into()),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Writes `data` in slices of at most `slice` bytes.
+pub fn write(store: &Store, scope: &TenantScope, bucket: &BucketRecord, data: &[u8], slice: usize) -> WrittenData {
+    let mut writer = store.data_writer(scope, bucket).unwrap();
+    for chunk in data.chunks(slice.max(1)) {
+        writer.write(chunk).unwrap();
+    }
+    writer.finish().unwrap()
+}
+
+pub fn put(store: &Store, scope: &TenantScope, bucket: &BucketRecord, key: &str, data: &[u8]) -> ObjectRecord {
+    let written = write(store, scope, bucket, data, 1000);
+    store
+        .put_object(scope, bucket, key, meta_for(data), written)
+        .unwrap()
+}
+
+pub fn read_range(store: &Store, scope: &TenantScope, object: &ObjectRecord, start: u64, end: u64, chunk: usize) -> coffre_storage::Result<Vec<u8>> {
+    let mut reader = store.object_reader(scope, object)?;
+    let mut out = Vec::new();
+    reader.read_range(start, end, chunk, &mut |bytes| {
+        assert!(bytes.len() <= chunk.max(1));
+        out.extend_from_slice(&bytes);
+        true
+    })?;
+    Ok(out)
+}
+
+pub fn read_all(store: &Store, scope: &TenantScope, object: &ObjectRecord) -> Vec<u8> {
+    read_range(store, scope, object, 0, u64::MAX, 4096).unwrap()
+}
+
+/// Every file under the arrays, temp files included.
+pub fn array_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(path: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dir.join("arrays"), &mut out);
+    out.sort();
+    out
+}
+
+/// Deterministic bytes of any length.
+pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
