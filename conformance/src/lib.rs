@@ -13,12 +13,14 @@ mod signed_request;
 mod test_data;
 
 pub use chunked_body::{sha256_hex, AwsChunked, ChunkSigner, ChunkedMode, Tamper};
+pub use sdk_client::sdk_error;
 pub use server::{coffre_binary, parse_credentials, TestServer};
 pub use signed_request::{
     amz_date, send_request, uri_encode, Auth, Payload, RawRequest, RawResponse,
 };
 pub use test_data::{
-    crc32_base64, md5_base64, md5_hex, multipart_etag, pseudo_random_bytes, simple_etag,
+    composite_crc32, crc32_base64, crc32c_base64, crc64nvme_base64, md5_base64, md5_hex,
+    multipart_etag, pseudo_random_bytes, sha1_base64, sha256_base64, simple_etag,
 };
 
 /// The region every request is signed for.

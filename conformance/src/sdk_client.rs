@@ -66,3 +66,15 @@ impl ResolveDns for LoopbackResolver {
         DnsFuture::ready(Ok(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]))
     }
 }
+
+/// HTTP status and S3 error code of a failed SDK call (status 0 when no response came back;
+/// code `""` when the response had no error body, as for HEAD).
+pub fn sdk_error<E>(err: &aws_sdk_s3::error::SdkError<E>) -> (u16, String)
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata,
+{
+    use aws_sdk_s3::error::ProvideErrorMetadata as _;
+    let status = err.raw_response().map_or(0, |r| r.status().as_u16());
+    let code = err.code().unwrap_or_default().to_string();
+    (status, code)
+}

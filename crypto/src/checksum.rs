@@ -148,7 +148,10 @@ pub fn decode_checksum(alg: ChecksumAlgorithm, value_base64: &str) -> Option<Vec
 /// Multipart "COMPOSITE" checksum: the checksum of the concatenated raw part checksums,
 /// base64-encoded, followed by `-N` (the part count). `None` if there are no parts or a part
 /// checksum is not valid base64 of the right length.
-pub fn composite_checksum(alg: ChecksumAlgorithm, part_checksums_base64: &[&str]) -> Option<String> {
+pub fn composite_checksum(
+    alg: ChecksumAlgorithm,
+    part_checksums_base64: &[&str],
+) -> Option<String> {
     if part_checksums_base64.is_empty() {
         return None;
     }
@@ -218,7 +221,11 @@ impl ReflectedCrc {
             if a & m != 0 {
                 product ^= b;
             }
-            b = if b & 1 != 0 { (b >> 1) ^ self.poly } else { b >> 1 };
+            b = if b & 1 != 0 {
+                (b >> 1) ^ self.poly
+            } else {
+                b >> 1
+            };
             m >>= 1;
         }
         product
@@ -263,8 +270,14 @@ mod tests {
     #[test]
     fn known_check_values() {
         let check = b"123456789";
-        assert_eq!(checksum(ChecksumAlgorithm::Crc32, check), 0xCBF4_3926u32.to_be_bytes());
-        assert_eq!(checksum(ChecksumAlgorithm::Crc32c, check), 0xE306_9283u32.to_be_bytes());
+        assert_eq!(
+            checksum(ChecksumAlgorithm::Crc32, check),
+            0xCBF4_3926u32.to_be_bytes()
+        );
+        assert_eq!(
+            checksum(ChecksumAlgorithm::Crc32c, check),
+            0xE306_9283u32.to_be_bytes()
+        );
         assert_eq!(
             checksum(ChecksumAlgorithm::Crc64Nvme, check),
             0xAE8B_1486_0A79_9888u64.to_be_bytes()

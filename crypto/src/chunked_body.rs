@@ -80,7 +80,9 @@ impl ChunkError {
 
 enum State {
     ChunkHeader,
-    ChunkData { remaining: u64 },
+    ChunkData {
+        remaining: u64,
+    },
     /// The CRLF after a chunk's data.
     ChunkDataEnd,
     /// After the final chunk: trailer lines until an empty line.
@@ -201,7 +203,9 @@ impl ChunkedDecoder {
                     if input.is_empty() {
                         return Ok(None);
                     }
-                    let n = usize::try_from(remaining).unwrap_or(usize::MAX).min(input.len());
+                    let n = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(input.len());
                     let data = input.split_to(n);
                     let remaining = remaining - n as u64;
                     self.state = if remaining == 0 {
@@ -258,7 +262,9 @@ impl ChunkedDecoder {
             None => (line, None),
         };
         if size.is_empty() || size.len() > 16 || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ChunkError::framing("chunk size is not a hexadecimal number"));
+            return Err(ChunkError::framing(
+                "chunk size is not a hexadecimal number",
+            ));
         }
         let size = u64::from_str_radix(size, 16)
             .map_err(|_| ChunkError::framing("chunk size is not a hexadecimal number"))?;

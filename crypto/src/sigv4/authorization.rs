@@ -95,7 +95,9 @@ pub(crate) fn parse_signed_headers(value: &str, via: AuthVia) -> Result<Vec<Stri
         Err(AuthError::new(
             via.code(),
             match via {
-                AuthVia::Header => "The authorization header is malformed; SignedHeaders is invalid.",
+                AuthVia::Header => {
+                    "The authorization header is malformed; SignedHeaders is invalid."
+                }
                 AuthVia::Query => "X-Amz-SignedHeaders is invalid.",
             },
         ))
@@ -118,23 +120,21 @@ const UNSUPPORTED: &str =
 /// commas and/or whitespace, as SDKs differ there.
 pub(crate) fn parse_authorization(value: &str) -> Result<HeaderAuth, AuthError> {
     let value = value.trim();
-    let (algorithm, rest) = value
-        .split_once(|c: char| c == ' ' || c == '\t')
-        .unwrap_or((value, ""));
+    let (algorithm, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
     if algorithm != ALGORITHM {
         let known = algorithm == "AWS" || algorithm.starts_with("AWS4-");
         return Err(if known {
             AuthError::new(AuthErrorCode::InvalidRequest, UNSUPPORTED)
         } else {
-            AuthError::new(AuthErrorCode::InvalidArgument, "Unsupported Authorization Type")
+            AuthError::new(
+                AuthErrorCode::InvalidArgument,
+                "Unsupported Authorization Type",
+            )
         });
     }
 
     let (mut credential, mut signed_headers, mut signature) = (None, None, None);
-    for component in rest
-        .split(|c: char| c == ',' || c == ' ' || c == '\t')
-        .filter(|c| !c.is_empty())
-    {
+    for component in rest.split([',', ' ', '\t']).filter(|c| !c.is_empty()) {
         let (key, val) = component.split_once('=').ok_or_else(|| {
             AuthVia::Header.malformed(&format!(
                 "the authorization component \"{component}\" is malformed."
@@ -211,7 +211,11 @@ mod tests {
             ("AWS4-HMAC-SHA256 Credential=lower/20130524/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00", AuthErrorCode::InvalidAccessKeyId),
         ];
         for (value, code) in cases {
-            assert_eq!(parse_authorization(value).unwrap_err().code(), code, "{value}");
+            assert_eq!(
+                parse_authorization(value).unwrap_err().code(),
+                code,
+                "{value}"
+            );
         }
     }
 }

@@ -187,7 +187,10 @@ mod tests {
         assert_eq!(canonical_uris("/test.txt"), vec!["/test.txt"]);
         assert_eq!(canonical_uris("/test$file.text"), vec!["/test%24file.text"]);
         assert_eq!(canonical_uris("/a/../b//c"), vec!["/a/../b//c"]);
-        assert_eq!(canonical_uris("/key%20with%20space"), vec!["/key%20with%20space"]);
+        assert_eq!(
+            canonical_uris("/key%20with%20space"),
+            vec!["/key%20with%20space"]
+        );
         assert_eq!(canonical_uris("/%7e%41"), vec!["/~A"]);
         assert_eq!(canonical_uris("/caf%c3%a9"), vec!["/caf%C3%A9"]);
         assert_eq!(canonical_uris("/a+b"), vec!["/a%2Bb"]);
@@ -200,7 +203,10 @@ mod tests {
     fn query_is_sorted_and_strictly_encoded() {
         assert_eq!(canonical_query("", None), "");
         assert_eq!(canonical_query("lifecycle", None), "lifecycle=");
-        assert_eq!(canonical_query("prefix=J&max-keys=2", None), "max-keys=2&prefix=J");
+        assert_eq!(
+            canonical_query("prefix=J&max-keys=2", None),
+            "max-keys=2&prefix=J"
+        );
         assert_eq!(canonical_query("a=2&a=1&b", None), "a=1&a=2&b=");
         assert_eq!(
             canonical_query("prefix=a/b c&x=%7e%2f", None),
@@ -218,7 +224,11 @@ mod tests {
         headers.insert("host", HeaderValue::from_static("example.com"));
         headers.append("x-amz-meta-a", HeaderValue::from_static("  one   two  "));
         headers.append("x-amz-meta-a", HeaderValue::from_static("three"));
-        let signed = vec!["host".to_owned(), "x-amz-meta-a".to_owned(), "x-absent".to_owned()];
+        let signed = vec![
+            "host".to_owned(),
+            "x-amz-meta-a".to_owned(),
+            "x-absent".to_owned(),
+        ];
         assert_eq!(
             canonical_headers(&headers, &signed),
             b"host:example.com\nx-amz-meta-a:one two,three\nx-absent:\n"

@@ -212,7 +212,10 @@ pub fn parse_auth(parts: &RequestParts) -> Result<Option<AuthRequest>, AuthError
     let params = AuthParams::parse(parts.raw_query);
 
     match (auth_header, params.has_sigv4()) {
-        (Some(_), true) => Err(AuthError::new(AuthErrorCode::InvalidArgument, ONE_MECHANISM)),
+        (Some(_), true) => Err(AuthError::new(
+            AuthErrorCode::InvalidArgument,
+            ONE_MECHANISM,
+        )),
         (Some(value), false) => {
             let value = value
                 .to_str()
@@ -381,10 +384,7 @@ pub fn verify(
     .ok_or_else(|| AuthError::new(AuthErrorCode::AccessDenied, "Access Denied"))?;
     let amz_date = format_amz_date(auth.request_time);
     let scope = auth.scope.to_scope_string();
-    let query = canonical_query(
-        parts.raw_query,
-        auth.presigned.then_some(X_AMZ_SIGNATURE),
-    );
+    let query = canonical_query(parts.raw_query, auth.presigned.then_some(X_AMZ_SIGNATURE));
     let headers = canonical_headers(parts.headers, &auth.signed_headers);
 
     // Every candidate URI is tried so that the time taken does not reveal which one matched.

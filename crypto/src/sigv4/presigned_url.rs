@@ -125,8 +125,7 @@ pub(crate) fn parse_query_auth(params: &AuthParams) -> Result<QueryAuth, AuthErr
 
 fn parse_expires(value: &str) -> Result<u32, AuthError> {
     let value = value.trim();
-    if value.starts_with('-') && value.len() > 1 && value[1..].bytes().all(|b| b.is_ascii_digit())
-    {
+    if value.starts_with('-') && value.len() > 1 && value[1..].bytes().all(|b| b.is_ascii_digit()) {
         return Err(query_error("X-Amz-Expires must be non-negative"));
     }
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
@@ -185,7 +184,9 @@ mod tests {
         }
         let week = replace("X-Amz-Expires=86400", "X-Amz-Expires=604801");
         assert_eq!(
-            parse_query_auth(&AuthParams::parse(&week)).unwrap_err().message(),
+            parse_query_auth(&AuthParams::parse(&week))
+                .unwrap_err()
+                .message(),
             "X-Amz-Expires must be less than a week (in seconds) that is 604800"
         );
     }

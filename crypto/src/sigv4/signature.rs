@@ -93,7 +93,11 @@ impl SigningKey {
 }
 
 /// The string to sign for a request whose canonical request is `canonical_request`.
-pub(crate) fn request_string_to_sign(amz_date: &str, scope: &str, canonical_request: &[u8]) -> String {
+pub(crate) fn request_string_to_sign(
+    amz_date: &str,
+    scope: &str,
+    canonical_request: &[u8],
+) -> String {
     format!(
         "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
         hex::encode(Sha256::digest(canonical_request))

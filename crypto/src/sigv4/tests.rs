@@ -59,9 +59,8 @@ impl Req {
 
     fn check_at(&self, now: OffsetDateTime, region: Option<&str>) -> Result<Verified, AuthError> {
         let parts = self.parts();
-        let auth = parse_auth(&parts)?.ok_or_else(|| {
-            AuthError::new(AuthErrorCode::AccessDenied, "anonymous in a test")
-        })?;
+        let auth = parse_auth(&parts)?
+            .ok_or_else(|| AuthError::new(AuthErrorCode::AccessDenied, "anonymous in a test"))?;
         verify(&parts, &auth, &credential(), now, region)
     }
 
@@ -249,7 +248,8 @@ fn anonymous_requests_have_no_auth() {
 #[test]
 fn wrong_signature_key_or_request_does_not_match() {
     let mut req = get_object();
-    req.headers.insert("range", HeaderValue::from_static("bytes=0-10"));
+    req.headers
+        .insert("range", HeaderValue::from_static("bytes=0-10"));
     assert_eq!(req.code(), AuthErrorCode::SignatureDoesNotMatch);
 
     let mut req = get_object();
@@ -269,7 +269,9 @@ fn wrong_signature_key_or_request_does_not_match() {
     assert_eq!(err.code(), AuthErrorCode::SignatureDoesNotMatch);
 
     let mut req = presigned_get();
-    req.query = req.query.replace("X-Amz-Expires=86400", "X-Amz-Expires=86401");
+    req.query = req
+        .query
+        .replace("X-Amz-Expires=86400", "X-Amz-Expires=86401");
     assert_eq!(req.code(), AuthErrorCode::SignatureDoesNotMatch);
 }
 
@@ -285,8 +287,10 @@ fn header_auth_errors() {
     );
 
     let mut req = get_object();
-    req.headers
-        .insert("x-amz-content-sha256", HeaderValue::from_static("STREAMING-FOO"));
+    req.headers.insert(
+        "x-amz-content-sha256",
+        HeaderValue::from_static("STREAMING-FOO"),
+    );
     assert_eq!(req.code(), AuthErrorCode::InvalidArgument);
 
     let req = get_object();
@@ -352,13 +356,17 @@ fn presigned_errors() {
     assert_eq!(err.code(), AuthErrorCode::AuthorizationQueryParametersError);
 
     let mut req = presigned_get();
-    req.query = req.query.replace("X-Amz-Expires=86400", "X-Amz-Expires=604801");
+    req.query = req
+        .query
+        .replace("X-Amz-Expires=86400", "X-Amz-Expires=604801");
     assert_eq!(req.code(), AuthErrorCode::AuthorizationQueryParametersError);
 
     // A payload hash header on a presigned request becomes the payload line.
     let mut req = presigned_get();
-    req.headers
-        .insert("x-amz-content-sha256", HeaderValue::from_static(EMPTY_SHA256));
+    req.headers.insert(
+        "x-amz-content-sha256",
+        HeaderValue::from_static(EMPTY_SHA256),
+    );
     assert_eq!(req.code(), AuthErrorCode::SignatureDoesNotMatch);
 }
 
@@ -406,8 +414,8 @@ mod sdk {
         location: SignatureLocation,
         time: SystemTime,
     ) -> Req {
-        let identity = aws_credential_types::Credentials::new(AKID, SECRET, None, None, "test")
-            .into();
+        let identity =
+            aws_credential_types::Credentials::new(AKID, SECRET, None, None, "test").into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region("us-east-1")
@@ -441,16 +449,13 @@ mod sdk {
 
 /// S3's key encoding: everything but unreserved characters and `/`.
 fn encode_key(key: &str) -> String {
-    percent_encoding::utf8_percent_encode(
-        key,
-        &percent_encoding::NON_ALPHANUMERIC
-            .remove(b'-')
-            .remove(b'.')
-            .remove(b'_')
-            .remove(b'~')
-            .remove(b'/'),
-    )
-    .to_string()
+    const KEY_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'/');
+    percent_encoding::utf8_percent_encode(key, KEY_ENCODE).to_string()
 }
 
 const KEYS: &[&str] = &[
@@ -503,7 +508,10 @@ fn round_trip_header_auth() {
                 let req = sdk::signed(
                     "PUT",
                     &uri,
-                    &[("x-amz-meta-note", "  spaced   value "), ("content-type", "text/plain")],
+                    &[
+                        ("x-amz-meta-note", "  spaced   value "),
+                        ("content-type", "text/plain"),
+                    ],
                     body,
                     SignatureLocation::Headers,
                     sdk_time(),
@@ -593,4 +601,17 @@ fn path_signed_with_encoded_slash_is_accepted_either_way() {
     );
     decoded.path = "/a%2Fb".to_owned();
     decoded.check_at(sdk_now(), None).unwrap();
+}
+
+#[test]
+fn aws_example_streaming_trailer_seed_signature() {
+    let seed = "106e2a8a18243abcf37539882f36619c00e2dfc72633413f02d3b74544bfeb8e";
+    let req = streaming_put(
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+        &[("x-amz-trailer", "x-amz-checksum-crc32c")],
+        "content-encoding;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-storage-class;x-amz-trailer",
+        seed,
+    );
+    let verified = req.check().unwrap();
+    assert_eq!(verified.chunk_signer.unwrap().seed_signature(), seed);
 }
