@@ -37,7 +37,9 @@ impl AdminService {
             }
             for array in &arrays {
                 let probe = array.path.join(".ready-probe");
-                if let Err(e) = std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe)) {
+                if let Err(e) =
+                    std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe))
+                {
                     problems.push(format!("array {}: {e}", array.name));
                 }
             }

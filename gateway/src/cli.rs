@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, ConfigError, Overrides, RawConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "coffre", version, about = "S3-compatible object gateway with per-tenant encryption at rest")]
+#[command(
+    name = "coffre",
+    version,
+    about = "S3-compatible object gateway with per-tenant encryption at rest"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -161,7 +161,10 @@ impl Config {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
-            return Err(invalid("region", format!("'{region}' is not a region name")));
+            return Err(invalid(
+                "region",
+                format!("'{region}' is not a region name"),
+            ));
         }
         let inline_max = raw.inline_max_bytes.unwrap_or(DEFAULT_INLINE_MAX);
         if inline_max > MAX_INLINE_MAX {
@@ -219,7 +222,10 @@ impl Config {
             .or(raw.log_level)
             .unwrap_or_else(|| "info".to_owned());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
-            return Err(invalid("log_level", format!("'{log_level}' is not a filter")));
+            return Err(invalid(
+                "log_level",
+                format!("'{log_level}' is not a filter"),
+            ));
         }
         let log_format = match raw.log_format.as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -299,6 +305,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_in_deploy_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/coffre.example.toml");
+        let raw = RawConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        let config = Config::resolve(raw, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.arrays.len(), 2);
+        assert_eq!(config.domain.as_deref(), Some("s3.example.net"));
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
     fn bad_config_is_refused_with_the_field_named() {
         for (text, field) in [
             ("s3_listen = \"nowhere\"", "s3_listen"),
@@ -309,7 +325,10 @@ mod tests {
                 "[[arrays]]\nname = \"a\"\npath = \"/x\"\n[[arrays]]\nname = \"a\"\npath = \"/y\"",
                 "arrays",
             ),
-            ("[[arrays]]\nname = \"a\"\npath = \"/x\"\nweight = 0", "arrays"),
+            (
+                "[[arrays]]\nname = \"a\"\npath = \"/x\"\nweight = 0",
+                "arrays",
+            ),
         ] {
             match parse(text) {
                 Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field, "{text}"),

@@ -73,10 +73,14 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         let s3 = s3.clone();
         async move { Ok::<_, Infallible>(s3.handle(req).await) }
     }));
-    let admin_task = tokio::spawn(accept_loop(admin_listener, shutdown_rx.clone(), move |req| {
-        let admin = admin.clone();
-        async move { Ok::<_, Infallible>(admin.handle(req).await) }
-    }));
+    let admin_task = tokio::spawn(accept_loop(
+        admin_listener,
+        shutdown_rx.clone(),
+        move |req| {
+            let admin = admin.clone();
+            async move { Ok::<_, Infallible>(admin.handle(req).await) }
+        },
+    ));
     let gc_task = tokio::spawn(gc::run(store, config.gc_interval, shutdown_rx));
 
     Ok(Running {
@@ -93,9 +97,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 async fn accept_loop<F, Fut>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: F)
 where
     F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<
-            Output = Result<hyper::Response<crate::s3::body::Body>, Infallible>,
-        > + Send
+    Fut: std::future::Future<Output = Result<hyper::Response<crate::s3::body::Body>, Infallible>>
+        + Send
         + 'static,
 {
     loop {

@@ -8,9 +8,9 @@ use coffre_crypto::TenantScope;
 use coffre_storage::Store;
 use time::OffsetDateTime;
 
+use super::blocking;
 use super::error::{S3Error, S3ErrorCode};
 use super::operation::Operation;
-use super::blocking;
 
 pub struct Authenticated {
     pub scope: TenantScope,
@@ -30,7 +30,8 @@ pub async fn authenticate(
         headers: &parts.headers,
     };
     // No anonymous access, ever: an unsigned request is denied before anything is looked up.
-    let auth = sigv4::parse_auth(&request)?.ok_or_else(|| S3Error::new(S3ErrorCode::AccessDenied))?;
+    let auth =
+        sigv4::parse_auth(&request)?.ok_or_else(|| S3Error::new(S3ErrorCode::AccessDenied))?;
     let store = store.clone();
     let key = auth.access_key.clone();
     let credential = blocking(move || store.credential(&key))

@@ -49,7 +49,10 @@ pub fn etag_list_matches(list: &str, etag: &str) -> bool {
 }
 
 fn truncate_to_second(t: SystemTime) -> SystemTime {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
@@ -67,7 +70,9 @@ mod tests {
     }
 
     fn outcome(pairs: &[(&'static str, String)], modified: SystemTime) -> Option<S3ErrorCode> {
-        check(&headers(pairs), "abc", modified).err().map(|e| e.code())
+        check(&headers(pairs), "abc", modified)
+            .err()
+            .map(|e| e.code())
     }
 
     #[test]
@@ -91,7 +96,10 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_500);
         let before = http_date(t - Duration::from_secs(60));
         let same = http_date(t);
-        assert_eq!(outcome(&[("if-modified-since", same.clone())], t), Some(S3ErrorCode::NotModified));
+        assert_eq!(
+            outcome(&[("if-modified-since", same.clone())], t),
+            Some(S3ErrorCode::NotModified)
+        );
         assert_eq!(outcome(&[("if-modified-since", before.clone())], t), None);
         assert_eq!(
             outcome(&[("if-unmodified-since", before.clone())], t),
@@ -100,12 +108,24 @@ mod tests {
         assert_eq!(outcome(&[("if-unmodified-since", same)], t), None);
         // If-Match true wins over If-Unmodified-Since false (S3 returns the object).
         assert_eq!(
-            outcome(&[("if-match", "\"abc\"".into()), ("if-unmodified-since", before.clone())], t),
+            outcome(
+                &[
+                    ("if-match", "\"abc\"".into()),
+                    ("if-unmodified-since", before.clone())
+                ],
+                t
+            ),
             None
         );
         // If-None-Match false wins over If-Modified-Since (304).
         assert_eq!(
-            outcome(&[("if-none-match", "\"x\"".into()), ("if-modified-since", before)], t),
+            outcome(
+                &[
+                    ("if-none-match", "\"x\"".into()),
+                    ("if-modified-since", before)
+                ],
+                t
+            ),
             None
         );
     }

@@ -200,7 +200,9 @@ impl From<AuthError> for S3Error {
     fn from(e: AuthError) -> Self {
         let code = match e.code() {
             AuthErrorCode::AccessDenied => S3ErrorCode::AccessDenied,
-            AuthErrorCode::AuthorizationHeaderMalformed => S3ErrorCode::AuthorizationHeaderMalformed,
+            AuthErrorCode::AuthorizationHeaderMalformed => {
+                S3ErrorCode::AuthorizationHeaderMalformed
+            }
             AuthErrorCode::AuthorizationQueryParametersError => {
                 S3ErrorCode::AuthorizationQueryParametersError
             }

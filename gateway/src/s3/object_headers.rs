@@ -82,7 +82,11 @@ pub fn write_response_headers(meta: &ObjectMeta, query: &Query, out: &mut Header
     };
     set(
         "content-type",
-        Some(meta.content_type.as_deref().unwrap_or("binary/octet-stream")),
+        Some(
+            meta.content_type
+                .as_deref()
+                .unwrap_or("binary/octet-stream"),
+        ),
         Some("response-content-type"),
     );
     set(
@@ -122,7 +126,10 @@ mod tests {
     fn reads_content_headers_and_metadata() {
         let mut h = HeaderMap::new();
         h.insert("content-type", HeaderValue::from_static("text/plain"));
-        h.insert("content-encoding", HeaderValue::from_static("gzip,aws-chunked"));
+        h.insert(
+            "content-encoding",
+            HeaderValue::from_static("gzip,aws-chunked"),
+        );
         h.insert("x-amz-meta-color", HeaderValue::from_static("blue"));
         h.insert("x-amz-meta-a", HeaderValue::from_static("1"));
         let meta = meta_from_request(&h).unwrap_or_else(|e| panic!("{e}"));
@@ -154,10 +161,17 @@ mod tests {
     #[test]
     fn response_overrides_win() {
         let meta = meta_from_request(&HeaderMap::new()).unwrap_or_else(|e| panic!("{e}"));
-        let query = Query::parse("response-content-type=text%2Fhtml&response-cache-control=no-cache");
+        let query =
+            Query::parse("response-content-type=text%2Fhtml&response-cache-control=no-cache");
         let mut out = HeaderMap::new();
         write_response_headers(&meta, &query, &mut out);
-        assert_eq!(out.get("content-type").map(|v| v.as_bytes()), Some(&b"text/html"[..]));
-        assert_eq!(out.get("cache-control").map(|v| v.as_bytes()), Some(&b"no-cache"[..]));
+        assert_eq!(
+            out.get("content-type").map(|v| v.as_bytes()),
+            Some(&b"text/html"[..])
+        );
+        assert_eq!(
+            out.get("cache-control").map(|v| v.as_bytes()),
+            Some(&b"no-cache"[..])
+        );
     }
 }

@@ -13,25 +13,75 @@ pub const MAX_KEY_BYTES: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
     ListBuckets,
-    CreateBucket { bucket: String },
-    HeadBucket { bucket: String },
-    DeleteBucket { bucket: String },
-    GetBucketLocation { bucket: String },
-    GetBucketVersioning { bucket: String },
-    ListObjects { bucket: String },
-    ListObjectsV2 { bucket: String },
-    ListMultipartUploads { bucket: String },
-    PutObject { bucket: String, key: String },
-    GetObject { bucket: String, key: String },
-    HeadObject { bucket: String, key: String },
-    DeleteObject { bucket: String, key: String },
-    CreateMultipartUpload { bucket: String, key: String },
-    UploadPart { bucket: String, key: String, upload_id: String, part_number: u32 },
-    CompleteMultipartUpload { bucket: String, key: String, upload_id: String },
-    AbortMultipartUpload { bucket: String, key: String, upload_id: String },
-    ListParts { bucket: String, key: String, upload_id: String },
+    CreateBucket {
+        bucket: String,
+    },
+    HeadBucket {
+        bucket: String,
+    },
+    DeleteBucket {
+        bucket: String,
+    },
+    GetBucketLocation {
+        bucket: String,
+    },
+    GetBucketVersioning {
+        bucket: String,
+    },
+    ListObjects {
+        bucket: String,
+    },
+    ListObjectsV2 {
+        bucket: String,
+    },
+    ListMultipartUploads {
+        bucket: String,
+    },
+    PutObject {
+        bucket: String,
+        key: String,
+    },
+    GetObject {
+        bucket: String,
+        key: String,
+    },
+    HeadObject {
+        bucket: String,
+        key: String,
+    },
+    DeleteObject {
+        bucket: String,
+        key: String,
+    },
+    CreateMultipartUpload {
+        bucket: String,
+        key: String,
+    },
+    UploadPart {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        part_number: u32,
+    },
+    CompleteMultipartUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    AbortMultipartUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    ListParts {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
     /// Well-formed S3 that Coffre does not do (yet): answered with NotImplemented.
-    Unsupported { name: &'static str },
+    Unsupported {
+        name: &'static str,
+    },
 }
 
 impl Operation {
@@ -123,9 +173,9 @@ impl Operation {
         query: &Query,
         has_copy_source: bool,
     ) -> Result<Self, S3Error> {
-        let path = percent_decode_str(raw_path)
-            .decode_utf8()
-            .map_err(|_| S3Error::with_message(S3ErrorCode::InvalidRequest, "The path is not valid UTF-8."))?;
+        let path = percent_decode_str(raw_path).decode_utf8().map_err(|_| {
+            S3Error::with_message(S3ErrorCode::InvalidRequest, "The path is not valid UTF-8.")
+        })?;
         let path = path.strip_prefix('/').unwrap_or(&path);
 
         let (bucket, key) = match virtual_host_bucket(host, domain) {
@@ -312,8 +362,14 @@ fn parse_part_number(value: Option<&str>) -> Result<u32, S3Error> {
 mod tests {
     use super::*;
 
-    fn op(method: Method, host: Option<&str>, path_and_query: &str) -> Result<Operation, S3ErrorCode> {
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    fn op(
+        method: Method,
+        host: Option<&str>,
+        path_and_query: &str,
+    ) -> Result<Operation, S3ErrorCode> {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
         Operation::parse(
             &method,
             host,
@@ -404,6 +460,9 @@ mod tests {
             Err(S3ErrorCode::MethodNotAllowed)
         );
         let long = format!("/b/{}", "k".repeat(MAX_KEY_BYTES + 1));
-        assert_eq!(op(Method::GET, None, &long), Err(S3ErrorCode::KeyTooLongError));
+        assert_eq!(
+            op(Method::GET, None, &long),
+            Err(S3ErrorCode::KeyTooLongError)
+        );
     }
 }

@@ -144,7 +144,10 @@ impl PayloadDigest {
                     .ok_or_else(|| {
                         S3Error::with_message(
                             S3ErrorCode::InvalidRequest,
-                            format!("The {} trailer was announced but not sent.", algorithm.header_name()),
+                            format!(
+                                "The {} trailer was announced but not sent.",
+                                algorithm.header_name()
+                            ),
                         )
                     })?,
             ),

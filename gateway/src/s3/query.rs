@@ -12,7 +12,9 @@ impl Query {
     pub fn parse(raw: &str) -> Self {
         let decode = |s: &str| {
             let s = s.replace('+', " ");
-            percent_decode(s.as_bytes()).decode_utf8_lossy().into_owned()
+            percent_decode(s.as_bytes())
+                .decode_utf8_lossy()
+                .into_owned()
         };
         let pairs = raw
             .split('&')

@@ -73,9 +73,7 @@ impl RequestBody {
                 }
                 (Some(ChunkedDecoder::new(signer, trailer)), decoded)
             }
-            PayloadMode::Signed(_) | PayloadMode::Unsigned => {
-                (None, header_u64("content-length")?)
-            }
+            PayloadMode::Signed(_) | PayloadMode::Unsigned => (None, header_u64("content-length")?),
         };
         if expected.is_some_and(|n| n > limit) {
             return Err(S3Error::new(S3ErrorCode::EntityTooLarge));

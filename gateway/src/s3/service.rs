@@ -62,7 +62,9 @@ impl S3Service {
             }
         };
         if let Ok(id) = HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert("x-amz-request-id", id.clone());
+            response
+                .headers_mut()
+                .insert("x-amz-request-id", id.clone());
             response.headers_mut().insert("x-amz-id-2", id);
         }
         response
@@ -102,12 +104,16 @@ impl S3Service {
         authorize(&auth.scope, &operation)?;
 
         let limit = match operation {
-            Operation::PutObject { .. } | Operation::UploadPart { .. } => {
-                objects::MAX_PUT_BYTES
-            }
+            Operation::PutObject { .. } | Operation::UploadPart { .. } => objects::MAX_PUT_BYTES,
             _ => MAX_SMALL_BODY,
         };
-        let body = RequestBody::new(incoming, &parts.headers, &auth.payload, auth.chunk_signer, limit)?;
+        let body = RequestBody::new(
+            incoming,
+            &parts.headers,
+            &auth.payload,
+            auth.chunk_signer,
+            limit,
+        )?;
         let ctx = RequestContext {
             store: self.store.clone(),
             scope: Arc::new(auth.scope),

@@ -8,7 +8,9 @@ use time::OffsetDateTime;
 /// `2009-10-12T17:50:30.000Z`
 pub fn iso8601(t: SystemTime) -> String {
     let t = OffsetDateTime::from(t);
-    let t = t.replace_nanosecond(t.millisecond() as u32 * 1_000_000).unwrap_or(t);
+    let t = t
+        .replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+        .unwrap_or(t);
     let mut s = t.format(&Rfc3339).unwrap_or_default();
     // Rfc3339 drops trailing zero fractions; S3 always sends three digits.
     if !s.contains('.') {

@@ -94,7 +94,6 @@ const MAX_DEPTH: usize = 8;
 pub fn parse(body: &[u8]) -> Result<XmlElement, S3Error> {
     let malformed = || S3Error::new(S3ErrorCode::MalformedXML);
     let mut reader = Reader::from_reader(body);
-    reader.config_mut().trim_text(true);
     let mut stack: Vec<XmlElement> = Vec::new();
     let mut buf = Vec::new();
     loop {
@@ -124,8 +123,23 @@ pub fn parse(body: &[u8]) -> Result<XmlElement, S3Error> {
             }
             Event::Text(text) => {
                 if let Some(top) = stack.last_mut() {
-                    let text = text.unescape().map_err(|_| malformed())?;
-                    top.text.push_str(&text);
+                    top.text.push_str(&text.decode().map_err(|_| malformed())?);
+                }
+            }
+            Event::GeneralRef(reference) => {
+                if let Some(top) = stack.last_mut() {
+                    let c = match reference.resolve_char_ref().map_err(|_| malformed())? {
+                        Some(c) => c,
+                        None => match &*reference {
+                            b"lt" => '<',
+                            b"gt" => '>',
+                            b"amp" => '&',
+                            b"quot" => '"',
+                            b"apos" => '\'',
+                            _ => return Err(malformed()),
+                        },
+                    };
+                    top.text.push(c);
                 }
             }
             Event::CData(data) => {
@@ -159,7 +173,10 @@ mod tests {
         w.element("Key", "a<b>&\"c\"");
         w.close("R");
         let xml = w.finish();
-        assert!(xml.contains("<Key>a&lt;b&gt;&amp;&quot;c&quot;</Key>"), "{xml}");
+        assert!(
+            xml.contains("<Key>a&lt;b&gt;&amp;&quot;c&quot;</Key>"),
+            "{xml}"
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub async fn create_bucket(
         if config.name != "CreateBucketConfiguration" {
             return Err(S3Error::new(S3ErrorCode::MalformedXML));
         }
-        if let Some(constraint) = config.child_text("LocationConstraint") {
+        if let Some(constraint) = config.child_text("LocationConstraint").map(str::trim) {
             if !constraint.is_empty() && constraint != &*ctx.region {
                 return Err(S3Error::with_message(
                     S3ErrorCode::IllegalLocationConstraintException,
@@ -68,7 +68,9 @@ pub async fn create_bucket(
         .map_err(|e| e.resource(format!("/{bucket}")))?;
     let mut response = empty_response(StatusCode::OK);
     if let Ok(location) = HeaderValue::from_str(&format!("/{bucket}")) {
-        response.headers_mut().insert(http::header::LOCATION, location);
+        response
+            .headers_mut()
+            .insert(http::header::LOCATION, location);
     }
     Ok(response)
 }

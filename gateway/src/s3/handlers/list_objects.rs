@@ -119,10 +119,17 @@ fn delimiter(query: &Query) -> Option<String> {
         .map(str::to_owned)
 }
 
-pub async fn list_objects_v1(ctx: RequestContext, bucket: String) -> Result<Response<Body>, S3Error> {
+pub async fn list_objects_v1(
+    ctx: RequestContext,
+    bucket: String,
+) -> Result<Response<Body>, S3Error> {
     let enc = Encoder::from_query(&ctx.query)?;
     let prefix = ctx.query.get("prefix").unwrap_or_default().to_owned();
-    let marker = ctx.query.get("marker").filter(|m| !m.is_empty()).map(str::to_owned);
+    let marker = ctx
+        .query
+        .get("marker")
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned);
     let delimiter = delimiter(&ctx.query);
     let max_keys = max_keys(&ctx.query, "max-keys")?;
     let page = scan(
@@ -161,7 +168,10 @@ pub async fn list_objects_v1(ctx: RequestContext, bucket: String) -> Result<Resp
     Ok(xml_response(w.finish()))
 }
 
-pub async fn list_objects_v2(ctx: RequestContext, bucket: String) -> Result<Response<Body>, S3Error> {
+pub async fn list_objects_v2(
+    ctx: RequestContext,
+    bucket: String,
+) -> Result<Response<Body>, S3Error> {
     let enc = Encoder::from_query(&ctx.query)?;
     let prefix = ctx.query.get("prefix").unwrap_or_default().to_owned();
     let delimiter = delimiter(&ctx.query);

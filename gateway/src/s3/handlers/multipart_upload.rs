@@ -50,21 +50,23 @@ impl UploadChecksum {
             algorithm,
             ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c | ChecksumAlgorithm::Crc64Nvme
         );
-        let full_object = match header("x-amz-checksum-type") {
-            None => algorithm == ChecksumAlgorithm::Crc64Nvme,
-            Some(t) if t.eq_ignore_ascii_case("FULL_OBJECT") && crc => true,
-            Some(t) if t.eq_ignore_ascii_case("COMPOSITE")
-                && algorithm != ChecksumAlgorithm::Crc64Nvme =>
-            {
-                false
-            }
-            Some(t) => {
-                return Err(S3Error::with_message(
+        let full_object =
+            match header("x-amz-checksum-type") {
+                None => algorithm == ChecksumAlgorithm::Crc64Nvme,
+                Some(t) if t.eq_ignore_ascii_case("FULL_OBJECT") && crc => true,
+                Some(t)
+                    if t.eq_ignore_ascii_case("COMPOSITE")
+                        && algorithm != ChecksumAlgorithm::Crc64Nvme =>
+                {
+                    false
+                }
+                Some(t) => return Err(S3Error::with_message(
                     S3ErrorCode::InvalidRequest,
-                    format!("The {t} checksum type cannot be used with the {name} checksum algorithm."),
-                ))
-            }
-        };
+                    format!(
+                        "The {t} checksum type cannot be used with the {name} checksum algorithm."
+                    ),
+                )),
+            };
         Ok(Some(Self {
             algorithm,
             full_object,
@@ -232,7 +234,8 @@ fn parse_complete_body(body: &[u8]) -> Result<Vec<ChosenPart>, S3Error> {
             .into_iter()
             .filter_map(|alg| {
                 let element = format!("Checksum{}", alg.name());
-                part.child_text(&element).map(|v| (alg, v.trim().to_owned()))
+                part.child_text(&element)
+                    .map(|v| (alg, v.trim().to_owned()))
             })
             .collect();
         parts.push(ChosenPart {
@@ -404,18 +407,20 @@ pub async fn abort_multipart_upload(
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
-fn number_param(ctx: &RequestContext, name: &str, default: usize, max: usize) -> Result<usize, S3Error> {
+fn number_param(
+    ctx: &RequestContext,
+    name: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, S3Error> {
     match ctx.query.get(name) {
         None => Ok(default),
-        Some(v) => v
-            .parse::<usize>()
-            .map(|n| n.min(max))
-            .map_err(|_| {
-                S3Error::with_message(
-                    S3ErrorCode::InvalidArgument,
-                    format!("Provided {name} not an integer or within integer range"),
-                )
-            }),
+        Some(v) => v.parse::<usize>().map(|n| n.min(max)).map_err(|_| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!("Provided {name} not an integer or within integer range"),
+            )
+        }),
     }
 }
 
@@ -494,7 +499,11 @@ pub async fn list_multipart_uploads(
             .get("delimiter")
             .filter(|d| !d.is_empty())
             .map(str::to_owned),
-        key_marker: ctx.query.get("key-marker").filter(|m| !m.is_empty()).map(str::to_owned),
+        key_marker: ctx
+            .query
+            .get("key-marker")
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned),
         upload_id_marker: ctx
             .query
             .get("upload-id-marker")
@@ -526,8 +535,14 @@ pub async fn list_multipart_uploads(
     let mut w = XmlWriter::new();
     w.open_root("ListMultipartUploadsResult");
     w.element("Bucket", &bucket);
-    w.element("KeyMarker", &enc(query.key_marker.as_deref().unwrap_or_default()));
-    w.element("UploadIdMarker", query.upload_id_marker.as_deref().unwrap_or_default());
+    w.element(
+        "KeyMarker",
+        &enc(query.key_marker.as_deref().unwrap_or_default()),
+    );
+    w.element(
+        "UploadIdMarker",
+        query.upload_id_marker.as_deref().unwrap_or_default(),
+    );
     if let Some(next) = &page.next_key_marker {
         w.element("NextKeyMarker", &enc(next));
     }
@@ -568,15 +583,23 @@ mod tests {
 
     #[test]
     fn complete_body_rules() {
-        let body = |parts: &str| format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>");
-        let part = |n: u32| format!("<Part><PartNumber>{n}</PartNumber><ETag>\"e{n}\"</ETag></Part>");
+        let body =
+            |parts: &str| format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>");
+        let part =
+            |n: u32| format!("<Part><PartNumber>{n}</PartNumber><ETag>\"e{n}\"</ETag></Part>");
         let ok = parse_complete_body(body(&(part(1) + &part(3))).as_bytes())
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[1].etag, "e3");
         let code = |b: String| parse_complete_body(b.as_bytes()).err().map(|e| e.code());
-        assert_eq!(code(body(&(part(2) + &part(1)))), Some(S3ErrorCode::InvalidPartOrder));
-        assert_eq!(code(body(&(part(2) + &part(2)))), Some(S3ErrorCode::InvalidPartOrder));
+        assert_eq!(
+            code(body(&(part(2) + &part(1)))),
+            Some(S3ErrorCode::InvalidPartOrder)
+        );
+        assert_eq!(
+            code(body(&(part(2) + &part(2)))),
+            Some(S3ErrorCode::InvalidPartOrder)
+        );
         assert_eq!(code(body("")), Some(S3ErrorCode::MalformedXML));
         assert_eq!(code(body(&part(0))), Some(S3ErrorCode::MalformedXML));
         assert_eq!(code("<Other/>".into()), Some(S3ErrorCode::MalformedXML));

@@ -58,7 +58,10 @@ pub async fn put_object(
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(algorithm.header_name(), v);
         }
-        headers.insert("x-amz-checksum-type", HeaderValue::from_static("FULL_OBJECT"));
+        headers.insert(
+            "x-amz-checksum-type",
+            HeaderValue::from_static("FULL_OBJECT"),
+        );
     }
     Ok(response)
 }
@@ -83,7 +86,10 @@ fn object_headers(ctx: &RequestContext, object: &ObjectRecord, out: &mut HeaderM
     if let Ok(v) = HeaderValue::from_str(&http_date(object.last_modified)) {
         out.insert(http::header::LAST_MODIFIED, v);
     }
-    out.insert(http::header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    out.insert(
+        http::header::ACCEPT_RANGES,
+        HeaderValue::from_static("bytes"),
+    );
     write_response_headers(&object.meta, &ctx.query, out);
     if object.parts.len() > 1 {
         if let Ok(v) = HeaderValue::from_str(&object.parts.len().to_string()) {
@@ -155,7 +161,10 @@ pub async fn get_object(
     conditional::check(&ctx.headers, &object.meta.etag, object.last_modified)?;
     let size = object.meta.size;
     let range = parse_range(header(&ctx.headers, "range"), size)?;
-    let ByteRange { start, end } = range.unwrap_or(ByteRange { start: 0, end: size });
+    let ByteRange { start, end } = range.unwrap_or(ByteRange {
+        start: 0,
+        end: size,
+    });
 
     let reader = {
         let (store, scope, object) = (ctx.store.clone(), ctx.scope.clone(), object.clone());
@@ -223,4 +232,3 @@ pub async fn delete_object(
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
-
