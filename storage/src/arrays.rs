@@ -46,10 +46,16 @@ impl Arrays {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
             if !valid_name {
-                return Err(Error::InvalidConfig(format!("bad array name {:?}", array.name)));
+                return Err(Error::InvalidConfig(format!(
+                    "bad array name {:?}",
+                    array.name
+                )));
             }
             if !names.insert(array.name.as_str()) {
-                return Err(Error::InvalidConfig(format!("array {} listed twice", array.name)));
+                return Err(Error::InvalidConfig(format!(
+                    "array {} listed twice",
+                    array.name
+                )));
             }
             std::fs::create_dir_all(&array.path)?;
         }
@@ -151,7 +157,10 @@ mod tests {
                 to_b += 1;
             }
         }
-        assert!((2800..3200).contains(&to_b), "{to_b} of 4000 went to weight 3 of 4");
+        assert!(
+            (2800..3200).contains(&to_b),
+            "{to_b} of 4000 went to weight 3 of 4"
+        );
     }
 
     #[test]

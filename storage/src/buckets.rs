@@ -12,7 +12,12 @@ use crate::store::Store;
 impl Store {
     /// `BucketAlreadyOwnedByYou` if this tenant has the name; other tenants' buckets of the
     /// same name are irrelevant.
-    pub fn create_bucket(&self, scope: &TenantScope, name: &str, region: &str) -> Result<BucketRecord> {
+    pub fn create_bucket(
+        &self,
+        scope: &TenantScope,
+        name: &str,
+        region: &str,
+    ) -> Result<BucketRecord> {
         let _guard = self.shared.locks.buckets_exclusive();
         let key = keys::bucket(scope.tenant_id(), name);
         if self.meta().get(Cf::Buckets, &key)?.is_some() {

@@ -45,7 +45,10 @@ pub(crate) fn open_for_read(path: &Path, size: u64) -> Result<File> {
     file.read_exact(&mut header_bytes)
         .map_err(|e| corrupt_if_short(e, path))?;
     if header_bytes[..7] != MAGIC {
-        return Err(Error::Corrupt(format!("data file {}: bad magic", path.display())));
+        return Err(Error::Corrupt(format!(
+            "data file {}: bad magic",
+            path.display()
+        )));
     }
     if header_bytes[7] != VERSION_PLAIN || header_bytes[8..].iter().any(|&b| b != 0) {
         return Err(Error::Corrupt(format!(
@@ -58,7 +61,12 @@ pub(crate) fn open_for_read(path: &Path, size: u64) -> Result<File> {
 }
 
 /// Reads body bytes `[offset, offset + buf.len())` of a file opened by [`open_for_read`].
-pub(crate) fn read_body_at(file: &mut File, path: &Path, offset: u64, buf: &mut [u8]) -> Result<()> {
+pub(crate) fn read_body_at(
+    file: &mut File,
+    path: &Path,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<()> {
     file.seek(SeekFrom::Start(HEADER_LEN + offset))?;
     file.read_exact(buf).map_err(|e| corrupt_if_short(e, path))
 }

@@ -123,7 +123,10 @@ impl WrittenData {
 
     /// The location to record and, for a file, the commit hook. Fails if the data was
     /// written under another tenant's scope.
-    pub(crate) fn into_location(self, tenant: TenantId) -> Result<(DataLocation, Option<PendingFile>)> {
+    pub(crate) fn into_location(
+        self,
+        tenant: TenantId,
+    ) -> Result<(DataLocation, Option<PendingFile>)> {
         if self.tenant != tenant {
             return Err(Error::ScopeMismatch);
         }
@@ -165,9 +168,12 @@ impl PendingFile {
                 boot_id: shared.boot_id,
             },
         };
-        shared
-            .meta
-            .put(Cf::Gc, &keys::gc(file), &intent.encode()?, Durability::Synced)?;
+        shared.meta.put(
+            Cf::Gc,
+            &keys::gc(file),
+            &intent.encode()?,
+            Durability::Synced,
+        )?;
         Ok(Self {
             shared,
             location,
@@ -187,12 +193,10 @@ impl PendingFile {
     fn create_temp(&self) -> Result<BufWriter<File>> {
         let dir = arrays::temp_dir(&self.array_root, self.location.tenant);
         self.io(ensure_dir(&self.array_root, &dir))?;
-        let file = self.io(
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(self.temp_path()),
-        )?;
+        let file = self.io(OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.temp_path()))?;
         Ok(BufWriter::with_capacity(WRITE_BUFFER, file))
     }
 

@@ -59,12 +59,20 @@ impl Store {
 
 fn final_path(store: &Store, entry: &GcEntry) -> Option<PathBuf> {
     let array = store.shared.arrays.by_name(&entry.location.array)?;
-    Some(arrays::file_path(&array.path, entry.location.tenant, entry.location.file))
+    Some(arrays::file_path(
+        &array.path,
+        entry.location.tenant,
+        entry.location.file,
+    ))
 }
 
 fn temp_path(store: &Store, entry: &GcEntry) -> Option<PathBuf> {
     let array = store.shared.arrays.by_name(&entry.location.array)?;
-    Some(arrays::temp_path(&array.path, entry.location.tenant, entry.location.file))
+    Some(arrays::temp_path(
+        &array.path,
+        entry.location.tenant,
+        entry.location.file,
+    ))
 }
 
 /// Removes each file that exists; `false` if one could not be removed.
@@ -105,7 +113,11 @@ mod tests {
             weight: 1,
             site: None,
         }];
-        Store::with_meta_store(StoreConfig::new(dir.join("meta"), arrays), Box::new(MemoryMetaStore::new())).unwrap()
+        Store::with_meta_store(
+            StoreConfig::new(dir.join("meta"), arrays),
+            Box::new(MemoryMetaStore::new()),
+        )
+        .unwrap()
     }
 
     /// A file as a writer would leave it, with its intent recorded under `boot_id`.
@@ -119,12 +131,22 @@ mod tests {
             location: location.clone(),
             state: GcState::Pending { boot_id },
         };
-        let path = if temp { temp_path(store, &entry) } else { final_path(store, &entry) }.unwrap();
+        let path = if temp {
+            temp_path(store, &entry)
+        } else {
+            final_path(store, &entry)
+        }
+        .unwrap();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, b"orphan").unwrap();
         store
             .meta()
-            .put(Cf::Gc, &keys::gc(location.file), &entry.encode().unwrap(), Durability::Synced)
+            .put(
+                Cf::Gc,
+                &keys::gc(location.file),
+                &entry.encode().unwrap(),
+                Durability::Synced,
+            )
             .unwrap();
         path
     }
@@ -138,13 +160,23 @@ mod tests {
         let orphan_final = leave_pending(&store, dead, false);
         let live = leave_pending(&store, store.shared.boot_id, true);
 
-        let stats = store.collect_garbage(&MaintenanceScope::new("test")).unwrap();
-        assert_eq!(stats, GcStats { files_removed: 2, bytes_removed: 12 });
+        let stats = store
+            .collect_garbage(&MaintenanceScope::new("test"))
+            .unwrap();
+        assert_eq!(
+            stats,
+            GcStats {
+                files_removed: 2,
+                bytes_removed: 12
+            }
+        );
         assert!(!orphan_temp.exists() && !orphan_final.exists());
         assert!(live.exists(), "a write in progress is not touched");
 
         // The dead intents are gone; the live one is still queued.
-        let stats = store.collect_garbage(&MaintenanceScope::new("test")).unwrap();
+        let stats = store
+            .collect_garbage(&MaintenanceScope::new("test"))
+            .unwrap();
         assert_eq!(stats, GcStats::default());
         let mut cursor = store.meta().cursor(Cf::Gc, None).unwrap();
         cursor.seek(&[]);

@@ -59,7 +59,11 @@ pub struct ListPage {
 
 /// The common prefix `key` rolls up into: `prefix` plus everything up to and including the
 /// first `delimiter` after it.
-pub(crate) fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: Option<&str>) -> Option<&'k str> {
+pub(crate) fn common_prefix<'k>(
+    key: &'k str,
+    prefix: &str,
+    delimiter: Option<&str>,
+) -> Option<&'k str> {
     let delimiter = delimiter.filter(|d| !d.is_empty())?;
     let rest = key.get(prefix.len()..)?;
     rest.find(delimiter)
@@ -73,7 +77,12 @@ pub(crate) fn prefix_passed(common_prefix: &str, marker: Option<&str>) -> bool {
 }
 
 impl Store {
-    pub fn list_objects(&self, scope: &TenantScope, bucket: &BucketRecord, query: &ListQuery) -> Result<ListPage> {
+    pub fn list_objects(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        query: &ListQuery,
+    ) -> Result<ListPage> {
         let mut page = ListPage::default();
         if query.max_keys == 0 {
             return Ok(page);
@@ -83,10 +92,16 @@ impl Store {
         let start_after = query.start_after.as_deref();
         let delimiter = query.delimiter.as_deref();
 
-        let mut cursor = self.meta().cursor(Cf::Objects, keys::prefix_end(&scan_prefix))?;
+        let mut cursor = self
+            .meta()
+            .cursor(Cf::Objects, keys::prefix_end(&scan_prefix))?;
         match start_after {
             Some(marker) if marker > query.prefix.as_str() => {
-                cursor.seek(&keys::object(scope.tenant_id(), bucket.id, marker.as_bytes()));
+                cursor.seek(&keys::object(
+                    scope.tenant_id(),
+                    bucket.id,
+                    marker.as_bytes(),
+                ));
             }
             _ => cursor.seek(&scan_prefix),
         }
@@ -103,7 +118,11 @@ impl Store {
             let entry = match common_prefix(key, &query.prefix, delimiter) {
                 Some(prefix) => {
                     let prefix = prefix.to_owned();
-                    match keys::prefix_end(&keys::object(scope.tenant_id(), bucket.id, prefix.as_bytes())) {
+                    match keys::prefix_end(&keys::object(
+                        scope.tenant_id(),
+                        bucket.id,
+                        prefix.as_bytes(),
+                    )) {
                         Some(end) => cursor.seek(&end),
                         None => break,
                     }

@@ -54,7 +54,9 @@ impl Store {
         };
         let delimiter = query.delimiter.as_deref();
 
-        let mut cursor = self.meta().cursor(Cf::Uploads, keys::prefix_end(&scan_prefix))?;
+        let mut cursor = self
+            .meta()
+            .cursor(Cf::Uploads, keys::prefix_end(&scan_prefix))?;
         match key_marker {
             Some(marker) if marker > query.prefix.as_str() => cursor.seek(&index_of(marker)),
             _ => cursor.seek(&scan_prefix),

@@ -22,7 +22,9 @@ impl MemoryMetaStore {
 
     fn tables(&self) -> MutexGuard<'_, Tables> {
         // A panic elsewhere cannot leave a map half-updated: batches apply after validation.
-        self.tables.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.tables
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRawIteratorWithThreadMode,
-    Options, ReadOptions, WriteBatch, WriteOptions, DB,
+    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRawIteratorWithThreadMode, Options,
+    ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
 use crate::error::{Error, Result};
@@ -53,8 +53,15 @@ impl Cf {
 /// One write of a batch.
 #[derive(Debug, Clone)]
 pub enum BatchOp {
-    Put { cf: Cf, key: Vec<u8>, value: Vec<u8> },
-    Delete { cf: Cf, key: Vec<u8> },
+    Put {
+        cf: Cf,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        cf: Cf,
+        key: Vec<u8>,
+    },
 }
 
 /// Writes applied all together or not at all.
@@ -171,8 +178,7 @@ impl MetaStore for RocksMetaStore {
                 BatchOp::Delete { cf, key } => rocks_batch.delete_cf(self.handle(cf)?, key),
             }
         }
-        self.db
-            .write_opt(rocks_batch, &write_options(durability))?;
+        self.db.write_opt(rocks_batch, &write_options(durability))?;
         Ok(())
     }
 

@@ -38,7 +38,11 @@ impl Store {
         };
         let value = upload.encode()?;
         let mut batch = Batch::new();
-        batch.put(Cf::Uploads, keys::upload_by_id(tenant, bucket.id, id), value.clone());
+        batch.put(
+            Cf::Uploads,
+            keys::upload_by_id(tenant, bucket.id, id),
+            value.clone(),
+        );
         batch.put(
             Cf::Uploads,
             keys::upload_by_key(tenant, bucket.id, key.as_bytes(), id),
@@ -51,12 +55,22 @@ impl Store {
     }
 
     /// `NoSuchUpload` if absent, or if the id is malformed.
-    pub fn upload(&self, scope: &TenantScope, bucket: &BucketRecord, upload_id: &str) -> Result<UploadRecord> {
+    pub fn upload(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        upload_id: &str,
+    ) -> Result<UploadRecord> {
         let id = parse_upload_id(upload_id)?;
         self.get_upload(scope.tenant_id(), bucket, id)
     }
 
-    fn get_upload(&self, tenant: TenantId, bucket: &BucketRecord, id: ObjectId) -> Result<UploadRecord> {
+    fn get_upload(
+        &self,
+        tenant: TenantId,
+        bucket: &BucketRecord,
+        id: ObjectId,
+    ) -> Result<UploadRecord> {
         self.get_record(Cf::Uploads, &keys::upload_by_id(tenant, bucket.id, id))?
             .ok_or(Error::NoSuchUpload)
     }
@@ -143,7 +157,9 @@ impl Store {
         let mut parts = Vec::new();
         while parts.len() < limit {
             match cursor.next_entry()? {
-                Some((key, value)) if key.starts_with(&prefix) => parts.push(PartRecord::decode(&value)?),
+                Some((key, value)) if key.starts_with(&prefix) => {
+                    parts.push(PartRecord::decode(&value)?)
+                }
                 _ => break,
             }
         }
@@ -174,7 +190,11 @@ impl Store {
         for (part_number, etag) in chosen {
             match parts.iter().find(|p| p.part_number == *part_number) {
                 Some(part) if part.etag == *etag => chosen_parts.push(part.clone()),
-                _ => return Err(Error::InvalidPart { part_number: *part_number }),
+                _ => {
+                    return Err(Error::InvalidPart {
+                        part_number: *part_number,
+                    })
+                }
             }
         }
         let meta = meta_for(&upload, &chosen_parts)?;
@@ -186,7 +206,10 @@ impl Store {
             keys::upload_by_key(tenant, bucket.id, upload.key.as_bytes(), id),
         );
         for part in &parts {
-            batch.delete(Cf::Parts, keys::part(tenant, bucket.id, id, part.part_number));
+            batch.delete(
+                Cf::Parts,
+                keys::part(tenant, bucket.id, id, part.part_number),
+            );
         }
         let unchosen = parts
             .iter()
@@ -214,7 +237,12 @@ impl Store {
     }
 
     /// Removes the upload and queues its parts' data. `NoSuchUpload` if absent.
-    pub fn abort_upload(&self, scope: &TenantScope, bucket: &BucketRecord, upload_id: &str) -> Result<()> {
+    pub fn abort_upload(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        upload_id: &str,
+    ) -> Result<()> {
         let tenant = scope.tenant_id();
         let id = parse_upload_id(upload_id)?;
         let _upload_guard = self.shared.locks.upload(id);
@@ -227,7 +255,10 @@ impl Store {
             keys::upload_by_key(tenant, bucket.id, upload.key.as_bytes(), id),
         );
         for part in &parts {
-            batch.delete(Cf::Parts, keys::part(tenant, bucket.id, id, part.part_number));
+            batch.delete(
+                Cf::Parts,
+                keys::part(tenant, bucket.id, id, part.part_number),
+            );
         }
         queue_locations(&mut batch, tenant, parts.iter().map(|p| &p.location))?;
         self.meta().write(batch, Durability::Synced)

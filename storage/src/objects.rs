@@ -76,7 +76,12 @@ impl Store {
     }
 
     /// `NoSuchKey` if absent.
-    pub fn object(&self, scope: &TenantScope, bucket: &BucketRecord, key: &str) -> Result<ObjectRecord> {
+    pub fn object(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        key: &str,
+    ) -> Result<ObjectRecord> {
         self.get_record(
             Cf::Objects,
             &keys::object(scope.tenant_id(), bucket.id, key.as_bytes()),
@@ -85,7 +90,12 @@ impl Store {
     }
 
     /// Removes `key`; succeeds when it is already absent, as S3 does.
-    pub fn delete_object(&self, scope: &TenantScope, bucket: &BucketRecord, key: &str) -> Result<()> {
+    pub fn delete_object(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        key: &str,
+    ) -> Result<()> {
         let tenant = scope.tenant_id();
         let _key_guard = self.shared.locks.object(tenant, bucket.id, key);
         let db_key = keys::object(tenant, bucket.id, key.as_bytes());
@@ -98,7 +108,11 @@ impl Store {
         self.meta().write(batch, Durability::Synced)
     }
 
-    pub fn object_reader(&self, scope: &TenantScope, object: &ObjectRecord) -> Result<ObjectReader> {
+    pub fn object_reader(
+        &self,
+        scope: &TenantScope,
+        object: &ObjectRecord,
+    ) -> Result<ObjectReader> {
         ObjectReader::new(&self.shared.arrays, scope.tenant_id(), object)
     }
 }

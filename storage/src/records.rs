@@ -31,7 +31,10 @@ pub(crate) trait Record: Serialize + DeserializeOwned {
                 if rest.is_empty() {
                     Ok(record)
                 } else {
-                    Err(Error::Corrupt(format!("{} record: trailing bytes", Self::KIND)))
+                    Err(Error::Corrupt(format!(
+                        "{} record: trailing bytes",
+                        Self::KIND
+                    )))
                 }
             }
             Some((version, _)) => Err(Error::Corrupt(format!(
@@ -48,11 +51,16 @@ mod unix_millis {
     use super::*;
     use serde::{Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(time: &SystemTime, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        time: &SystemTime,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         to_millis(*time).serialize(serializer)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<SystemTime, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<SystemTime, D::Error> {
         u64::deserialize(deserializer).map(from_millis)
     }
 }
@@ -281,18 +289,30 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let record = bucket();
-        assert_eq!(BucketRecord::decode(&record.encode().unwrap()).unwrap(), record);
+        assert_eq!(
+            BucketRecord::decode(&record.encode().unwrap()).unwrap(),
+            record
+        );
     }
 
     #[test]
     fn unknown_version_truncation_and_trailing_bytes_are_corrupt() {
         let mut bytes = bucket().encode().unwrap();
         bytes[0] = 2;
-        assert!(matches!(BucketRecord::decode(&bytes), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            BucketRecord::decode(&bytes),
+            Err(Error::Corrupt(_))
+        ));
         bytes[0] = FORMAT_VERSION;
-        assert!(matches!(BucketRecord::decode(&bytes[..bytes.len() - 1]), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            BucketRecord::decode(&bytes[..bytes.len() - 1]),
+            Err(Error::Corrupt(_))
+        ));
         bytes.push(0);
-        assert!(matches!(BucketRecord::decode(&bytes), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            BucketRecord::decode(&bytes),
+            Err(Error::Corrupt(_))
+        ));
         assert!(matches!(BucketRecord::decode(&[]), Err(Error::Corrupt(_))));
     }
 }

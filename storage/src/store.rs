@@ -132,12 +132,16 @@ impl Locks {
 
     pub fn object(&self, tenant: TenantId, bucket: BucketId, key: &str) -> MutexGuard<'_, ()> {
         let stripe = stripe(&(tenant, bucket, key));
-        self.objects[stripe].lock().unwrap_or_else(|p| p.into_inner())
+        self.objects[stripe]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn upload(&self, upload: ObjectId) -> MutexGuard<'_, ()> {
         let stripe = stripe(&upload);
-        self.uploads[stripe].lock().unwrap_or_else(|p| p.into_inner())
+        self.uploads[stripe]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -63,12 +63,21 @@ impl Store {
     }
 
     /// Enables or disables a tenant: a disabled tenant's keys stop authenticating.
-    pub fn set_tenant_state(&self, admin: &AdminScope, id: TenantId, state: TenantState) -> Result<()> {
+    pub fn set_tenant_state(
+        &self,
+        admin: &AdminScope,
+        id: TenantId,
+        state: TenantState,
+    ) -> Result<()> {
         let _guard = self.shared.locks.admin();
         let mut tenant = self.tenant(admin, id)?;
         tenant.state = state;
-        self.meta()
-            .put(Cf::Tenants, &keys::tenant(id), &tenant.encode()?, Durability::Synced)
+        self.meta().put(
+            Cf::Tenants,
+            &keys::tenant(id),
+            &tenant.encode()?,
+            Durability::Synced,
+        )
     }
 
     /// A new key for `tenant`, shown once: the secret cannot be read back through the admin
@@ -84,7 +93,11 @@ impl Store {
         let _guard = self.shared.locks.admin();
         let (id, secret) = loop {
             let id = AccessKeyId::generate();
-            if self.meta().get(Cf::AccessKeys, &keys::access_key(id.as_str()))?.is_none() {
+            if self
+                .meta()
+                .get(Cf::AccessKeys, &keys::access_key(id.as_str()))?
+                .is_none()
+            {
                 break (id, SecretKey::generate());
             }
         };
@@ -118,8 +131,12 @@ impl Store {
             return Ok(false);
         };
         record.state = state;
-        self.meta()
-            .put(Cf::AccessKeys, &db_key, &record.encode()?, Durability::Synced)?;
+        self.meta().put(
+            Cf::AccessKeys,
+            &db_key,
+            &record.encode()?,
+            Durability::Synced,
+        )?;
         Ok(true)
     }
 
@@ -134,7 +151,8 @@ impl Store {
         if record.state != AccessKeyState::Active {
             return Ok(None);
         }
-        let tenant: Option<TenantRecord> = self.get_record(Cf::Tenants, &keys::tenant(record.tenant))?;
+        let tenant: Option<TenantRecord> =
+            self.get_record(Cf::Tenants, &keys::tenant(record.tenant))?;
         if tenant.is_none_or(|t| t.state != TenantState::Active) {
             return Ok(None);
         }

@@ -21,13 +21,19 @@ fn model(keys: &BTreeSet<String>, query: &ListQuery) -> (Vec<(String, bool)>, bo
     }
     let after = |name: &str| query.start_after.as_deref().is_none_or(|a| name > a);
     let mut entries = BTreeMap::new();
-    for key in keys.iter().filter(|k| k.starts_with(&query.prefix) && after(k)) {
+    for key in keys
+        .iter()
+        .filter(|k| k.starts_with(&query.prefix) && after(k))
+    {
         let rest = &key[query.prefix.len()..];
         let group = query
             .delimiter
             .as_deref()
             .filter(|d| !d.is_empty())
-            .and_then(|d| rest.find(d).map(|at| key[..query.prefix.len() + at + d.len()].to_owned()));
+            .and_then(|d| {
+                rest.find(d)
+                    .map(|at| key[..query.prefix.len() + at + d.len()].to_owned())
+            });
         match group {
             Some(prefix) if after(&prefix) => {
                 entries.insert(prefix, true);
@@ -39,7 +45,10 @@ fn model(keys: &BTreeSet<String>, query: &ListQuery) -> (Vec<(String, bool)>, bo
         }
     }
     let truncated = entries.len() > query.max_keys;
-    (entries.into_iter().take(query.max_keys).collect(), truncated)
+    (
+        entries.into_iter().take(query.max_keys).collect(),
+        truncated,
+    )
 }
 
 fn names(entries: &[ListEntry]) -> Vec<(String, bool)> {
@@ -49,7 +58,12 @@ fn names(entries: &[ListEntry]) -> Vec<(String, bool)> {
         .collect()
 }
 
-fn fill(store: &Store, scope: &coffre_crypto::TenantScope, bucket: &BucketRecord, keys: &BTreeSet<String>) {
+fn fill(
+    store: &Store,
+    scope: &coffre_crypto::TenantScope,
+    bucket: &BucketRecord,
+    keys: &BTreeSet<String>,
+) {
     for key in keys {
         put(store, scope, bucket, key, b"");
     }
@@ -58,14 +72,24 @@ fn fill(store: &Store, scope: &coffre_crypto::TenantScope, bucket: &BucketRecord
 fn key_strategy() -> impl Strategy<Value = String> {
     // Few symbols, so that prefixes, delimiters and markers collide often; "é" checks that
     // order is UTF-8 byte order.
-    proptest::collection::vec(prop_oneof![Just("a"), Just("b"), Just("/"), Just("-"), Just("é")], 0..6)
-        .prop_map(|parts| parts.concat())
+    proptest::collection::vec(
+        prop_oneof![Just("a"), Just("b"), Just("/"), Just("-"), Just("é")],
+        0..6,
+    )
+    .prop_map(|parts| parts.concat())
 }
 
 fn query_strategy() -> impl Strategy<Value = ListQuery> {
     (
-        proptest::collection::vec(prop_oneof![Just("a"), Just("/"), Just("é")], 0..3).prop_map(|p| p.concat()),
-        prop_oneof![Just(None), Just(Some("/")), Just(Some("-")), Just(Some("a/")), Just(Some(""))],
+        proptest::collection::vec(prop_oneof![Just("a"), Just("/"), Just("é")], 0..3)
+            .prop_map(|p| p.concat()),
+        prop_oneof![
+            Just(None),
+            Just(Some("/")),
+            Just(Some("-")),
+            Just(Some("a/")),
+            Just(Some(""))
+        ],
         proptest::option::of(key_strategy()),
         0usize..8,
     )
@@ -87,7 +111,9 @@ fn check_against_model(open: fn(&Path) -> Store, cases: u32) {
     runner
         .run(&(keys, query_strategy()), |(keys, query)| {
             counter.set(counter.get() + 1);
-            let bucket = store.create_bucket(&alice, &format!("b{}", counter.get()), "r").unwrap();
+            let bucket = store
+                .create_bucket(&alice, &format!("b{}", counter.get()), "r")
+                .unwrap();
             fill(&store, &alice, &bucket, &keys);
 
             let page = store.list_objects(&alice, &bucket, &query).unwrap();
@@ -101,7 +127,13 @@ fn check_against_model(open: fn(&Path) -> Store, cases: u32) {
 
             // Following the markers page by page yields the whole listing once.
             if query.max_keys > 0 {
-                let (all, _) = model(&keys, &ListQuery { max_keys: usize::MAX, ..query.clone() });
+                let (all, _) = model(
+                    &keys,
+                    &ListQuery {
+                        max_keys: usize::MAX,
+                        ..query.clone()
+                    },
+                );
                 let mut seen = Vec::new();
                 let mut next = query.clone();
                 loop {
@@ -134,7 +166,7 @@ fn listing_matches_the_model_on_the_memory_store() {
 
 #[test]
 fn listing_matches_the_model_on_rocksdb() {
-    check_against_model(open_rocks, 48);
+    check_against_model(open_rocks, 256);
 }
 
 #[test]
@@ -142,7 +174,9 @@ fn s3_examples() {
     each_store(|store, _| {
         let alice = scope();
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
-        let keys: BTreeSet<String> = ["a/1", "a/2", "a/b/3", "b", "c/1", "c0"].map(String::from).into();
+        let keys: BTreeSet<String> = ["a/1", "a/2", "a/b/3", "b", "c/1", "c0"]
+            .map(String::from)
+            .into();
         fill(store, &alice, &bucket, &keys);
         let list = |prefix: &str, delimiter: Option<&str>, start_after: Option<&str>, max_keys| {
             let query = ListQuery {
@@ -152,16 +186,46 @@ fn s3_examples() {
                 max_keys,
             };
             let page = store.list_objects(&alice, &bucket, &query).unwrap();
-            (names(&page.entries).into_iter().map(|(n, _)| n).collect::<Vec<_>>(), page.is_truncated)
+            (
+                names(&page.entries)
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>(),
+                page.is_truncated,
+            )
         };
-        assert_eq!(list("", Some("/"), None, 1000), (vec!["a/".into(), "b".into(), "c/".into(), "c0".into()], false));
-        assert_eq!(list("a/", Some("/"), None, 1000), (vec!["a/1".into(), "a/2".into(), "a/b/".into()], false));
-        assert_eq!(list("", Some("/"), None, 2), (vec!["a/".into(), "b".into()], true));
+        assert_eq!(
+            list("", Some("/"), None, 1000),
+            (
+                vec!["a/".into(), "b".into(), "c/".into(), "c0".into()],
+                false
+            )
+        );
+        assert_eq!(
+            list("a/", Some("/"), None, 1000),
+            (vec!["a/1".into(), "a/2".into(), "a/b/".into()], false)
+        );
+        assert_eq!(
+            list("", Some("/"), None, 2),
+            (vec!["a/".into(), "b".into()], true)
+        );
         // A marker inside a common prefix does not bring the prefix back.
-        assert_eq!(list("", Some("/"), Some("a/1"), 1000), (vec!["b".into(), "c/".into(), "c0".into()], false));
-        assert_eq!(list("", Some("/"), Some("a/"), 1000), (vec!["b".into(), "c/".into(), "c0".into()], false));
-        assert_eq!(list("", None, Some("a/2"), 2), (vec!["a/b/3".into(), "b".into()], true));
-        assert_eq!(list("", None, None, 6).1, false, "exactly max_keys entries is not truncated");
+        assert_eq!(
+            list("", Some("/"), Some("a/1"), 1000),
+            (vec!["b".into(), "c/".into(), "c0".into()], false)
+        );
+        assert_eq!(
+            list("", Some("/"), Some("a/"), 1000),
+            (vec!["b".into(), "c/".into(), "c0".into()], false)
+        );
+        assert_eq!(
+            list("", None, Some("a/2"), 2),
+            (vec!["a/b/3".into(), "b".into()], true)
+        );
+        assert!(
+            !list("", None, None, 6).1,
+            "exactly max_keys entries is not truncated"
+        );
         assert_eq!(list("zz", None, None, 10), (vec![], false));
     });
 }

@@ -15,7 +15,14 @@ use harness::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-fn put_part(store: &Store, scope: &TenantScope, bucket: &BucketRecord, upload: &str, n: u32, data: &[u8]) -> String {
+fn put_part(
+    store: &Store,
+    scope: &TenantScope,
+    bucket: &BucketRecord,
+    upload: &str,
+    n: u32,
+    data: &[u8],
+) -> String {
     let written = write(store, scope, bucket, data, 1000);
     let etag = format!("etag-{n}-{}", data.first().copied().unwrap_or(0));
     let info = PartInfo {
@@ -23,7 +30,9 @@ fn put_part(store: &Store, scope: &TenantScope, bucket: &BucketRecord, upload: &
         size: data.len() as u64,
         checksums: vec![("CRC32".into(), "AAAAAA==".into())],
     };
-    store.put_part(scope, bucket, upload, n, info, written).unwrap();
+    store
+        .put_part(scope, bucket, upload, n, info, written)
+        .unwrap();
     etag
 }
 
@@ -36,7 +45,10 @@ fn final_meta(_: &UploadRecord, parts: &[PartRecord]) -> Result<ObjectMeta, Erro
 }
 
 fn gc(store: &Store) -> u64 {
-    store.collect_garbage(&MaintenanceScope::new("test")).unwrap().files_removed
+    store
+        .collect_garbage(&MaintenanceScope::new("test"))
+        .unwrap()
+        .files_removed
 }
 
 #[test]
@@ -45,13 +57,23 @@ fn parts_are_superseded_then_completed_into_one_object() {
         let alice = scope();
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         put(store, &alice, &bucket, "big", &bytes(2000, 1)); // replaced by the completion
-        let meta = ObjectMeta { content_type: Some("text/plain".into()), ..ObjectMeta::default() };
-        let upload = store.create_upload(&alice, &bucket, "big", meta.clone()).unwrap();
+        let meta = ObjectMeta {
+            content_type: Some("text/plain".into()),
+            ..ObjectMeta::default()
+        };
+        let upload = store
+            .create_upload(&alice, &bucket, "big", meta.clone())
+            .unwrap();
         let id = upload.upload_id.clone();
         assert_eq!(store.upload(&alice, &bucket, &id).unwrap(), upload);
         assert_eq!(upload.meta, meta);
 
-        let (p1, p2_old, p2, p3) = (bytes(3000, 2), bytes(2500, 3), bytes(2600, 4), bytes(1500, 5));
+        let (p1, p2_old, p2, p3) = (
+            bytes(3000, 2),
+            bytes(2500, 3),
+            bytes(2600, 4),
+            bytes(1500, 5),
+        );
         let e1 = put_part(store, &alice, &bucket, &id, 1, &p1);
         put_part(store, &alice, &bucket, &id, 2, &p2_old);
         let e2 = put_part(store, &alice, &bucket, &id, 2, &p2);
@@ -60,43 +82,92 @@ fn parts_are_superseded_then_completed_into_one_object() {
         assert_eq!(gc(store), 1, "the superseded part 2");
 
         let (parts, truncated) = store.list_parts(&alice, &bucket, &id, 0, 2).unwrap();
-        assert_eq!(parts.iter().map(|p| p.part_number).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            parts.iter().map(|p| p.part_number).collect::<Vec<_>>(),
+            [1, 2]
+        );
         assert!(truncated);
         assert_eq!((parts[1].etag.as_str(), parts[1].size), (e2.as_str(), 2600));
         let (parts, truncated) = store.list_parts(&alice, &bucket, &id, 2, 10).unwrap();
-        assert_eq!(parts.iter().map(|p| p.part_number).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(
+            parts.iter().map(|p| p.part_number).collect::<Vec<_>>(),
+            [3, 4]
+        );
         assert!(!truncated);
 
         assert!(matches!(
-            store.complete_upload(&alice, &bucket, &id, &[(1, e1.clone()), (5, "x".into())], final_meta),
+            store.complete_upload(
+                &alice,
+                &bucket,
+                &id,
+                &[(1, e1.clone()), (5, "x".into())],
+                final_meta
+            ),
             Err(Error::InvalidPart { part_number: 5 })
         ));
         assert!(matches!(
-            store.complete_upload(&alice, &bucket, &id, &[(1, e1.clone()), (2, "wrong".into())], final_meta),
+            store.complete_upload(
+                &alice,
+                &bucket,
+                &id,
+                &[(1, e1.clone()), (2, "wrong".into())],
+                final_meta
+            ),
             Err(Error::InvalidPart { part_number: 2 })
         ));
         assert!(matches!(
-            store.complete_upload(&alice, &bucket, &id, &[(1, e1.clone())], |_, _| Err(Error::InvalidPart { part_number: 9 })),
+            store.complete_upload(&alice, &bucket, &id, &[(1, e1.clone())], |_, _| Err(
+                Error::InvalidPart { part_number: 9 }
+            )),
             Err(Error::InvalidPart { part_number: 9 })
         ));
         // Failures leave the upload as it was.
-        assert_eq!(store.list_parts(&alice, &bucket, &id, 0, 10).unwrap().0.len(), 4);
+        assert_eq!(
+            store
+                .list_parts(&alice, &bucket, &id, 0, 10)
+                .unwrap()
+                .0
+                .len(),
+            4
+        );
 
         let record = store
-            .complete_upload(&alice, &bucket, &id, &[(1, e1), (2, e2), (4, small)], final_meta)
+            .complete_upload(
+                &alice,
+                &bucket,
+                &id,
+                &[(1, e1), (2, e2), (4, small)],
+                final_meta,
+            )
             .unwrap();
         assert_eq!(record.meta.size, 3000 + 2600 + 4);
         assert_eq!(record.meta.etag, "multi-3");
-        assert_eq!(record.parts.iter().map(|p| p.part_number).collect::<Vec<_>>(), [1, 2, 4]);
+        assert_eq!(
+            record
+                .parts
+                .iter()
+                .map(|p| p.part_number)
+                .collect::<Vec<_>>(),
+            [1, 2, 4]
+        );
         let expected = [p1.as_slice(), &p2, b"tail"].concat();
         let stored = store.object(&alice, &bucket, "big").unwrap();
         assert_eq!(stored, record);
         assert_eq!(read_all(store, &alice, &stored), expected);
         // A range across part boundaries.
-        assert_eq!(read_range(store, &alice, &stored, 2990, 5610, 333).unwrap(), expected[2990..5610]);
+        assert_eq!(
+            read_range(store, &alice, &stored, 2990, 5602, 333).unwrap(),
+            expected[2990..5602]
+        );
 
-        assert!(matches!(store.upload(&alice, &bucket, &id), Err(Error::NoSuchUpload)));
-        assert!(matches!(store.list_parts(&alice, &bucket, &id, 0, 10), Err(Error::NoSuchUpload)));
+        assert!(matches!(
+            store.upload(&alice, &bucket, &id),
+            Err(Error::NoSuchUpload)
+        ));
+        assert!(matches!(
+            store.list_parts(&alice, &bucket, &id, 0, 10),
+            Err(Error::NoSuchUpload)
+        ));
         let _ = e3;
         assert_eq!(gc(store), 2, "the unchosen part 3 and the replaced object");
         assert_eq!(array_files(dir).len(), 2, "parts 1 and 2 remain");
@@ -111,19 +182,52 @@ fn abort_removes_the_upload_and_its_data() {
     each_store(|store, dir| {
         let alice = scope();
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
-        let upload = store.create_upload(&alice, &bucket, "k", ObjectMeta::default()).unwrap();
-        put_part(store, &alice, &bucket, &upload.upload_id, 1, &bytes(5000, 1));
-        put_part(store, &alice, &bucket, &upload.upload_id, 2, &bytes(5000, 2));
-        assert!(matches!(store.delete_bucket(&alice, "b"), Err(Error::BucketNotEmpty)));
+        let upload = store
+            .create_upload(&alice, &bucket, "k", ObjectMeta::default())
+            .unwrap();
+        put_part(
+            store,
+            &alice,
+            &bucket,
+            &upload.upload_id,
+            1,
+            &bytes(5000, 1),
+        );
+        put_part(
+            store,
+            &alice,
+            &bucket,
+            &upload.upload_id,
+            2,
+            &bytes(5000, 2),
+        );
+        assert!(matches!(
+            store.delete_bucket(&alice, "b"),
+            Err(Error::BucketNotEmpty)
+        ));
 
         // Another tenant cannot see or abort it.
         let bob = scope();
-        assert!(matches!(store.upload(&bob, &bucket, &upload.upload_id), Err(Error::NoSuchUpload)));
-        assert!(matches!(store.abort_upload(&bob, &bucket, &upload.upload_id), Err(Error::NoSuchUpload)));
+        assert!(matches!(
+            store.upload(&bob, &bucket, &upload.upload_id),
+            Err(Error::NoSuchUpload)
+        ));
+        assert!(matches!(
+            store.abort_upload(&bob, &bucket, &upload.upload_id),
+            Err(Error::NoSuchUpload)
+        ));
 
-        store.abort_upload(&alice, &bucket, &upload.upload_id).unwrap();
-        assert!(matches!(store.abort_upload(&alice, &bucket, &upload.upload_id), Err(Error::NoSuchUpload)));
-        assert!(matches!(store.upload(&alice, &bucket, &upload.upload_id), Err(Error::NoSuchUpload)));
+        store
+            .abort_upload(&alice, &bucket, &upload.upload_id)
+            .unwrap();
+        assert!(matches!(
+            store.abort_upload(&alice, &bucket, &upload.upload_id),
+            Err(Error::NoSuchUpload)
+        ));
+        assert!(matches!(
+            store.upload(&alice, &bucket, &upload.upload_id),
+            Err(Error::NoSuchUpload)
+        ));
         assert_eq!(gc(store), 2);
         assert_eq!(array_files(dir), Vec::<std::path::PathBuf>::new());
         store.delete_bucket(&alice, "b").unwrap();
@@ -136,36 +240,55 @@ fn malformed_or_unknown_upload_ids_are_no_such_upload() {
         let alice = scope();
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         for id in ["", "xyz", "../../etc", &"0".repeat(32)] {
-            assert!(matches!(store.upload(&alice, &bucket, id), Err(Error::NoSuchUpload)));
+            assert!(matches!(
+                store.upload(&alice, &bucket, id),
+                Err(Error::NoSuchUpload)
+            ));
             let written = write(store, &alice, &bucket, b"data", 10);
             assert!(matches!(
                 store.put_part(&alice, &bucket, id, 1, PartInfo::default(), written),
                 Err(Error::NoSuchUpload)
             ));
-            assert!(matches!(store.complete_upload(&alice, &bucket, id, &[], final_meta), Err(Error::NoSuchUpload)));
+            assert!(matches!(
+                store.complete_upload(&alice, &bucket, id, &[], final_meta),
+                Err(Error::NoSuchUpload)
+            ));
         }
     });
 }
 
 /// Uploads as (key, upload id) in order, prefixes interleaved: (name, is prefix).
-fn model(uploads: &BTreeSet<(String, String)>, query: &UploadListQuery) -> (Vec<(String, Option<String>)>, bool) {
+fn model(
+    uploads: &BTreeSet<(String, String)>,
+    query: &UploadListQuery,
+) -> (Vec<(String, Option<String>)>, bool) {
     if query.max_uploads == 0 {
         return (Vec::new(), false);
     }
     let after = |key: &str, id: Option<&str>| match query.key_marker.as_deref() {
         None => true,
         Some(marker) => {
-            key > marker || (key == marker && id.is_some_and(|id| query.upload_id_marker.as_deref().is_some_and(|m| id > m)))
+            key > marker
+                || (key == marker
+                    && id.is_some_and(|id| {
+                        query.upload_id_marker.as_deref().is_some_and(|m| id > m)
+                    }))
         }
     };
     let mut entries: BTreeSet<(String, Option<String>)> = BTreeSet::new();
-    for (key, id) in uploads.iter().filter(|(k, id)| k.starts_with(&query.prefix) && after(k, Some(id))) {
+    for (key, id) in uploads
+        .iter()
+        .filter(|(k, id)| k.starts_with(&query.prefix) && after(k, Some(id)))
+    {
         let rest = &key[query.prefix.len()..];
         let group = query
             .delimiter
             .as_deref()
             .filter(|d| !d.is_empty())
-            .and_then(|d| rest.find(d).map(|at| key[..query.prefix.len() + at + d.len()].to_owned()));
+            .and_then(|d| {
+                rest.find(d)
+                    .map(|at| key[..query.prefix.len() + at + d.len()].to_owned())
+            });
         match group {
             Some(prefix) if after(&prefix, None) => {
                 entries.insert((prefix, None));
@@ -177,7 +300,10 @@ fn model(uploads: &BTreeSet<(String, String)>, query: &UploadListQuery) -> (Vec<
         }
     }
     let truncated = entries.len() > query.max_uploads;
-    (entries.into_iter().take(query.max_uploads).collect(), truncated)
+    (
+        entries.into_iter().take(query.max_uploads).collect(),
+        truncated,
+    )
 }
 
 #[test]
@@ -187,7 +313,11 @@ fn upload_listing_matches_the_model() {
     let alice = scope();
     let counter = Cell::new(0);
     let key = || {
-        proptest::collection::vec(prop_oneof![Just("a"), Just("/"), Just("é"), Just("\0")], 0..4).prop_map(|p| p.concat())
+        proptest::collection::vec(
+            prop_oneof![Just("a"), Just("/"), Just("é"), Just("\0")],
+            0..4,
+        )
+        .prop_map(|p| p.concat())
     };
     let strategy = (
         proptest::collection::vec((key(), 1usize..3), 0..12),
@@ -198,43 +328,71 @@ fn upload_listing_matches_the_model() {
         any::<prop::sample::Index>(),
         any::<bool>(),
     );
-    let mut runner = TestRunner::new(Config { cases: 256, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
+    });
     runner
-        .run(&strategy, |(keys, prefix, delimiter, key_marker, max_uploads, pick, use_id_marker)| {
-            counter.set(counter.get() + 1);
-            let bucket = store.create_bucket(&alice, &format!("b{}", counter.get()), "r").unwrap();
-            let mut uploads = BTreeSet::new();
-            for (key, count) in keys {
-                for _ in 0..count {
-                    let upload = store.create_upload(&alice, &bucket, &key, ObjectMeta::default()).unwrap();
-                    uploads.insert((key.clone(), upload.upload_id));
+        .run(
+            &strategy,
+            |(keys, prefix, delimiter, key_marker, max_uploads, pick, use_id_marker)| {
+                counter.set(counter.get() + 1);
+                let bucket = store
+                    .create_bucket(&alice, &format!("b{}", counter.get()), "r")
+                    .unwrap();
+                let mut uploads = BTreeSet::new();
+                for (key, count) in keys {
+                    for _ in 0..count {
+                        let upload = store
+                            .create_upload(&alice, &bucket, &key, ObjectMeta::default())
+                            .unwrap();
+                        uploads.insert((key.clone(), upload.upload_id));
+                    }
                 }
-            }
-            // An id marker from an existing upload, with its key as key marker.
-            let (key_marker, upload_id_marker) = match (use_id_marker, uploads.iter().nth(pick.index(uploads.len().max(1)))) {
-                (true, Some((key, id))) => (Some(key.clone()), Some(id.clone())),
-                _ => (key_marker, None),
-            };
-            let query = UploadListQuery { prefix, delimiter, key_marker, upload_id_marker, max_uploads };
-            let page = store.list_uploads(&alice, &bucket, &query).unwrap();
-            let (expected, truncated) = model(&uploads, &query);
-            let got: BTreeSet<_> = page
-                .uploads
-                .iter()
-                .map(|u| (u.key.clone(), Some(u.upload_id.clone())))
-                .chain(page.common_prefixes.iter().map(|p| (p.clone(), None)))
-                .collect();
-            prop_assert_eq!(got, expected.iter().cloned().collect::<BTreeSet<_>>());
-            let uploads_in_order: Vec<_> = page.uploads.iter().map(|u| (u.key.clone(), Some(u.upload_id.clone()))).collect();
-            let expected_uploads: Vec<_> = expected.iter().filter(|(_, id)| id.is_some()).cloned().collect();
-            prop_assert_eq!(uploads_in_order, expected_uploads);
-            prop_assert_eq!(page.is_truncated, truncated);
-            if truncated {
-                let (last_key, last_id) = expected.last().cloned().unwrap();
-                prop_assert_eq!(page.next_key_marker, Some(last_key));
-                prop_assert_eq!(page.next_upload_id_marker, last_id);
-            }
-            Ok(())
-        })
+                // An id marker from an existing upload, with its key as key marker.
+                let (key_marker, upload_id_marker) = match (
+                    use_id_marker,
+                    uploads.iter().nth(pick.index(uploads.len().max(1))),
+                ) {
+                    (true, Some((key, id))) => (Some(key.clone()), Some(id.clone())),
+                    _ => (key_marker, None),
+                };
+                let query = UploadListQuery {
+                    prefix,
+                    delimiter,
+                    key_marker,
+                    upload_id_marker,
+                    max_uploads,
+                };
+                let page = store.list_uploads(&alice, &bucket, &query).unwrap();
+                let (expected, truncated) = model(&uploads, &query);
+                let got: BTreeSet<_> = page
+                    .uploads
+                    .iter()
+                    .map(|u| (u.key.clone(), Some(u.upload_id.clone())))
+                    .chain(page.common_prefixes.iter().map(|p| (p.clone(), None)))
+                    .collect();
+                prop_assert_eq!(got, expected.iter().cloned().collect::<BTreeSet<_>>());
+                let uploads_in_order: Vec<_> = page
+                    .uploads
+                    .iter()
+                    .map(|u| (u.key.clone(), Some(u.upload_id.clone())))
+                    .collect();
+                let expected_uploads: Vec<_> = expected
+                    .iter()
+                    .filter(|(_, id)| id.is_some())
+                    .cloned()
+                    .collect();
+                prop_assert_eq!(uploads_in_order, expected_uploads);
+                prop_assert_eq!(page.is_truncated, truncated);
+                if truncated {
+                    let (last_key, last_id) = expected.last().cloned().unwrap();
+                    prop_assert_eq!(page.next_key_marker, Some(last_key));
+                    prop_assert_eq!(page.next_upload_id_marker, last_id);
+                }
+                Ok(())
+            },
+        )
         .unwrap();
 }

@@ -10,7 +10,9 @@ use coffre_storage::{DataLocation, Error, GcStats, ListQuery};
 use harness::*;
 
 fn gc(store: &coffre_storage::Store) -> GcStats {
-    store.collect_garbage(&MaintenanceScope::new("test")).unwrap()
+    store
+        .collect_garbage(&MaintenanceScope::new("test"))
+        .unwrap()
 }
 
 #[test]
@@ -18,7 +20,13 @@ fn data_up_to_the_inline_threshold_stays_in_the_record() {
     each_store(|store, dir| {
         let alice = scope();
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
-        for (len, inline) in [(0, true), (1, true), (INLINE_MAX, true), (INLINE_MAX + 1, false), (3 * INLINE_MAX + 7, false)] {
+        for (len, inline) in [
+            (0, true),
+            (1, true),
+            (INLINE_MAX, true),
+            (INLINE_MAX + 1, false),
+            (3 * INLINE_MAX + 7, false),
+        ] {
             let data = bytes(len, 3);
             // Slices of every size straddle the threshold differently.
             for slice in [1, 100, INLINE_MAX, INLINE_MAX + 1, 1 << 20] {
@@ -26,9 +34,14 @@ fn data_up_to_the_inline_threshold_stays_in_the_record() {
                 assert_eq!(written.size(), len as u64);
                 assert_eq!(written.is_inline(), inline, "len {len} slice {slice}");
                 let key = format!("k{len}-{slice}");
-                store.put_object(&alice, &bucket, &key, meta_for(&data), written).unwrap();
+                store
+                    .put_object(&alice, &bucket, &key, meta_for(&data), written)
+                    .unwrap();
                 let record = store.object(&alice, &bucket, &key).unwrap();
-                assert_eq!(matches!(record.parts[0].location, DataLocation::Inline(_)), inline);
+                assert_eq!(
+                    matches!(record.parts[0].location, DataLocation::Inline(_)),
+                    inline
+                );
                 assert_eq!(record.meta, meta_for(&data));
                 assert_eq!(read_all(store, &alice, &record), data);
             }
@@ -46,16 +59,29 @@ fn ranges_read_exactly_the_requested_bytes() {
         for len in [10usize, 5000] {
             let data = bytes(len, 4);
             let record = put(store, &alice, &bucket, "k", &data);
-            for (start, end) in [(0, len), (1, len - 1), (len / 2, len), (3, 4), (0, len + 100), (len, len + 5)] {
+            for (start, end) in [
+                (0, len),
+                (1, len - 1),
+                (len / 2, len),
+                (3, 4),
+                (0, len + 100),
+                (len, len + 5),
+            ] {
                 for chunk in [1, 7, 4096] {
-                    let got = read_range(store, &alice, &record, start as u64, end as u64, chunk).unwrap();
+                    let got = read_range(store, &alice, &record, start as u64, end as u64, chunk)
+                        .unwrap();
                     assert_eq!(got, data[start..end.min(len)], "{start}..{end} by {chunk}");
                 }
             }
             // The sink can stop early.
             let mut reader = store.object_reader(&alice, &record).unwrap();
             let mut calls = 0;
-            reader.read_range(0, len as u64, 1, &mut |_| { calls += 1; calls < 3 }).unwrap();
+            reader
+                .read_range(0, len as u64, 1, &mut |_| {
+                    calls += 1;
+                    calls < 3
+                })
+                .unwrap();
             assert_eq!(calls, 3);
         }
     });
@@ -73,19 +99,36 @@ fn overwrite_and_delete_queue_old_files_and_gc_removes_them() {
 
         let second = bytes(4000, 6);
         let record = put(store, &alice, &bucket, "k", &second);
-        assert_eq!(array_files(dir).len(), 2, "the old file stays until collected");
+        assert_eq!(
+            array_files(dir).len(),
+            2,
+            "the old file stays until collected"
+        );
         let stats = gc(store);
-        assert_eq!(stats, GcStats { files_removed: 1, bytes_removed: 3000 + 16 });
+        assert_eq!(
+            stats,
+            GcStats {
+                files_removed: 1,
+                bytes_removed: 3000 + 16
+            }
+        );
         assert!(!old_files[0].exists());
         assert_eq!(read_all(store, &alice, &record), second);
-        assert_eq!(gc(store), GcStats::default(), "the queue is empty after a pass");
+        assert_eq!(
+            gc(store),
+            GcStats::default(),
+            "the queue is empty after a pass"
+        );
 
         // Overwriting with inline data, then deleting: both old versions collected.
         put(store, &alice, &bucket, "k", b"small");
         assert_eq!(gc(store).files_removed, 1);
         store.delete_object(&alice, &bucket, "k").unwrap();
         store.delete_object(&alice, &bucket, "k").unwrap();
-        assert!(matches!(store.object(&alice, &bucket, "k"), Err(Error::NoSuchKey)));
+        assert!(matches!(
+            store.object(&alice, &bucket, "k"),
+            Err(Error::NoSuchKey)
+        ));
         assert_eq!(array_files(dir), Vec::<std::path::PathBuf>::new());
     });
 }
@@ -97,7 +140,11 @@ fn an_abandoned_writer_or_uncommitted_data_leaves_no_file() {
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         let mut writer = store.data_writer(&alice, &bucket).unwrap();
         writer.write(&bytes(5000, 7)).unwrap();
-        assert_eq!(array_files(dir).len(), 1, "the temp file exists while writing");
+        assert_eq!(
+            array_files(dir).len(),
+            1,
+            "the temp file exists while writing"
+        );
         drop(writer);
         assert_eq!(array_files(dir), Vec::<std::path::PathBuf>::new());
 
@@ -120,17 +167,26 @@ fn a_truncated_or_altered_data_file_is_corrupt() {
 
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         file.set_len(16 + 4999).unwrap();
-        assert!(matches!(read_range(store, &alice, &record, 0, 10, 4096), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            read_range(store, &alice, &record, 0, 10, 4096),
+            Err(Error::Corrupt(_))
+        ));
 
         let mut altered = std::fs::read(&path).unwrap();
         altered.push(0);
         altered[7] = 9; // unknown format version
         std::fs::write(&path, &altered).unwrap();
-        assert!(matches!(read_range(store, &alice, &record, 0, 10, 4096), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            read_range(store, &alice, &record, 0, 10, 4096),
+            Err(Error::Corrupt(_))
+        ));
         altered[7] = 1;
         altered[0] = b'X';
         std::fs::write(&path, &altered[..16 + 5000]).unwrap();
-        assert!(matches!(read_range(store, &alice, &record, 0, 10, 4096), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            read_range(store, &alice, &record, 0, 10, 4096),
+            Err(Error::Corrupt(_))
+        ));
     });
 }
 
@@ -147,12 +203,62 @@ fn data_persists_across_a_reopen() {
     }
     let store = open_rocks(dir.path());
     let bucket = store.bucket(&alice, "b").unwrap();
-    assert_eq!(read_all(&store, &alice, &store.object(&alice, &bucket, "small").unwrap()), small);
+    assert_eq!(
+        read_all(
+            &store,
+            &alice,
+            &store.object(&alice, &bucket, "small").unwrap()
+        ),
+        small
+    );
     let record = store.object(&alice, &bucket, "dir/large").unwrap();
     assert_eq!(record.meta.size, 100_000);
     assert_eq!(read_all(&store, &alice, &record), large);
     let page = store
-        .list_objects(&alice, &bucket, &ListQuery { max_keys: 10, ..ListQuery::default() })
+        .list_objects(
+            &alice,
+            &bucket,
+            &ListQuery {
+                max_keys: 10,
+                ..ListQuery::default()
+            },
+        )
         .unwrap();
     assert_eq!(page.entries.len(), 2);
+}
+
+#[test]
+fn concurrent_overwrites_leak_no_file() {
+    each_store(|store, dir| {
+        let alice = std::sync::Arc::new(scope());
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        std::thread::scope(|threads| {
+            for seed in 0..4u8 {
+                let (alice, bucket) = (alice.clone(), bucket.clone());
+                threads.spawn(move || {
+                    for round in 0..10u8 {
+                        put(store, &alice, &bucket, "k", &bytes(2000, seed * 16 + round));
+                    }
+                });
+            }
+        });
+        gc(store);
+        assert_eq!(
+            array_files(dir).len(),
+            1,
+            "only the last version's file remains"
+        );
+        let record = store.object(&alice, &bucket, "k").unwrap();
+        assert_eq!(read_all(store, &alice, &record).len(), 2000);
+    });
+}
+
+#[test]
+fn handles_can_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<coffre_storage::Store>();
+    send::<coffre_storage::DataWriter>();
+    send::<coffre_storage::WrittenData>();
+    send::<coffre_storage::ObjectReader>();
 }

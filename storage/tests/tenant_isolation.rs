@@ -25,7 +25,14 @@ fn tenants_with_the_same_bucket_name_are_isolated() {
 
         let listing = |scope, bucket| {
             store
-                .list_objects(scope, bucket, &ListQuery { max_keys: 1000, ..ListQuery::default() })
+                .list_objects(
+                    scope,
+                    bucket,
+                    &ListQuery {
+                        max_keys: 1000,
+                        ..ListQuery::default()
+                    },
+                )
                 .unwrap()
                 .entries
                 .iter()
@@ -36,17 +43,36 @@ fn tenants_with_the_same_bucket_name_are_isolated() {
         assert_eq!(listing(&bob, &b), ["bob.txt"]);
         // Bob holding Alice's bucket record still only reaches his own tenant's keys.
         assert_eq!(listing(&bob, &a), Vec::<String>::new());
-        assert!(matches!(store.object(&bob, &b, "alice.txt"), Err(Error::NoSuchKey)));
-        assert!(matches!(store.object(&bob, &a, "alice.txt"), Err(Error::NoSuchKey)));
+        assert!(matches!(
+            store.object(&bob, &b, "alice.txt"),
+            Err(Error::NoSuchKey)
+        ));
+        assert!(matches!(
+            store.object(&bob, &a, "alice.txt"),
+            Err(Error::NoSuchKey)
+        ));
 
         // Deleting by name under the wrong tenant touches nothing.
         store.delete_object(&bob, &a, "alice.txt").unwrap();
-        assert_eq!(read_all(store, &alice, &store.object(&alice, &a, "alice.txt").unwrap()), b"alice's data");
+        assert_eq!(
+            read_all(
+                store,
+                &alice,
+                &store.object(&alice, &a, "alice.txt").unwrap()
+            ),
+            b"alice's data"
+        );
 
-        assert!(matches!(store.delete_bucket(&alice, "backup"), Err(Error::BucketNotEmpty)));
+        assert!(matches!(
+            store.delete_bucket(&alice, "backup"),
+            Err(Error::BucketNotEmpty)
+        ));
         store.delete_object(&alice, &a, "alice.txt").unwrap();
         store.delete_bucket(&alice, "backup").unwrap();
-        assert!(matches!(store.bucket(&alice, "backup"), Err(Error::NoSuchBucket)));
+        assert!(matches!(
+            store.bucket(&alice, "backup"),
+            Err(Error::NoSuchBucket)
+        ));
         assert_eq!(store.bucket(&bob, "backup").unwrap(), b);
         assert_eq!(store.list_buckets(&alice).unwrap(), vec![]);
         assert_eq!(store.list_buckets(&bob).unwrap(), vec![b]);
@@ -60,10 +86,21 @@ fn buckets_list_in_name_order_and_unknown_ones_do_not_exist() {
         for name in ["zeta", "alpha", "mid"] {
             store.create_bucket(&alice, name, "eu-west-3").unwrap();
         }
-        let names: Vec<_> = store.list_buckets(&alice).unwrap().into_iter().map(|b| b.name).collect();
+        let names: Vec<_> = store
+            .list_buckets(&alice)
+            .unwrap()
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
         assert_eq!(names, ["alpha", "mid", "zeta"]);
-        assert!(matches!(store.bucket(&scope(), "alpha"), Err(Error::NoSuchBucket)));
-        assert!(matches!(store.delete_bucket(&scope(), "alpha"), Err(Error::NoSuchBucket)));
+        assert!(matches!(
+            store.bucket(&scope(), "alpha"),
+            Err(Error::NoSuchBucket)
+        ));
+        assert!(matches!(
+            store.delete_bucket(&scope(), "alpha"),
+            Err(Error::NoSuchBucket)
+        ));
     });
 }
 
@@ -100,7 +137,14 @@ fn a_recreated_bucket_starts_empty() {
             Err(Error::NoSuchBucket)
         ));
         let page = store
-            .list_objects(&alice, &second, &ListQuery { max_keys: 10, ..ListQuery::default() })
+            .list_objects(
+                &alice,
+                &second,
+                &ListQuery {
+                    max_keys: 10,
+                    ..ListQuery::default()
+                },
+            )
             .unwrap();
         assert!(page.entries.is_empty());
     });
@@ -111,11 +155,22 @@ fn tenants_and_access_keys() {
     each_store(|store, _| {
         let admin = AdminScope::local_operator();
         let acme = store.create_tenant(&admin, "acme").unwrap();
-        assert!(matches!(store.create_tenant(&admin, "acme"), Err(Error::TenantExists)));
+        assert!(matches!(
+            store.create_tenant(&admin, "acme"),
+            Err(Error::TenantExists)
+        ));
         let other = store.create_tenant(&admin, "other").unwrap();
-        assert_eq!(store.tenant_by_name(&admin, "acme").unwrap(), Some(acme.clone()));
+        assert_eq!(
+            store.tenant_by_name(&admin, "acme").unwrap(),
+            Some(acme.clone())
+        );
         assert_eq!(store.tenant_by_name(&admin, "nobody").unwrap(), None);
-        let names: Vec<_> = store.list_tenants(&admin).unwrap().into_iter().map(|t| t.name).collect();
+        let names: Vec<_> = store
+            .list_tenants(&admin)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
         assert_eq!(names, ["acme", "other"]);
 
         let (key, secret) = store
@@ -132,13 +187,22 @@ fn tenants_and_access_keys() {
             store.create_access_key(&admin, coffre_crypto::TenantId::random(), Role::Admin, None),
             Err(Error::NoSuchTenant)
         ));
-        assert!(store.credential(&coffre_crypto::AccessKeyId::generate()).unwrap().is_none());
+        assert!(store
+            .credential(&coffre_crypto::AccessKeyId::generate())
+            .unwrap()
+            .is_none());
 
-        store.set_tenant_state(&admin, acme.id, TenantState::Disabled).unwrap();
+        store
+            .set_tenant_state(&admin, acme.id, TenantState::Disabled)
+            .unwrap();
         assert!(store.credential(&key).unwrap().is_none());
-        store.set_tenant_state(&admin, acme.id, TenantState::Active).unwrap();
+        store
+            .set_tenant_state(&admin, acme.id, TenantState::Active)
+            .unwrap();
         assert!(store.credential(&key).unwrap().is_some());
-        assert!(store.set_access_key_state(&admin, &key, AccessKeyState::Disabled).unwrap());
+        assert!(store
+            .set_access_key_state(&admin, &key, AccessKeyState::Disabled)
+            .unwrap());
         assert!(store.credential(&key).unwrap().is_none());
     });
 }

@@ -60,7 +60,13 @@ pub fn meta_for(data: &[u8]) -> ObjectMeta {
 }
 
 /// Writes `data` in slices of at most `slice` bytes.
-pub fn write(store: &Store, scope: &TenantScope, bucket: &BucketRecord, data: &[u8], slice: usize) -> WrittenData {
+pub fn write(
+    store: &Store,
+    scope: &TenantScope,
+    bucket: &BucketRecord,
+    data: &[u8],
+    slice: usize,
+) -> WrittenData {
     let mut writer = store.data_writer(scope, bucket).unwrap();
     for chunk in data.chunks(slice.max(1)) {
         writer.write(chunk).unwrap();
@@ -68,14 +74,27 @@ pub fn write(store: &Store, scope: &TenantScope, bucket: &BucketRecord, data: &[
     writer.finish().unwrap()
 }
 
-pub fn put(store: &Store, scope: &TenantScope, bucket: &BucketRecord, key: &str, data: &[u8]) -> ObjectRecord {
+pub fn put(
+    store: &Store,
+    scope: &TenantScope,
+    bucket: &BucketRecord,
+    key: &str,
+    data: &[u8],
+) -> ObjectRecord {
     let written = write(store, scope, bucket, data, 1000);
     store
         .put_object(scope, bucket, key, meta_for(data), written)
         .unwrap()
 }
 
-pub fn read_range(store: &Store, scope: &TenantScope, object: &ObjectRecord, start: u64, end: u64, chunk: usize) -> coffre_storage::Result<Vec<u8>> {
+pub fn read_range(
+    store: &Store,
+    scope: &TenantScope,
+    object: &ObjectRecord,
+    start: u64,
+    end: u64,
+    chunk: usize,
+) -> coffre_storage::Result<Vec<u8>> {
     let mut reader = store.object_reader(scope, object)?;
     let mut out = Vec::new();
     reader.read_range(start, end, chunk, &mut |bytes| {
@@ -113,5 +132,7 @@ pub fn array_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Deterministic bytes of any length.
 pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
