@@ -84,7 +84,8 @@ pub struct AccessKeyId(String);
 impl AccessKeyId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let ok = (16..=128).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            && s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
         if ok {
             Ok(Self(s.to_owned()))
         } else {

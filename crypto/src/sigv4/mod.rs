@@ -121,10 +121,13 @@ impl AuthRequest {
         self.request_time
     }
 
-    /// Presigned URLs: when the URL stops being valid.
+    /// Presigned URLs: when the URL stops being valid (`None` for header auth, or past the
+    /// representable dates).
     pub fn expires_at(&self) -> Option<OffsetDateTime> {
-        self.expires_secs
-            .map(|secs| self.request_time + Duration::seconds(i64::from(secs)))
+        self.expires_secs.and_then(|secs| {
+            self.request_time
+                .checked_add(Duration::seconds(i64::from(secs)))
+        })
     }
 
     pub fn signed_headers(&self) -> &[String] {
@@ -426,23 +429,20 @@ fn check_time(auth: &AuthRequest, now: OffsetDateTime) -> Result<(), AuthError> 
             "The difference between the request time and the current time is too large.",
         )
     };
-    match auth.expires_at() {
-        Some(expires_at) => {
-            if auth.request_time - now > MAX_CLOCK_SKEW {
-                return Err(too_skewed());
-            }
-            if now > expires_at {
-                return Err(AuthError::new(
-                    AuthErrorCode::AccessDenied,
-                    "Request has expired",
-                ));
-            }
+    let skew = auth.request_time - now;
+    if auth.presigned {
+        // A presigned URL may be used until it expires, but not before it was issued.
+        if skew > MAX_CLOCK_SKEW {
+            return Err(too_skewed());
         }
-        None => {
-            if (auth.request_time - now).abs() > MAX_CLOCK_SKEW {
-                return Err(too_skewed());
-            }
+        if auth.expires_at().is_none_or(|expires_at| now > expires_at) {
+            return Err(AuthError::new(
+                AuthErrorCode::AccessDenied,
+                "Request has expired",
+            ));
         }
+    } else if skew.abs() > MAX_CLOCK_SKEW {
+        return Err(too_skewed());
     }
     Ok(())
 }

@@ -615,3 +615,43 @@ fn aws_example_streaming_trailer_seed_signature() {
     let verified = req.check().unwrap();
     assert_eq!(verified.chunk_signer.unwrap().seed_signature(), seed);
 }
+
+#[test]
+fn dates_at_the_end_of_time_do_not_overflow() {
+    let mut req = presigned_get();
+    req.query = req.query.replace("20130524", "99991231");
+    let now = datetime!(9999-12-31 23:59:00 UTC);
+    assert!(req.check_at(now, None).is_err());
+    let mut req = get_object();
+    req.headers
+        .insert("x-amz-date", HeaderValue::from_static("99991231T235959Z"));
+    assert_eq!(req.code(), AuthErrorCode::AuthorizationHeaderMalformed);
+}
+
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsing_and_verifying_never_panic(
+            auth in "(AWS4-HMAC-SHA256 )?[ -~]{0,200}",
+            path in "[ -~]{0,40}",
+            query in "[ -~]{0,120}",
+            date in "[0-9TZ]{0,20}",
+            sha in "[ -~]{0,70}",
+        ) {
+            let mut map = headers(&[("host", "example.com")]);
+            for (name, value) in [("authorization", &auth), ("x-amz-date", &date), ("x-amz-content-sha256", &sha)] {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    map.insert(name, value);
+                }
+            }
+            let req = Req { method: "GET", path, query, headers: map };
+            let _ = req.check();
+            let mut presigned = presigned_get();
+            presigned.query = format!("{}&{}", presigned.query, req.query);
+            let _ = presigned.check();
+        }
+    }
+}
