@@ -112,12 +112,11 @@ impl AwsChunked {
         if !self.mode.has_trailer() {
             return None;
         }
-        Some(self.trailer.clone().unwrap_or_else(|| {
-            (
-                "x-amz-checksum-crc32".to_string(),
-                crc32_base64(data),
-            )
-        }))
+        Some(
+            self.trailer
+                .clone()
+                .unwrap_or_else(|| ("x-amz-checksum-crc32".to_string(), crc32_base64(data))),
+        )
     }
 
     /// Length of the encoded body (needed in `Content-Length` before signing).

@@ -15,10 +15,7 @@ pub fn sections(xml: &str, tag: &str) -> Vec<String> {
             break;
         };
         let attributes = &after[..end_of_tag];
-        if !(attributes.is_empty()
-            || attributes.starts_with(' ')
-            || attributes.starts_with('/'))
-        {
+        if !(attributes.is_empty() || attributes.starts_with(' ') || attributes.starts_with('/')) {
             rest = after;
             continue;
         }

@@ -169,11 +169,15 @@ impl TestServer {
                 Ok(line) => break line,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if let Ok(Some(status)) = child.try_wait() {
-                        panic!("coffre exited before it was ready ({status}); see its stderr above");
+                        panic!(
+                            "coffre exited before it was ready ({status}); see its stderr above"
+                        );
                     }
                     if started.elapsed() > STARTUP_TIMEOUT {
                         let _ = child.kill();
-                        panic!("coffre printed no `{READY_PREFIX}...` line within {STARTUP_TIMEOUT:?}");
+                        panic!(
+                            "coffre printed no `{READY_PREFIX}...` line within {STARTUP_TIMEOUT:?}"
+                        );
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {

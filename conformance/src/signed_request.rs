@@ -119,7 +119,8 @@ impl RawRequest {
 
     /// Adds a header (signed).
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_ascii_lowercase(), value.to_string()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
         self
     }
 
@@ -213,10 +214,24 @@ impl RawRequest {
             RequestBody::Channel(_) => None,
         };
         if let Payload::Chunked(chunked) = &self.payload {
-            let data = data.as_deref().expect("aws-chunked bodies are built from bytes");
+            let data = data
+                .as_deref()
+                .expect("aws-chunked bodies are built from bytes");
             headers.push(("content-encoding".into(), "aws-chunked".into()));
-            headers.push(("x-amz-decoded-content-length".into(), data.len().to_string()));
-            headers.push(("content-length".into(), chunked.encoded_len(data).to_string()));
+            // A test may lie about the decoded length by setting the header itself.
+            if !headers
+                .iter()
+                .any(|(n, _)| n == "x-amz-decoded-content-length")
+            {
+                headers.push((
+                    "x-amz-decoded-content-length".into(),
+                    data.len().to_string(),
+                ));
+            }
+            headers.push((
+                "content-length".into(),
+                chunked.encoded_len(data).to_string(),
+            ));
             if let Some((name, _)) = chunked.trailer_for(data) {
                 headers.push(("x-amz-trailer".into(), name));
             }
@@ -256,7 +271,9 @@ impl RawRequest {
                     SignableBody::UnsignedPayload
                 }
                 (Payload::Signed, Some(bytes)) => SignableBody::Bytes(bytes),
-                (Payload::Signed, None) => panic!("a streamed body cannot be signed; use Payload::Unsigned"),
+                (Payload::Signed, None) => {
+                    panic!("a streamed body cannot be signed; use Payload::Unsigned")
+                }
                 (Payload::Unsigned, _) => SignableBody::UnsignedPayload,
                 (Payload::Claimed(value), _) => SignableBody::Precomputed(value.clone()),
                 (Payload::Chunked(chunked), _) => {
@@ -287,8 +304,12 @@ impl RawRequest {
         let body = match (self.body, &self.payload) {
             (RequestBody::Bytes(bytes), Payload::Chunked(chunked)) => {
                 let signer = ChunkSigner::new(&self.secret_key, time);
-                Full::new(Bytes::from(chunked.encode(&bytes, &seed_signature, &signer)))
-                    .boxed_unsync()
+                Full::new(Bytes::from(chunked.encode(
+                    &bytes,
+                    &seed_signature,
+                    &signer,
+                )))
+                .boxed_unsync()
             }
             (RequestBody::Bytes(bytes), _) => Full::new(bytes).boxed_unsync(),
             (RequestBody::Channel(receiver), _) => ChannelBody { receiver }.boxed_unsync(),
@@ -424,7 +445,12 @@ fn corrupt<B>(request: &mut Request<B>) {
     if let Some(start) = uri.find("X-Amz-Signature=") {
         let start = start + "X-Amz-Signature=".len();
         let end = uri[start..].find('&').map_or(uri.len(), |i| start + i);
-        let corrupted = format!("{}{}{}", &uri[..start], flip_hex(&uri[start..end]), &uri[end..]);
+        let corrupted = format!(
+            "{}{}{}",
+            &uri[..start],
+            flip_hex(&uri[start..end]),
+            &uri[end..]
+        );
         *request.uri_mut() = corrupted.parse().expect("uri");
     }
 }

@@ -1,0 +1,301 @@
+//! SigV4 authentication with raw requests where an SDK will not send the bad input:
+//! anonymous requests, unknown keys, wrong signatures, clock skew, presigned URLs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use coffre_conformance::{pseudo_random_bytes, send_request, TestServer};
+use http::Method;
+
+async fn server_with_bucket() -> TestServer {
+    let server = TestServer::start();
+    server
+        .request(Method::PUT, "/auth")
+        .send()
+        .await
+        .assert_status(200);
+    server
+}
+
+/// Asserts that `key` does not exist in bucket `auth`.
+async fn assert_absent(server: &TestServer, key: &str) {
+    let response = server
+        .request(Method::GET, &format!("/auth/{key}"))
+        .send()
+        .await;
+    assert_eq!(
+        response.status.as_u16(),
+        404,
+        "{key} must not exist: {}",
+        response.text()
+    );
+}
+
+async fn assert_content(server: &TestServer, key: &str, data: &[u8]) {
+    let response = server
+        .request(Method::GET, &format!("/auth/{key}"))
+        .send()
+        .await;
+    response.assert_status(200);
+    assert_eq!(response.body.len(), data.len(), "{key}: stored length");
+    assert!(
+        response.body[..] == data[..],
+        "{key}: stored bytes differ (framing left in?)"
+    );
+}
+
+#[tokio::test]
+async fn anonymous_requests_are_access_denied() {
+    let server = server_with_bucket().await;
+    for (method, path) in [
+        (Method::GET, "/"),
+        (Method::GET, "/auth"),
+        (Method::PUT, "/auth/k"),
+        (Method::GET, "/auth/k"),
+        (Method::PUT, "/anon-bucket"),
+    ] {
+        let response = server
+            .request(method.clone(), path)
+            .anonymous()
+            .send()
+            .await;
+        assert_eq!(
+            (response.status.as_u16(), response.error_code().as_deref()),
+            (403, Some("AccessDenied")),
+            "anonymous {method} {path}: {}",
+            response.text()
+        );
+    }
+    let head = server
+        .request(Method::HEAD, "/auth")
+        .anonymous()
+        .send()
+        .await;
+    assert_eq!(head.status.as_u16(), 403);
+}
+
+#[tokio::test]
+async fn unknown_access_key_is_invalid_access_key_id() {
+    let server = server_with_bucket().await;
+    let response = server
+        .request(Method::GET, "/auth")
+        .access_key("AKIANOTAREALKEY00000")
+        .send()
+        .await;
+    response.assert_error(403, "InvalidAccessKeyId");
+    let s3 = server.s3_client_with("AKIANOTAREALKEY00000", &server.secret_key);
+    let err = s3.list_buckets().send().await.unwrap_err();
+    assert_eq!(
+        coffre_conformance::sdk_error(&err),
+        (403, "InvalidAccessKeyId".to_string())
+    );
+}
+
+#[tokio::test]
+async fn wrong_signatures_are_signature_does_not_match() {
+    let server = server_with_bucket().await;
+    let response = server
+        .request(Method::PUT, "/auth/k")
+        .body("data")
+        .secret_key("wrong-secret-wrong-secret-wrong-secret00")
+        .send()
+        .await;
+    response.assert_error(403, "SignatureDoesNotMatch");
+    let response = server
+        .request(Method::PUT, "/auth/k")
+        .body("data")
+        .corrupt_signature()
+        .send()
+        .await;
+    response.assert_error(403, "SignatureDoesNotMatch");
+    assert_absent(&server, "k").await;
+
+    // A signed header changed after signing.
+    let mut request = server
+        .request(Method::PUT, "/auth/k")
+        .header("x-amz-meta-signed", "original")
+        .body("data")
+        .build();
+    request
+        .headers_mut()
+        .insert("x-amz-meta-signed", "tampered".parse().unwrap());
+    send_request(request)
+        .await
+        .assert_error(403, "SignatureDoesNotMatch");
+
+    // A query parameter added after signing.
+    let mut request = server
+        .request(Method::GET, "/auth")
+        .query("prefix", "a")
+        .build();
+    let uri = format!("{}&max-keys=1", request.uri());
+    *request.uri_mut() = uri.parse().unwrap();
+    send_request(request)
+        .await
+        .assert_error(403, "SignatureDoesNotMatch");
+    assert_absent(&server, "k").await;
+}
+
+#[tokio::test]
+async fn clock_skew_over_15_minutes_is_request_time_too_skewed() {
+    let server = server_with_bucket().await;
+    for skew in [-20 * 60i64, 20 * 60] {
+        let time = if skew < 0 {
+            SystemTime::now() - Duration::from_secs(skew.unsigned_abs())
+        } else {
+            SystemTime::now() + Duration::from_secs(skew as u64)
+        };
+        let response = server
+            .request(Method::GET, "/auth")
+            .signing_time(time)
+            .send()
+            .await;
+        response.assert_error(403, "RequestTimeTooSkewed");
+    }
+    // Within the window is fine.
+    for skew in [-10 * 60i64, 10 * 60] {
+        let time = if skew < 0 {
+            SystemTime::now() - Duration::from_secs(skew.unsigned_abs())
+        } else {
+            SystemTime::now() + Duration::from_secs(skew as u64)
+        };
+        server
+            .request(Method::GET, "/auth")
+            .signing_time(time)
+            .send()
+            .await
+            .assert_status(200);
+    }
+}
+
+#[tokio::test]
+async fn presigned_get_and_put() {
+    let server = server_with_bucket().await;
+    let data = pseudo_random_bytes(100_000, 5);
+    let put = server
+        .request(Method::PUT, "/auth/presigned object")
+        .presigned(Duration::from_secs(300))
+        .body(data.clone())
+        .build();
+    assert!(put.uri().query().unwrap().contains("X-Amz-Signature="));
+    assert!(put.headers().get("authorization").is_none());
+    send_request(put).await.assert_status(200);
+
+    let get = server
+        .request(Method::GET, "/auth/presigned object")
+        .presigned(Duration::from_secs(300))
+        .send()
+        .await;
+    get.assert_status(200);
+    assert!(get.body[..] == data[..]);
+
+    // The SDK's own presigner.
+    let s3 = server.s3_client();
+    let presigned = s3
+        .get_object()
+        .bucket("auth")
+        .key("presigned object")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).unwrap())
+        .await
+        .unwrap();
+    let mut request = http::Request::builder().method("GET").uri(presigned.uri());
+    for (name, value) in presigned.headers() {
+        request = request.header(name, value);
+    }
+    let request = request
+        .body(http_body_util::BodyExt::boxed_unsync(
+            http_body_util::Full::new(bytes::Bytes::new()),
+        ))
+        .unwrap();
+    let response = send_request(request).await;
+    response.assert_status(200);
+    assert!(response.body[..] == data[..]);
+
+    let presigned_put = s3
+        .put_object()
+        .bucket("auth")
+        .key("sdk-presigned-put")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).unwrap())
+        .await
+        .unwrap();
+    let mut request = http::Request::builder()
+        .method("PUT")
+        .uri(presigned_put.uri());
+    for (name, value) in presigned_put.headers() {
+        request = request.header(name, value);
+    }
+    let request = request
+        .body(http_body_util::BodyExt::boxed_unsync(
+            http_body_util::Full::new(bytes::Bytes::from_static(b"via sdk presign")),
+        ))
+        .unwrap();
+    send_request(request).await.assert_status(200);
+    assert_content(&server, "sdk-presigned-put", b"via sdk presign").await;
+}
+
+#[tokio::test]
+async fn presigned_failures() {
+    let server = server_with_bucket().await;
+    server
+        .request(Method::PUT, "/auth/k")
+        .body("x")
+        .send()
+        .await
+        .assert_status(200);
+
+    // Expired: signed two hours ago for one hour.
+    let response = server
+        .request(Method::GET, "/auth/k")
+        .presigned(Duration::from_secs(3600))
+        .signing_time(SystemTime::now() - Duration::from_secs(7200))
+        .send()
+        .await;
+    response.assert_error(403, "AccessDenied");
+
+    // Longer than seven days.
+    let response = server
+        .request(Method::GET, "/auth/k")
+        .presigned(Duration::from_secs(604_801))
+        .send()
+        .await;
+    response.assert_error(400, "AuthorizationQueryParametersError");
+    server
+        .request(Method::GET, "/auth/k")
+        .presigned(Duration::from_secs(604_800))
+        .send()
+        .await
+        .assert_status(200);
+
+    let response = server
+        .request(Method::GET, "/auth/k")
+        .presigned(Duration::from_secs(300))
+        .corrupt_signature()
+        .send()
+        .await;
+    response.assert_error(403, "SignatureDoesNotMatch");
+
+    let response = server
+        .request(Method::GET, "/auth/k")
+        .presigned(Duration::from_secs(300))
+        .access_key("AKIANOTAREALKEY00000")
+        .send()
+        .await;
+    response.assert_error(403, "InvalidAccessKeyId");
+
+    // A presigned PUT whose URL was signed for another key name.
+    let mut request = server
+        .request(Method::PUT, "/auth/signed-name")
+        .presigned(Duration::from_secs(300))
+        .body("x")
+        .build();
+    let uri = request
+        .uri()
+        .to_string()
+        .replace("signed-name", "other-name");
+    *request.uri_mut() = uri.parse().unwrap();
+    send_request(request)
+        .await
+        .assert_error(403, "SignatureDoesNotMatch");
+    assert_absent(&server, "other-name").await;
+}

@@ -1,0 +1,288 @@
+//! Durability: a restart keeps every object; a crash (SIGKILL) in the middle of an overwrite
+//! leaves the old object whole, and a crash in the middle of a new upload leaves nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use coffre_conformance::{multipart_etag, pseudo_random_bytes, simple_etag, Payload, TestServer};
+use http::Method;
+use tokio::sync::mpsc;
+
+const MIB: usize = 1024 * 1024;
+
+async fn get(s3: &Client, bucket: &str, key: &str) -> (Vec<u8>, String) {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {key}: {e:?}"));
+    let etag = out.e_tag().unwrap().to_string();
+    (
+        out.body.collect().await.unwrap().into_bytes().to_vec(),
+        etag,
+    )
+}
+
+#[tokio::test]
+async fn restart_keeps_buckets_and_objects() {
+    let mut server = TestServer::start();
+    let credentials = (server.access_key.clone(), server.secret_key.clone());
+    let s3 = server.s3_client();
+    s3.create_bucket().bucket("durable").send().await.unwrap();
+    s3.create_bucket().bucket("second").send().await.unwrap();
+    let small = b"tiny inline object".to_vec();
+    let medium = pseudo_random_bytes(300_000, 1);
+    s3.put_object()
+        .bucket("durable")
+        .key("small")
+        .content_type("text/plain")
+        .metadata("kept", "yes")
+        .body(ByteStream::from(small.clone()))
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("durable")
+        .key("dir/medium")
+        .body(ByteStream::from(medium.clone()))
+        .send()
+        .await
+        .unwrap();
+    let parts = [
+        pseudo_random_bytes(5 * MIB, 2),
+        pseudo_random_bytes(1000, 3),
+    ];
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("durable")
+        .key("multi")
+        .send()
+        .await
+        .unwrap();
+    let upload_id = upload.upload_id().unwrap();
+    let mut done = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let etag = s3
+            .upload_part()
+            .bucket("durable")
+            .key("multi")
+            .upload_id(upload_id)
+            .part_number(i as i32 + 1)
+            .body(ByteStream::from(part.clone()))
+            .send()
+            .await
+            .unwrap()
+            .e_tag()
+            .unwrap()
+            .to_string();
+        done.push(
+            CompletedPart::builder()
+                .part_number(i as i32 + 1)
+                .e_tag(etag)
+                .build(),
+        );
+    }
+    s3.complete_multipart_upload()
+        .bucket("durable")
+        .key("multi")
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // An upload left open survives too.
+    let pending = s3
+        .create_multipart_upload()
+        .bucket("durable")
+        .key("pending")
+        .send()
+        .await
+        .unwrap();
+    let pending_id = pending.upload_id().unwrap().to_string();
+
+    server.restart();
+    assert_eq!(
+        (server.access_key.clone(), server.secret_key.clone()),
+        credentials,
+        "credentials are not regenerated on restart"
+    );
+    let s3 = server.s3_client();
+
+    let buckets = s3.list_buckets().send().await.unwrap();
+    let names: Vec<_> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(names, ["durable", "second"]);
+    let (body, etag) = get(&s3, "durable", "small").await;
+    assert_eq!(body, small);
+    assert_eq!(etag, simple_etag(&small));
+    let head = s3
+        .head_object()
+        .bucket("durable")
+        .key("small")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type(), Some("text/plain"));
+    assert_eq!(
+        head.metadata().unwrap().get("kept").map(String::as_str),
+        Some("yes")
+    );
+    let (body, etag) = get(&s3, "durable", "dir/medium").await;
+    assert!(body == medium);
+    assert_eq!(etag, simple_etag(&medium));
+    let (body, etag) = get(&s3, "durable", "multi").await;
+    assert!(body == parts.concat());
+    assert_eq!(etag, multipart_etag(&parts));
+    let listed = s3.list_objects_v2().bucket("durable").send().await.unwrap();
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["dir/medium", "multi", "small"]);
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket("durable")
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<_> = uploads
+        .uploads()
+        .iter()
+        .filter_map(|u| u.upload_id())
+        .collect();
+    assert_eq!(ids, [pending_id.as_str()]);
+
+    // A crash right after acknowledged writes loses nothing either.
+    s3.put_object()
+        .bucket("second")
+        .key("acked")
+        .body(ByteStream::from_static(b"acknowledged"))
+        .send()
+        .await
+        .unwrap();
+    s3.delete_object()
+        .bucket("durable")
+        .key("small")
+        .send()
+        .await
+        .unwrap();
+    server.kill();
+    server.start_again();
+    let s3 = server.s3_client();
+    assert_eq!(get(&s3, "second", "acked").await.0, b"acknowledged");
+    let err = s3
+        .head_object()
+        .bucket("durable")
+        .key("small")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        coffre_conformance::sdk_error(&err).0,
+        404,
+        "an acknowledged delete stays deleted"
+    );
+}
+
+/// Starts an upload of `total` bytes to `path` and feeds it `sent` bytes, then leaves it
+/// hanging. Returns the sender (keep it alive) and the in-flight task.
+async fn start_partial_upload(
+    server: &TestServer,
+    path: &str,
+    total: usize,
+    sent: usize,
+) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    let request = server
+        .request(Method::PUT, path)
+        .payload(Payload::Unsigned)
+        .header("content-length", &total.to_string())
+        .body_channel(rx);
+    let task = tokio::spawn(async move {
+        // The connection dies with the server; the outcome does not matter.
+        let _ = tokio::time::timeout(Duration::from_secs(60), async move {
+            let request = request.build();
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http();
+            let _ = client.request(request).await;
+        })
+        .await;
+    });
+    let chunk = pseudo_random_bytes(MIB, 99);
+    let mut pushed = 0;
+    while pushed < sent {
+        let n = MIB.min(sent - pushed);
+        tx.send(Bytes::copy_from_slice(&chunk[..n])).await.unwrap();
+        pushed += n;
+    }
+    (tx, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_during_upload_keeps_the_old_object() {
+    let mut server = TestServer::start();
+    let s3 = server.s3_client();
+    s3.create_bucket().bucket("crash").send().await.unwrap();
+    let old = pseudo_random_bytes(6 * MIB + 5, 7);
+    s3.put_object()
+        .bucket("crash")
+        .key("precious")
+        .body(ByteStream::from(old.clone()))
+        .send()
+        .await
+        .unwrap();
+
+    let (overwrite_tx, overwrite) =
+        start_partial_upload(&server, "/crash/precious", 32 * MIB, 20 * MIB).await;
+    let (new_tx, new_upload) =
+        start_partial_upload(&server, "/crash/newcomer", 16 * MIB, 9 * MIB).await;
+    // Give the server time to write what it received to its temporary files.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.kill();
+    drop((overwrite_tx, new_tx));
+    let _ = overwrite.await;
+    let _ = new_upload.await;
+
+    server.start_again();
+    let s3 = server.s3_client();
+    let (body, etag) = get(&s3, "crash", "precious").await;
+    assert_eq!(body.len(), old.len(), "the old object is complete");
+    assert!(body == old, "the old object is intact");
+    assert_eq!(etag, simple_etag(&old));
+    let err = s3
+        .head_object()
+        .bucket("crash")
+        .key("newcomer")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        coffre_conformance::sdk_error(&err).0,
+        404,
+        "no partial object becomes visible"
+    );
+    let listed = s3.list_objects_v2().bucket("crash").send().await.unwrap();
+    let keys: Vec<_> = listed
+        .contents()
+        .iter()
+        .map(|o| (o.key().unwrap(), o.size().unwrap()))
+        .collect();
+    assert_eq!(keys, [("precious", old.len() as i64)]);
+
+    // The server still works normally after the crash.
+    s3.put_object()
+        .bucket("crash")
+        .key("precious")
+        .body(ByteStream::from_static(b"new"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get(&s3, "crash", "precious").await.0, b"new");
+}
