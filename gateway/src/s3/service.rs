@@ -149,18 +149,20 @@ async fn route(ctx: RequestContext, operation: Operation) -> Result<Response<Bod
         }
         Op::UploadPart {
             bucket,
+            key,
             upload_id,
             part_number,
-            ..
-        } => multipart_upload::upload_part(ctx, bucket, upload_id, part_number).await,
+        } => multipart_upload::upload_part(ctx, bucket, key, upload_id, part_number).await,
         Op::CompleteMultipartUpload {
             bucket,
             key,
             upload_id,
         } => multipart_upload::complete_multipart_upload(ctx, bucket, key, upload_id).await,
         Op::AbortMultipartUpload {
-            bucket, upload_id, ..
-        } => multipart_upload::abort_multipart_upload(ctx, bucket, upload_id).await,
+            bucket,
+            key,
+            upload_id,
+        } => multipart_upload::abort_multipart_upload(ctx, bucket, key, upload_id).await,
         Op::ListParts {
             bucket,
             key,

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use http::{HeaderValue, Response, StatusCode};
 
+use super::objects::{bucket_record, with_bucket};
 use super::{empty_response, xml_response};
 use crate::s3::body::Body;
 use crate::s3::error::{S3Error, S3ErrorCode};
@@ -65,7 +66,7 @@ pub async fn create_bucket(
     let name = bucket.clone();
     blocking(move || store.create_bucket(&scope, &name, &region))
         .await
-        .map_err(|e| e.resource(format!("/{bucket}")))?;
+        .map_err(|e| with_bucket(e, &bucket))?;
     let mut response = empty_response(StatusCode::OK);
     if let Ok(location) = HeaderValue::from_str(&format!("/{bucket}")) {
         response
@@ -76,8 +77,7 @@ pub async fn create_bucket(
 }
 
 pub async fn head_bucket(ctx: RequestContext, bucket: String) -> Result<Response<Body>, S3Error> {
-    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
-    let record = blocking(move || store.bucket(&scope, &bucket)).await?;
+    let record = bucket_record(&ctx, &bucket).await?;
     let mut response = empty_response(StatusCode::OK);
     if let Ok(region) = HeaderValue::from_str(&record.region) {
         response.headers_mut().insert("x-amz-bucket-region", region);
@@ -90,7 +90,7 @@ pub async fn delete_bucket(ctx: RequestContext, bucket: String) -> Result<Respon
     let name = bucket.clone();
     blocking(move || store.delete_bucket(&scope, &name))
         .await
-        .map_err(|e| e.resource(format!("/{bucket}")))?;
+        .map_err(|e| with_bucket(e, &bucket))?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
@@ -98,8 +98,7 @@ pub async fn get_bucket_location(
     ctx: RequestContext,
     bucket: String,
 ) -> Result<Response<Body>, S3Error> {
-    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
-    let record = blocking(move || store.bucket(&scope, &bucket)).await?;
+    let record = bucket_record(&ctx, &bucket).await?;
     let mut w = XmlWriter::new();
     w.open_root("LocationConstraint");
     // AWS answers an empty constraint for us-east-1.
@@ -114,8 +113,7 @@ pub async fn get_bucket_versioning(
     ctx: RequestContext,
     bucket: String,
 ) -> Result<Response<Body>, S3Error> {
-    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
-    blocking(move || store.bucket(&scope, &bucket)).await?;
+    bucket_record(&ctx, &bucket).await?;
     // Versioning has never been enabled: the document is empty.
     let mut w = XmlWriter::new();
     w.open_root("VersioningConfiguration");

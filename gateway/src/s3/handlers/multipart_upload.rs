@@ -50,23 +50,24 @@ impl UploadChecksum {
             algorithm,
             ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c | ChecksumAlgorithm::Crc64Nvme
         );
-        let full_object =
-            match header("x-amz-checksum-type") {
-                None => algorithm == ChecksumAlgorithm::Crc64Nvme,
-                Some(t) if t.eq_ignore_ascii_case("FULL_OBJECT") && crc => true,
-                Some(t)
-                    if t.eq_ignore_ascii_case("COMPOSITE")
-                        && algorithm != ChecksumAlgorithm::Crc64Nvme =>
-                {
-                    false
-                }
-                Some(t) => return Err(S3Error::with_message(
+        let full_object = match header("x-amz-checksum-type") {
+            None => algorithm == ChecksumAlgorithm::Crc64Nvme,
+            Some(t) if t.eq_ignore_ascii_case("FULL_OBJECT") && crc => true,
+            Some(t)
+                if t.eq_ignore_ascii_case("COMPOSITE")
+                    && algorithm != ChecksumAlgorithm::Crc64Nvme =>
+            {
+                false
+            }
+            Some(t) => {
+                return Err(S3Error::with_message(
                     S3ErrorCode::InvalidRequest,
                     format!(
                         "The {t} checksum type cannot be used with the {name} checksum algorithm."
                     ),
-                )),
-            };
+                ))
+            }
+        };
         Ok(Some(Self {
             algorithm,
             full_object,
@@ -128,6 +129,23 @@ impl UploadChecksum {
     }
 }
 
+/// The upload `upload_id` of `key`: an upload id is only valid with the key it was created
+/// for, as on S3.
+fn upload_of_key(
+    store: &coffre_storage::Store,
+    scope: &coffre_crypto::TenantScope,
+    bucket: &coffre_storage::BucketRecord,
+    upload_id: &str,
+    key: &str,
+) -> Result<UploadRecord, coffre_storage::Error> {
+    let upload = store.upload(scope, bucket, upload_id)?;
+    if upload.key == key {
+        Ok(upload)
+    } else {
+        Err(coffre_storage::Error::NoSuchUpload)
+    }
+}
+
 pub async fn create_multipart_upload(
     ctx: RequestContext,
     bucket: String,
@@ -166,6 +184,7 @@ pub async fn create_multipart_upload(
 pub async fn upload_part(
     mut ctx: RequestContext,
     bucket: String,
+    key: String,
     upload_id: String,
     part_number: u32,
 ) -> Result<Response<Body>, S3Error> {
@@ -177,7 +196,7 @@ pub async fn upload_part(
             record.clone(),
             upload_id.clone(),
         );
-        blocking(move || store.upload(&scope, &record, &id)).await?;
+        blocking(move || upload_of_key(&store, &scope, &record, &id, &key)).await?;
     }
     let digest = PayloadDigest::from_headers(&ctx.headers)?;
     let writer = {
@@ -284,8 +303,9 @@ pub async fn complete_multipart_upload(
             record.clone(),
             upload_id.clone(),
         );
+        let key = key.clone();
         blocking(move || {
-            let upload = store.upload(&scope, &record, &id)?;
+            let upload = upload_of_key(&store, &scope, &record, &id, &key)?;
             let (parts, _) = store.list_parts(&scope, &record, &id, 0, MAX_PART_NUMBER as usize)?;
             Ok((upload, parts))
         })
@@ -399,11 +419,16 @@ fn checksum_element(alg: ChecksumAlgorithm) -> &'static str {
 pub async fn abort_multipart_upload(
     ctx: RequestContext,
     bucket: String,
+    key: String,
     upload_id: String,
 ) -> Result<Response<Body>, S3Error> {
     let record = bucket_record(&ctx, &bucket).await?;
     let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
-    blocking(move || store.abort_upload(&scope, &record, &upload_id)).await?;
+    blocking(move || {
+        upload_of_key(&store, &scope, &record, &upload_id, &key)?;
+        store.abort_upload(&scope, &record, &upload_id)
+    })
+    .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
@@ -433,9 +458,14 @@ pub async fn list_parts(
     let record = bucket_record(&ctx, &bucket).await?;
     let max_parts = number_param(&ctx, "max-parts", 1000, 1000)?;
     let marker = number_param(&ctx, "part-number-marker", 0, MAX_PART_NUMBER as usize)? as u32;
-    let (store, scope, id) = (ctx.store.clone(), ctx.scope.clone(), upload_id.clone());
+    let (store, scope, id, k) = (
+        ctx.store.clone(),
+        ctx.scope.clone(),
+        upload_id.clone(),
+        key.clone(),
+    );
     let (upload, (parts, truncated)) = blocking(move || {
-        let upload = store.upload(&scope, &record, &id)?;
+        let upload = upload_of_key(&store, &scope, &record, &id, &k)?;
         let parts = store.list_parts(&scope, &record, &id, marker, max_parts)?;
         Ok((upload, parts))
     })

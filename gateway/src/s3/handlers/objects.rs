@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::{empty_response, quoted_etag};
 use crate::s3::body::{self, Body, ChannelBody};
-use crate::s3::error::S3Error;
+use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::object_headers::{meta_from_request, write_response_headers};
 use crate::s3::payload_digest::PayloadDigest;
 use crate::s3::payload_writer::receive_payload;
@@ -27,7 +27,18 @@ pub async fn bucket_record(ctx: &RequestContext, bucket: &str) -> Result<BucketR
     let (store, scope, name) = (ctx.store.clone(), ctx.scope.clone(), bucket.to_owned());
     blocking(move || store.bucket(&scope, &name))
         .await
-        .map_err(|e| e.resource(format!("/{bucket}")))
+        .map_err(|e| with_bucket(e, bucket))
+}
+
+/// Names the bucket in an error, as AWS does (`Resource`, and `BucketName` for bucket errors).
+pub fn with_bucket(e: S3Error, bucket: &str) -> S3Error {
+    let e = e.resource(format!("/{bucket}"));
+    match e.code() {
+        S3ErrorCode::NoSuchBucket
+        | S3ErrorCode::BucketNotEmpty
+        | S3ErrorCode::BucketAlreadyOwnedByYou => e.detail("BucketName", bucket),
+        _ => e,
+    }
 }
 
 pub async fn put_object(
@@ -76,7 +87,10 @@ async fn object_record(
     let bucket_record = record.clone();
     let object = blocking(move || store.object(&scope, &bucket_record, &name))
         .await
-        .map_err(|e| e.resource(format!("/{bucket}/{key}")))?;
+        .map_err(|e| match e.code() {
+            S3ErrorCode::NoSuchKey => e.resource(format!("/{bucket}/{key}")).detail("Key", key),
+            _ => e,
+        })?;
     Ok((record, object))
 }
 
@@ -123,13 +137,36 @@ fn checksum_headers(ctx: &RequestContext, object: &ObjectRecord, out: &mut Heade
     }
 }
 
+/// `Some(304)` when the object is not modified (the response still names the ETag and
+/// Last-Modified, as RFC 9110 asks); `Err(412)` when a precondition fails.
+fn check_conditions(
+    ctx: &RequestContext,
+    object: &ObjectRecord,
+) -> Result<Option<Response<Body>>, S3Error> {
+    match conditional::check(&ctx.headers, &object.meta.etag, object.last_modified) {
+        Ok(()) => Ok(None),
+        Err(e) if e.code() == S3ErrorCode::NotModified => {
+            let mut response = empty_response(StatusCode::NOT_MODIFIED);
+            let headers = response.headers_mut();
+            headers.insert(http::header::ETAG, quoted_etag(&object.meta.etag));
+            if let Ok(v) = HeaderValue::from_str(&http_date(object.last_modified)) {
+                headers.insert(http::header::LAST_MODIFIED, v);
+            }
+            Ok(Some(response))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 pub async fn head_object(
     ctx: RequestContext,
     bucket: String,
     key: String,
 ) -> Result<Response<Body>, S3Error> {
     let (_, object) = object_record(&ctx, &bucket, &key).await?;
-    conditional::check(&ctx.headers, &object.meta.etag, object.last_modified)?;
+    if let Some(response) = check_conditions(&ctx, &object)? {
+        return Ok(response);
+    }
     let size = object.meta.size;
     let range = parse_range(header(&ctx.headers, "range"), size)?;
     let mut response = empty_response(StatusCode::OK);
@@ -158,7 +195,9 @@ pub async fn get_object(
     key: String,
 ) -> Result<Response<Body>, S3Error> {
     let (_, object) = object_record(&ctx, &bucket, &key).await?;
-    conditional::check(&ctx.headers, &object.meta.etag, object.last_modified)?;
+    if let Some(response) = check_conditions(&ctx, &object)? {
+        return Ok(response);
+    }
     let size = object.meta.size;
     let range = parse_range(header(&ctx.headers, "range"), size)?;
     let ByteRange { start, end } = range.unwrap_or(ByteRange {
@@ -201,7 +240,7 @@ fn stream_range(
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         let result = reader.read_range(start, end, READ_CHUNK, &mut |chunk| {
-            tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
+            tx.blocking_send(Ok(chunk)).is_ok()
         });
         if let Err(e) = result {
             tracing::error!(key = %key, error = %e, "object read failed mid-stream");
