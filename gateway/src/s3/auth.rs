@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use coffre_crypto::sigv4::{self, ChunkSigner, PayloadMode, RequestParts};
 use coffre_crypto::TenantScope;
-use coffre_storage::Store;
+use coffre_storage::{KeyLookup, Store};
 use time::OffsetDateTime;
 
 use super::blocking;
@@ -34,9 +34,11 @@ pub async fn authenticate(
         sigv4::parse_auth(&request)?.ok_or_else(|| S3Error::new(S3ErrorCode::AccessDenied))?;
     let store = store.clone();
     let key = auth.access_key.clone();
-    let credential = blocking(move || store.credential(&key))
-        .await?
-        .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidAccessKeyId))?;
+    let (credential, suspended) = match blocking(move || store.credential(&key)).await? {
+        KeyLookup::Active(credential) => (credential, false),
+        KeyLookup::Suspended(credential) => (credential, true),
+        KeyLookup::Unknown => return Err(S3Error::new(S3ErrorCode::InvalidAccessKeyId)),
+    };
     let verified = sigv4::verify(
         &request,
         &auth,
@@ -44,6 +46,13 @@ pub async fn authenticate(
         OffsetDateTime::now_utc(),
         Some(region),
     )?;
+    // Only a correctly signed request learns that its tenant is suspended.
+    if suspended {
+        return Err(S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "Access Denied: this account is suspended.",
+        ));
+    }
     Ok(Authenticated {
         scope: verified.scope,
         payload: auth.payload,
@@ -57,7 +66,11 @@ pub fn authorize(scope: &TenantScope, operation: &Operation) -> Result<(), S3Err
     if operation.is_write() && !scope.may_write() {
         return Err(S3Error::new(S3ErrorCode::AccessDenied));
     }
-    if let Some(bucket) = operation.bucket() {
+    let buckets = operation
+        .bucket()
+        .into_iter()
+        .chain(operation.copy_source().map(|s| s.bucket.as_str()));
+    for bucket in buckets {
         if !scope.may_access_bucket(bucket) {
             return Err(S3Error::new(S3ErrorCode::AccessDenied));
         }

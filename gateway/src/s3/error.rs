@@ -33,6 +33,7 @@ macro_rules! s3_error_codes {
 
 s3_error_codes! {
     AccessDenied => StatusCode::FORBIDDEN, "Access Denied";
+    AccessControlListNotSupported => StatusCode::BAD_REQUEST, "The bucket does not allow ACLs";
     AuthorizationHeaderMalformed => StatusCode::BAD_REQUEST, "The authorization header is malformed.";
     AuthorizationQueryParametersError => StatusCode::BAD_REQUEST, "Error parsing the X-Amz-Credential parameter.";
     BadDigest => StatusCode::BAD_REQUEST, "The Content-MD5 you specified did not match what we received.";
@@ -48,6 +49,7 @@ s3_error_codes! {
     InvalidBucketName => StatusCode::BAD_REQUEST, "The specified bucket is not valid.";
     InvalidDigest => StatusCode::BAD_REQUEST, "The Content-MD5 you specified is not valid.";
     InvalidPart => StatusCode::BAD_REQUEST, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.";
+    InvalidPartNumber => StatusCode::RANGE_NOT_SATISFIABLE, "The requested partnumber is not satisfiable";
     InvalidPartOrder => StatusCode::BAD_REQUEST, "The list of parts was not in ascending order. Parts must be ordered by part number.";
     InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE, "The requested range is not satisfiable";
     InvalidRequest => StatusCode::BAD_REQUEST, "Invalid Request";
@@ -58,11 +60,19 @@ s3_error_codes! {
     MissingContentLength => StatusCode::LENGTH_REQUIRED, "You must provide the Content-Length HTTP header.";
     MissingSecurityHeader => StatusCode::BAD_REQUEST, "Your request was missing a required header.";
     NoSuchBucket => StatusCode::NOT_FOUND, "The specified bucket does not exist";
+    NoSuchBucketPolicy => StatusCode::NOT_FOUND, "The bucket policy does not exist";
+    NoSuchCORSConfiguration => StatusCode::NOT_FOUND, "The CORS configuration does not exist";
+    NoSuchLifecycleConfiguration => StatusCode::NOT_FOUND, "The lifecycle configuration does not exist";
+    NoSuchTagSet => StatusCode::NOT_FOUND, "The TagSet does not exist";
+    NoSuchWebsiteConfiguration => StatusCode::NOT_FOUND, "The specified bucket does not have a website configuration";
+    ObjectLockConfigurationNotFoundError => StatusCode::NOT_FOUND, "Object Lock configuration does not exist for this bucket";
+    ReplicationConfigurationNotFoundError => StatusCode::NOT_FOUND, "The replication configuration was not found";
     NoSuchKey => StatusCode::NOT_FOUND, "The specified key does not exist.";
     NoSuchUpload => StatusCode::NOT_FOUND, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.";
     NotImplemented => StatusCode::NOT_IMPLEMENTED, "A header or query you provided implies functionality that is not implemented.";
     NotModified => StatusCode::NOT_MODIFIED, "Not Modified";
     PreconditionFailed => StatusCode::PRECONDITION_FAILED, "At least one of the pre-conditions you specified did not hold";
+    QuotaExceeded => StatusCode::FORBIDDEN, "The request would exceed the account's storage quota.";
     RequestTimeout => StatusCode::BAD_REQUEST, "Your socket connection to the server was not read from or written to within the timeout period.";
     RequestTimeTooSkewed => StatusCode::FORBIDDEN, "The difference between the request time and the server's time is too large.";
     ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE, "Please reduce your request rate.";
@@ -77,6 +87,8 @@ struct Inner {
     code: S3ErrorCode,
     message: Option<String>,
     resource: Option<String>,
+    /// Extra elements AWS adds for some codes (`BucketName`, `Key`).
+    details: Vec<(&'static str, String)>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -86,6 +98,7 @@ impl S3Error {
             code,
             message: None,
             resource: None,
+            details: Vec::new(),
             source: None,
         }))
     }
@@ -106,6 +119,11 @@ impl S3Error {
 
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
         self.0.resource = Some(resource.into());
+        self
+    }
+
+    pub fn detail(mut self, element: &'static str, value: impl Into<String>) -> Self {
+        self.0.details.push((element, value.into()));
         self
     }
 
@@ -141,6 +159,9 @@ impl S3Error {
         w.element("Message", self.message_text());
         if let Some(resource) = &self.0.resource {
             w.element("Resource", resource);
+        }
+        for (element, value) in &self.0.details {
+            w.element(element, value);
         }
         w.element("RequestId", request_id);
         w.close("Error");
@@ -187,6 +208,15 @@ impl From<coffre_storage::Error> for S3Error {
                      tag. (part {part_number})"
                 ),
             ),
+            E::QuotaExceeded { what, limit } => S3Error::with_message(
+                S3ErrorCode::QuotaExceeded,
+                format!(
+                    "The request would exceed the account's storage quota ({limit} {what}); \
+                     nothing was stored."
+                ),
+            ),
+            // The tenant was deleted while this request, authenticated just before, ran.
+            E::NoSuchTenant => S3Error::new(S3ErrorCode::AccessDenied),
             E::NoArrayAvailable => S3Error::with_message(
                 S3ErrorCode::ServiceUnavailable,
                 "No storage array has room for this object.",

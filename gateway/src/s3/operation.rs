@@ -37,15 +37,65 @@ pub enum Operation {
     ListMultipartUploads {
         bucket: String,
     },
+    ListObjectVersions {
+        bucket: String,
+    },
+    DeleteObjects {
+        bucket: String,
+    },
+    GetBucketAcl {
+        bucket: String,
+    },
+    PutBucketAcl {
+        bucket: String,
+    },
+    GetBucketEncryption {
+        bucket: String,
+    },
+    GetBucketPolicyStatus {
+        bucket: String,
+    },
+    GetPublicAccessBlock {
+        bucket: String,
+    },
+    GetBucketOwnershipControls {
+        bucket: String,
+    },
+    /// A bucket configuration Coffre never has (policy, lifecycle, website...): S3's
+    /// "not configured" error once the bucket is known to exist.
+    GetAbsentBucketConfig {
+        bucket: String,
+        name: &'static str,
+        code: S3ErrorCode,
+    },
     PutObject {
         bucket: String,
         key: String,
     },
+    CopyObject {
+        bucket: String,
+        key: String,
+        source: CopySource,
+    },
     GetObject {
         bucket: String,
         key: String,
+        part_number: Option<u32>,
     },
     HeadObject {
+        bucket: String,
+        key: String,
+        part_number: Option<u32>,
+    },
+    GetObjectAttributes {
+        bucket: String,
+        key: String,
+    },
+    GetObjectAcl {
+        bucket: String,
+        key: String,
+    },
+    PutObjectAcl {
         bucket: String,
         key: String,
     },
@@ -62,6 +112,13 @@ pub enum Operation {
         key: String,
         upload_id: String,
         part_number: u32,
+    },
+    UploadPartCopy {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        part_number: u32,
+        source: CopySource,
     },
     CompleteMultipartUpload {
         bucket: String,
@@ -97,12 +154,26 @@ impl Operation {
             Self::ListObjects { .. } => "ListObjects",
             Self::ListObjectsV2 { .. } => "ListObjectsV2",
             Self::ListMultipartUploads { .. } => "ListMultipartUploads",
+            Self::ListObjectVersions { .. } => "ListObjectVersions",
+            Self::DeleteObjects { .. } => "DeleteObjects",
+            Self::GetBucketAcl { .. } => "GetBucketAcl",
+            Self::PutBucketAcl { .. } => "PutBucketAcl",
+            Self::GetBucketEncryption { .. } => "GetBucketEncryption",
+            Self::GetBucketPolicyStatus { .. } => "GetBucketPolicyStatus",
+            Self::GetPublicAccessBlock { .. } => "GetPublicAccessBlock",
+            Self::GetBucketOwnershipControls { .. } => "GetBucketOwnershipControls",
+            Self::GetAbsentBucketConfig { name, .. } => name,
             Self::PutObject { .. } => "PutObject",
+            Self::CopyObject { .. } => "CopyObject",
             Self::GetObject { .. } => "GetObject",
             Self::HeadObject { .. } => "HeadObject",
+            Self::GetObjectAttributes { .. } => "GetObjectAttributes",
+            Self::GetObjectAcl { .. } => "GetObjectAcl",
+            Self::PutObjectAcl { .. } => "PutObjectAcl",
             Self::DeleteObject { .. } => "DeleteObject",
             Self::CreateMultipartUpload { .. } => "CreateMultipartUpload",
             Self::UploadPart { .. } => "UploadPart",
+            Self::UploadPartCopy { .. } => "UploadPartCopy",
             Self::CompleteMultipartUpload { .. } => "CompleteMultipartUpload",
             Self::AbortMultipartUpload { .. } => "AbortMultipartUpload",
             Self::ListParts { .. } => "ListParts",
@@ -121,12 +192,26 @@ impl Operation {
             | Self::ListObjects { bucket }
             | Self::ListObjectsV2 { bucket }
             | Self::ListMultipartUploads { bucket }
+            | Self::ListObjectVersions { bucket }
+            | Self::DeleteObjects { bucket }
+            | Self::GetBucketAcl { bucket }
+            | Self::PutBucketAcl { bucket }
+            | Self::GetBucketEncryption { bucket }
+            | Self::GetBucketPolicyStatus { bucket }
+            | Self::GetPublicAccessBlock { bucket }
+            | Self::GetBucketOwnershipControls { bucket }
+            | Self::GetAbsentBucketConfig { bucket, .. }
             | Self::PutObject { bucket, .. }
+            | Self::CopyObject { bucket, .. }
             | Self::GetObject { bucket, .. }
             | Self::HeadObject { bucket, .. }
+            | Self::GetObjectAttributes { bucket, .. }
+            | Self::GetObjectAcl { bucket, .. }
+            | Self::PutObjectAcl { bucket, .. }
             | Self::DeleteObject { bucket, .. }
             | Self::CreateMultipartUpload { bucket, .. }
             | Self::UploadPart { bucket, .. }
+            | Self::UploadPartCopy { bucket, .. }
             | Self::CompleteMultipartUpload { bucket, .. }
             | Self::AbortMultipartUpload { bucket, .. }
             | Self::ListParts { bucket, .. } => Some(bucket),
@@ -136,11 +221,16 @@ impl Operation {
     pub fn key(&self) -> Option<&str> {
         match self {
             Self::PutObject { key, .. }
+            | Self::CopyObject { key, .. }
             | Self::GetObject { key, .. }
             | Self::HeadObject { key, .. }
+            | Self::GetObjectAttributes { key, .. }
+            | Self::GetObjectAcl { key, .. }
+            | Self::PutObjectAcl { key, .. }
             | Self::DeleteObject { key, .. }
             | Self::CreateMultipartUpload { key, .. }
             | Self::UploadPart { key, .. }
+            | Self::UploadPartCopy { key, .. }
             | Self::CompleteMultipartUpload { key, .. }
             | Self::AbortMultipartUpload { key, .. }
             | Self::ListParts { key, .. } => Some(key),
@@ -155,12 +245,25 @@ impl Operation {
             Self::CreateBucket { .. }
                 | Self::DeleteBucket { .. }
                 | Self::PutObject { .. }
+                | Self::CopyObject { .. }
                 | Self::DeleteObject { .. }
+                | Self::DeleteObjects { .. }
+                | Self::PutBucketAcl { .. }
+                | Self::PutObjectAcl { .. }
                 | Self::CreateMultipartUpload { .. }
                 | Self::UploadPart { .. }
+                | Self::UploadPartCopy { .. }
                 | Self::CompleteMultipartUpload { .. }
                 | Self::AbortMultipartUpload { .. }
         )
+    }
+
+    /// The source a copy reads from (it must be readable by the caller too).
+    pub fn copy_source(&self) -> Option<&CopySource> {
+        match self {
+            Self::CopyObject { source, .. } | Self::UploadPartCopy { source, .. } => Some(source),
+            _ => None,
+        }
     }
 
     /// Resolves a request. `host` is the Host header (virtual-host style when it ends in
@@ -171,7 +274,7 @@ impl Operation {
         domain: Option<&str>,
         raw_path: &str,
         query: &Query,
-        has_copy_source: bool,
+        copy_source: Option<&str>,
     ) -> Result<Self, S3Error> {
         let path = percent_decode_str(raw_path).decode_utf8().map_err(|_| {
             S3Error::with_message(S3ErrorCode::InvalidRequest, "The path is not valid UTF-8.")
@@ -199,34 +302,100 @@ impl Operation {
         if key.len() > MAX_KEY_BYTES {
             return Err(S3Error::new(S3ErrorCode::KeyTooLongError));
         }
-        Self::object_operation(method, bucket, key, query, has_copy_source)
+        Self::object_operation(method, bucket, key, query, copy_source)
     }
 
     fn bucket_operation(method: &Method, bucket: String, query: &Query) -> Result<Self, S3Error> {
+        use S3ErrorCode as C;
+        // Configurations Coffre never has: GET answers S3's "not configured" error.
+        const ABSENT: &[(&str, &str, S3ErrorCode)] = &[
+            ("policy", "GetBucketPolicy", C::NoSuchBucketPolicy),
+            (
+                "lifecycle",
+                "GetBucketLifecycleConfiguration",
+                C::NoSuchLifecycleConfiguration,
+            ),
+            ("cors", "GetBucketCors", C::NoSuchCORSConfiguration),
+            ("tagging", "GetBucketTagging", C::NoSuchTagSet),
+            ("website", "GetBucketWebsite", C::NoSuchWebsiteConfiguration),
+            (
+                "replication",
+                "GetBucketReplication",
+                C::ReplicationConfigurationNotFoundError,
+            ),
+            (
+                "object-lock",
+                "GetObjectLockConfiguration",
+                C::ObjectLockConfigurationNotFoundError,
+            ),
+        ];
         const UNSUPPORTED_SUBRESOURCES: &[(&str, &str)] = &[
-            ("acl", "BucketAcl"),
-            ("cors", "BucketCors"),
             ("policy", "BucketPolicy"),
-            ("policyStatus", "BucketPolicyStatus"),
             ("lifecycle", "BucketLifecycle"),
+            ("cors", "BucketCors"),
             ("tagging", "BucketTagging"),
-            ("encryption", "BucketEncryption"),
             ("website", "BucketWebsite"),
+            ("replication", "BucketReplication"),
+            ("object-lock", "ObjectLockConfiguration"),
+            ("encryption", "PutBucketEncryption"),
+            ("policyStatus", "BucketPolicyStatus"),
+            ("publicAccessBlock", "PutPublicAccessBlock"),
+            ("ownershipControls", "PutBucketOwnershipControls"),
             ("logging", "BucketLogging"),
             ("notification", "BucketNotification"),
-            ("replication", "BucketReplication"),
             ("requestPayment", "BucketRequestPayment"),
-            ("object-lock", "ObjectLockConfiguration"),
-            ("publicAccessBlock", "PublicAccessBlock"),
-            ("ownershipControls", "BucketOwnershipControls"),
             ("accelerate", "BucketAccelerate"),
             ("analytics", "BucketAnalytics"),
             ("inventory", "BucketInventory"),
             ("metrics", "BucketMetrics"),
             ("intelligent-tiering", "BucketIntelligentTiering"),
-            ("versions", "ListObjectVersions"),
-            ("delete", "DeleteObjects"),
+            ("versioning", "PutBucketVersioning"),
         ];
+        if *method == Method::GET {
+            if let Some((_, name, code)) = ABSENT.iter().find(|(k, _, _)| query.has(k)) {
+                return Ok(Self::GetAbsentBucketConfig {
+                    bucket,
+                    name,
+                    code: *code,
+                });
+            }
+            let get = match () {
+                () if query.has("acl") => Some(Self::GetBucketAcl {
+                    bucket: bucket.clone(),
+                }),
+                () if query.has("encryption") => Some(Self::GetBucketEncryption {
+                    bucket: bucket.clone(),
+                }),
+                () if query.has("policyStatus") => Some(Self::GetBucketPolicyStatus {
+                    bucket: bucket.clone(),
+                }),
+                () if query.has("publicAccessBlock") => Some(Self::GetPublicAccessBlock {
+                    bucket: bucket.clone(),
+                }),
+                () if query.has("ownershipControls") => Some(Self::GetBucketOwnershipControls {
+                    bucket: bucket.clone(),
+                }),
+                () if query.has("versioning") => Some(Self::GetBucketVersioning {
+                    bucket: bucket.clone(),
+                }),
+                () if query.has("location") => Some(Self::GetBucketLocation {
+                    bucket: bucket.clone(),
+                }),
+                () if query.has("versions") => Some(Self::ListObjectVersions {
+                    bucket: bucket.clone(),
+                }),
+                () => None,
+            };
+            if let Some(op) = get {
+                return Ok(op);
+            }
+        }
+        if *method == Method::PUT && query.has("acl") {
+            return Ok(Self::PutBucketAcl { bucket });
+        }
+        if *method == Method::POST && query.has("delete") {
+            return Ok(Self::DeleteObjects { bucket });
+        }
         if let Some((_, name)) = UNSUPPORTED_SUBRESOURCES
             .iter()
             .find(|(keyword, _)| query.has(keyword))
@@ -234,14 +403,9 @@ impl Operation {
             return Ok(Self::Unsupported { name });
         }
         Ok(match *method {
-            Method::PUT if query.has("versioning") => Self::Unsupported {
-                name: "PutBucketVersioning",
-            },
             Method::PUT => Self::CreateBucket { bucket },
             Method::HEAD => Self::HeadBucket { bucket },
             Method::DELETE => Self::DeleteBucket { bucket },
-            Method::GET if query.has("location") => Self::GetBucketLocation { bucket },
-            Method::GET if query.has("versioning") => Self::GetBucketVersioning { bucket },
             Method::GET if query.has("uploads") => Self::ListMultipartUploads { bucket },
             Method::GET if query.get("list-type") == Some("2") => Self::ListObjectsV2 { bucket },
             Method::GET if query.get("list-type").is_some() => {
@@ -261,18 +425,15 @@ impl Operation {
         bucket: String,
         key: String,
         query: &Query,
-        has_copy_source: bool,
+        copy_source: Option<&str>,
     ) -> Result<Self, S3Error> {
         const UNSUPPORTED_SUBRESOURCES: &[(&str, &str)] = &[
             ("tagging", "ObjectTagging"),
-            ("acl", "ObjectAcl"),
             ("retention", "ObjectRetention"),
             ("legal-hold", "ObjectLegalHold"),
-            ("attributes", "GetObjectAttributes"),
             ("restore", "RestoreObject"),
             ("select", "SelectObjectContent"),
             ("torrent", "GetObjectTorrent"),
-            ("versionId", "ObjectVersions"),
         ];
         if let Some((_, name)) = UNSUPPORTED_SUBRESOURCES
             .iter()
@@ -280,20 +441,48 @@ impl Operation {
         {
             return Ok(Self::Unsupported { name });
         }
+        // Versioning is never enabled: the only version is "null".
+        if let Some(version) = query.get("versionId") {
+            if version != "null" {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidArgument,
+                    "Invalid version id specified",
+                ));
+            }
+        }
+        if query.has("acl") {
+            return match *method {
+                Method::GET => Ok(Self::GetObjectAcl { bucket, key }),
+                Method::PUT => Ok(Self::PutObjectAcl { bucket, key }),
+                _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+            };
+        }
+        if query.has("attributes") && *method == Method::GET {
+            return Ok(Self::GetObjectAttributes { bucket, key });
+        }
+        let part_number = query
+            .get("partNumber")
+            .map(|n| parse_part_number(Some(n)))
+            .transpose()?;
+        let source = copy_source.map(CopySource::parse).transpose()?;
         let upload_id = query.get("uploadId").map(str::to_owned);
         Ok(match (method.clone(), upload_id) {
             (Method::PUT, Some(upload_id)) => {
-                if has_copy_source {
-                    return Ok(Self::Unsupported {
-                        name: "UploadPartCopy",
-                    });
-                }
                 let part_number = parse_part_number(query.get("partNumber"))?;
-                Self::UploadPart {
-                    bucket,
-                    key,
-                    upload_id,
-                    part_number,
+                match source {
+                    Some(source) => Self::UploadPartCopy {
+                        bucket,
+                        key,
+                        upload_id,
+                        part_number,
+                        source,
+                    },
+                    None => Self::UploadPart {
+                        bucket,
+                        key,
+                        upload_id,
+                        part_number,
+                    },
                 }
             }
             (Method::POST, Some(upload_id)) => Self::CompleteMultipartUpload {
@@ -314,18 +503,70 @@ impl Operation {
             (Method::POST, None) if query.has("uploads") => {
                 Self::CreateMultipartUpload { bucket, key }
             }
-            (Method::PUT, None) if has_copy_source => Self::Unsupported { name: "CopyObject" },
-            (Method::PUT, None) => Self::PutObject { bucket, key },
-            (Method::GET, None) if query.has("partNumber") => Self::Unsupported {
-                name: "GetObjectPart",
+            (Method::PUT, None) => match source {
+                Some(source) => Self::CopyObject {
+                    bucket,
+                    key,
+                    source,
+                },
+                None => Self::PutObject { bucket, key },
             },
-            (Method::HEAD, None) if query.has("partNumber") => Self::Unsupported {
-                name: "HeadObjectPart",
+            (Method::GET, None) => Self::GetObject {
+                bucket,
+                key,
+                part_number,
             },
-            (Method::GET, None) => Self::GetObject { bucket, key },
-            (Method::HEAD, None) => Self::HeadObject { bucket, key },
+            (Method::HEAD, None) => Self::HeadObject {
+                bucket,
+                key,
+                part_number,
+            },
             (Method::DELETE, None) => Self::DeleteObject { bucket, key },
             _ => return Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+        })
+    }
+}
+
+/// `x-amz-copy-source`: `bucket/key` or `/bucket/key`, percent-encoded, optionally with
+/// `?versionId=null`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySource {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl CopySource {
+    pub fn parse(header: &str) -> Result<Self, S3Error> {
+        let invalid = || {
+            S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            )
+        };
+        let (path, version) = match header.split_once("?versionId=") {
+            Some((path, version)) => (path, Some(version)),
+            None => (header, None),
+        };
+        if version.is_some_and(|v| v != "null") {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "Invalid version id specified",
+            ));
+        }
+        let decoded = percent_decode_str(path)
+            .decode_utf8()
+            .map_err(|_| invalid())?;
+        let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
+        let (bucket, key) = decoded.split_once('/').ok_or_else(invalid)?;
+        if bucket.is_empty() || key.is_empty() {
+            return Err(invalid());
+        }
+        if key.len() > MAX_KEY_BYTES {
+            return Err(S3Error::new(S3ErrorCode::KeyTooLongError));
+        }
+        Ok(Self {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
         })
     }
 }
@@ -376,7 +617,7 @@ mod tests {
             Some("s3.test"),
             path,
             &Query::parse(query),
-            false,
+            None,
         )
         .map_err(|e| e.code())
     }
@@ -400,7 +641,8 @@ mod tests {
             op(Method::GET, None, "/b/dir/a%20b%2Bc"),
             Ok(Operation::GetObject {
                 bucket: owned("b"),
-                key: owned("dir/a b+c")
+                key: owned("dir/a b+c"),
+                part_number: None
             })
         );
         assert_eq!(
@@ -426,12 +668,23 @@ mod tests {
     }
 
     #[test]
+    fn copy_sources() {
+        let parsed = CopySource::parse("/src%20b/dir/a%2Bb.txt?versionId=null")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.bucket, "src%20b".replace("%20", " "));
+        assert_eq!(parsed.key, "dir/a+b.txt");
+        assert!(CopySource::parse("bucket-only").is_err());
+        assert!(CopySource::parse("b/k?versionId=v1").is_err());
+    }
+
+    #[test]
     fn virtual_host_routes() {
         assert_eq!(
             op(Method::GET, Some("photos.s3.test:9000"), "/a/b.jpg"),
             Ok(Operation::GetObject {
                 bucket: owned("photos"),
-                key: owned("a/b.jpg")
+                key: owned("a/b.jpg"),
+                part_number: None
             })
         );
         assert_eq!(
@@ -453,7 +706,19 @@ mod tests {
     fn unknown_subresources_are_not_implemented_and_bad_methods_refused() {
         assert_eq!(
             op(Method::GET, None, "/b?cors"),
+            Ok(Operation::GetAbsentBucketConfig {
+                bucket: owned("b"),
+                name: "GetBucketCors",
+                code: S3ErrorCode::NoSuchCORSConfiguration
+            })
+        );
+        assert_eq!(
+            op(Method::PUT, None, "/b?cors"),
             Ok(Operation::Unsupported { name: "BucketCors" })
+        );
+        assert_eq!(
+            op(Method::POST, None, "/b?delete"),
+            Ok(Operation::DeleteObjects { bucket: owned("b") })
         );
         assert_eq!(
             op(Method::POST, None, "/"),

@@ -13,7 +13,10 @@ use tracing::Instrument;
 use super::auth::{authenticate, authorize};
 use super::body::{self, Body};
 use super::error::{S3Error, S3ErrorCode};
-use super::handlers::{buckets, list_objects, multipart_upload, objects};
+use super::handlers::{
+    bucket_config, buckets, copy_object, delete_objects, list_objects, multipart_upload,
+    object_attributes, objects,
+};
 use super::operation::Operation;
 use super::query::Query;
 use super::request_body::RequestBody;
@@ -95,7 +98,10 @@ impl S3Service {
             self.domain.as_deref(),
             parts.uri.path(),
             &query,
-            parts.headers.contains_key("x-amz-copy-source"),
+            parts
+                .headers
+                .get("x-amz-copy-source")
+                .map(|v| v.to_str().unwrap_or_default()),
         )?;
         tracing::Span::current().record("op", operation.name());
 
@@ -141,8 +147,52 @@ async fn route(ctx: RequestContext, operation: Operation) -> Result<Response<Bod
             multipart_upload::list_multipart_uploads(ctx, bucket).await
         }
         Op::PutObject { bucket, key } => objects::put_object(ctx, bucket, key).await,
-        Op::GetObject { bucket, key } => objects::get_object(ctx, bucket, key).await,
-        Op::HeadObject { bucket, key } => objects::head_object(ctx, bucket, key).await,
+        Op::GetObject {
+            bucket,
+            key,
+            part_number,
+        } => objects::get_object(ctx, bucket, key, part_number).await,
+        Op::HeadObject {
+            bucket,
+            key,
+            part_number,
+        } => objects::head_object(ctx, bucket, key, part_number).await,
+        Op::CopyObject {
+            bucket,
+            key,
+            source,
+        } => copy_object::copy_object(ctx, bucket, key, source).await,
+        Op::UploadPartCopy {
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            source,
+        } => copy_object::upload_part_copy(ctx, bucket, key, upload_id, part_number, source).await,
+        Op::GetObjectAttributes { bucket, key } => {
+            object_attributes::get_object_attributes(ctx, bucket, key).await
+        }
+        Op::GetObjectAcl { bucket, key } => bucket_config::get_object_acl(ctx, bucket, key).await,
+        Op::PutObjectAcl { bucket, key } => bucket_config::put_object_acl(ctx, bucket, key).await,
+        Op::DeleteObjects { bucket } => delete_objects::delete_objects(ctx, bucket).await,
+        Op::ListObjectVersions { bucket } => list_objects::list_object_versions(ctx, bucket).await,
+        Op::GetBucketAcl { bucket } => bucket_config::get_bucket_acl(ctx, bucket).await,
+        Op::PutBucketAcl { bucket } => bucket_config::put_bucket_acl(ctx, bucket).await,
+        Op::GetBucketEncryption { bucket } => {
+            bucket_config::get_bucket_encryption(ctx, bucket).await
+        }
+        Op::GetBucketPolicyStatus { bucket } => {
+            bucket_config::get_bucket_policy_status(ctx, bucket).await
+        }
+        Op::GetPublicAccessBlock { bucket } => {
+            bucket_config::get_public_access_block(ctx, bucket).await
+        }
+        Op::GetBucketOwnershipControls { bucket } => {
+            bucket_config::get_bucket_ownership_controls(ctx, bucket).await
+        }
+        Op::GetAbsentBucketConfig { bucket, code, .. } => {
+            bucket_config::get_absent_config(ctx, bucket, code).await
+        }
         Op::DeleteObject { bucket, key } => objects::delete_object(ctx, bucket, key).await,
         Op::CreateMultipartUpload { bucket, key } => {
             multipart_upload::create_multipart_upload(ctx, bucket, key).await

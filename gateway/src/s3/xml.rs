@@ -47,6 +47,11 @@ impl XmlWriter {
         self.close(name);
     }
 
+    /// Markup written as is: for the few elements with attributes.
+    pub fn raw(&mut self, markup: &'static str) {
+        self.out.push_str(markup);
+    }
+
     pub fn text(&mut self, text: &str) {
         self.out.push_str(&quick_xml::escape::escape(text));
     }

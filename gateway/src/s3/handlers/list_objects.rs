@@ -237,3 +237,85 @@ fn decode_token(token: &str) -> Result<String, S3Error> {
             )
         })
 }
+
+/// ListObjectVersions on a store without versioning: each object is its one `null` version.
+pub async fn list_object_versions(
+    ctx: RequestContext,
+    bucket: String,
+) -> Result<Response<Body>, S3Error> {
+    let enc = Encoder::from_query(&ctx.query)?;
+    let prefix = ctx.query.get("prefix").unwrap_or_default().to_owned();
+    let key_marker = ctx
+        .query
+        .get("key-marker")
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned);
+    let delimiter = delimiter(&ctx.query);
+    let max_keys = max_keys(&ctx.query, "max-keys")?;
+    let page = scan(
+        &ctx,
+        &bucket,
+        ListQuery {
+            prefix: prefix.clone(),
+            delimiter: delimiter.clone(),
+            start_after: key_marker.clone(),
+            max_keys,
+        },
+    )
+    .await?;
+
+    let owner = ctx.scope.tenant_id().to_hex();
+    let mut w = XmlWriter::new();
+    w.open_root("ListVersionsResult");
+    w.element("Name", &bucket);
+    enc.element(&mut w, "Prefix", &prefix);
+    enc.element(
+        &mut w,
+        "KeyMarker",
+        key_marker.as_deref().unwrap_or_default(),
+    );
+    w.element(
+        "VersionIdMarker",
+        ctx.query.get("version-id-marker").unwrap_or_default(),
+    );
+    if page.is_truncated {
+        if let Some(next) = &page.next_marker {
+            enc.element(&mut w, "NextKeyMarker", next);
+            w.element("NextVersionIdMarker", "null");
+        }
+    }
+    w.element_display("MaxKeys", max_keys);
+    if let Some(d) = &delimiter {
+        enc.element(&mut w, "Delimiter", d);
+    }
+    w.element_display("IsTruncated", page.is_truncated);
+    if enc.url {
+        w.element("EncodingType", "url");
+    }
+    for entry in &page.entries {
+        if let ListEntry::Object(object) = entry {
+            w.open("Version");
+            enc.element(&mut w, "Key", &object.key);
+            w.element("VersionId", "null");
+            w.element("IsLatest", "true");
+            w.element("LastModified", &iso8601(object.last_modified));
+            w.element("ETag", &format!("\"{}\"", object.etag));
+            w.element_display("Size", object.size);
+            w.open("Owner");
+            w.element("ID", &owner);
+            w.element("DisplayName", &owner);
+            w.close("Owner");
+            w.element("StorageClass", "STANDARD");
+            w.close("Version");
+        }
+    }
+    for entry in &page.entries {
+        if let ListEntry::CommonPrefix(p) = entry {
+            w.open("CommonPrefixes");
+            enc.element(&mut w, "Prefix", p);
+            w.close("CommonPrefixes");
+        }
+    }
+    w.close("ListVersionsResult");
+    Ok(xml_response(w.finish()))
+}

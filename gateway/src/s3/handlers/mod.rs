@@ -1,8 +1,12 @@
 //! One file per group of S3 operations.
 
+pub mod bucket_config;
 pub mod buckets;
+pub mod copy_object;
+pub mod delete_objects;
 pub mod list_objects;
 pub mod multipart_upload;
+pub mod object_attributes;
 pub mod objects;
 
 use http::{HeaderValue, Response, StatusCode};

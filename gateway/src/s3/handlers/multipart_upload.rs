@@ -8,6 +8,8 @@ use coffre_storage::{ObjectMeta, PartInfo, PartRecord, UploadListQuery, UploadRe
 use http::{HeaderValue, Response, StatusCode};
 use md5::{Digest, Md5};
 
+use super::bucket_config::check_acl_headers;
+use super::copy_object::checksum_element;
 use super::objects::bucket_record;
 use super::{empty_response, quoted_etag, xml_response};
 use crate::s3::body::Body;
@@ -131,7 +133,7 @@ impl UploadChecksum {
 
 /// The upload `upload_id` of `key`: an upload id is only valid with the key it was created
 /// for, as on S3.
-fn upload_of_key(
+pub fn upload_of_key(
     store: &coffre_storage::Store,
     scope: &coffre_crypto::TenantScope,
     bucket: &coffre_storage::BucketRecord,
@@ -152,6 +154,7 @@ pub async fn create_multipart_upload(
     key: String,
 ) -> Result<Response<Body>, S3Error> {
     let record = bucket_record(&ctx, &bucket).await?;
+    check_acl_headers(&ctx.headers)?;
     let mut meta = meta_from_request(&ctx.headers)?;
     let checksum = UploadChecksum::from_create_headers(&ctx.headers)?;
     if let Some(checksum) = checksum {
@@ -404,16 +407,6 @@ pub async fn complete_multipart_upload(
     }
     w.close("CompleteMultipartUploadResult");
     Ok(xml_response(w.finish()))
-}
-
-fn checksum_element(alg: ChecksumAlgorithm) -> &'static str {
-    match alg {
-        ChecksumAlgorithm::Crc32 => "ChecksumCRC32",
-        ChecksumAlgorithm::Crc32c => "ChecksumCRC32C",
-        ChecksumAlgorithm::Crc64Nvme => "ChecksumCRC64NVME",
-        ChecksumAlgorithm::Sha1 => "ChecksumSHA1",
-        ChecksumAlgorithm::Sha256 => "ChecksumSHA256",
-    }
 }
 
 pub async fn abort_multipart_upload(

@@ -7,6 +7,7 @@ use coffre_storage::{BucketRecord, ObjectRecord};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use tokio::sync::mpsc;
 
+use super::bucket_config::check_acl_headers;
 use super::{empty_response, quoted_etag};
 use crate::s3::body::{self, Body, ChannelBody};
 use crate::s3::error::{S3Error, S3ErrorCode};
@@ -47,6 +48,7 @@ pub async fn put_object(
     key: String,
 ) -> Result<Response<Body>, S3Error> {
     let record = Arc::new(bucket_record(&ctx, &bucket).await?);
+    check_acl_headers(&ctx.headers)?;
     let mut meta = meta_from_request(&ctx.headers)?;
     let digest = PayloadDigest::from_headers(&ctx.headers)?;
     let writer = {
@@ -77,7 +79,7 @@ pub async fn put_object(
     Ok(response)
 }
 
-async fn object_record(
+pub async fn object_record(
     ctx: &RequestContext,
     bucket: &str,
     key: &str,
@@ -105,10 +107,58 @@ fn object_headers(ctx: &RequestContext, object: &ObjectRecord, out: &mut HeaderM
         HeaderValue::from_static("bytes"),
     );
     write_response_headers(&object.meta, &ctx.query, out);
-    if object.parts.len() > 1 {
-        if let Ok(v) = HeaderValue::from_str(&object.parts.len().to_string()) {
-            out.insert("x-amz-mp-parts-count", v);
-        }
+}
+
+/// The byte range a GET or HEAD asks for: the `Range` header or a `partNumber` (never
+/// both). `partNumber=1` of an object uploaded in one piece is the whole object.
+fn requested_range(
+    ctx: &RequestContext,
+    object: &ObjectRecord,
+    part_number: Option<u32>,
+) -> Result<Option<ByteRange>, S3Error> {
+    let size = object.meta.size;
+    let range_header = header(&ctx.headers, "range");
+    let Some(n) = part_number else {
+        return parse_range(range_header, size);
+    };
+    if range_header.is_some() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter",
+        ));
+    }
+    let index = n as usize - 1;
+    if !is_multipart(object) {
+        return match index {
+            0 if size > 0 => Ok(Some(ByteRange {
+                start: 0,
+                end: size,
+            })),
+            0 => Ok(None),
+            _ => Err(S3Error::new(S3ErrorCode::InvalidPartNumber)),
+        };
+    }
+    let part = object
+        .parts
+        .get(index)
+        .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidPartNumber))?;
+    let start: u64 = object.parts[..index].iter().map(|p| p.size).sum();
+    Ok(Some(ByteRange {
+        start,
+        end: start + part.size,
+    }))
+}
+
+fn is_multipart(object: &ObjectRecord) -> bool {
+    object.meta.etag.contains('-')
+}
+
+fn parts_count_header(object: &ObjectRecord, part_number: Option<u32>, out: &mut HeaderMap) {
+    if part_number.is_some() && is_multipart(object) {
+        out.insert(
+            "x-amz-mp-parts-count",
+            HeaderValue::from(object.parts.len()),
+        );
     }
 }
 
@@ -162,16 +212,18 @@ pub async fn head_object(
     ctx: RequestContext,
     bucket: String,
     key: String,
+    part_number: Option<u32>,
 ) -> Result<Response<Body>, S3Error> {
     let (_, object) = object_record(&ctx, &bucket, &key).await?;
     if let Some(response) = check_conditions(&ctx, &object)? {
         return Ok(response);
     }
     let size = object.meta.size;
-    let range = parse_range(header(&ctx.headers, "range"), size)?;
+    let range = requested_range(&ctx, &object, part_number)?;
     let mut response = empty_response(StatusCode::OK);
     let headers = response.headers_mut();
     object_headers(&ctx, &object, headers);
+    parts_count_header(&object, part_number, headers);
     let length = match range {
         Some(range) => {
             set_range_headers(headers, range, size);
@@ -193,13 +245,14 @@ pub async fn get_object(
     ctx: RequestContext,
     bucket: String,
     key: String,
+    part_number: Option<u32>,
 ) -> Result<Response<Body>, S3Error> {
     let (_, object) = object_record(&ctx, &bucket, &key).await?;
     if let Some(response) = check_conditions(&ctx, &object)? {
         return Ok(response);
     }
     let size = object.meta.size;
-    let range = parse_range(header(&ctx.headers, "range"), size)?;
+    let range = requested_range(&ctx, &object, part_number)?;
     let ByteRange { start, end } = range.unwrap_or(ByteRange {
         start: 0,
         end: size,
@@ -218,6 +271,7 @@ pub async fn get_object(
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     object_headers(&ctx, &object, headers);
+    parts_count_header(&object, part_number, headers);
     headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(end - start));
     match range {
         Some(range) => {

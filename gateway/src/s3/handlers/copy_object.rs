@@ -1,0 +1,322 @@
+//! CopyObject and UploadPartCopy within a tenant. The source is streamed from its data
+//! files into a new data file on the blocking pool, hashing on the way; nothing is held in
+//! memory beyond one read chunk.
+
+use std::sync::Arc;
+
+use coffre_crypto::checksum::{ChecksumAlgorithm, ChecksumHasher};
+use coffre_crypto::TenantScope;
+use coffre_storage::{BucketRecord, ObjectMeta, ObjectRecord, PartInfo, Store, WrittenData};
+use http::{HeaderMap, HeaderValue, Response};
+use md5::{Digest, Md5};
+
+use super::bucket_config::check_acl_headers;
+use super::objects::{bucket_record, object_record};
+use super::xml_response;
+use crate::s3::body::Body;
+use crate::s3::error::{S3Error, S3ErrorCode};
+use crate::s3::object_headers::meta_from_request;
+use crate::s3::operation::CopySource;
+use crate::s3::range::ByteRange;
+use crate::s3::timestamp::{iso8601, parse_http_date};
+use crate::s3::xml::XmlWriter;
+use crate::s3::{blocking, conditional, RequestContext};
+
+/// Bytes read from the source per step.
+const COPY_CHUNK: usize = 1 << 20;
+/// CopyObject copies at most 5 GiB in one request, as on S3.
+const MAX_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// `x-amz-copy-source-if-*`: every failed condition is a 412.
+fn check_source_conditions(headers: &HeaderMap, source: &ObjectRecord) -> Result<(), S3Error> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let failed =
+        |what: &str| Err(S3Error::new(S3ErrorCode::PreconditionFailed).resource(what.to_owned()));
+    let etag = &source.meta.etag;
+    let modified = source.last_modified;
+    let if_match = header("x-amz-copy-source-if-match");
+    if let Some(list) = if_match {
+        if !conditional::etag_list_matches(list, etag) {
+            return failed("x-amz-copy-source-if-match");
+        }
+    }
+    if let Some(date) = header("x-amz-copy-source-if-unmodified-since").and_then(parse_http_date) {
+        if if_match.is_none() && whole_seconds(modified) > date {
+            return failed("x-amz-copy-source-if-unmodified-since");
+        }
+    }
+    let if_none_match = header("x-amz-copy-source-if-none-match");
+    if let Some(list) = if_none_match {
+        if conditional::etag_list_matches(list, etag) {
+            return failed("x-amz-copy-source-if-none-match");
+        }
+    }
+    if let Some(date) = header("x-amz-copy-source-if-modified-since").and_then(parse_http_date) {
+        if if_none_match.is_none() && whole_seconds(modified) <= date {
+            return failed("x-amz-copy-source-if-modified-since");
+        }
+    }
+    Ok(())
+}
+
+fn whole_seconds(t: std::time::SystemTime) -> std::time::SystemTime {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+}
+
+/// What a copy produced: the new data and its digests.
+struct Copied {
+    data: WrittenData,
+    md5_hex: String,
+    checksum: (ChecksumAlgorithm, String),
+}
+
+/// Streams `range` of `source` into a new data file of `target`'s tenant.
+#[allow(clippy::too_many_arguments)]
+async fn copy_data(
+    store: Arc<Store>,
+    scope: Arc<TenantScope>,
+    target: BucketRecord,
+    source: ObjectRecord,
+    range: ByteRange,
+    algorithm: ChecksumAlgorithm,
+) -> Result<Copied, S3Error> {
+    blocking(move || {
+        let mut reader = store.object_reader(&scope, &source)?;
+        let mut writer = store.data_writer(&scope, &target)?;
+        let mut md5 = Md5::new();
+        let mut hasher: ChecksumHasher = algorithm.hasher();
+        let mut failure = None;
+        reader.read_range(range.start, range.end, COPY_CHUNK, &mut |chunk| {
+            md5.update(&chunk);
+            hasher.update(&chunk);
+            match writer.write(&chunk) {
+                Ok(()) => true,
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let data = writer.finish()?;
+        Ok(Copied {
+            data,
+            md5_hex: hex::encode(md5.finalize()),
+            checksum: (algorithm, hasher.finalize_base64()),
+        })
+    })
+    .await
+}
+
+/// The source object, checked against the copy-source conditions.
+async fn source_object(ctx: &RequestContext, source: &CopySource) -> Result<ObjectRecord, S3Error> {
+    let (_, object) = object_record(ctx, &source.bucket, &source.key).await?;
+    check_source_conditions(&ctx.headers, &object)?;
+    Ok(object)
+}
+
+/// The checksum algorithm of the copy: the one asked for, else the source's full-object
+/// one, else CRC64NVME.
+fn copy_algorithm(
+    headers: &HeaderMap,
+    source: &ObjectRecord,
+) -> Result<ChecksumAlgorithm, S3Error> {
+    if let Some(name) = headers
+        .get("x-amz-checksum-algorithm")
+        .and_then(|v| v.to_str().ok())
+    {
+        return ChecksumAlgorithm::from_name(name).ok_or_else(|| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                format!("Checksum algorithm provided is unsupported: {name}"),
+            )
+        });
+    }
+    let full_object = source.meta.checksum_type.as_deref() == Some("FULL_OBJECT");
+    Ok(source
+        .meta
+        .checksums
+        .first()
+        .filter(|_| full_object)
+        .and_then(|(name, _)| ChecksumAlgorithm::from_name(name))
+        .unwrap_or(ChecksumAlgorithm::Crc64Nvme))
+}
+
+pub async fn copy_object(
+    ctx: RequestContext,
+    bucket: String,
+    key: String,
+    source: CopySource,
+) -> Result<Response<Body>, S3Error> {
+    check_acl_headers(&ctx.headers)?;
+    let replace = match ctx
+        .headers
+        .get("x-amz-metadata-directive")
+        .map(|v| v.to_str().unwrap_or_default())
+    {
+        None | Some("COPY") => false,
+        Some("REPLACE") => true,
+        Some(other) => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!("Unknown metadata directive: {other}"),
+            ))
+        }
+    };
+    if !replace && source.bucket == bucket && source.key == key {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself \
+             without changing the object's metadata, storage class, website redirect location \
+             or encryption attributes.",
+        ));
+    }
+    let source_object = source_object(&ctx, &source).await?;
+    if source_object.meta.size > MAX_COPY_BYTES {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "The specified copy source is larger than the maximum allowable size for a copy \
+             source: 5368709120",
+        ));
+    }
+    let target = bucket_record(&ctx, &bucket).await?;
+    let mut meta: ObjectMeta = if replace {
+        meta_from_request(&ctx.headers)?
+    } else {
+        source_object.meta.clone()
+    };
+    let algorithm = copy_algorithm(&ctx.headers, &source_object)?;
+    let range = ByteRange {
+        start: 0,
+        end: source_object.meta.size,
+    };
+    let copied = copy_data(
+        ctx.store.clone(),
+        ctx.scope.clone(),
+        target.clone(),
+        source_object,
+        range,
+        algorithm,
+    )
+    .await?;
+    meta.size = copied.data.size();
+    meta.etag = copied.md5_hex.clone();
+    meta.checksums = vec![(algorithm.name().to_owned(), copied.checksum.1.clone())];
+    meta.checksum_type = Some("FULL_OBJECT".to_owned());
+    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
+    let data = copied.data;
+    let object = blocking(move || store.put_object(&scope, &target, &key, meta, data)).await?;
+
+    let mut w = XmlWriter::new();
+    w.open_root("CopyObjectResult");
+    w.element("LastModified", &iso8601(object.last_modified));
+    w.element("ETag", &format!("\"{}\"", copied.md5_hex));
+    w.element(checksum_element(algorithm), &copied.checksum.1);
+    w.element("ChecksumType", "FULL_OBJECT");
+    w.close("CopyObjectResult");
+    Ok(xml_response(w.finish()))
+}
+
+/// `x-amz-copy-source-range: bytes=a-b`, which must lie inside the source.
+fn copy_range(headers: &HeaderMap, size: u64) -> Result<ByteRange, S3Error> {
+    let Some(value) = headers.get("x-amz-copy-source-range") else {
+        return Ok(ByteRange {
+            start: 0,
+            end: size,
+        });
+    };
+    let invalid = || {
+        S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            format!("Range specified is not valid for source object of size: {size}"),
+        )
+    };
+    let spec = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+        .ok_or_else(invalid)?;
+    let (first, last) = spec.split_once('-').ok_or_else(invalid)?;
+    let first: u64 = first.trim().parse().map_err(|_| invalid())?;
+    let last: u64 = last.trim().parse().map_err(|_| invalid())?;
+    if first > last || last >= size {
+        return Err(invalid());
+    }
+    Ok(ByteRange {
+        start: first,
+        end: last + 1,
+    })
+}
+
+pub async fn upload_part_copy(
+    ctx: RequestContext,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    part_number: u32,
+    source: CopySource,
+) -> Result<Response<Body>, S3Error> {
+    let source_object = source_object(&ctx, &source).await?;
+    let range = copy_range(&ctx.headers, source_object.meta.size)?;
+    if range.len() > MAX_COPY_BYTES {
+        return Err(S3Error::new(S3ErrorCode::EntityTooLarge));
+    }
+    let target = bucket_record(&ctx, &bucket).await?;
+    {
+        let (store, scope, record, id) = (
+            ctx.store.clone(),
+            ctx.scope.clone(),
+            target.clone(),
+            upload_id.clone(),
+        );
+        blocking(move || {
+            super::multipart_upload::upload_of_key(&store, &scope, &record, &id, &key)
+        })
+        .await?;
+    }
+    let algorithm = ChecksumAlgorithm::Crc64Nvme;
+    let copied = copy_data(
+        ctx.store.clone(),
+        ctx.scope.clone(),
+        target.clone(),
+        source_object,
+        range,
+        algorithm,
+    )
+    .await?;
+    let part = PartInfo {
+        etag: copied.md5_hex.clone(),
+        size: copied.data.size(),
+        checksums: vec![(algorithm.name().to_owned(), copied.checksum.1.clone())],
+    };
+    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
+    let data = copied.data;
+    blocking(move || store.put_part(&scope, &target, &upload_id, part_number, part, data)).await?;
+
+    let mut w = XmlWriter::new();
+    w.open_root("CopyPartResult");
+    w.element("LastModified", &iso8601(std::time::SystemTime::now()));
+    w.element("ETag", &format!("\"{}\"", copied.md5_hex));
+    w.close("CopyPartResult");
+    let mut response = xml_response(w.finish());
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", copied.md5_hex)) {
+        response.headers_mut().insert(http::header::ETAG, v);
+    }
+    Ok(response)
+}
+
+pub fn checksum_element(alg: ChecksumAlgorithm) -> &'static str {
+    match alg {
+        ChecksumAlgorithm::Crc32 => "ChecksumCRC32",
+        ChecksumAlgorithm::Crc32c => "ChecksumCRC32C",
+        ChecksumAlgorithm::Crc64Nvme => "ChecksumCRC64NVME",
+        ChecksumAlgorithm::Sha1 => "ChecksumSHA1",
+        ChecksumAlgorithm::Sha256 => "ChecksumSHA256",
+    }
+}
