@@ -25,14 +25,22 @@ pub fn empty() -> Body {
 /// (the status has been sent: the connection is cut so the client sees a short body).
 pub struct ChannelBody {
     rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
-    remaining: u64,
+    /// `None`: the length is not known in advance (sent chunked).
+    remaining: Option<u64>,
 }
 
 impl ChannelBody {
     pub fn new(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>, length: u64) -> Self {
         Self {
             rx,
-            remaining: length,
+            remaining: Some(length),
+        }
+    }
+
+    pub fn of_unknown_length(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Self {
+        Self {
+            rx,
+            remaining: None,
         }
     }
 }
@@ -47,20 +55,27 @@ impl http_body::Body for ChannelBody {
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(Ok(bytes))) => {
-                self.remaining = self.remaining.saturating_sub(bytes.len() as u64);
+                if let Some(remaining) = &mut self.remaining {
+                    *remaining = remaining.saturating_sub(bytes.len() as u64);
+                }
                 Poll::Ready(Some(Ok(Frame::data(bytes))))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(None) if self.remaining > 0 => Poll::Ready(Some(Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "object reader stopped early",
-            )))),
+            Poll::Ready(None) if self.remaining.is_some_and(|n| n > 0) => {
+                Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "object reader stopped early",
+                ))))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
+        match self.remaining {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
     }
 }

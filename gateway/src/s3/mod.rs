@@ -37,6 +37,7 @@ where
 
 /// What every handler gets: the store, settings, and the caller's verified scope.
 pub struct RequestContext {
+    pub request_id: Arc<str>,
     pub store: Arc<Store>,
     pub scope: Arc<TenantScope>,
     pub region: Arc<str>,

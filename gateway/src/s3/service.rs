@@ -51,7 +51,10 @@ impl S3Service {
         );
         let started = Instant::now();
         let method = request.method().clone();
-        let result = self.dispatch(request).instrument(span.clone()).await;
+        let result = self
+            .dispatch(request, &request_id)
+            .instrument(span.clone())
+            .await;
         let mut response = match result {
             Ok(response) => response,
             Err(error) => {
@@ -84,7 +87,11 @@ impl S3Service {
         response
     }
 
-    async fn dispatch(&self, request: Request<Incoming>) -> Result<Response<Body>, S3Error> {
+    async fn dispatch(
+        &self,
+        request: Request<Incoming>,
+        request_id: &str,
+    ) -> Result<Response<Body>, S3Error> {
         let (parts, incoming) = request.into_parts();
         let query = Query::parse(parts.uri.query().unwrap_or(""));
         let host = parts
@@ -121,6 +128,7 @@ impl S3Service {
             limit,
         )?;
         let ctx = RequestContext {
+            request_id: request_id.into(),
             store: self.store.clone(),
             scope: Arc::new(auth.scope),
             region: self.region.clone(),

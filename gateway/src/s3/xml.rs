@@ -20,6 +20,11 @@ impl XmlWriter {
         }
     }
 
+    /// A document sent after keep-alive whitespace, where no declaration may appear.
+    pub fn without_declaration() -> Self {
+        Self { out: String::new() }
+    }
+
     /// The root element of a response, in the S3 namespace.
     pub fn open_root(&mut self, name: &'static str) {
         self.out.push('<');

@@ -2,6 +2,11 @@
 //! ListParts, ListMultipartUploads.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::sync::mpsc;
 
 use coffre_crypto::checksum::{combine_full_object_crc, composite_checksum, ChecksumAlgorithm};
 use coffre_storage::{ObjectMeta, PartInfo, PartRecord, UploadListQuery, UploadRecord};
@@ -12,7 +17,7 @@ use super::bucket_config::check_acl_headers;
 use super::copy_object::checksum_element;
 use super::objects::bucket_record;
 use super::{empty_response, quoted_etag, xml_response};
-use crate::s3::body::Body;
+use crate::s3::body::{Body, ChannelBody};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::object_headers::meta_from_request;
 use crate::s3::operation::MAX_PART_NUMBER;
@@ -289,15 +294,79 @@ fn multipart_etag(parts: &[PartRecord]) -> Result<String, S3Error> {
     Ok(format!("{}-{}", hex::encode(md5.finalize()), parts.len()))
 }
 
+/// How long a completion may take before the response starts early to keep the client
+/// from timing out, and how often whitespace then keeps the connection alive.
+const COMPLETE_FAST_PATH: Duration = Duration::from_secs(1);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// CompleteMultipartUpload. When the completion takes long, S3 answers 200 at once and
+/// sends whitespace until the result (or an error document) is ready; so does Coffre.
 pub async fn complete_multipart_upload(
     mut ctx: RequestContext,
     bucket: String,
     key: String,
     upload_id: String,
 ) -> Result<Response<Body>, S3Error> {
-    let record = Arc::new(bucket_record(&ctx, &bucket).await?);
     let body = ctx.body.collect(MAX_COMPLETE_BODY).await?;
     let chosen = parse_complete_body(&body)?;
+    let request_id = ctx.request_id.clone();
+    let mut work = tokio::spawn(complete(ctx, bucket, key, upload_id, chosen));
+    match tokio::time::timeout(COMPLETE_FAST_PATH, &mut work).await {
+        Ok(joined) => {
+            let document = joined.map_err(S3Error::internal)??;
+            Ok(xml_response(format!("{XML_DECLARATION}{document}")))
+        }
+        Err(_) => Ok(keepalive_response(work, request_id)),
+    }
+}
+
+const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+fn keepalive_response(
+    mut work: tokio::task::JoinHandle<Result<String, S3Error>>,
+    request_id: Arc<str>,
+) -> Response<Body> {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    tokio::spawn(async move {
+        // Whitespace is allowed before the root element (not before a declaration, so the
+        // document is sent without one).
+        let outcome = loop {
+            tokio::select! {
+                joined = &mut work => break joined,
+                _ = tokio::time::sleep(KEEPALIVE_INTERVAL) => {
+                    if tx.send(Ok(Bytes::from_static(b" "))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        };
+        let document = match outcome.map_err(S3Error::internal).and_then(|r| r) {
+            Ok(document) => document,
+            Err(error) => {
+                tracing::warn!(error = %error, "multipart completion failed after the early 200");
+                let xml = error.to_xml(&request_id);
+                xml.trim_start_matches(XML_DECLARATION).to_owned()
+            }
+        };
+        let _ = tx.send(Ok(Bytes::from(document))).await;
+    });
+    let mut response = Response::new(ChannelBody::of_unknown_length(rx).boxed());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    response
+}
+
+/// The completion proper; returns the result document without its XML declaration.
+async fn complete(
+    ctx: RequestContext,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    chosen: Vec<ChosenPart>,
+) -> Result<String, S3Error> {
+    let record = Arc::new(bucket_record(&ctx, &bucket).await?);
 
     let (upload, stored) = {
         let (store, scope, record, id) = (
@@ -395,7 +464,7 @@ pub async fn complete_multipart_upload(
     })
     .await?;
 
-    let mut w = XmlWriter::new();
+    let mut w = XmlWriter::without_declaration();
     w.open_root("CompleteMultipartUploadResult");
     w.element("Location", &format!("/{bucket}/{key}"));
     w.element("Bucket", &bucket);
@@ -406,7 +475,7 @@ pub async fn complete_multipart_upload(
         w.element("ChecksumType", checksum.type_name());
     }
     w.close("CompleteMultipartUploadResult");
-    Ok(xml_response(w.finish()))
+    Ok(w.finish())
 }
 
 pub async fn abort_multipart_upload(
@@ -603,6 +672,38 @@ pub async fn list_multipart_uploads(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn body_text(response: Response<Body>) -> String {
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_completion_streams_whitespace_then_the_result() {
+        let work = tokio::spawn(async {
+            tokio::time::sleep(KEEPALIVE_INTERVAL * 2 + Duration::from_secs(1)).await;
+            Ok("<CompleteMultipartUploadResult/>".to_owned())
+        });
+        let response = keepalive_response(work, Arc::from("REQ1"));
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body_text(response).await, "  <CompleteMultipartUploadResult/>");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_completion_failure_is_an_error_document_after_the_200() {
+        let work = tokio::spawn(async {
+            tokio::time::sleep(KEEPALIVE_INTERVAL + Duration::from_secs(1)).await;
+            Err(S3Error::new(S3ErrorCode::InvalidPart))
+        });
+        let text = body_text(keepalive_response(work, Arc::from("REQ2"))).await;
+        assert!(text.starts_with(" <Error><Code>InvalidPart</Code>"), "{text}");
+        assert!(text.contains("<RequestId>REQ2</RequestId>"), "{text}");
+    }
 
     #[test]
     fn complete_body_rules() {
