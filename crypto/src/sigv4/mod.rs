@@ -6,6 +6,7 @@
 
 mod authorization;
 mod canonical_request;
+pub mod post_policy;
 mod presigned_url;
 pub(crate) mod signature;
 #[cfg(test)]
@@ -25,6 +26,9 @@ use signature::{
     signature_matches, CredentialScope, SigningKey,
 };
 
+pub use post_policy::{
+    parse_post_auth, verify_post, FormFields, PostAuth, PostPolicy, PostPolicyError, VerifiedPost,
+};
 pub use signature::ChunkSigner;
 
 /// How far a request's date may be from the server clock.

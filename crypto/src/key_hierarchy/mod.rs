@@ -1,0 +1,37 @@
+//! The key hierarchy: root key (held by a [`crate::KeyProvider`]) -> tenant [`Kek`]
+//! (versioned, stored as a [`WrappedKek`]) -> random [`Dek`] per object version (stored as a
+//! [`WrappedDek`] bound to its [`DekContext`]) -> per-part keys and the value key (HKDF).
+//!
+//! Key material is zeroized on drop, redacted in `Debug` and not `Clone`.
+
+mod dek;
+mod kdf;
+mod kek;
+mod value_key;
+
+pub use dek::{Dek, DekContext, WrappedDek};
+pub use kek::{Kek, KekVersion, RootKeyVersion, WrappedKek};
+pub use value_key::ValueKey;
+
+pub(crate) use kdf::aes_key;
+pub(crate) use kek::kek_wrap_associated_data;
+
+/// AES-GCM nonce length of the key wraps.
+pub const WRAP_NONCE_LEN: usize = 12;
+
+pub(crate) fn random_nonce() -> [u8; WRAP_NONCE_LEN] {
+    use rand::RngCore;
+    let mut nonce = [0u8; WRAP_NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    nonce
+}
+
+pub(crate) fn random_key() -> zeroize::Zeroizing<[u8; 32]> {
+    use rand::RngCore;
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(key.as_mut());
+    key
+}
+
+#[cfg(test)]
+mod tests;

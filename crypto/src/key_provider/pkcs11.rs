@@ -1,0 +1,351 @@
+//! `pkcs11`: root keys are non-extractable AES-256 keys in an HSM token, found by label (the
+//! version is the key's `CKA_ID`, 4 bytes big-endian) or generated on first start. KEKs are
+//! sealed and opened with `CKM_AES_GCM` inside the token: the root key never leaves it.
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError, RwLock};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as Pkcs11Error, RvError};
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use zeroize::Zeroizing;
+
+use super::local_file::check_private_file;
+use super::{kek_from_plaintext, unknown_root, KeyProvider};
+use crate::ids::TenantId;
+use crate::key_hierarchy::{
+    kek_wrap_associated_data, random_nonce, Kek, RootKeyVersion, WrappedKek,
+};
+use crate::EncryptionError;
+
+/// Debian's SoftHSM2 module.
+pub const DEFAULT_PKCS11_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// Label of the root keys in the token.
+pub const DEFAULT_ROOT_KEY_LABEL: &str = "coffre-root";
+
+/// Where the HSM is and how to log in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkcs11Config {
+    /// The PKCS#11 module (shared library), [`DEFAULT_PKCS11_MODULE`] by default.
+    pub module: PathBuf,
+    /// Label of the token that holds the root keys.
+    pub token_label: String,
+    /// File holding the user PIN (trailing newline ignored); mode 0600 or stricter.
+    pub pin_file: PathBuf,
+    /// Label of the root keys, [`DEFAULT_ROOT_KEY_LABEL`] by default.
+    pub key_label: String,
+}
+
+impl Pkcs11Config {
+    pub fn new(token_label: impl Into<String>, pin_file: impl Into<PathBuf>) -> Self {
+        Self {
+            module: PathBuf::from(DEFAULT_PKCS11_MODULE),
+            token_label: token_label.into(),
+            pin_file: pin_file.into(),
+            key_label: DEFAULT_ROOT_KEY_LABEL.to_owned(),
+        }
+    }
+}
+
+/// Root keys in a PKCS#11 token. One logged-in session, used under a lock: wraps are rare
+/// (tenant creation, rotation) and unwraps are cached by [`crate::KekCache`].
+pub struct Pkcs11KeyProvider {
+    config: Pkcs11Config,
+    session: Mutex<Session>,
+    /// Sorted by version; the last is current.
+    keys: RwLock<Vec<(RootKeyVersion, ObjectHandle)>>,
+}
+
+fn pkcs11_error(context: impl Into<String>) -> impl FnOnce(Pkcs11Error) -> EncryptionError {
+    let context = context.into();
+    move |source| EncryptionError::Pkcs11 { context, source }
+}
+
+impl Pkcs11KeyProvider {
+    /// Loads the module, logs in to the token and finds the root keys, generating version 1
+    /// if the token has none.
+    pub fn open(config: Pkcs11Config) -> Result<Self, EncryptionError> {
+        if !config.module.exists() {
+            return Err(EncryptionError::Pkcs11Setup(format!(
+                "module {} not found (for SoftHSM2: apt-get install softhsm2)",
+                config.module.display()
+            )));
+        }
+        let context = module_context(&config.module)?;
+        let slot = find_token(&context, &config.token_label)?;
+        let mechanisms = context
+            .get_mechanism_list(slot)
+            .map_err(pkcs11_error("listing mechanisms"))?;
+        for needed in [MechanismType::AES_GCM, MechanismType::AES_KEY_GEN] {
+            if !mechanisms.contains(&needed) {
+                return Err(EncryptionError::Pkcs11Setup(format!(
+                    "token {:?} does not support {needed}",
+                    config.token_label
+                )));
+            }
+        }
+        let session = context
+            .open_rw_session(slot)
+            .map_err(pkcs11_error("opening a session"))?;
+        let pin = read_pin(&config.pin_file)?;
+        match session.login(UserType::User, Some(&pin)) {
+            Ok(()) | Err(Pkcs11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => return Err(pkcs11_error("logging in")(e)),
+        }
+        let mut keys = find_root_keys(&session, &config.key_label)?;
+        if keys.is_empty() {
+            let handle = generate_root_key(&session, &config.key_label, RootKeyVersion::FIRST)?;
+            keys.push((RootKeyVersion::FIRST, handle));
+        }
+        Ok(Self {
+            config,
+            session: Mutex::new(session),
+            keys: RwLock::new(keys),
+        })
+    }
+
+    fn root_handle(&self, version: RootKeyVersion) -> Result<ObjectHandle, EncryptionError> {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        keys.iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, handle)| *handle)
+            .ok_or_else(|| {
+                let known: Vec<_> = keys.iter().map(|(v, _)| *v).collect();
+                unknown_root(version, &known)
+            })
+    }
+}
+
+impl fmt::Debug for Pkcs11KeyProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pkcs11KeyProvider")
+            .field("module", &self.config.module)
+            .field("token_label", &self.config.token_label)
+            .field("key_label", &self.config.key_label)
+            .field("root_versions", &self.root_versions())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyProvider for Pkcs11KeyProvider {
+    fn kind(&self) -> &'static str {
+        "pkcs11"
+    }
+
+    fn current_root_version(&self) -> RootKeyVersion {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        keys.last().map_or(RootKeyVersion::FIRST, |(v, _)| *v)
+    }
+
+    fn root_versions(&self) -> Vec<RootKeyVersion> {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        keys.iter().map(|(v, _)| *v).collect()
+    }
+
+    fn wrap_kek(&self, tenant: TenantId, kek: &Kek) -> Result<WrappedKek, EncryptionError> {
+        let root_version = self.current_root_version();
+        let handle = self.root_handle(root_version)?;
+        let nonce = random_nonce();
+        let mut iv = nonce;
+        let ad = kek_wrap_associated_data(tenant, kek.version(), root_version);
+        let params =
+            GcmParams::new(&mut iv, &ad, 128.into()).map_err(pkcs11_error("AES-GCM parameters"))?;
+        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let ciphertext = session
+            .encrypt(&Mechanism::AesGcm(params), handle, kek.secret_bytes())
+            .map_err(pkcs11_error("wrapping a KEK"))?;
+        Ok(WrappedKek {
+            root_version,
+            kek_version: kek.version(),
+            nonce,
+            ciphertext,
+        })
+    }
+
+    fn unwrap_kek(&self, tenant: TenantId, wrapped: &WrappedKek) -> Result<Kek, EncryptionError> {
+        let handle = self.root_handle(wrapped.root_version)?;
+        let mut iv = wrapped.nonce;
+        let ad = kek_wrap_associated_data(tenant, wrapped.kek_version, wrapped.root_version);
+        let params =
+            GcmParams::new(&mut iv, &ad, 128.into()).map_err(pkcs11_error("AES-GCM parameters"))?;
+        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let plaintext = session
+            .decrypt(&Mechanism::AesGcm(params), handle, &wrapped.ciphertext)
+            .map(Zeroizing::new)
+            .map_err(|e| match e {
+                Pkcs11Error::Pkcs11(
+                    RvError::EncryptedDataInvalid
+                    | RvError::EncryptedDataLenRange
+                    | RvError::DataInvalid
+                    | RvError::DataLenRange,
+                    _,
+                ) => EncryptionError::Integrity("wrapped KEK does not open"),
+                // SoftHSM2 reports a GCM tag mismatch as CKR_GENERAL_ERROR.
+                Pkcs11Error::Pkcs11(RvError::GeneralError, _) => EncryptionError::Integrity(
+                    "wrapped KEK does not open (token: CKR_GENERAL_ERROR)",
+                ),
+                e => pkcs11_error("unwrapping a KEK")(e),
+            })?;
+        kek_from_plaintext(wrapped.kek_version, &plaintext)
+    }
+
+    fn rotate_root(&self) -> Result<RootKeyVersion, EncryptionError> {
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let next = keys
+            .last()
+            .map_or(Some(RootKeyVersion::FIRST), |(v, _)| v.next())
+            .ok_or(EncryptionError::Refused("root key versions exhausted"))?;
+        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let handle = generate_root_key(&session, &self.config.key_label, next)?;
+        keys.push((next, handle));
+        Ok(next)
+    }
+
+    fn destroy_root(&self, version: RootKeyVersion) -> Result<(), EncryptionError> {
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        if keys.last().map(|(v, _)| *v) == Some(version) {
+            return Err(EncryptionError::Refused(
+                "the current root key cannot be destroyed",
+            ));
+        }
+        let Some(position) = keys.iter().position(|(v, _)| *v == version) else {
+            return Err(unknown_root(version, &[]));
+        };
+        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        session
+            .destroy_object(keys[position].1)
+            .map_err(pkcs11_error(format!("destroying root key {version}")))?;
+        keys.remove(position);
+        Ok(())
+    }
+}
+
+/// The one context per module in this process: `C_Initialize` may run only once, is not
+/// safe to race, and unloading the module under a live session crashes. Modules stay loaded
+/// until the process exits.
+fn module_context(module: &Path) -> Result<Pkcs11, EncryptionError> {
+    static MODULES: Mutex<Vec<(PathBuf, Pkcs11)>> = Mutex::new(Vec::new());
+    let mut modules = MODULES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, context)) = modules.iter().find(|(path, _)| path == module) {
+        return Ok(context.clone());
+    }
+    let context =
+        Pkcs11::new(module).map_err(pkcs11_error(format!("loading {}", module.display())))?;
+    match context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(Pkcs11Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(pkcs11_error("C_Initialize")(e)),
+    }
+    modules.push((module.to_path_buf(), context.clone()));
+    Ok(context)
+}
+
+fn find_token(context: &Pkcs11, label: &str) -> Result<cryptoki::slot::Slot, EncryptionError> {
+    let slots = context
+        .get_slots_with_initialized_token()
+        .map_err(pkcs11_error("listing slots"))?;
+    for slot in slots {
+        let info = context
+            .get_token_info(slot)
+            .map_err(pkcs11_error("reading token info"))?;
+        if info.label().trim_end() == label {
+            return Ok(slot);
+        }
+    }
+    Err(EncryptionError::Pkcs11Setup(format!(
+        "no initialized token labelled {label:?} (for SoftHSM2: softhsm2-util --init-token \
+         --free --label {label} ...)"
+    )))
+}
+
+fn read_pin(path: &Path) -> Result<AuthPin, EncryptionError> {
+    check_private_file(path)?;
+    let text =
+        Zeroizing::new(
+            fs::read_to_string(path).map_err(|source| EncryptionError::KeyFileIo {
+                path: path.to_path_buf(),
+                source,
+            })?,
+        );
+    let pin = text.trim_end_matches(['\r', '\n']);
+    if pin.is_empty() {
+        return Err(EncryptionError::KeyFile {
+            path: path.to_path_buf(),
+            reason: "the PIN file is empty".to_owned(),
+        });
+    }
+    Ok(AuthPin::from(pin))
+}
+
+fn root_key_template(label: &str) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ]
+}
+
+fn find_root_keys(
+    session: &Session,
+    label: &str,
+) -> Result<Vec<(RootKeyVersion, ObjectHandle)>, EncryptionError> {
+    let handles = session
+        .find_objects(&root_key_template(label))
+        .map_err(pkcs11_error("finding root keys"))?;
+    let mut keys = Vec::with_capacity(handles.len());
+    for handle in handles {
+        let attributes = session
+            .get_attributes(handle, &[AttributeType::Id])
+            .map_err(pkcs11_error("reading a root key id"))?;
+        let version = attributes.iter().find_map(|a| match a {
+            Attribute::Id(id) => <[u8; 4]>::try_from(id.as_slice())
+                .ok()
+                .map(|b| RootKeyVersion::new(u32::from_be_bytes(b))),
+            _ => None,
+        });
+        let Some(version) = version else {
+            return Err(EncryptionError::Pkcs11Setup(format!(
+                "a key labelled {label:?} has no 4-byte CKA_ID version"
+            )));
+        };
+        if keys.iter().any(|(v, _)| *v == version) {
+            return Err(EncryptionError::Pkcs11Setup(format!(
+                "two keys labelled {label:?} have version {version}"
+            )));
+        }
+        keys.push((version, handle));
+    }
+    keys.sort_by_key(|(v, _)| *v);
+    Ok(keys)
+}
+
+fn generate_root_key(
+    session: &Session,
+    label: &str,
+    version: RootKeyVersion,
+) -> Result<ObjectHandle, EncryptionError> {
+    let mut template = root_key_template(label);
+    template.extend([
+        Attribute::Id(version.get().to_be_bytes().to_vec()),
+        Attribute::ValueLen(32.into()),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+        Attribute::Sign(false),
+        Attribute::Verify(false),
+        Attribute::Derive(false),
+    ]);
+    session
+        .generate_key(&Mechanism::AesKeyGen, &template)
+        .map_err(pkcs11_error(format!("generating root key {version}")))
+}

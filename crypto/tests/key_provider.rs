@@ -1,0 +1,428 @@
+//! One behaviour suite for every root-key provider (OpenDAL style): each `#[test]` below runs
+//! the same checks against `local-file` and against `pkcs11` on a SoftHSM2 token that this
+//! file initializes in a temporary directory.
+//!
+//! The pkcs11 tests need Debian's `softhsm2` package (`apt-get install -y softhsm2`); without
+//! it they fail and say so.
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use coffre_crypto::{
+    EncryptionError, Kek, KekCache, KekVersion, KeyProvider, LocalFileKeyProvider, Pkcs11Config,
+    Pkcs11KeyProvider, RootKeyVersion, TenantId,
+};
+
+// ---- the behaviour suite ----
+
+/// Opens the same provider again (same file, same token and label), as after a restart.
+type Reopen<'a> = &'a dyn Fn() -> Box<dyn KeyProvider>;
+
+fn wraps_and_unwraps(provider: &dyn KeyProvider) {
+    let tenant = TenantId::random();
+    for version in [KekVersion::FIRST, KekVersion::new(2)] {
+        let kek = Kek::generate(version).unwrap();
+        let wrapped = provider.wrap_kek(tenant, &kek).unwrap();
+        assert_eq!(wrapped.kek_version, version);
+        assert_eq!(wrapped.root_version, provider.current_root_version());
+        assert_eq!(wrapped.ciphertext.len(), 48);
+        let unwrapped = provider.unwrap_kek(tenant, &wrapped).unwrap();
+        assert_eq!(unwrapped.version(), version);
+        assert_same_kek(&kek, &unwrapped);
+    }
+}
+
+fn binds_tenant_and_versions(provider: &dyn KeyProvider) {
+    let tenant = TenantId::random();
+    let wrapped = provider
+        .wrap_kek(tenant, &Kek::generate(KekVersion::FIRST).unwrap())
+        .unwrap();
+    assert_integrity_failure(provider.unwrap_kek(TenantId::random(), &wrapped));
+    let mut relabelled = wrapped.clone();
+    relabelled.kek_version = KekVersion::new(2);
+    assert_integrity_failure(provider.unwrap_kek(tenant, &relabelled));
+    for bit in [0, 100, 383] {
+        let mut flipped = wrapped.clone();
+        flipped.ciphertext[bit / 8] ^= 1 << (bit % 8);
+        assert_integrity_failure(provider.unwrap_kek(tenant, &flipped));
+    }
+    let mut nonce = wrapped.clone();
+    nonce.nonce[5] ^= 1;
+    assert_integrity_failure(provider.unwrap_kek(tenant, &nonce));
+    let mut unknown_root = wrapped.clone();
+    unknown_root.root_version = RootKeyVersion::new(9_999);
+    assert_integrity_failure(provider.unwrap_kek(tenant, &unknown_root));
+    let mut short = wrapped;
+    short.ciphertext.truncate(40);
+    assert_integrity_failure(provider.unwrap_kek(tenant, &short));
+}
+
+fn rotates_the_root_key(provider: &dyn KeyProvider, reopen: Reopen<'_>) {
+    let tenant = TenantId::random();
+    let kek = Kek::generate(KekVersion::FIRST).unwrap();
+    let old = provider.wrap_kek(tenant, &kek).unwrap();
+    let first = provider.current_root_version();
+
+    let second = provider.rotate_root().unwrap();
+    assert!(second > first);
+    assert_eq!(provider.current_root_version(), second);
+    assert_eq!(provider.root_versions(), vec![first, second]);
+    // Both versions readable while KEKs are rewrapped.
+    assert_same_kek(&kek, &provider.unwrap_kek(tenant, &old).unwrap());
+    let rewrapped = provider.rewrap_kek(tenant, &old).unwrap();
+    assert_eq!(rewrapped.root_version, second);
+    assert_eq!(
+        provider.wrap_kek(tenant, &kek).unwrap().root_version,
+        second
+    );
+
+    assert!(matches!(
+        provider.destroy_root(second),
+        Err(EncryptionError::Refused(_))
+    ));
+    provider.destroy_root(first).unwrap();
+    assert_eq!(provider.root_versions(), vec![second]);
+    assert_integrity_failure(provider.unwrap_kek(tenant, &old));
+    assert_same_kek(&kek, &provider.unwrap_kek(tenant, &rewrapped).unwrap());
+
+    // A restart sees the rotation.
+    let again = reopen();
+    assert_eq!(again.root_versions(), vec![second]);
+    assert_same_kek(&kek, &again.unwrap_kek(tenant, &rewrapped).unwrap());
+    assert_integrity_failure(again.unwrap_kek(tenant, &old));
+}
+
+fn survives_a_restart(provider: &dyn KeyProvider, reopen: Reopen<'_>) {
+    let tenant = TenantId::random();
+    let kek = Kek::generate(KekVersion::FIRST).unwrap();
+    let wrapped = provider.wrap_kek(tenant, &kek).unwrap();
+    let again = reopen();
+    assert_eq!(again.kind(), provider.kind());
+    assert_eq!(again.root_versions(), provider.root_versions());
+    assert_same_kek(&kek, &again.unwrap_kek(tenant, &wrapped).unwrap());
+}
+
+fn feeds_the_kek_cache(provider: &dyn KeyProvider) {
+    let tenant = TenantId::random();
+    let wrapped = provider
+        .wrap_kek(tenant, &Kek::generate(KekVersion::FIRST).unwrap())
+        .unwrap();
+    let cache = KekCache::new(16, Duration::from_secs(300));
+    let first = cache.get_or_unwrap(tenant, &wrapped, provider).unwrap();
+    for _ in 0..5 {
+        let hit = cache.get_or_unwrap(tenant, &wrapped, provider).unwrap();
+        assert!(Arc::ptr_eq(&first, &hit));
+    }
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses, stats.entries), (5, 1, 1));
+    assert!(cache
+        .get_or_unwrap(TenantId::random(), &wrapped, provider)
+        .is_err());
+}
+
+fn keeps_secrets_out_of_debug(provider: &dyn KeyProvider) {
+    let kek = Kek::generate(KekVersion::FIRST).unwrap();
+    assert!(format!("{kek:?}").contains("redacted"));
+    let shown = format!("{provider:?}");
+    assert!(shown.contains("root_versions"), "{shown}");
+}
+
+/// The same unwrapped key: a DEK wrapped by one opens under the other.
+fn assert_same_kek(a: &Kek, b: &Kek) {
+    use coffre_crypto::{BucketId, Dek, DekContext, ObjectId};
+    let context = DekContext {
+        tenant: TenantId::random(),
+        bucket: BucketId::random(),
+        key: "k",
+        object: ObjectId::random(),
+        version: 0,
+    };
+    let wrapped = a.wrap_dek(&Dek::generate(), &context).unwrap();
+    b.unwrap_dek(&wrapped, &context).unwrap();
+}
+
+fn assert_integrity_failure<T>(result: Result<T, EncryptionError>) {
+    match result {
+        Ok(_) => panic!("unwrapped what it should have refused"),
+        Err(e) => assert!(
+            e.is_integrity_failure(),
+            "expected an integrity failure, got {e}"
+        ),
+    }
+}
+
+macro_rules! behaviour_tests {
+    ($provider:ident) => {
+        mod $provider {
+            #[test]
+            fn wraps_and_unwraps() {
+                let (_guard, provider, _) = super::$provider("wraps");
+                super::wraps_and_unwraps(provider.as_ref());
+            }
+
+            #[test]
+            fn binds_tenant_and_versions() {
+                let (_guard, provider, _) = super::$provider("binds");
+                super::binds_tenant_and_versions(provider.as_ref());
+            }
+
+            #[test]
+            fn rotates_the_root_key() {
+                let (_guard, provider, reopen) = super::$provider("rotates");
+                super::rotates_the_root_key(provider.as_ref(), &reopen);
+            }
+
+            #[test]
+            fn survives_a_restart() {
+                let (_guard, provider, reopen) = super::$provider("restart");
+                super::survives_a_restart(provider.as_ref(), &reopen);
+            }
+
+            #[test]
+            fn feeds_the_kek_cache() {
+                let (_guard, provider, _) = super::$provider("cache");
+                super::feeds_the_kek_cache(provider.as_ref());
+            }
+
+            #[test]
+            fn keeps_secrets_out_of_debug() {
+                let (_guard, provider, _) = super::$provider("debug");
+                super::keeps_secrets_out_of_debug(provider.as_ref());
+            }
+        }
+    };
+}
+
+behaviour_tests!(local_file);
+behaviour_tests!(pkcs11);
+
+// ---- local-file ----
+
+/// Whatever must live as long as the test: a temporary directory, a lock.
+type Fixture = (
+    Box<dyn std::any::Any>,
+    Box<dyn KeyProvider>,
+    Box<dyn Fn() -> Box<dyn KeyProvider>>,
+);
+
+fn local_file(_name: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("root.key");
+    let provider = LocalFileKeyProvider::open_or_create(&path).unwrap();
+    assert!(provider.was_created());
+    let reopen = move || -> Box<dyn KeyProvider> {
+        let provider = LocalFileKeyProvider::open_or_create(&path).unwrap();
+        assert!(!provider.was_created());
+        Box::new(provider)
+    };
+    (Box::new(dir), Box::new(provider), Box::new(reopen))
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn local_file_is_created_private_and_refused_when_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("root.key");
+    LocalFileKeyProvider::open_or_create(&path).unwrap();
+    assert_eq!(mode(&path), 0o600);
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("development only"));
+
+    for insecure in [0o640, 0o604, 0o644, 0o660] {
+        fs::set_permissions(&path, fs::Permissions::from_mode(insecure)).unwrap();
+        let err = LocalFileKeyProvider::open_or_create(&path).unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+    LocalFileKeyProvider::open_or_create(&path).unwrap();
+}
+
+#[test]
+fn local_file_rotation_keeps_the_file_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("root.key");
+    let provider = LocalFileKeyProvider::open_or_create(&path).unwrap();
+    provider.rotate_root().unwrap();
+    assert_eq!(mode(&path), 0o600);
+    assert!(!dir.path().join("root.key.tmp").exists());
+}
+
+#[test]
+fn local_file_refuses_a_damaged_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for content in [
+        "",
+        "# only a comment\n",
+        "1 abcd\n",
+        "x 00\n",
+        "1 {k}\n1 {k}\n",
+    ] {
+        let path = dir.path().join("bad.key");
+        let content = content.replace("{k}", &"00".repeat(32));
+        fs::write(&path, content).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(matches!(
+            LocalFileKeyProvider::open_or_create(&path),
+            Err(EncryptionError::KeyFile { .. })
+        ));
+    }
+}
+
+// ---- pkcs11 on SoftHSM2 ----
+
+const TOKEN_LABEL: &str = "coffre-test";
+const USER_PIN: &str = "1234";
+
+struct SoftHsm {
+    _dir: tempfile::TempDir,
+    pin_file: PathBuf,
+}
+
+/// One SoftHSM2 token for the whole test binary: SoftHSM reads `SOFTHSM2_CONF` once, when
+/// the module is initialized. Each test uses its own key label inside it.
+fn softhsm() -> &'static SoftHsm {
+    static SOFTHSM: OnceLock<SoftHsm> = OnceLock::new();
+    SOFTHSM.get_or_init(|| {
+        let module = Path::new(coffre_crypto::key_provider::DEFAULT_PKCS11_MODULE);
+        assert!(
+            module.exists(),
+            "{} is missing: the pkcs11 tests need SoftHSM2 (apt-get install -y softhsm2)",
+            module.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        fs::create_dir(&tokens).unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        // Before any thread loads the module; nothing else in this binary reads it.
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        let output = Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", &conf)
+            .args(["--init-token", "--free", "--label", TOKEN_LABEL])
+            .args(["--pin", USER_PIN, "--so-pin", "5678"])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run softhsm2-util ({e}): the pkcs11 tests need SoftHSM2 \
+                     (apt-get install -y softhsm2)"
+                )
+            });
+        assert!(
+            output.status.success(),
+            "softhsm2-util --init-token failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let pin_file = dir.path().join("pin");
+        fs::write(&pin_file, format!("{USER_PIN}\n")).unwrap();
+        fs::set_permissions(&pin_file, fs::Permissions::from_mode(0o600)).unwrap();
+        SoftHsm {
+            _dir: dir,
+            pin_file,
+        }
+    })
+}
+
+fn pkcs11_config(key_label: &str) -> Pkcs11Config {
+    let mut config = Pkcs11Config::new(TOKEN_LABEL, &softhsm().pin_file);
+    config.key_label = key_label.to_owned();
+    config
+}
+
+/// SoftHSM2's file store fails (CKR_GENERAL_ERROR) when two sessions create token objects
+/// at once, so the pkcs11 tests take turns. (Coffre creates a root key only at first start
+/// and on rotation, one at a time.)
+fn hsm_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn pkcs11(name: &str) -> Fixture {
+    let turn = hsm_turn();
+    let config = pkcs11_config(&format!("coffre-root-{name}"));
+    let provider = Pkcs11KeyProvider::open(config.clone()).unwrap();
+    assert_eq!(provider.root_versions(), vec![RootKeyVersion::FIRST]);
+    let reopen = move || -> Box<dyn KeyProvider> {
+        Box::new(Pkcs11KeyProvider::open(config.clone()).unwrap())
+    };
+    (Box::new(turn), Box::new(provider), Box::new(reopen))
+}
+
+#[test]
+fn pkcs11_root_key_is_sensitive_and_not_extractable() {
+    use cryptoki::context::Pkcs11;
+    use cryptoki::object::{Attribute, AttributeType};
+    let _turn = hsm_turn();
+    let config = pkcs11_config("coffre-root-attributes");
+    let _provider = Pkcs11KeyProvider::open(config.clone()).unwrap();
+    let context = Pkcs11::new(&config.module).unwrap();
+    let slot = context
+        .get_slots_with_initialized_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| context.get_token_info(*s).unwrap().label() == TOKEN_LABEL)
+        .unwrap();
+    let session = context.open_ro_session(slot).unwrap();
+    let _ = session.login(cryptoki::session::UserType::User, Some(&USER_PIN.into()));
+    let keys = session
+        .find_objects(&[Attribute::Label(b"coffre-root-attributes".to_vec())])
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    let attributes = session
+        .get_attributes(
+            keys[0],
+            &[
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::Token,
+                AttributeType::Value,
+            ],
+        )
+        .unwrap();
+    assert!(attributes.contains(&Attribute::Sensitive(true)));
+    assert!(attributes.contains(&Attribute::Extractable(false)));
+    assert!(attributes.contains(&Attribute::Token(true)));
+    assert!(
+        !attributes.iter().any(|a| matches!(a, Attribute::Value(_))),
+        "the key value must not be readable"
+    );
+}
+
+#[test]
+fn pkcs11_reports_what_is_wrong() {
+    let _turn = hsm_turn();
+    let mut missing_module = pkcs11_config("coffre-root-errors");
+    missing_module.module = PathBuf::from("/nonexistent/libpkcs11.so");
+    let err = Pkcs11KeyProvider::open(missing_module).unwrap_err();
+    assert!(err.to_string().contains("not found"), "{err}");
+
+    let mut wrong_token = pkcs11_config("coffre-root-errors");
+    wrong_token.token_label = "no-such-token".to_owned();
+    let err = Pkcs11KeyProvider::open(wrong_token).unwrap_err();
+    assert!(err.to_string().contains("no-such-token"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let open_pin = dir.path().join("pin");
+    fs::write(&open_pin, USER_PIN).unwrap();
+    fs::set_permissions(&open_pin, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut readable_pin = pkcs11_config("coffre-root-errors");
+    readable_pin.pin_file = open_pin;
+    let err = Pkcs11KeyProvider::open(readable_pin).unwrap_err();
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+}
