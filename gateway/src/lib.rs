@@ -2,6 +2,7 @@
 //! admin listener. `main.rs` only parses the command line and calls [`server::serve`].
 
 pub mod admin;
+pub mod audit;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
