@@ -5,6 +5,7 @@
 // A test harness: a panic is a test failure with a message, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin_client;
 mod chunked_body;
 pub mod s3_xml;
 mod sdk_client;
@@ -12,6 +13,7 @@ mod server;
 mod signed_request;
 mod test_data;
 
+pub use admin_client::{AdminApi, AdminResponse, KeyPair};
 pub use chunked_body::{sha256_hex, AwsChunked, ChunkSigner, ChunkedMode, Tamper};
 pub use sdk_client::sdk_error;
 pub use server::{coffre_binary, parse_credentials, TestServer};

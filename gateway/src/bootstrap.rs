@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use coffre_crypto::{AdminScope, Role};
-use coffre_storage::Store;
+use coffre_storage::{Store, TenantSettings};
 
 use crate::config::Config;
 
@@ -22,7 +22,7 @@ pub async fn ensure_default_tenant(store: &Arc<Store>, config: &Config) -> anyho
         if store.tenant_by_name(&admin, DEFAULT_TENANT)?.is_some() {
             return Ok(());
         }
-        let tenant = store.create_tenant(&admin, DEFAULT_TENANT)?;
+        let tenant = store.create_tenant(&admin, DEFAULT_TENANT, TenantSettings::default())?;
         let (key, secret) = store.create_access_key(&admin, tenant.id, Role::Admin, None)?;
         let text = format!(
             "[default]\naws_access_key_id = {key}\naws_secret_access_key = {}\n",

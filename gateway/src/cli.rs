@@ -26,6 +26,151 @@ pub enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Manage tenants and access keys through a running server's admin API.
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The admin listener.
+    #[arg(
+        long,
+        env = "COFFRE_ADMIN_ENDPOINT",
+        default_value = "http://127.0.0.1:9001",
+        global = true
+    )]
+    pub endpoint: String,
+    /// File holding the admin token (the server writes `<data-dir>/admin-token`).
+    #[arg(
+        long,
+        env = "COFFRE_ADMIN_TOKEN_FILE",
+        default_value = "./data/admin-token",
+        global = true
+    )]
+    pub token_file: PathBuf,
+    /// Print the API's JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Tenants: the unit of isolation.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Access keys of a tenant.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// 3 to 63 lowercase letters, digits and hyphens.
+        name: String,
+        /// Arrays or site labels its data may live on (comma-separated; default: any).
+        #[arg(long, value_delimiter = ',')]
+        placement: Vec<String>,
+        /// Byte quota, e.g. 500G or 1T (binary units; 1TB is decimal).
+        #[arg(long, value_parser = parse_size)]
+        quota_bytes: Option<u64>,
+        /// Object count quota.
+        #[arg(long)]
+        quota_objects: Option<u64>,
+    },
+    /// List tenants with their usage.
+    List,
+    /// Show one tenant: state, placement, quotas, usage.
+    Show { name: String },
+    /// Change placement or quotas.
+    Update {
+        name: String,
+        /// New placement (comma-separated arrays or site labels).
+        #[arg(long, value_delimiter = ',', conflicts_with = "any_array")]
+        placement: Option<Vec<String>>,
+        /// Let the tenant's data go to any array.
+        #[arg(long)]
+        any_array: bool,
+        /// New byte quota, or `none` to remove it.
+        #[arg(long, value_parser = parse_limit_size)]
+        quota_bytes: Option<Limit>,
+        /// New object quota, or `none` to remove it.
+        #[arg(long, value_parser = parse_limit_count)]
+        quota_objects: Option<Limit>,
+    },
+    /// Refuse every request of the tenant's keys; nothing is deleted.
+    Suspend { name: String },
+    /// Let a suspended tenant's keys work again.
+    Resume { name: String },
+    /// Delete a tenant (refused while it has buckets unless --force).
+    Delete {
+        name: String,
+        /// Also delete all its buckets, objects and uploads.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an access key; its secret is shown only this once.
+    Create {
+        /// The tenant's name.
+        tenant: String,
+        #[arg(long, value_enum, default_value_t = KeyRole::ReadWrite)]
+        role: KeyRole,
+        /// Limit the key to this bucket (repeat or comma-separate for several).
+        #[arg(long = "bucket", value_delimiter = ',')]
+        buckets: Vec<String>,
+    },
+    /// List a tenant's keys (never their secrets).
+    List { tenant: String },
+    /// Stop a key from authenticating.
+    Disable { access_key_id: String },
+    /// Let a disabled key authenticate again.
+    Enable { access_key_id: String },
+    /// Delete a key for good.
+    Delete { access_key_id: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyRole {
+    /// Everything in the tenant.
+    Admin,
+    ReadWrite,
+    ReadOnly,
+}
+
+/// A quota given on the command line: a value, or `none` for no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub Option<u64>);
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    crate::admin::byte_size::parse_size(text)
+}
+
+fn parse_limit_size(text: &str) -> Result<Limit, String> {
+    if is_none(text) {
+        return Ok(Limit(None));
+    }
+    parse_size(text).map(|v| Limit(Some(v)))
+}
+
+fn parse_limit_count(text: &str) -> Result<Limit, String> {
+    if is_none(text) {
+        return Ok(Limit(None));
+    }
+    text.trim()
+        .parse()
+        .map(|v| Limit(Some(v)))
+        .map_err(|_| format!("'{text}' is not a count (or `none`)"))
+}
+
+fn is_none(text: &str) -> bool {
+    matches!(text.trim(), "none" | "unlimited")
 }
 
 #[derive(Debug, Default, Args)]
@@ -51,6 +196,10 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `coffre_gateway=debug`.
     #[arg(long, env = "COFFRE_LOG")]
     pub log_level: Option<String>,
+    /// File holding the admin API's bearer token (default: generated as
+    /// `<data-dir>/admin-token`).
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -68,6 +217,7 @@ impl ServeArgs {
                 domain: self.domain.clone(),
                 region: self.region.clone(),
                 log_level: self.log_level.clone(),
+                admin_token_file: self.admin_token_file.clone(),
             },
         )
     }

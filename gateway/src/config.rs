@@ -6,7 +6,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use coffre_storage::ArrayConfig;
+
+use crate::audit::{AuditConfig, OnFailure};
 use serde::Deserialize;
+
+use crate::admin::token::TokenSource;
 
 /// The file as written by an operator.
 #[derive(Debug, Default, Deserialize)]
@@ -24,6 +28,13 @@ pub struct RawConfig {
     pub gc_interval_secs: Option<u64>,
     pub log_level: Option<String>,
     pub log_format: Option<String>,
+    /// The admin bearer token's file; when unset, `<data_dir>/admin-token` is generated.
+    pub admin_token_file: Option<PathBuf>,
+    /// Where the audit trail is written (default `<data_dir>/audit`).
+    pub audit_dir: Option<PathBuf>,
+    /// `refuse` (default): serve nothing while the audit trail cannot be written;
+    /// `continue`: keep serving, log and count the failures.
+    pub audit_on_failure: Option<String>,
     #[serde(default)]
     pub arrays: Vec<RawArray>,
 }
@@ -46,6 +57,7 @@ pub struct Overrides {
     pub domain: Option<String>,
     pub region: Option<String>,
     pub log_level: Option<String>,
+    pub admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +80,8 @@ pub struct Config {
     pub arrays: Vec<ArrayConfig>,
     pub log_level: String,
     pub log_format: LogFormat,
+    pub admin_token: TokenSource,
+    pub audit: AuditConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -238,7 +252,35 @@ impl Config {
             }
         };
 
+        let admin_token = match overrides.admin_token_file.or(raw.admin_token_file) {
+            Some(path) if path.as_os_str().is_empty() => {
+                return Err(invalid("admin_token_file", "must not be empty"))
+            }
+            Some(path) => TokenSource::Configured(path),
+            None => TokenSource::Generated(data_dir.join("admin-token")),
+        };
+
+        let audit = AuditConfig {
+            dir: raw
+                .audit_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("audit")),
+            sync_delay: std::time::Duration::from_millis(50),
+            max_file_bytes: 64 * 1024 * 1024,
+            on_failure: match raw.audit_on_failure.as_deref() {
+                None | Some("refuse") => OnFailure::Refuse,
+                Some("continue") => OnFailure::Continue,
+                Some(other) => {
+                    return Err(invalid(
+                        "audit_on_failure",
+                        format!("'{other}': expected refuse or continue"),
+                    ))
+                }
+            },
+        };
         Ok(Self {
+            audit,
+            admin_token,
             meta_dir: data_dir.join("meta"),
             data_dir,
             s3_listen,
@@ -288,6 +330,16 @@ mod tests {
         assert_eq!(config.meta_dir, PathBuf::from("./data/meta"));
         assert_eq!(config.arrays.len(), 1);
         assert_eq!(config.arrays[0].path, PathBuf::from("./data/arrays/0"));
+        assert_eq!(
+            config.admin_token,
+            TokenSource::Generated(PathBuf::from("./data/admin-token"))
+        );
+        let configured = parse("admin_token_file = \"/etc/coffre/admin-token\"")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            configured.admin_token,
+            TokenSource::Configured(PathBuf::from("/etc/coffre/admin-token"))
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The garbage collector's schedule: superseded and orphaned data files are removed in the
-//! background, off every request's path.
+//! background, off every request's path, after any interrupted tenant deletion is finished.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,10 @@ pub async fn run(store: Arc<Store>, interval: Duration, mut shutdown: watch::Rec
     loop {
         let pass = store.clone();
         let result = tokio::task::spawn_blocking(move || {
-            pass.collect_garbage(&MaintenanceScope::new("garbage-collection"))
+            let maint = MaintenanceScope::new("garbage-collection");
+            // Tenant deletions a crash interrupted queue their files for this very pass.
+            pass.resume_tenant_deletions(&maint)?;
+            pass.collect_garbage(&maint)
         })
         .await;
         match result {

@@ -22,6 +22,16 @@ fn main() -> anyhow::Result<()> {
                 .build()?
                 .block_on(run(config))
         }
+        Command::Admin(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            if let Err(e) = runtime.block_on(coffre_gateway::admin::command::run(args)) {
+                eprintln!("coffre: {e}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::CheckConfig { file } => {
             let raw = RawConfig::from_file(&file)?;
             let config = Config::resolve(raw, Overrides::default())

@@ -14,7 +14,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::admin::token::AdminToken;
 use crate::admin::AdminService;
+use crate::audit::AuditLog;
 use crate::bootstrap;
 use crate::config::Config;
 use crate::gc;
@@ -38,8 +40,8 @@ impl Running {
     }
 }
 
-/// Opens the store, creates the embedded default tenant on first start, binds both
-/// listeners and starts serving. Returns once the listeners are bound.
+/// Opens the store, creates the embedded default tenant and the admin token on first
+/// start, binds both listeners and starts serving. Returns once the listeners are bound.
 pub async fn serve(config: Config) -> anyhow::Result<Running> {
     let store_config = StoreConfig {
         meta_dir: config.meta_dir.clone(),
@@ -51,6 +53,10 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         .context("opening the metadata store")?;
     let store = Arc::new(store);
     bootstrap::ensure_default_tenant(&store, &config).await?;
+    let token_source = config.admin_token.clone();
+    let token = tokio::task::spawn_blocking(move || AdminToken::load(&token_source))
+        .await?
+        .context("loading the admin token")?;
 
     let s3_listener = TcpListener::bind(config.s3_listen)
         .await
@@ -61,22 +67,36 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
     let s3_addr = s3_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
+    let audit_config = config.audit.clone();
+    let audit = tokio::task::spawn_blocking(move || AuditLog::open(audit_config))
+        .await?
+        .with_context(|| format!("opening the audit trail in {}", config.audit.dir.display()))?;
+
     let (shutdown, shutdown_rx) = watch::channel(false);
     let s3 = Arc::new(S3Service::new(
         store.clone(),
         config.region.clone(),
         config.domain.clone(),
+        audit,
     ));
-    let admin = Arc::new(AdminService::new(store.clone(), config.arrays.clone()));
+    let admin = Arc::new(AdminService::new(
+        store.clone(),
+        config.arrays.clone(),
+        token,
+    ));
 
-    let s3_task = tokio::spawn(accept_loop(s3_listener, shutdown_rx.clone(), move |req| {
-        let s3 = s3.clone();
-        async move { Ok::<_, Infallible>(s3.handle(req).await) }
-    }));
+    let s3_task = tokio::spawn(accept_loop(
+        s3_listener,
+        shutdown_rx.clone(),
+        move |req, peer| {
+            let s3 = s3.clone();
+            async move { Ok::<_, Infallible>(s3.handle(req, peer).await) }
+        },
+    ));
     let admin_task = tokio::spawn(accept_loop(
         admin_listener,
         shutdown_rx.clone(),
-        move |req| {
+        move |req, _peer| {
             let admin = admin.clone();
             async move { Ok::<_, Infallible>(admin.handle(req).await) }
         },
@@ -96,7 +116,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn accept_loop<F, Fut>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: F)
 where
-    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<hyper::Response<crate::s3::body::Body>, Infallible>>
         + Send
         + 'static,
@@ -106,7 +126,7 @@ where
             accepted = listener.accept() => accepted,
             _ = shutdown.changed() => return,
         };
-        let (stream, _peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -124,7 +144,10 @@ where
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service_fn(handler));
+                .serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(move |req| handler(req, peer)),
+                );
             tokio::pin!(connection);
             tokio::select! {
                 result = connection.as_mut() => {

@@ -66,13 +66,29 @@ impl Arrays {
         self.arrays.iter().find(|a| a.name == name)
     }
 
-    /// The array a new file goes to: the highest weighted rendezvous score among arrays with
-    /// room.
-    pub fn place(&self, file: ObjectId) -> Result<&ArrayConfig> {
+    /// Fails unless every entry of `placement` names an array or a site label.
+    pub fn validate_placement(&self, placement: &[String]) -> Result<()> {
+        for entry in placement {
+            let known = self
+                .arrays
+                .iter()
+                .any(|a| a.name == *entry || a.site.as_deref() == Some(entry.as_str()));
+            if !known {
+                return Err(Error::InvalidPlacement(format!(
+                    "'{entry}' is neither an array name nor a site label"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The array a new file goes to: the highest weighted rendezvous score among the arrays
+    /// with room that `placement` allows (array names or site labels; empty allows all).
+    pub fn place(&self, file: ObjectId, placement: &[String]) -> Result<&ArrayConfig> {
         let mut ranked: Vec<(f64, &ArrayConfig)> = self
             .arrays
             .iter()
-            .filter(|a| a.weight > 0)
+            .filter(|a| a.weight > 0 && allows(placement, a))
             .map(|a| (rendezvous_score(file, a), a))
             .collect();
         ranked.sort_by(|x, y| y.0.total_cmp(&x.0));
@@ -82,6 +98,13 @@ impl Arrays {
             .find(|array| has_room(&array.path))
             .ok_or(Error::NoArrayAvailable)
     }
+}
+
+fn allows(placement: &[String], array: &ArrayConfig) -> bool {
+    placement.is_empty()
+        || placement
+            .iter()
+            .any(|p| *p == array.name || array.site.as_deref() == Some(p.as_str()))
 }
 
 /// Weighted rendezvous hashing: `-weight / ln(u)` with `u` uniform in (0, 1) from the hash
@@ -185,6 +208,31 @@ mod tests {
         assert!(Arrays::new(vec![bad]).is_err());
         assert!(Arrays::new(vec![]).is_err());
         let arrays = Arrays::new(vec![a]).unwrap();
-        assert_eq!(arrays.place(ObjectId::random()).unwrap().name, "a");
+        assert_eq!(arrays.place(ObjectId::random(), &[]).unwrap().name, "a");
+    }
+
+    #[test]
+    fn placement_keeps_files_on_allowed_arrays_and_sites() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut configs = Vec::new();
+        for (name, site) in [("a", "paris"), ("b", "paris"), ("c", "lyon")] {
+            let mut config = array(name, 1);
+            config.path = dir.path().join(name);
+            config.site = Some(site.into());
+            configs.push(config);
+        }
+        let arrays = Arrays::new(configs).unwrap();
+        for _ in 0..50 {
+            let file = ObjectId::random();
+            assert_eq!(arrays.place(file, &["c".into()]).unwrap().name, "c");
+            assert_ne!(arrays.place(file, &["paris".into()]).unwrap().name, "c");
+        }
+        assert!(arrays
+            .validate_placement(&["lyon".into(), "a".into()])
+            .is_ok());
+        assert!(matches!(
+            arrays.validate_placement(&["nowhere".into()]),
+            Err(Error::InvalidPlacement(_))
+        ));
     }
 }

@@ -11,7 +11,7 @@ use crate::store::Store;
 
 impl Store {
     /// `BucketAlreadyOwnedByYou` if this tenant has the name; other tenants' buckets of the
-    /// same name are irrelevant.
+    /// same name are irrelevant. `NoSuchTenant` if the tenant was deleted meanwhile.
     pub fn create_bucket(
         &self,
         scope: &TenantScope,
@@ -19,6 +19,7 @@ impl Store {
         region: &str,
     ) -> Result<BucketRecord> {
         let _guard = self.shared.locks.buckets_exclusive();
+        self.live_tenant(scope.tenant_id())?;
         let key = keys::bucket(scope.tenant_id(), name);
         if self.meta().get(Cf::Buckets, &key)?.is_some() {
             return Err(Error::BucketAlreadyOwnedByYou);
@@ -69,7 +70,7 @@ impl Store {
             .delete(Cf::Buckets, &keys::bucket(tenant, name), Durability::Synced)
     }
 
-    fn any_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<bool> {
+    pub(crate) fn any_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<bool> {
         let mut cursor = self.meta().cursor(cf, keys::prefix_end(prefix))?;
         cursor.seek(prefix);
         Ok(cursor

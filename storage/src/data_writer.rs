@@ -28,6 +28,8 @@ const WRITE_BUFFER: usize = 256 * 1024;
 pub struct DataWriter {
     shared: Arc<Shared>,
     tenant: TenantId,
+    /// The tenant's placement policy: where its files may go.
+    placement: Vec<String>,
     size: u64,
     state: WriterState,
 }
@@ -41,10 +43,11 @@ enum WriterState {
 }
 
 impl DataWriter {
-    pub(crate) fn new(shared: Arc<Shared>, tenant: TenantId) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, tenant: TenantId, placement: Vec<String>) -> Self {
         Self {
             shared,
             tenant,
+            placement,
             size: 0,
             state: WriterState::Buffer(Vec::new()),
         }
@@ -62,7 +65,8 @@ impl DataWriter {
             }
             WriterState::Buffer(buffer) => {
                 let buffered = std::mem::take(buffer);
-                let pending = PendingFile::begin(self.shared.clone(), self.tenant)?;
+                let pending =
+                    PendingFile::begin(self.shared.clone(), self.tenant, &self.placement)?;
                 let mut out = pending.create_temp()?;
                 pending.io(write_header(&mut out))?;
                 pending.io(out.write_all(&buffered))?;
@@ -153,9 +157,9 @@ pub(crate) struct PendingFile {
 
 impl PendingFile {
     /// Places the file and durably records the intent to write it.
-    fn begin(shared: Arc<Shared>, tenant: TenantId) -> Result<Self> {
+    fn begin(shared: Arc<Shared>, tenant: TenantId, placement: &[String]) -> Result<Self> {
         let file = ObjectId::random();
-        let array = shared.arrays.place(file)?;
+        let array = shared.arrays.place(file, placement)?;
         let location = FileLocation {
             tenant,
             array: array.name.clone(),

@@ -19,6 +19,17 @@ pub enum Error {
     TenantExists,
     #[error("no such tenant")]
     NoSuchTenant,
+    /// Deleting a tenant that still has buckets, without `force`.
+    #[error("the tenant still has buckets")]
+    TenantNotEmpty,
+    #[error("no such access key")]
+    NoSuchAccessKey,
+    /// A placement entry names neither a configured array nor a site label.
+    #[error("invalid placement: {0}")]
+    InvalidPlacement(String),
+    /// The write would take the tenant past one of its quotas; nothing was stored.
+    #[error("the tenant's quota of {limit} {what} would be exceeded")]
+    QuotaExceeded { what: &'static str, limit: u64 },
     /// The array ran out of space while a data file was being written.
     #[error("array {array} is full")]
     ArrayFull { array: String },

@@ -131,6 +131,11 @@ pub fn parts_prefix(tenant: TenantId, bucket: BucketId, upload: ObjectId) -> Vec
     key
 }
 
+/// `usage`: tenant id.
+pub fn usage(tenant: TenantId) -> Vec<u8> {
+    tenant.as_bytes().to_vec()
+}
+
 /// `gc`: the data file's object id, unique across arrays and tenants.
 pub fn gc(file: ObjectId) -> Vec<u8> {
     file.as_bytes().to_vec()

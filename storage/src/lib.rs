@@ -6,6 +6,7 @@
 //! data takes a [`coffre_crypto::TenantScope`], whose tenant id is the prefix of every
 //! metadata key and data path the call touches.
 
+mod access_keys;
 mod arrays;
 mod buckets;
 mod data_file;
@@ -22,8 +23,11 @@ mod object_reader;
 mod objects;
 mod records;
 mod store;
+mod tenant_deletion;
 mod tenants;
+mod usage;
 
+pub use access_keys::KeyLookup;
 pub use arrays::{ArrayConfig, ARRAY_RESERVE_BYTES};
 pub use data_writer::{DataWriter, WrittenData};
 pub use error::{Error, Result};
@@ -34,7 +38,9 @@ pub use memory_meta_store::MemoryMetaStore;
 pub use meta_store::{Batch, BatchOp, Cf, Cursor, Durability, MetaStore, RocksMetaStore};
 pub use object_reader::ObjectReader;
 pub use records::{
-    AccessKeyState, BucketRecord, DataLocation, ObjectMeta, ObjectRecord, PartInfo, PartLayout,
-    PartRecord, TenantRecord, TenantState, UploadRecord,
+    AccessKeyInfo, AccessKeyState, BucketRecord, DataLocation, ObjectMeta, ObjectRecord, PartInfo,
+    PartLayout, PartRecord, Quotas, TenantRecord, TenantState, UploadRecord,
 };
 pub use store::{Store, StoreConfig, DEFAULT_INLINE_MAX};
+pub use tenants::{TenantSettings, TenantUpdate};
+pub use usage::Usage;

@@ -6,7 +6,10 @@ use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::Result;
-use crate::meta_store::{Batch, BatchOp, Cf, Cursor, Durability, MetaStore};
+use crate::meta_store::{
+    add_counters, decode_counters, encode_counters, Batch, BatchOp, Cf, Cursor, Durability,
+    MetaStore,
+};
 
 type Tables = BTreeMap<Cf, BTreeMap<Vec<u8>, Vec<u8>>>;
 
@@ -55,6 +58,14 @@ impl MetaStore for MemoryMetaStore {
                 }
                 BatchOp::Delete { cf, key } => {
                     tables.entry(cf).or_default().remove(&key);
+                }
+                BatchOp::Add { cf, key, deltas } => {
+                    let table = tables.entry(cf).or_default();
+                    let existing = table
+                        .get(&key)
+                        .map(|v| decode_counters(v))
+                        .unwrap_or_default();
+                    table.insert(key, encode_counters(&add_counters(&existing, &deltas)));
                 }
             }
         }

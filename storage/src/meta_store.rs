@@ -1,6 +1,7 @@
 //! The narrow interface storage needs from an ordered key-value store, and its RocksDB
-//! implementation. Keeping it narrow (get, put, delete, ordered cursor, atomic batch) lets
-//! another ordered transactional store replace RocksDB without touching the S3 semantics.
+//! implementation. Keeping it narrow (get, put, delete, ordered cursor, atomic batch with
+//! counter additions) lets another ordered transactional store replace RocksDB without
+//! touching the S3 semantics.
 
 use std::path::Path;
 
@@ -22,10 +23,12 @@ pub enum Cf {
     Uploads,
     Parts,
     Gc,
+    /// Per-tenant usage counters, changed only by [`BatchOp::Add`].
+    Usage,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 8] = [
+    pub const ALL: [Cf; 9] = [
         Cf::Tenants,
         Cf::TenantNames,
         Cf::AccessKeys,
@@ -34,6 +37,7 @@ impl Cf {
         Cf::Uploads,
         Cf::Parts,
         Cf::Gc,
+        Cf::Usage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +50,7 @@ impl Cf {
             Cf::Uploads => "uploads",
             Cf::Parts => "parts",
             Cf::Gc => "gc",
+            Cf::Usage => "usage",
         }
     }
 }
@@ -61,6 +66,14 @@ pub enum BatchOp {
     Delete {
         cf: Cf,
         key: Vec<u8>,
+    },
+    /// Adds `deltas` element-wise to the counters stored at `key` (absent counters are 0).
+    /// Concurrent batches add up whatever order they land in, so no lock is needed to keep
+    /// a counter exact.
+    Add {
+        cf: Cf,
+        key: Vec<u8>,
+        deltas: Vec<i64>,
     },
 }
 
@@ -89,6 +102,56 @@ impl Batch {
             key: key.into(),
         });
     }
+
+    pub fn add(&mut self, cf: Cf, key: impl Into<Vec<u8>>, deltas: &[i64]) {
+        self.ops.push(BatchOp::Add {
+            cf,
+            key: key.into(),
+            deltas: deltas.to_vec(),
+        });
+    }
+}
+
+/// Counters as stored: consecutive little-endian `i64`s. A trailing partial value (never
+/// written by this code) is ignored.
+pub fn decode_counters(bytes: &[u8]) -> Vec<i64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(c);
+            i64::from_le_bytes(raw)
+        })
+        .collect()
+}
+
+pub fn encode_counters(counters: &[i64]) -> Vec<u8> {
+    counters.iter().flat_map(|c| c.to_le_bytes()).collect()
+}
+
+/// `existing + delta`, element-wise, the longer length winning.
+pub(crate) fn add_counters(existing: &[i64], delta: &[i64]) -> Vec<i64> {
+    let mut sum = existing.to_vec();
+    if sum.len() < delta.len() {
+        sum.resize(delta.len(), 0);
+    }
+    for (total, d) in sum.iter_mut().zip(delta) {
+        *total = total.saturating_add(*d);
+    }
+    sum
+}
+
+/// The RocksDB merge operator behind [`BatchOp::Add`].
+fn merge_counters(
+    _key: &[u8],
+    existing: Option<&[u8]>,
+    operands: &rocksdb::MergeOperands,
+) -> Option<Vec<u8>> {
+    let mut total = existing.map(decode_counters).unwrap_or_default();
+    for operand in operands {
+        total = add_counters(&total, &decode_counters(operand));
+    }
+    Some(encode_counters(&total))
 }
 
 /// Whether a write must reach stable storage before the call returns.
@@ -134,6 +197,7 @@ impl RocksMetaStore {
         let descriptors = Cf::ALL.iter().map(|cf| {
             let mut cf_options = Options::default();
             cf_options.set_compression_type(DBCompressionType::None);
+            cf_options.set_merge_operator_associative("coffre.add_counters", merge_counters);
             ColumnFamilyDescriptor::new(cf.name(), cf_options)
         });
         let db = DB::open_cf_descriptors(&options, dir, descriptors)?;
@@ -176,6 +240,9 @@ impl MetaStore for RocksMetaStore {
             match op {
                 BatchOp::Put { cf, key, value } => rocks_batch.put_cf(self.handle(cf)?, key, value),
                 BatchOp::Delete { cf, key } => rocks_batch.delete_cf(self.handle(cf)?, key),
+                BatchOp::Add { cf, key, deltas } => {
+                    rocks_batch.merge_cf(self.handle(cf)?, key, encode_counters(&deltas))
+                }
             }
         }
         self.db.write_opt(rocks_batch, &write_options(durability))?;

@@ -7,12 +7,13 @@ use crate::data_writer::WrittenData;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Batch, Cf, Durability};
-use crate::objects::queue_locations;
+use crate::objects::{queue_locations, size_delta};
 use crate::records::{
     now, BucketRecord, ObjectMeta, ObjectRecord, PartInfo, PartLayout, PartRecord, Record,
     UploadRecord,
 };
 use crate::store::Store;
+use crate::usage::UsageDelta;
 
 /// Upload ids are the hex of an [`ObjectId`]; anything else names no upload.
 fn parse_upload_id(upload_id: &str) -> Result<ObjectId> {
@@ -76,7 +77,8 @@ impl Store {
     }
 
     /// Records a part, superseding (and queueing for collection) any earlier part with the
-    /// same number. The recorded size is the written data's.
+    /// same number. The recorded size is the written data's, and counts in the tenant's
+    /// usage from now on: `QuotaExceeded` (and the data removed) if it does not fit.
     pub fn put_part(
         &self,
         scope: &TenantScope,
@@ -104,13 +106,19 @@ impl Store {
             pending.commit_in(&mut batch);
         }
         {
+            let _bucket_guard = self.shared.locks.buckets_shared();
             let _upload_guard = self.shared.locks.upload(id);
+            self.check_bucket_live(tenant, bucket)?;
             self.get_upload(tenant, bucket, id)?;
+            let mut bytes = size_delta(size);
             if let Some(old) = self.get_record::<PartRecord>(Cf::Parts, &part_key)? {
                 queue_locations(&mut batch, tenant, [&old.location])?;
+                bytes = bytes.saturating_sub(size_delta(old.size));
             }
+            let charge = self.charge(tenant, UsageDelta { bytes, objects: 0 }, &mut batch)?;
             batch.put(Cf::Parts, part_key, record.encode()?);
             self.meta().write(batch, Durability::Synced)?;
+            charge.committed();
         }
         if let Some(pending) = pending {
             pending.committed();
@@ -169,7 +177,8 @@ impl Store {
     /// Turns the `chosen` parts (number and etag as the client sent them, quotes stripped,
     /// already checked for order by the caller) into the object, in one synced batch that
     /// also removes the upload and its parts and queues the data of unchosen parts and of the
-    /// replaced object. `InvalidPart` if a chosen part is missing or its etag differs.
+    /// replaced object. `InvalidPart` if a chosen part is missing or its etag differs;
+    /// `QuotaExceeded` (nothing changed) if the tenant has no room for one more object.
     /// `meta_for` computes the object's metadata (final ETag, size) from the chosen parts.
     pub fn complete_upload(
         &self,
@@ -211,10 +220,16 @@ impl Store {
                 keys::part(tenant, bucket.id, id, part.part_number),
             );
         }
-        let unchosen = parts
+        let unchosen: Vec<&PartRecord> = parts
             .iter()
-            .filter(|p| !chosen.iter().any(|(n, _)| *n == p.part_number));
-        queue_locations(&mut batch, tenant, unchosen.map(|p| &p.location))?;
+            .filter(|p| !chosen.iter().any(|(n, _)| *n == p.part_number))
+            .collect();
+        queue_locations(&mut batch, tenant, unchosen.iter().map(|p| &p.location))?;
+        // The chosen parts' bytes were counted when they were uploaded.
+        let unchosen_bytes = unchosen
+            .iter()
+            .map(|p| size_delta(p.size))
+            .fold(0i64, i64::saturating_add);
 
         let record = ObjectRecord {
             key: upload.key.clone(),
@@ -228,11 +243,13 @@ impl Store {
                     part_number: p.part_number,
                     size: p.size,
                     location: p.location,
+                    checksums: p.checksums,
                 })
                 .collect(),
         };
         let _key_guard = self.shared.locks.object(tenant, bucket.id, &upload.key);
-        self.commit_object(tenant, bucket, &record, batch)?;
+        self.check_bucket_live(tenant, bucket)?;
+        self.commit_object(tenant, bucket, &record, batch, -unchosen_bytes)?;
         Ok(record)
     }
 
@@ -245,8 +262,10 @@ impl Store {
     ) -> Result<()> {
         let tenant = scope.tenant_id();
         let id = parse_upload_id(upload_id)?;
+        let _bucket_guard = self.shared.locks.buckets_shared();
         let _upload_guard = self.shared.locks.upload(id);
         let upload = self.get_upload(tenant, bucket, id)?;
+        self.check_bucket_live(tenant, bucket)?;
         let parts = self.scan_parts(tenant, bucket, id, 0, usize::MAX)?;
         let mut batch = Batch::new();
         batch.delete(Cf::Uploads, keys::upload_by_id(tenant, bucket.id, id));
@@ -261,6 +280,20 @@ impl Store {
             );
         }
         queue_locations(&mut batch, tenant, parts.iter().map(|p| &p.location))?;
-        self.meta().write(batch, Durability::Synced)
+        let bytes = parts
+            .iter()
+            .map(|p| size_delta(p.size))
+            .fold(0i64, i64::saturating_add);
+        let charge = self.charge(
+            tenant,
+            UsageDelta {
+                bytes: -bytes,
+                objects: 0,
+            },
+            &mut batch,
+        )?;
+        self.meta().write(batch, Durability::Synced)?;
+        charge.committed();
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use coffre_crypto::{BucketId, ObjectId, Role, TenantId};
+use coffre_crypto::{AccessKeyId, BucketId, ObjectId, Role, TenantId};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use zeroize::Zeroize;
 
@@ -17,33 +17,41 @@ pub(crate) const FORMAT_VERSION: u8 = 1;
 pub(crate) trait Record: Serialize + DeserializeOwned {
     /// What the record is, for error messages.
     const KIND: &'static str;
+    /// The layout this build writes.
+    const VERSION: u8 = FORMAT_VERSION;
 
     fn encode(&self) -> Result<Vec<u8>> {
-        postcard::to_extend(self, vec![FORMAT_VERSION])
+        postcard::to_extend(self, vec![Self::VERSION])
             .map_err(|e| Error::Corrupt(format!("encoding {}: {e}", Self::KIND)))
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
         match bytes.split_first() {
-            Some((&FORMAT_VERSION, body)) => {
-                let (record, rest) = postcard::take_from_bytes(body)
-                    .map_err(|e| Error::Corrupt(format!("{} record: {e}", Self::KIND)))?;
-                if rest.is_empty() {
-                    Ok(record)
-                } else {
-                    Err(Error::Corrupt(format!(
-                        "{} record: trailing bytes",
-                        Self::KIND
-                    )))
-                }
-            }
-            Some((version, _)) => Err(Error::Corrupt(format!(
-                "{} record: unknown format version {version}",
-                Self::KIND
-            ))),
+            Some((&version, body)) if version == Self::VERSION => decode_body(Self::KIND, body),
+            Some((&version, body)) => Self::decode_older(version, body),
             None => Err(Error::Corrupt(format!("{} record: empty", Self::KIND))),
         }
     }
+
+    /// Layouts written by earlier builds that this one still reads; none by default.
+    fn decode_older(version: u8, _body: &[u8]) -> Result<Self> {
+        Err(unknown_version(Self::KIND, version))
+    }
+}
+
+/// One postcard value filling `body` exactly.
+fn decode_body<T: DeserializeOwned>(kind: &str, body: &[u8]) -> Result<T> {
+    let (record, rest) = postcard::take_from_bytes(body)
+        .map_err(|e| Error::Corrupt(format!("{kind} record: {e}")))?;
+    if rest.is_empty() {
+        Ok(record)
+    } else {
+        Err(Error::Corrupt(format!("{kind} record: trailing bytes")))
+    }
+}
+
+fn unknown_version(kind: &str, version: u8) -> Error {
+    Error::Corrupt(format!("{kind} record: unknown format version {version}"))
 }
 
 /// Times are stored as milliseconds since the Unix epoch, the precision S3 shows.
@@ -83,8 +91,19 @@ pub(crate) fn now() -> SystemTime {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TenantState {
     Active,
-    /// Its keys no longer authenticate; its data stays until the tenant is deleted.
-    Disabled,
+    /// Every request with its keys is refused; nothing is deleted.
+    Suspended,
+    /// Being deleted: its keys are gone, its name is free, and its records and data files
+    /// are being removed (resumed after a crash by [`crate::Store::resume_tenant_deletions`]).
+    Deleting,
+}
+
+/// Limits on what a tenant stores; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quotas {
+    /// Bytes of object data, including the parts of unfinished multipart uploads.
+    pub bytes: Option<u64>,
+    pub objects: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,10 +113,42 @@ pub struct TenantRecord {
     #[serde(with = "unix_millis")]
     pub created: SystemTime,
     pub state: TenantState,
+    /// Array names or site labels the tenant's data files may be placed on; empty: any.
+    pub placement: Vec<String>,
+    pub quotas: Quotas,
 }
+
+/// Format 2 added placement and quotas; format 1 tenants have neither.
+const TENANT_FORMAT_VERSION: u8 = 2;
 
 impl Record for TenantRecord {
     const KIND: &'static str = "tenant";
+    const VERSION: u8 = TENANT_FORMAT_VERSION;
+
+    fn decode_older(version: u8, body: &[u8]) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct TenantRecordV1 {
+            id: TenantId,
+            name: String,
+            #[serde(with = "unix_millis")]
+            created: SystemTime,
+            state: TenantState,
+        }
+        match version {
+            1 => {
+                let v1: TenantRecordV1 = decode_body(Self::KIND, body)?;
+                Ok(TenantRecord {
+                    id: v1.id,
+                    name: v1.name,
+                    created: v1.created,
+                    state: v1.state,
+                    placement: Vec::new(),
+                    quotas: Quotas::default(),
+                })
+            }
+            _ => Err(unknown_version(Self::KIND, version)),
+        }
+    }
 }
 
 /// `tenant_names` value: the id of the tenant with that name.
@@ -114,6 +165,17 @@ impl Record for TenantNameRecord {
 pub enum AccessKeyState {
     Active,
     Disabled,
+}
+
+/// An access key as the admin interface shows it: everything but the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKeyInfo {
+    pub id: AccessKeyId,
+    pub tenant: TenantId,
+    pub role: Role,
+    pub buckets: Option<Vec<String>>,
+    pub state: AccessKeyState,
+    pub created: SystemTime,
 }
 
 /// `access_keys` value.
@@ -188,6 +250,8 @@ pub struct PartLayout {
     /// Plaintext bytes in this part: the source of truth for offsets, never the file size.
     pub size: u64,
     pub location: DataLocation,
+    /// The part's own checksums (algorithm name, base64), for GetObjectAttributes.
+    pub checksums: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,6 +357,38 @@ mod tests {
             BucketRecord::decode(&record.encode().unwrap()).unwrap(),
             record
         );
+    }
+
+    #[test]
+    fn format_1_tenants_read_as_unlimited_and_unpinned() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            id: TenantId,
+            name: &'a str,
+            created: u64,
+            state: TenantState,
+        }
+        let id = TenantId::random();
+        let v1 = V1 {
+            id,
+            name: "old",
+            created: 1234,
+            state: TenantState::Suspended,
+        };
+        let bytes = postcard::to_extend(&v1, vec![1]).unwrap();
+        let tenant = TenantRecord::decode(&bytes).unwrap();
+        assert_eq!((tenant.id, tenant.name.as_str()), (id, "old"));
+        assert_eq!(tenant.state, TenantState::Suspended);
+        assert_eq!(tenant.quotas, Quotas::default());
+        assert!(tenant.placement.is_empty());
+        assert_eq!(
+            TenantRecord::decode(&tenant.encode().unwrap()).unwrap(),
+            tenant
+        );
+        assert!(matches!(
+            TenantRecord::decode(&[9, 0]),
+            Err(Error::Corrupt(_))
+        ));
     }
 
     #[test]

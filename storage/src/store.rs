@@ -12,7 +12,8 @@ use crate::arrays::{ArrayConfig, Arrays};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Cf, MetaStore, RocksMetaStore};
-use crate::records::{BucketRecord, Record};
+use crate::records::{BucketRecord, Record, TenantRecord, TenantState};
+use crate::usage::UsageTracker;
 
 /// Objects up to this size are kept in their metadata record by default.
 pub const DEFAULT_INLINE_MAX: usize = 64 * 1024;
@@ -51,6 +52,7 @@ pub(crate) struct Shared {
     /// process that is gone.
     pub boot_id: [u8; 16],
     pub locks: Locks,
+    pub usage: UsageTracker,
 }
 
 impl Store {
@@ -73,6 +75,7 @@ impl Store {
                 inline_max: config.inline_max,
                 boot_id,
                 locks: Locks::new(),
+                usage: UsageTracker::default(),
             }),
         })
     }
@@ -93,12 +96,21 @@ impl Store {
             _ => Err(Error::NoSuchBucket),
         }
     }
+
+    /// The tenant's record, unless it is gone or being deleted: a request authenticated
+    /// just before a deletion must not create anything under it.
+    pub(crate) fn live_tenant(&self, tenant: TenantId) -> Result<TenantRecord> {
+        match self.get_record::<TenantRecord>(Cf::Tenants, &keys::tenant(tenant))? {
+            Some(record) if record.state != TenantState::Deleting => Ok(record),
+            _ => Err(Error::NoSuchTenant),
+        }
+    }
 }
 
 const LOCK_STRIPES: usize = 64;
 
-/// Serializes read-modify-write sequences on the metadata. Lock order: `buckets`, then an
-/// `uploads` stripe, then an `objects` stripe; `admin` is never held with the others.
+/// Serializes read-modify-write sequences on the metadata. Lock order: `admin`, then
+/// `buckets`, then an `uploads` stripe, then an `objects` stripe.
 pub(crate) struct Locks {
     admin: Mutex<()>,
     /// Shared by object and upload writes, exclusive for creating and deleting buckets.

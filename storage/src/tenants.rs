@@ -1,19 +1,41 @@
-//! Tenants and their access keys: admin operations, and the credential lookup that
-//! authentication performs before any scope exists.
+//! Tenants: the admin operations on them (create, list, update, suspend, resume). Deleting
+//! one is in `tenant_deletion`, its access keys in `access_keys`.
 
-use coffre_crypto::{AccessKeyId, AdminScope, Credential, Role, SecretKey, TenantId};
+use coffre_crypto::{AdminScope, TenantId};
 
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Batch, Cf, Durability};
-use crate::records::{
-    now, AccessKeyRecord, AccessKeyState, Record, TenantNameRecord, TenantRecord, TenantState,
-};
+use crate::records::{now, Quotas, Record, TenantNameRecord, TenantRecord, TenantState};
 use crate::store::Store;
 
+/// What an operator chooses for a tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantSettings {
+    /// Array names or site labels its data files may be placed on; empty: any array.
+    pub placement: Vec<String>,
+    pub quotas: Quotas,
+}
+
+/// A partial update: `None` leaves a setting as it is; for quotas, `Some(None)` removes
+/// the limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantUpdate {
+    pub placement: Option<Vec<String>>,
+    pub quota_bytes: Option<Option<u64>>,
+    pub quota_objects: Option<Option<u64>>,
+}
+
 impl Store {
-    /// A new, active tenant. `TenantExists` if the name is taken.
-    pub fn create_tenant(&self, _admin: &AdminScope, name: &str) -> Result<TenantRecord> {
+    /// A new, active tenant. `TenantExists` if the name is taken, `InvalidPlacement` if the
+    /// placement names an unknown array or site.
+    pub fn create_tenant(
+        &self,
+        _admin: &AdminScope,
+        name: &str,
+        settings: TenantSettings,
+    ) -> Result<TenantRecord> {
+        self.shared.arrays.validate_placement(&settings.placement)?;
         let _guard = self.shared.locks.admin();
         let name_key = keys::tenant_name(name);
         if self.meta().get(Cf::TenantNames, &name_key)?.is_some() {
@@ -24,6 +46,8 @@ impl Store {
             name: name.to_owned(),
             created: now(),
             state: TenantState::Active,
+            placement: settings.placement,
+            quotas: settings.quotas,
         };
         let mut batch = Batch::new();
         batch.put(Cf::Tenants, keys::tenant(tenant.id), tenant.encode()?);
@@ -45,123 +69,92 @@ impl Store {
         self.get_record(Cf::Tenants, &keys::tenant(entry.tenant))
     }
 
+    /// `NoSuchTenant` if absent; a tenant being deleted is still returned.
     pub fn tenant(&self, _admin: &AdminScope, id: TenantId) -> Result<TenantRecord> {
         self.get_record(Cf::Tenants, &keys::tenant(id))?
             .ok_or(Error::NoSuchTenant)
     }
 
-    /// All tenants, sorted by name.
+    /// All tenants but those being deleted, sorted by name.
     pub fn list_tenants(&self, _admin: &AdminScope) -> Result<Vec<TenantRecord>> {
         let mut tenants = Vec::new();
         let mut cursor = self.meta().cursor(Cf::Tenants, None)?;
         cursor.seek(&[]);
         while let Some((_, value)) = cursor.next_entry()? {
-            tenants.push(TenantRecord::decode(&value)?);
+            let tenant = TenantRecord::decode(&value)?;
+            if tenant.state != TenantState::Deleting {
+                tenants.push(tenant);
+            }
         }
         tenants.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(tenants)
     }
 
-    /// Enables or disables a tenant: a disabled tenant's keys stop authenticating.
-    pub fn set_tenant_state(
+    /// Changes placement and quotas. New placement applies to files written from now on;
+    /// a lowered quota refuses growth from now on and deletes nothing.
+    pub fn update_tenant(
+        &self,
+        admin: &AdminScope,
+        id: TenantId,
+        update: TenantUpdate,
+    ) -> Result<TenantRecord> {
+        if let Some(placement) = &update.placement {
+            self.shared.arrays.validate_placement(placement)?;
+        }
+        let _guard = self.shared.locks.admin();
+        let mut tenant = self.existing_tenant(admin, id)?;
+        if let Some(placement) = update.placement {
+            tenant.placement = placement;
+        }
+        if let Some(bytes) = update.quota_bytes {
+            tenant.quotas.bytes = bytes;
+        }
+        if let Some(objects) = update.quota_objects {
+            tenant.quotas.objects = objects;
+        }
+        self.meta().put(
+            Cf::Tenants,
+            &keys::tenant(id),
+            &tenant.encode()?,
+            Durability::Synced,
+        )?;
+        Ok(tenant)
+    }
+
+    /// Suspends a tenant: every request with its keys is refused from now on; nothing of
+    /// it is deleted.
+    pub fn suspend_tenant(&self, admin: &AdminScope, id: TenantId) -> Result<TenantRecord> {
+        self.set_tenant_state(admin, id, TenantState::Suspended)
+    }
+
+    /// Lets a suspended tenant's keys work again.
+    pub fn resume_tenant(&self, admin: &AdminScope, id: TenantId) -> Result<TenantRecord> {
+        self.set_tenant_state(admin, id, TenantState::Active)
+    }
+
+    fn set_tenant_state(
         &self,
         admin: &AdminScope,
         id: TenantId,
         state: TenantState,
-    ) -> Result<()> {
+    ) -> Result<TenantRecord> {
         let _guard = self.shared.locks.admin();
-        let mut tenant = self.tenant(admin, id)?;
+        let mut tenant = self.existing_tenant(admin, id)?;
         tenant.state = state;
         self.meta().put(
             Cf::Tenants,
             &keys::tenant(id),
             &tenant.encode()?,
             Durability::Synced,
-        )
-    }
-
-    /// A new key for `tenant`, shown once: the secret cannot be read back through the admin
-    /// interface.
-    pub fn create_access_key(
-        &self,
-        admin: &AdminScope,
-        tenant: TenantId,
-        role: Role,
-        buckets: Option<Vec<String>>,
-    ) -> Result<(AccessKeyId, SecretKey)> {
-        self.tenant(admin, tenant)?;
-        let _guard = self.shared.locks.admin();
-        let (id, secret) = loop {
-            let id = AccessKeyId::generate();
-            if self
-                .meta()
-                .get(Cf::AccessKeys, &keys::access_key(id.as_str()))?
-                .is_none()
-            {
-                break (id, SecretKey::generate());
-            }
-        };
-        let record = AccessKeyRecord {
-            tenant,
-            role,
-            buckets,
-            secret: secret.expose().to_owned(),
-            state: AccessKeyState::Active,
-            created: now(),
-        };
-        self.meta().put(
-            Cf::AccessKeys,
-            &keys::access_key(id.as_str()),
-            &record.encode()?,
-            Durability::Synced,
         )?;
-        Ok((id, secret))
+        Ok(tenant)
     }
 
-    /// Enables or disables an access key. `Ok(false)` if the key does not exist.
-    pub fn set_access_key_state(
-        &self,
-        _admin: &AdminScope,
-        key: &AccessKeyId,
-        state: AccessKeyState,
-    ) -> Result<bool> {
-        let _guard = self.shared.locks.admin();
-        let db_key = keys::access_key(key.as_str());
-        let Some(mut record) = self.get_record::<AccessKeyRecord>(Cf::AccessKeys, &db_key)? else {
-            return Ok(false);
-        };
-        record.state = state;
-        self.meta().put(
-            Cf::AccessKeys,
-            &db_key,
-            &record.encode()?,
-            Durability::Synced,
-        )?;
-        Ok(true)
-    }
-
-    /// Used by authentication, before any scope exists. `None` when the key is unknown or
-    /// disabled or its tenant is not active.
-    pub fn credential(&self, key: &AccessKeyId) -> Result<Option<Credential>> {
-        let Some(record) =
-            self.get_record::<AccessKeyRecord>(Cf::AccessKeys, &keys::access_key(key.as_str()))?
-        else {
-            return Ok(None);
-        };
-        if record.state != AccessKeyState::Active {
-            return Ok(None);
+    /// The tenant, unless it is absent or being deleted (`NoSuchTenant`).
+    pub(crate) fn existing_tenant(&self, admin: &AdminScope, id: TenantId) -> Result<TenantRecord> {
+        match self.tenant(admin, id)? {
+            tenant if tenant.state == TenantState::Deleting => Err(Error::NoSuchTenant),
+            tenant => Ok(tenant),
         }
-        let tenant: Option<TenantRecord> =
-            self.get_record(Cf::Tenants, &keys::tenant(record.tenant))?;
-        if tenant.is_none_or(|t| t.state != TenantState::Active) {
-            return Ok(None);
-        }
-        Ok(Some(Credential {
-            access_key: key.clone(),
-            secret: SecretKey::new(record.secret.clone()),
-            tenant: record.tenant,
-            role: record.role,
-            buckets: record.buckets.clone(),
-        }))
     }
 }

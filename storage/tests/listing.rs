@@ -104,7 +104,7 @@ fn query_strategy() -> impl Strategy<Value = ListQuery> {
 fn check_against_model(open: fn(&Path) -> Store, cases: u32) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let alice = scope();
+    let alice = scope(&store);
     let counter = Cell::new(0);
     let mut runner = runner(cases);
     let keys = proptest::collection::btree_set(key_strategy(), 0..30);
@@ -172,7 +172,7 @@ fn listing_matches_the_model_on_rocksdb() {
 #[test]
 fn s3_examples() {
     each_store(|store, _| {
-        let alice = scope();
+        let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         let keys: BTreeSet<String> = ["a/1", "a/2", "a/b/3", "b", "c/1", "c0"]
             .map(String::from)

@@ -54,7 +54,7 @@ fn gc(store: &Store) -> u64 {
 #[test]
 fn parts_are_superseded_then_completed_into_one_object() {
     each_store(|store, dir| {
-        let alice = scope();
+        let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         put(store, &alice, &bucket, "big", &bytes(2000, 1)); // replaced by the completion
         let meta = ObjectMeta {
@@ -180,7 +180,7 @@ fn parts_are_superseded_then_completed_into_one_object() {
 #[test]
 fn abort_removes_the_upload_and_its_data() {
     each_store(|store, dir| {
-        let alice = scope();
+        let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         let upload = store
             .create_upload(&alice, &bucket, "k", ObjectMeta::default())
@@ -207,7 +207,7 @@ fn abort_removes_the_upload_and_its_data() {
         ));
 
         // Another tenant cannot see or abort it.
-        let bob = scope();
+        let bob = scope(store);
         assert!(matches!(
             store.upload(&bob, &bucket, &upload.upload_id),
             Err(Error::NoSuchUpload)
@@ -237,7 +237,7 @@ fn abort_removes_the_upload_and_its_data() {
 #[test]
 fn malformed_or_unknown_upload_ids_are_no_such_upload() {
     each_store(|store, _| {
-        let alice = scope();
+        let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         for id in ["", "xyz", "../../etc", &"0".repeat(32)] {
             assert!(matches!(
@@ -310,7 +310,7 @@ fn model(
 fn upload_listing_matches_the_model() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_memory(dir.path());
-    let alice = scope();
+    let alice = scope(&store);
     let counter = Cell::new(0);
     let key = || {
         proptest::collection::vec(

@@ -18,7 +18,7 @@ fn gc(store: &coffre_storage::Store) -> GcStats {
 #[test]
 fn data_up_to_the_inline_threshold_stays_in_the_record() {
     each_store(|store, dir| {
-        let alice = scope();
+        let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         for (len, inline) in [
             (0, true),
@@ -54,7 +54,7 @@ fn data_up_to_the_inline_threshold_stays_in_the_record() {
 #[test]
 fn ranges_read_exactly_the_requested_bytes() {
     each_store(|store, _| {
-        let alice = scope();
+        let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         for len in [10usize, 5000] {
             let data = bytes(len, 4);
@@ -90,7 +90,7 @@ fn ranges_read_exactly_the_requested_bytes() {
 #[test]
 fn overwrite_and_delete_queue_old_files_and_gc_removes_them() {
     each_store(|store, dir| {
-        let alice = scope();
+        let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         let first = bytes(3000, 5);
         put(store, &alice, &bucket, "k", &first);
@@ -136,7 +136,7 @@ fn overwrite_and_delete_queue_old_files_and_gc_removes_them() {
 #[test]
 fn an_abandoned_writer_or_uncommitted_data_leaves_no_file() {
     each_store(|store, dir| {
-        let alice = scope();
+        let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         let mut writer = store.data_writer(&alice, &bucket).unwrap();
         writer.write(&bytes(5000, 7)).unwrap();
@@ -159,7 +159,7 @@ fn an_abandoned_writer_or_uncommitted_data_leaves_no_file() {
 #[test]
 fn a_truncated_or_altered_data_file_is_corrupt() {
     each_store(|store, dir| {
-        let alice = scope();
+        let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         let data = bytes(5000, 9);
         let record = put(store, &alice, &bucket, "k", &data);
@@ -193,10 +193,11 @@ fn a_truncated_or_altered_data_file_is_corrupt() {
 #[test]
 fn data_persists_across_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let alice = scope();
     let (small, large) = (b"inline".to_vec(), bytes(100_000, 10));
+    let alice;
     {
         let store = open_rocks(dir.path());
+        alice = scope(&store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         put(&store, &alice, &bucket, "small", &small);
         put(&store, &alice, &bucket, "dir/large", &large);
@@ -230,7 +231,7 @@ fn data_persists_across_a_reopen() {
 #[test]
 fn concurrent_overwrites_leak_no_file() {
     each_store(|store, dir| {
-        let alice = std::sync::Arc::new(scope());
+        let alice = std::sync::Arc::new(scope(store));
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         std::thread::scope(|threads| {
             for seed in 0..4u8 {

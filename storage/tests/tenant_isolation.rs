@@ -4,14 +4,14 @@
 
 mod harness;
 
-use coffre_crypto::{AdminScope, Role};
-use coffre_storage::{AccessKeyState, Error, ListQuery, TenantState};
+use coffre_crypto::{AdminScope, Credential, Role};
+use coffre_storage::{AccessKeyState, Error, KeyLookup, ListQuery, TenantSettings, TenantState};
 use harness::*;
 
 #[test]
 fn tenants_with_the_same_bucket_name_are_isolated() {
     each_store(|store, _| {
-        let (alice, bob) = (scope(), scope());
+        let (alice, bob) = (scope(store), scope(store));
         let a = store.create_bucket(&alice, "backup", "us-east-1").unwrap();
         let b = store.create_bucket(&bob, "backup", "us-east-1").unwrap();
         assert_ne!(a.id, b.id);
@@ -52,8 +52,12 @@ fn tenants_with_the_same_bucket_name_are_isolated() {
             Err(Error::NoSuchKey)
         ));
 
-        // Deleting by name under the wrong tenant touches nothing.
-        store.delete_object(&bob, &a, "alice.txt").unwrap();
+        // Deleting under the wrong tenant touches nothing: Alice's bucket record is not a
+        // live bucket of Bob's.
+        assert!(matches!(
+            store.delete_object(&bob, &a, "alice.txt"),
+            Err(Error::NoSuchBucket)
+        ));
         assert_eq!(
             read_all(
                 store,
@@ -82,7 +86,7 @@ fn tenants_with_the_same_bucket_name_are_isolated() {
 #[test]
 fn buckets_list_in_name_order_and_unknown_ones_do_not_exist() {
     each_store(|store, _| {
-        let alice = scope();
+        let alice = scope(store);
         for name in ["zeta", "alpha", "mid"] {
             store.create_bucket(&alice, name, "eu-west-3").unwrap();
         }
@@ -94,11 +98,11 @@ fn buckets_list_in_name_order_and_unknown_ones_do_not_exist() {
             .collect();
         assert_eq!(names, ["alpha", "mid", "zeta"]);
         assert!(matches!(
-            store.bucket(&scope(), "alpha"),
+            store.bucket(&scope(store), "alpha"),
             Err(Error::NoSuchBucket)
         ));
         assert!(matches!(
-            store.delete_bucket(&scope(), "alpha"),
+            store.delete_bucket(&scope(store), "alpha"),
             Err(Error::NoSuchBucket)
         ));
     });
@@ -107,7 +111,7 @@ fn buckets_list_in_name_order_and_unknown_ones_do_not_exist() {
 #[test]
 fn data_written_under_one_scope_cannot_be_committed_under_another() {
     each_store(|store, dir| {
-        let (alice, bob) = (scope(), scope());
+        let (alice, bob) = (scope(store), scope(store));
         let a = store.create_bucket(&alice, "b", "r").unwrap();
         let b = store.create_bucket(&bob, "b", "r").unwrap();
         let data = bytes(5000, 2);
@@ -123,7 +127,7 @@ fn data_written_under_one_scope_cannot_be_committed_under_another() {
 #[test]
 fn a_recreated_bucket_starts_empty() {
     each_store(|store, _| {
-        let alice = scope();
+        let alice = scope(store);
         let first = store.create_bucket(&alice, "b", "r").unwrap();
         put(store, &alice, &first, "k", b"v");
         store.delete_object(&alice, &first, "k").unwrap();
@@ -150,16 +154,27 @@ fn a_recreated_bucket_starts_empty() {
     });
 }
 
+fn active(lookup: KeyLookup) -> Credential {
+    match lookup {
+        KeyLookup::Active(credential) => credential,
+        other => panic!("expected an active key, got {other:?}"),
+    }
+}
+
 #[test]
 fn tenants_and_access_keys() {
     each_store(|store, _| {
         let admin = AdminScope::local_operator();
-        let acme = store.create_tenant(&admin, "acme").unwrap();
+        let acme = store
+            .create_tenant(&admin, "acme", TenantSettings::default())
+            .unwrap();
         assert!(matches!(
-            store.create_tenant(&admin, "acme"),
+            store.create_tenant(&admin, "acme", TenantSettings::default()),
             Err(Error::TenantExists)
         ));
-        let other = store.create_tenant(&admin, "other").unwrap();
+        let other = store
+            .create_tenant(&admin, "other", TenantSettings::default())
+            .unwrap();
         assert_eq!(
             store.tenant_by_name(&admin, "acme").unwrap(),
             Some(acme.clone())
@@ -176,7 +191,7 @@ fn tenants_and_access_keys() {
         let (key, secret) = store
             .create_access_key(&admin, acme.id, Role::ReadOnly, Some(vec!["logs".into()]))
             .unwrap();
-        let credential = store.credential(&key).unwrap().unwrap();
+        let credential = active(store.credential(&key).unwrap());
         assert_eq!(credential.tenant, acme.id);
         assert_eq!(credential.role, Role::ReadOnly);
         assert_eq!(credential.secret.expose(), secret.expose());
@@ -187,22 +202,51 @@ fn tenants_and_access_keys() {
             store.create_access_key(&admin, coffre_crypto::TenantId::random(), Role::Admin, None),
             Err(Error::NoSuchTenant)
         ));
-        assert!(store
-            .credential(&coffre_crypto::AccessKeyId::generate())
-            .unwrap()
-            .is_none());
+        assert!(matches!(
+            store
+                .credential(&coffre_crypto::AccessKeyId::generate())
+                .unwrap(),
+            KeyLookup::Unknown
+        ));
 
-        store
-            .set_tenant_state(&admin, acme.id, TenantState::Disabled)
-            .unwrap();
-        assert!(store.credential(&key).unwrap().is_none());
-        store
-            .set_tenant_state(&admin, acme.id, TenantState::Active)
-            .unwrap();
-        assert!(store.credential(&key).unwrap().is_some());
-        assert!(store
+        // Suspension keeps the key known (its holder gets AccessDenied), deletes nothing.
+        store.suspend_tenant(&admin, acme.id).unwrap();
+        assert!(matches!(
+            store.credential(&key).unwrap(),
+            KeyLookup::Suspended(_)
+        ));
+        store.resume_tenant(&admin, acme.id).unwrap();
+        active(store.credential(&key).unwrap());
+
+        let listed = store.list_access_keys(&admin, acme.id).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, key);
+        assert_eq!(listed[0].role, Role::ReadOnly);
+        assert!(store.list_access_keys(&admin, other.id).unwrap().is_empty());
+
+        let disabled = store
             .set_access_key_state(&admin, &key, AccessKeyState::Disabled)
-            .unwrap());
-        assert!(store.credential(&key).unwrap().is_none());
+            .unwrap();
+        assert_eq!(disabled.state, AccessKeyState::Disabled);
+        assert!(matches!(
+            store.credential(&key).unwrap(),
+            KeyLookup::Unknown
+        ));
+        store
+            .set_access_key_state(&admin, &key, AccessKeyState::Active)
+            .unwrap();
+        store.delete_access_key(&admin, &key).unwrap();
+        assert!(matches!(
+            store.credential(&key).unwrap(),
+            KeyLookup::Unknown
+        ));
+        assert!(matches!(
+            store.delete_access_key(&admin, &key),
+            Err(Error::NoSuchAccessKey)
+        ));
+        assert_eq!(
+            store.tenant(&admin, acme.id).unwrap().state,
+            TenantState::Active
+        );
     });
 }

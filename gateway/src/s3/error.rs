@@ -4,7 +4,7 @@
 use std::fmt;
 
 use coffre_crypto::chunked_body::{ChunkError, ChunkErrorCode};
-use coffre_crypto::sigv4::{AuthError, AuthErrorCode};
+use coffre_crypto::sigv4::{AuthError, AuthErrorCode, PostPolicyError};
 use http::StatusCode;
 
 use super::xml::XmlWriter;
@@ -50,11 +50,14 @@ s3_error_codes! {
     InvalidDigest => StatusCode::BAD_REQUEST, "The Content-MD5 you specified is not valid.";
     InvalidPart => StatusCode::BAD_REQUEST, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.";
     InvalidPartNumber => StatusCode::RANGE_NOT_SATISFIABLE, "The requested partnumber is not satisfiable";
+    InvalidPolicyDocument => StatusCode::BAD_REQUEST, "The content of the form does not meet the conditions specified in the policy document.";
     InvalidPartOrder => StatusCode::BAD_REQUEST, "The list of parts was not in ascending order. Parts must be ordered by part number.";
     InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE, "The requested range is not satisfiable";
     InvalidRequest => StatusCode::BAD_REQUEST, "Invalid Request";
     KeyTooLongError => StatusCode::BAD_REQUEST, "Your key is too long";
+    MalformedPOSTRequest => StatusCode::BAD_REQUEST, "The body of your POST request is not well-formed multipart/form-data.";
     MalformedXML => StatusCode::BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
+    MaxPostPreDataLengthExceeded => StatusCode::BAD_REQUEST, "Your POST request fields preceeding the upload file was too large.";
     MetadataTooLarge => StatusCode::BAD_REQUEST, "Your metadata headers exceed the maximum allowed metadata size.";
     MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED, "The specified method is not allowed against this resource.";
     MissingContentLength => StatusCode::LENGTH_REQUIRED, "You must provide the Content-Length HTTP header.";
@@ -255,5 +258,31 @@ impl From<ChunkError> for S3Error {
             ChunkErrorCode::InvalidRequest => S3ErrorCode::InvalidRequest,
         };
         S3Error::with_message(code, e.message())
+    }
+}
+
+impl From<PostPolicyError> for S3Error {
+    fn from(e: PostPolicyError) -> Self {
+        let message = e.to_string();
+        match e {
+            PostPolicyError::Auth(e) => e.into(),
+            PostPolicyError::InvalidPolicy(_) => {
+                S3Error::with_message(S3ErrorCode::InvalidPolicyDocument, message)
+            }
+            PostPolicyError::Expired
+            | PostPolicyError::ConditionFailed(_)
+            | PostPolicyError::ExtraInputField(_) => {
+                S3Error::with_message(S3ErrorCode::AccessDenied, message)
+            }
+            PostPolicyError::TooLarge { max } => {
+                S3Error::with_message(S3ErrorCode::EntityTooLarge, message)
+                    .detail("MaxSizeAllowed", max.to_string())
+            }
+            PostPolicyError::TooSmall { proposed, min } => {
+                S3Error::with_message(S3ErrorCode::EntityTooSmall, message)
+                    .detail("ProposedSize", proposed.to_string())
+                    .detail("MinSizeAllowed", min.to_string())
+            }
+        }
     }
 }

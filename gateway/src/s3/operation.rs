@@ -43,6 +43,10 @@ pub enum Operation {
     DeleteObjects {
         bucket: String,
     },
+    /// A browser-form upload: authenticated by its form fields, not by a signed request.
+    PostObject {
+        bucket: String,
+    },
     GetBucketAcl {
         bucket: String,
     },
@@ -156,6 +160,7 @@ impl Operation {
             Self::ListMultipartUploads { .. } => "ListMultipartUploads",
             Self::ListObjectVersions { .. } => "ListObjectVersions",
             Self::DeleteObjects { .. } => "DeleteObjects",
+            Self::PostObject { .. } => "PostObject",
             Self::GetBucketAcl { .. } => "GetBucketAcl",
             Self::PutBucketAcl { .. } => "PutBucketAcl",
             Self::GetBucketEncryption { .. } => "GetBucketEncryption",
@@ -194,6 +199,7 @@ impl Operation {
             | Self::ListMultipartUploads { bucket }
             | Self::ListObjectVersions { bucket }
             | Self::DeleteObjects { bucket }
+            | Self::PostObject { bucket }
             | Self::GetBucketAcl { bucket }
             | Self::PutBucketAcl { bucket }
             | Self::GetBucketEncryption { bucket }
@@ -248,6 +254,7 @@ impl Operation {
                 | Self::CopyObject { .. }
                 | Self::DeleteObject { .. }
                 | Self::DeleteObjects { .. }
+                | Self::PostObject { .. }
                 | Self::PutBucketAcl { .. }
                 | Self::PutObjectAcl { .. }
                 | Self::CreateMultipartUpload { .. }
@@ -415,7 +422,7 @@ impl Operation {
                 ))
             }
             Method::GET => Self::ListObjects { bucket },
-            Method::POST => Self::Unsupported { name: "PostObject" },
+            Method::POST => Self::PostObject { bucket },
             _ => return Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
         })
     }
@@ -719,6 +726,10 @@ mod tests {
         assert_eq!(
             op(Method::POST, None, "/b?delete"),
             Ok(Operation::DeleteObjects { bucket: owned("b") })
+        );
+        assert_eq!(
+            op(Method::POST, Some("b.s3.test"), "/"),
+            Ok(Operation::PostObject { bucket: owned("b") })
         );
         assert_eq!(
             op(Method::POST, None, "/"),

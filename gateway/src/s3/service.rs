@@ -1,6 +1,7 @@
 //! The S3 request pipeline: request id, routing, authentication, authorization, handler,
 //! and the error response. Logging is applied here, around the handlers.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,12 +16,13 @@ use super::body::{self, Body};
 use super::error::{S3Error, S3ErrorCode};
 use super::handlers::{
     bucket_config, buckets, copy_object, delete_objects, list_objects, multipart_upload,
-    object_attributes, objects,
+    object_attributes, objects, post_object,
 };
 use super::operation::Operation;
 use super::query::Query;
 use super::request_body::RequestBody;
 use super::RequestContext;
+use crate::audit::{AuditLog, AuditRecord};
 
 /// Bodies of requests that carry an XML document or nothing.
 const MAX_SMALL_BODY: u64 = 4 * 1024 * 1024;
@@ -29,19 +31,44 @@ pub struct S3Service {
     store: Arc<Store>,
     region: Arc<str>,
     domain: Option<String>,
+    audit: AuditLog,
+}
+
+/// What the pipeline learned about a request, for its audit record.
+#[derive(Default)]
+struct Seen {
+    operation: Option<&'static str>,
+    bucket: Option<String>,
+    key: Option<String>,
+    tenant: Option<String>,
+    access_key: Option<String>,
 }
 
 impl S3Service {
-    pub fn new(store: Arc<Store>, region: String, domain: Option<String>) -> Self {
+    pub fn new(store: Arc<Store>, region: String, domain: Option<String>, audit: AuditLog) -> Self {
         Self {
             store,
             region: region.into(),
             domain,
+            audit,
         }
     }
 
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        if !self.audit.accepting() {
+            // No access without evidence: refuse while the audit trail cannot be written.
+            let error = S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                "The audit trail cannot be written; the service refuses requests until it can.",
+            );
+            return error_response(&error, &new_request_id(), request.method() == Method::HEAD);
+        }
         let request_id = new_request_id();
+        let bytes_in = declared_length(request.headers());
         let is_head = request.method() == Method::HEAD;
         let span = tracing::info_span!(
             "s3",
@@ -51,10 +78,12 @@ impl S3Service {
         );
         let started = Instant::now();
         let method = request.method().clone();
+        let mut seen = Seen::default();
         let result = self
-            .dispatch(request, &request_id)
+            .dispatch(request, &request_id, &mut seen)
             .instrument(span.clone())
             .await;
+        let error_code = result.as_ref().err().map(|e| e.code().as_str());
         let mut response = match result {
             Ok(response) => response,
             Err(error) => {
@@ -76,6 +105,28 @@ impl S3Service {
         response
             .headers_mut()
             .insert(http::header::SERVER, HeaderValue::from_static("Coffre"));
+        let bytes_out = if is_head {
+            0
+        } else {
+            declared_length(response.headers())
+        };
+        self.audit.record(AuditRecord {
+            time: AuditRecord::now(),
+            request_id: request_id.clone(),
+            kind: "s3",
+            tenant: seen.tenant,
+            access_key: seen.access_key,
+            source: Some(peer.to_string()),
+            operation: seen.operation.unwrap_or("Unknown").to_owned(),
+            bucket: seen.bucket,
+            key: seen.key,
+            status: response.status().as_u16(),
+            error: error_code,
+            bytes_in,
+            bytes_out,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            change: None,
+        });
         span.in_scope(|| {
             tracing::debug!(
                 method = %method,
@@ -91,6 +142,7 @@ impl S3Service {
         &self,
         request: Request<Incoming>,
         request_id: &str,
+        seen: &mut Seen,
     ) -> Result<Response<Body>, S3Error> {
         let (parts, incoming) = request.into_parts();
         let query = Query::parse(parts.uri.query().unwrap_or(""));
@@ -111,8 +163,19 @@ impl S3Service {
                 .map(|v| v.to_str().unwrap_or_default()),
         )?;
         tracing::Span::current().record("op", operation.name());
+        seen.operation = Some(operation.name());
+        seen.bucket = operation.bucket().map(str::to_owned);
+        seen.key = operation.key().map(str::to_owned);
+
+        // A browser form has no Authorization header: it is authenticated by its fields.
+        if let Operation::PostObject { .. } = operation {
+            let (store, region) = (self.store.clone(), self.region.clone());
+            return post_object::post_object(store, region, parts, incoming, operation).await;
+        }
 
         let auth = authenticate(&self.store, &parts, &self.region).await?;
+        seen.tenant = Some(auth.scope.tenant_id().to_hex());
+        seen.access_key = Some(auth.scope.access_key().to_string());
         tracing::Span::current().record("tenant", tracing::field::display(auth.scope.tenant_id()));
         authorize(&auth.scope, &operation)?;
 
@@ -226,11 +289,22 @@ async fn route(ctx: RequestContext, operation: Operation) -> Result<Response<Bod
             key,
             upload_id,
         } => multipart_upload::list_parts(ctx, bucket, key, upload_id).await,
+        Op::PostObject { .. } => Err(S3Error::internal(
+            "PostObject is handled before authentication",
+        )),
         Op::Unsupported { name } => Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             format!("{name} is not implemented by Coffre."),
         )),
     }
+}
+
+/// Content-Length (or the decoded length of an aws-chunked body), 0 when absent.
+fn declared_length(headers: &http::HeaderMap) -> u64 {
+    ["x-amz-decoded-content-length", "content-length"]
+        .iter()
+        .find_map(|name| headers.get(*name)?.to_str().ok()?.parse().ok())
+        .unwrap_or(0)
 }
 
 fn new_request_id() -> String {

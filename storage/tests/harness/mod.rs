@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use coffre_crypto::{TenantId, TenantScope};
+use coffre_crypto::{AdminScope, TenantId, TenantScope};
 use coffre_storage::{
     ArrayConfig, BucketRecord, MemoryMetaStore, ObjectMeta, ObjectRecord, Store, StoreConfig,
-    WrittenData,
+    TenantSettings, WrittenData,
 };
 
 pub const INLINE_MAX: usize = 1024;
@@ -46,8 +46,17 @@ pub fn each_store(check: impl Fn(&Store, &Path)) {
     }
 }
 
-pub fn scope() -> TenantScope {
-    TenantScope::for_tests(TenantId::random())
+/// The scope of a new tenant (without quotas, placed anywhere).
+pub fn scope(store: &Store) -> TenantScope {
+    tenant_scope(store, TenantSettings::default())
+}
+
+pub fn tenant_scope(store: &Store, settings: TenantSettings) -> TenantScope {
+    let name = format!("t{}", TenantId::random().to_hex());
+    let tenant = store
+        .create_tenant(&AdminScope::local_operator(), &name, settings)
+        .unwrap();
+    TenantScope::for_tests(tenant.id)
 }
 
 pub fn meta_for(data: &[u8]) -> ObjectMeta {

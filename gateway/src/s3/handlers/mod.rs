@@ -8,6 +8,7 @@ pub mod list_objects;
 pub mod multipart_upload;
 pub mod object_attributes;
 pub mod objects;
+pub mod post_object;
 
 use http::{HeaderValue, Response, StatusCode};
 

@@ -691,7 +691,10 @@ mod tests {
         });
         let response = keepalive_response(work, Arc::from("REQ1"));
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(body_text(response).await, "  <CompleteMultipartUploadResult/>");
+        assert_eq!(
+            body_text(response).await,
+            "  <CompleteMultipartUploadResult/>"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -701,7 +704,10 @@ mod tests {
             Err(S3Error::new(S3ErrorCode::InvalidPart))
         });
         let text = body_text(keepalive_response(work, Arc::from("REQ2"))).await;
-        assert!(text.starts_with(" <Error><Code>InvalidPart</Code>"), "{text}");
+        assert!(
+            text.starts_with(" <Error><Code>InvalidPart</Code>"),
+            "{text}"
+        );
         assert!(text.contains("<RequestId>REQ2</RequestId>"), "{text}");
     }
 

@@ -88,7 +88,7 @@ pub async fn get_object_attributes(
             .collect();
         let truncated = marker + parts.len() < object.parts.len();
         w.open("ObjectParts");
-        w.element_display("TotalPartsCount", object.parts.len());
+        w.element_display("PartsCount", object.parts.len());
         w.element_display("PartNumberMarker", marker);
         if let Some((index, _)) = parts.last() {
             w.element_display("NextPartNumberMarker", index + 1);
@@ -99,6 +99,11 @@ pub async fn get_object_attributes(
             w.open("Part");
             w.element_display("PartNumber", index + 1);
             w.element_display("Size", part.size);
+            for (name, value) in &part.checksums {
+                if let Some(alg) = coffre_crypto::checksum::ChecksumAlgorithm::from_name(name) {
+                    w.element(checksum_element(alg), value);
+                }
+            }
             w.close("Part");
         }
         w.close("ObjectParts");

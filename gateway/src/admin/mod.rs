@@ -1,0 +1,307 @@
+//! The admin listener: `/health` and `/ready` for probes, and the admin API under
+//! `/admin/v1/` (tenants, access keys), authenticated with the bearer token and documented
+//! in `gateway/ADMIN_API.md`. Every API request is recorded by [`audit::record`].
+//!
+//! The `coffre admin` command line drives the API through [`client`] and [`command`].
+
+pub mod access_keys;
+pub mod audit;
+pub mod byte_size;
+pub mod client;
+pub mod command;
+pub mod error;
+pub mod routes;
+pub mod schema;
+pub mod tenants;
+pub mod token;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use coffre_crypto::AdminScope;
+use coffre_storage::{ArrayConfig, Store};
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::s3::body::{self, Body};
+use error::{AdminError, AdminErrorCode};
+use routes::{Route, Unrouted};
+use token::AdminToken;
+
+/// Admin request bodies are small JSON documents.
+const MAX_BODY: usize = 64 * 1024;
+
+pub struct AdminService {
+    store: Arc<Store>,
+    arrays: Vec<ArrayConfig>,
+    token: AdminToken,
+}
+
+/// What a handler gets: the store and the scope the token check produced.
+#[derive(Clone)]
+pub struct AdminContext {
+    pub store: Arc<Store>,
+    pub admin: Arc<AdminScope>,
+}
+
+/// A handler's answer: a status and a JSON body (none for 204).
+pub struct JsonReply {
+    status: StatusCode,
+    body: Option<String>,
+}
+
+impl JsonReply {
+    pub fn new(status: StatusCode, value: &impl Serialize) -> Result<Self, AdminError> {
+        let mut text = serde_json::to_string_pretty(value).map_err(AdminError::internal)?;
+        text.push('\n');
+        Ok(Self {
+            status,
+            body: Some(text),
+        })
+    }
+
+    pub fn ok(value: &impl Serialize) -> Result<Self, AdminError> {
+        Self::new(StatusCode::OK, value)
+    }
+
+    pub fn no_content() -> Self {
+        Self {
+            status: StatusCode::NO_CONTENT,
+            body: None,
+        }
+    }
+}
+
+impl AdminService {
+    pub fn new(store: Arc<Store>, arrays: Vec<ArrayConfig>, token: AdminToken) -> Self {
+        Self {
+            store,
+            arrays,
+            token,
+        }
+    }
+
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+        let route = routes::resolve(request.method(), request.uri().path());
+        match route {
+            Ok(Route::Health) => json(StatusCode::OK, r#"{"status":"alive"}"#.to_owned()),
+            Ok(Route::Ready) => self.ready().await,
+            route => self.api(route, request).await,
+        }
+    }
+
+    /// Token first, whatever the path: without it nothing, not even which routes exist,
+    /// is revealed.
+    async fn api(
+        &self,
+        route: Result<Route, Unrouted>,
+        request: Request<Incoming>,
+    ) -> Response<Body> {
+        let admin = self.authenticate(&request);
+        let authenticated = admin.is_ok();
+        let result = match (admin, &route) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(Unrouted::NotFound)) => Err(AdminError::new(
+                AdminErrorCode::NoSuchRoute,
+                format!("no route {} {}", request.method(), request.uri().path()),
+            )),
+            (Ok(_), Err(Unrouted::MethodNotAllowed(allowed))) => {
+                let allowed: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+                Err(AdminError::new(
+                    AdminErrorCode::MethodNotAllowed,
+                    format!(
+                        "{} is not allowed here; use {}",
+                        request.method(),
+                        allowed.join(", ")
+                    ),
+                ))
+            }
+            (Ok(admin), Ok(route)) => {
+                let ctx = AdminContext {
+                    store: self.store.clone(),
+                    admin: Arc::new(admin),
+                };
+                dispatch(&ctx, route.clone(), request).await
+            }
+        };
+        let (action, target) = match &route {
+            Ok(route) => (route.name(), route.target()),
+            Err(_) => ("Unrouted", None),
+        };
+        let allow = match &route {
+            Err(Unrouted::MethodNotAllowed(allowed)) if authenticated => {
+                let allowed: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+                HeaderValue::from_str(&allowed.join(", ")).ok()
+            }
+            _ => None,
+        };
+        let (mut response, error_code) = match result {
+            Ok(reply) => {
+                let response = match reply.body {
+                    Some(text) => json(reply.status, text),
+                    None => {
+                        let mut response = Response::new(body::empty());
+                        *response.status_mut() = reply.status;
+                        response
+                    }
+                };
+                (response, None)
+            }
+            Err(error) => {
+                if error.status().is_server_error() {
+                    tracing::error!(action, error = %error, "admin request failed");
+                }
+                (error_response(&error), Some(error.code().as_str()))
+            }
+        };
+        if let Some(allow) = allow {
+            response.headers_mut().insert(http::header::ALLOW, allow);
+        }
+        audit::record(&audit::AdminEvent {
+            action: if authenticated {
+                action
+            } else {
+                "Unauthenticated"
+            },
+            target: if authenticated { target } else { None },
+            status: response.status(),
+            error: error_code,
+            authenticated,
+        });
+        response
+    }
+
+    fn authenticate(&self, request: &Request<Incoming>) -> Result<AdminScope, AdminError> {
+        let presented = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                AdminError::new(
+                    AdminErrorCode::Unauthorized,
+                    "missing bearer token (Authorization: Bearer <admin token>)",
+                )
+            })?;
+        AdminScope::verify_token(presented.as_bytes(), self.token.expose())
+            .ok_or_else(|| AdminError::new(AdminErrorCode::Unauthorized, "wrong admin token"))
+    }
+
+    /// Ready when the metadata store answers and every array accepts a write.
+    async fn ready(&self) -> Response<Body> {
+        let store = self.store.clone();
+        let arrays = self.arrays.clone();
+        let problems = tokio::task::spawn_blocking(move || {
+            let mut problems = Vec::new();
+            if let Err(e) = store.list_tenants(&AdminScope::local_operator()) {
+                problems.push(format!("metadata store: {e}"));
+            }
+            for array in &arrays {
+                let probe = array.path.join(".ready-probe");
+                if let Err(e) =
+                    std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe))
+                {
+                    problems.push(format!("array {}: {e}", array.name));
+                }
+            }
+            problems
+        })
+        .await
+        .unwrap_or_else(|e| vec![format!("readiness check failed: {e}")]);
+        if problems.is_empty() {
+            json(StatusCode::OK, r#"{"status":"ready"}"#.to_owned())
+        } else {
+            let body = serde_json::json!({ "status": "not ready", "problems": problems });
+            json(StatusCode::SERVICE_UNAVAILABLE, body.to_string())
+        }
+    }
+}
+
+async fn dispatch(
+    ctx: &AdminContext,
+    route: Route,
+    request: Request<Incoming>,
+) -> Result<JsonReply, AdminError> {
+    let query = request.uri().query().unwrap_or("").to_owned();
+    let body = read_body(request).await?;
+    match route {
+        Route::Health | Route::Ready => Err(AdminError::new(
+            AdminErrorCode::NoSuchRoute,
+            "probes are not part of the API",
+        )),
+        Route::ListTenants => tenants::list(ctx).await,
+        Route::CreateTenant => tenants::create(ctx, &body).await,
+        Route::ShowTenant { tenant } => tenants::show(ctx, tenant).await,
+        Route::UpdateTenant { tenant } => tenants::update(ctx, tenant, &body).await,
+        Route::DeleteTenant { tenant } => tenants::delete(ctx, tenant, &query).await,
+        Route::SuspendTenant { tenant } => tenants::set_suspended(ctx, tenant, true).await,
+        Route::ResumeTenant { tenant } => tenants::set_suspended(ctx, tenant, false).await,
+        Route::ListKeys { tenant } => access_keys::list(ctx, tenant).await,
+        Route::CreateKey { tenant } => access_keys::create(ctx, tenant, &body).await,
+        Route::DisableKey { key } => access_keys::set_enabled(ctx, key, false).await,
+        Route::EnableKey { key } => access_keys::set_enabled(ctx, key, true).await,
+        Route::DeleteKey { key } => access_keys::delete(ctx, key).await,
+    }
+}
+
+async fn read_body(request: Request<Incoming>) -> Result<Bytes, AdminError> {
+    match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(AdminError::new(
+            AdminErrorCode::PayloadTooLarge,
+            format!("request bodies are limited to {MAX_BODY} bytes"),
+        )),
+        Err(e) => Err(AdminError::new(
+            AdminErrorCode::MalformedJson,
+            format!("cannot read the request body: {e}"),
+        )),
+    }
+}
+
+/// Parses a request document; its errors are the client's (400).
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
+    serde_json::from_slice(body).map_err(|e| AdminError::from_json(&e))
+}
+
+/// Runs storage work on the blocking pool.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, AdminError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, AdminError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(AdminError::internal)?
+}
+
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from(time)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+fn json(status: StatusCode, text: String) -> Response<Body> {
+    let mut response = Response::new(body::full(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error_response(error: &AdminError) -> Response<Body> {
+    let mut response = json(error.status(), error.to_json());
+    if error.code() == AdminErrorCode::Unauthorized {
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"coffre-admin\""),
+        );
+    }
+    response
+}

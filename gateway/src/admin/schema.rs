@@ -1,0 +1,237 @@
+//! The JSON documents of the admin API, shared by the server and the `coffre admin` client.
+//! Requests refuse unknown fields, so a misspelt setting is an error rather than ignored.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// `POST /admin/v1/tenants`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    pub name: String,
+    /// Array names or site labels; absent or empty: any array.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement: Vec<String>,
+    #[serde(default)]
+    pub quotas: QuotasDoc,
+}
+
+/// Limits; `null` (or absent) is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotasDoc {
+    pub bytes: Option<u64>,
+    pub objects: Option<u64>,
+}
+
+/// `PATCH /admin/v1/tenants/{name}`: absent fields are left as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<QuotasUpdate>,
+}
+
+/// Each limit: absent leaves it, `null` removes it, a number sets it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotasUpdate {
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bytes: Option<Option<u64>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub objects: Option<Option<u64>>,
+}
+
+/// A field that is present, possibly `null`: `Some(value)`. Absent fields get the default
+/// (`None`) without reaching this.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStateDoc {
+    Active,
+    Suspended,
+}
+
+/// A tenant as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantDoc {
+    pub id: String,
+    pub name: String,
+    pub state: TenantStateDoc,
+    /// RFC 3339.
+    pub created: String,
+    pub placement: Vec<String>,
+    pub quotas: QuotasDoc,
+    pub usage: UsageDoc,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageDoc {
+    pub bytes: u64,
+    pub objects: u64,
+    pub buckets: u64,
+}
+
+/// `GET /admin/v1/tenants`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantList {
+    pub tenants: Vec<TenantDoc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoleDoc {
+    Admin,
+    ReadWrite,
+    ReadOnly,
+}
+
+impl RoleDoc {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoleDoc::Admin => "admin",
+            RoleDoc::ReadWrite => "read-write",
+            RoleDoc::ReadOnly => "read-only",
+        }
+    }
+}
+
+impl From<RoleDoc> for coffre_crypto::Role {
+    fn from(role: RoleDoc) -> Self {
+        match role {
+            RoleDoc::Admin => Self::Admin,
+            RoleDoc::ReadWrite => Self::ReadWrite,
+            RoleDoc::ReadOnly => Self::ReadOnly,
+        }
+    }
+}
+
+impl From<coffre_crypto::Role> for RoleDoc {
+    fn from(role: coffre_crypto::Role) -> Self {
+        match role {
+            coffre_crypto::Role::Admin => Self::Admin,
+            coffre_crypto::Role::ReadWrite => Self::ReadWrite,
+            coffre_crypto::Role::ReadOnly => Self::ReadOnly,
+        }
+    }
+}
+
+/// `POST /admin/v1/tenants/{name}/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    pub role: RoleDoc,
+    /// The only buckets the key may touch; absent: all of the tenant's buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStateDoc {
+    Active,
+    Disabled,
+}
+
+/// An access key as the API shows it: never with its secret, except once at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyDoc {
+    pub access_key_id: String,
+    pub tenant: String,
+    pub role: RoleDoc,
+    pub buckets: Option<Vec<String>>,
+    pub state: KeyStateDoc,
+    /// RFC 3339.
+    pub created: String,
+    /// Present only in the answer to the key's creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+}
+
+/// `GET /admin/v1/tenants/{name}/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyList {
+    pub keys: Vec<KeyDoc>,
+}
+
+/// Every error: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDoc {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+/// Tenant names follow the rules of a DNS label: 3 to 63 lowercase letters, digits and
+/// hyphens, starting and ending with a letter or digit.
+pub fn valid_tenant_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (3..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && edge(bytes.first())
+        && edge(bytes.last())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_names_are_dns_labels() {
+        for ok in ["abc", "acme-corp", "a1b", "123", &"a".repeat(63)] {
+            assert!(valid_tenant_name(ok), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "-abc",
+            "abc-",
+            "Acme",
+            "a_b",
+            "a.b",
+            "",
+            &"a".repeat(64),
+            "é-abc",
+        ] {
+            assert!(!valid_tenant_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn quota_updates_tell_absent_from_null() {
+        let parse = |s: &str| serde_json::from_str::<QuotasUpdate>(s).map_err(|e| e.to_string());
+        assert_eq!(parse("{}"), Ok(QuotasUpdate::default()));
+        assert_eq!(
+            parse(r#"{"bytes": null, "objects": 5}"#),
+            Ok(QuotasUpdate {
+                bytes: Some(None),
+                objects: Some(Some(5))
+            })
+        );
+        assert!(parse(r#"{"byte": 1}"#).is_err());
+        assert!(serde_json::from_str::<CreateTenant>(r#"{"name":"abc","quota":1}"#).is_err());
+        assert!(serde_json::from_str::<CreateKey>(r#"{"role":"owner"}"#).is_err());
+    }
+}

@@ -1,0 +1,469 @@
+//! PostObject: an upload from a browser form. The request carries no signature of its own:
+//! the form's fields carry a signed POST policy, checked here before anything is stored.
+//! The file is streamed to storage like a PUT body, never held whole in memory; an upload
+//! that fails any check leaves nothing behind.
+
+mod form;
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use coffre_crypto::sigv4::{self, FormFields, PayloadMode, PostPolicy};
+use coffre_storage::{DataWriter, KeyLookup, Store, WrittenData};
+use http::header::{CONTENT_TYPE, ETAG, LOCATION};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use hyper::body::Incoming;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::bucket_config::check_acl_headers;
+use super::objects::{with_bucket, MAX_PUT_BYTES};
+use super::{empty_response, quoted_etag};
+use crate::s3::auth::authorize;
+use crate::s3::blocking;
+use crate::s3::body::{self, Body};
+use crate::s3::error::{S3Error, S3ErrorCode};
+use crate::s3::object_headers::meta_from_request;
+use crate::s3::operation::{Operation, MAX_KEY_BYTES};
+use crate::s3::payload_digest::{Digests, PayloadDigest};
+use crate::s3::request_body::RequestBody;
+use crate::s3::xml::XmlWriter;
+use form::{FilePart, PostForm};
+
+/// The whole request: the largest object a PUT may carry, plus the form around it.
+const MAX_POST_BYTES: u64 = MAX_PUT_BYTES + 1024 * 1024;
+const BATCH_BYTES: usize = 1 << 20;
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Form fields that become object headers, under the header name PutObject reads.
+const HEADER_FIELDS: [(&str, &str); 8] = [
+    ("content-type", "content-type"),
+    ("cache-control", "cache-control"),
+    ("content-disposition", "content-disposition"),
+    ("content-encoding", "content-encoding"),
+    ("content-language", "content-language"),
+    ("expires", "expires"),
+    ("content-md5", "content-md5"),
+    ("acl", "x-amz-acl"),
+];
+
+/// Handles `POST /bucket` (or `POST /` on a virtual host) with a `multipart/form-data`
+/// body. Authentication happens here, from the form, since there is no Authorization header.
+pub async fn post_object(
+    store: Arc<Store>,
+    region: Arc<str>,
+    parts: http::request::Parts,
+    incoming: Incoming,
+    operation: Operation,
+) -> Result<Response<Body>, S3Error> {
+    let Operation::PostObject { bucket } = &operation else {
+        return Err(S3Error::internal(
+            "post_object called for another operation",
+        ));
+    };
+    let boundary = form::boundary(&parts.headers)?;
+    let body = RequestBody::new(
+        incoming,
+        &parts.headers,
+        &PayloadMode::Unsigned,
+        None,
+        MAX_POST_BYTES,
+    )?;
+    let mut form = PostForm::new(body, boundary);
+    let (mut fields, mut file) = form.read_fields().await?;
+
+    // No anonymous access, ever: a form without a signature is denied.
+    let auth =
+        sigv4::parse_post_auth(&fields)?.ok_or_else(|| S3Error::new(S3ErrorCode::AccessDenied))?;
+    if fields.get("key").is_none() {
+        return Err(missing_key());
+    }
+    let lookup = {
+        let (store, key) = (store.clone(), auth.access_key.clone());
+        blocking(move || store.credential(&key)).await?
+    };
+    let (credential, suspended) = match lookup {
+        KeyLookup::Active(credential) => (credential, false),
+        KeyLookup::Suspended(credential) => (credential, true),
+        KeyLookup::Unknown => return Err(S3Error::new(S3ErrorCode::InvalidAccessKeyId)),
+    };
+    let verified = sigv4::verify_post(&auth, &credential, Some(&region))?;
+    // Only a correctly signed form learns that its tenant is suspended.
+    if suspended {
+        return Err(S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "Access Denied: this account is suspended.",
+        ));
+    }
+    let scope = Arc::new(verified.scope);
+    tracing::Span::current().record("tenant", tracing::field::display(scope.tenant_id()));
+    authorize(&scope, &operation)?;
+
+    // Variables are expanded before the policy is checked. A part without a filename
+    // parameter leaves `${filename}` as it is, as S3 does.
+    if let Some(filename) = &file.filename {
+        fields.expand_filename(filename);
+    }
+    let policy = verified.policy;
+    policy.evaluate(OffsetDateTime::now_utc(), bucket, &fields)?;
+    let key = fields.get("key").unwrap_or_default().to_owned();
+    if key.is_empty() {
+        return Err(missing_key());
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(S3Error::new(S3ErrorCode::KeyTooLongError));
+    }
+
+    let record = {
+        let (store, scope, name) = (store.clone(), scope.clone(), bucket.clone());
+        Arc::new(
+            blocking(move || store.bucket(&scope, &name))
+                .await
+                .map_err(|e| with_bucket(e, bucket))?,
+        )
+    };
+    let headers = object_headers(&fields)?;
+    check_acl_headers(&headers)?;
+    let mut meta = meta_from_request(&headers)?;
+    let digest = PayloadDigest::from_headers(&headers)?;
+    let writer = {
+        let (store, scope, record) = (store.clone(), scope.clone(), record.clone());
+        blocking(move || store.data_writer(&scope, &record)).await?
+    };
+    let (data, digests) = receive_file(&mut file, writer, digest, &policy).await?;
+    drop(file);
+    meta.size = data.size();
+    meta.etag = digests.md5_hex.clone();
+    let (algorithm, checksum) = digests.checksum.clone();
+    meta.checksums = vec![(algorithm.name().to_owned(), checksum.clone())];
+    meta.checksum_type = Some("FULL_OBJECT".to_owned());
+    {
+        let (store, scope, key) = (store.clone(), scope.clone(), key.clone());
+        blocking(move || store.put_object(&scope, &record, &key, meta, data)).await?;
+    }
+    form.skip_rest().await;
+
+    let location = object_location(&parts, bucket, &key);
+    let mut response = success_response(&fields, bucket, &key, &digests.md5_hex, &location);
+    let headers = response.headers_mut();
+    headers.insert(ETAG, quoted_etag(&digests.md5_hex));
+    if !headers.contains_key(LOCATION) {
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            headers.insert(LOCATION, v);
+        }
+    }
+    if digests.requested {
+        if let Ok(v) = HeaderValue::from_str(&checksum) {
+            headers.insert(algorithm.header_name(), v);
+        }
+        headers.insert(
+            "x-amz-checksum-type",
+            HeaderValue::from_static("FULL_OBJECT"),
+        );
+    }
+    Ok(response)
+}
+
+fn missing_key() -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::InvalidArgument,
+        "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields.",
+    )
+    .detail("ArgumentName", "key")
+    .detail("ArgumentValue", "")
+}
+
+/// The fields PutObject would have read from headers, as headers, so that metadata, ACL
+/// and checksum handling are PutObject's own.
+fn object_headers(fields: &FormFields) -> Result<HeaderMap, S3Error> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in fields.iter() {
+        let lower = name.to_ascii_lowercase();
+        let header = match HEADER_FIELDS.iter().find(|(field, _)| *field == lower) {
+            Some((_, header)) => (*header).to_owned(),
+            None if lower.starts_with("x-amz-meta-") || lower.starts_with("x-amz-checksum-") => {
+                lower
+            }
+            None => continue,
+        };
+        let invalid = || {
+            S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!("The value of the form field {name} is not valid."),
+            )
+        };
+        let header = HeaderName::from_bytes(header.as_bytes()).map_err(|_| invalid())?;
+        let value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| invalid())?;
+        headers.insert(header, value);
+    }
+    Ok(headers)
+}
+
+/// Streams the file into `writer` while hashing it; `content-length-range` is enforced
+/// as the bytes arrive. On any error the writer is dropped unfinished, which removes its
+/// temporary file.
+async fn receive_file(
+    file: &mut FilePart,
+    writer: DataWriter,
+    mut digest: PayloadDigest,
+    policy: &PostPolicy,
+) -> Result<(WrittenData, Digests), S3Error> {
+    let (tx, rx) = mpsc::channel::<Option<Bytes>>(BATCHES_IN_FLIGHT);
+    let task = spawn_writer(writer, rx);
+    let pumped = pump(file, &mut digest, &tx, policy).await;
+    let verified = pumped.and_then(|size| {
+        policy.check_length(size)?;
+        digest.finish(&[])
+    });
+    let finished = match &verified {
+        Ok(_) => tx.send(None).await.is_ok(),
+        Err(_) => false,
+    };
+    drop(tx);
+    // A storage failure explains everything after it.
+    let written = task.await.map_err(S3Error::internal)??;
+    let digests = verified?;
+    match written {
+        Some(data) if finished => Ok((data, digests)),
+        _ => Err(S3Error::internal(
+            "data writer stopped before the end of the file",
+        )),
+    }
+}
+
+/// Returns the size of the file.
+async fn pump(
+    file: &mut FilePart,
+    digest: &mut PayloadDigest,
+    tx: &mpsc::Sender<Option<Bytes>>,
+    policy: &PostPolicy,
+) -> Result<u64, S3Error> {
+    let max = policy
+        .content_length_range()
+        .map_or(MAX_PUT_BYTES, |(_, max)| max.min(MAX_PUT_BYTES));
+    let mut size = 0u64;
+    let mut batch = BytesMut::new();
+    while let Some(bytes) = file.next().await? {
+        size += bytes.len() as u64;
+        if size > max {
+            policy.check_length(size)?;
+            return Err(S3Error::new(S3ErrorCode::EntityTooLarge));
+        }
+        digest.update(&bytes);
+        batch.extend_from_slice(&bytes);
+        if batch.len() >= BATCH_BYTES && tx.send(Some(batch.split().freeze())).await.is_err() {
+            // The writer failed; its error is reported by `receive_file`.
+            return Ok(size);
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(Some(batch.freeze())).await;
+    }
+    Ok(size)
+}
+
+/// `Some(bytes)` to write, `None` to finish. `Ok(None)`: the channel closed without
+/// `None` (the upload failed), and the dropped writer removes its temporary file.
+fn spawn_writer(
+    mut writer: DataWriter,
+    mut rx: mpsc::Receiver<Option<Bytes>>,
+) -> JoinHandle<Result<Option<WrittenData>, coffre_storage::Error>> {
+    tokio::task::spawn_blocking(move || {
+        while let Some(message) = rx.blocking_recv() {
+            match message {
+                Some(bytes) => writer.write(&bytes)?,
+                None => return writer.finish().map(Some),
+            }
+        }
+        Ok(None)
+    })
+}
+
+/// The object's URL, in the style the form was posted with; the key is encoded whole,
+/// `/` included, as S3 writes it.
+fn object_location(parts: &http::request::Parts, bucket: &str, key: &str) -> String {
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(parts.uri.host())
+        .unwrap_or("localhost");
+    let virtual_host = parts.uri.path().trim_matches('/').is_empty();
+    let key = percent_encode(key, false);
+    if virtual_host {
+        format!("http://{host}/{key}")
+    } else {
+        format!("http://{host}/{}/{key}", percent_encode(bucket, false))
+    }
+}
+
+/// Percent-encodes all but unreserved characters; `form` writes a space as `+`, as
+/// `application/x-www-form-urlencoded` does.
+fn percent_encode(value: &str, form: bool) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            b' ' if form => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// 303 to `success_action_redirect` (or the older `redirect`) when it is a URL S3 can
+/// use; otherwise the status `success_action_status` asks for: 200, 201 with a
+/// PostResponse document, or 204 (the default, and the answer to any other value).
+fn success_response(
+    fields: &FormFields,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    location: &str,
+) -> Response<Body> {
+    let redirect = fields
+        .get("success_action_redirect")
+        .or_else(|| fields.get("redirect"))
+        .and_then(|url| redirect_location(url, bucket, key, etag));
+    if let Some(target) = redirect {
+        let mut response = empty_response(StatusCode::SEE_OTHER);
+        response.headers_mut().insert(LOCATION, target);
+        return response;
+    }
+    match fields.get("success_action_status") {
+        Some("200") => empty_response(StatusCode::OK),
+        Some("201") => {
+            let mut w = XmlWriter::new();
+            w.open("PostResponse");
+            w.element("Location", location);
+            w.element("Bucket", bucket);
+            w.element("Key", key);
+            w.element("ETag", &format!("\"{etag}\""));
+            w.close("PostResponse");
+            let mut response = Response::new(body::full(w.finish()));
+            *response.status_mut() = StatusCode::CREATED;
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+            response
+        }
+        _ => empty_response(StatusCode::NO_CONTENT),
+    }
+}
+
+/// `url` with `bucket`, `key` and `etag` appended to its query, or `None` when it is not an
+/// absolute http(s) URL (S3 then acts as if the field were absent).
+fn redirect_location(url: &str, bucket: &str, key: &str, etag: &str) -> Option<HeaderValue> {
+    let lower = url.to_ascii_lowercase();
+    let absolute = ["http://", "https://"].iter().any(|scheme| {
+        lower
+            .strip_prefix(scheme)
+            .is_some_and(|rest| !rest.is_empty())
+    });
+    if !absolute {
+        return None;
+    }
+    let separator = match url.find('?') {
+        None => "?",
+        Some(_) if url.ends_with('?') || url.ends_with('&') => "",
+        Some(_) => "&",
+    };
+    let target = format!(
+        "{url}{separator}bucket={}&key={}&etag={}",
+        percent_encode(bucket, true),
+        percent_encode(key, true),
+        percent_encode(&format!("\"{etag}\""), true)
+    );
+    HeaderValue::from_str(&target).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> FormFields {
+        let mut f = FormFields::new();
+        for (name, value) in pairs {
+            f.push(name, value);
+        }
+        f
+    }
+
+    #[test]
+    fn redirects_carry_bucket_key_and_etag() {
+        let target = redirect_location("https://example.com/done", "b", "a dir/x.jpg", "abc");
+        assert_eq!(
+            target.as_ref().and_then(|v| v.to_str().ok()),
+            Some("https://example.com/done?bucket=b&key=a+dir%2Fx.jpg&etag=%22abc%22")
+        );
+        let target = redirect_location("http://example.com/?md5=1", "b", "k", "e");
+        assert_eq!(
+            target.as_ref().and_then(|v| v.to_str().ok()),
+            Some("http://example.com/?md5=1&bucket=b&key=k&etag=%22e%22")
+        );
+        assert!(redirect_location("/relative/path", "b", "k", "e").is_none());
+        assert!(redirect_location("http://", "b", "k", "e").is_none());
+    }
+
+    #[test]
+    fn status_follows_success_action_status() {
+        let status = |pairs: &[(&str, &str)]| {
+            success_response(&fields(pairs), "b", "k", "e", "http://h/b/k").status()
+        };
+        assert_eq!(status(&[]), StatusCode::NO_CONTENT);
+        assert_eq!(status(&[("success_action_status", "200")]), StatusCode::OK);
+        assert_eq!(
+            status(&[("success_action_status", "201")]),
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            status(&[("success_action_status", "404")]),
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            status(&[
+                ("success_action_status", "201"),
+                ("success_action_redirect", "https://example.com/")
+            ]),
+            StatusCode::SEE_OTHER
+        );
+        assert_eq!(
+            status(&[("success_action_redirect", "not a url")]),
+            StatusCode::NO_CONTENT
+        );
+    }
+
+    #[test]
+    fn form_fields_become_put_object_headers() {
+        let headers = object_headers(&fields(&[
+            ("Content-Type", "image/png"),
+            ("x-amz-meta-Color", "blue"),
+            ("acl", "private"),
+            ("key", "k"),
+            ("x-amz-checksum-crc32", "AAAAAA=="),
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            headers.get("content-type").map(|v| v.as_bytes()),
+            Some(&b"image/png"[..])
+        );
+        assert_eq!(
+            headers.get("x-amz-meta-color").map(|v| v.as_bytes()),
+            Some(&b"blue"[..])
+        );
+        assert_eq!(
+            headers.get("x-amz-acl").map(|v| v.as_bytes()),
+            Some(&b"private"[..])
+        );
+        assert!(headers.get("key").is_none());
+        assert!(headers.get("x-amz-checksum-crc32").is_some());
+        let bad = object_headers(&fields(&[("Content-Type", "a\nb")]));
+        assert_eq!(
+            bad.err().map(|e| e.code()),
+            Some(S3ErrorCode::InvalidArgument)
+        );
+    }
+}

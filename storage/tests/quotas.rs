@@ -1,0 +1,342 @@
+//! Usage counters follow every commit, and quotas refuse growth with nothing stored.
+
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+use coffre_crypto::{AdminScope, TenantScope};
+use coffre_storage::{
+    BucketRecord, Error, ObjectMeta, PartInfo, Quotas, Store, TenantSettings, TenantUpdate, Usage,
+};
+use harness::*;
+
+fn usage(store: &Store, scope: &TenantScope) -> Usage {
+    store
+        .tenant_usage(&AdminScope::local_operator(), scope.tenant_id())
+        .unwrap()
+}
+
+fn limited(store: &Store, bytes: Option<u64>, objects: Option<u64>) -> TenantScope {
+    tenant_scope(
+        store,
+        TenantSettings {
+            quotas: Quotas { bytes, objects },
+            ..TenantSettings::default()
+        },
+    )
+}
+
+fn put_part(
+    store: &Store,
+    scope: &TenantScope,
+    bucket: &BucketRecord,
+    upload: &str,
+    number: u32,
+    data: &[u8],
+) -> coffre_storage::Result<()> {
+    let written = write(store, scope, bucket, data, 4096);
+    let info = PartInfo {
+        etag: format!("p{number}-{}", data.len()),
+        size: data.len() as u64,
+        checksums: vec![],
+    };
+    store.put_part(scope, bucket, upload, number, info, written)
+}
+
+#[test]
+fn usage_follows_puts_overwrites_deletes_and_uploads() {
+    each_store(|store, _| {
+        let alice = scope(store);
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        assert_eq!(
+            usage(store, &alice),
+            Usage {
+                bytes: 0,
+                objects: 0,
+                buckets: 1
+            }
+        );
+        put(store, &alice, &bucket, "small", &bytes(10, 1));
+        put(store, &alice, &bucket, "large", &bytes(5000, 2));
+        assert_eq!(
+            (usage(store, &alice).bytes, usage(store, &alice).objects),
+            (5010, 2)
+        );
+        put(store, &alice, &bucket, "large", &bytes(3000, 3));
+        assert_eq!(
+            (usage(store, &alice).bytes, usage(store, &alice).objects),
+            (3010, 2)
+        );
+        store.delete_object(&alice, &bucket, "small").unwrap();
+        assert_eq!(
+            (usage(store, &alice).bytes, usage(store, &alice).objects),
+            (3000, 1)
+        );
+
+        // Parts count while the upload is open; unchosen ones stop counting at completion.
+        let upload = store
+            .create_upload(&alice, &bucket, "mp", ObjectMeta::default())
+            .unwrap();
+        put_part(
+            store,
+            &alice,
+            &bucket,
+            &upload.upload_id,
+            1,
+            &bytes(2000, 4),
+        )
+        .unwrap();
+        put_part(store, &alice, &bucket, &upload.upload_id, 2, &bytes(700, 5)).unwrap();
+        put_part(store, &alice, &bucket, &upload.upload_id, 2, &bytes(500, 6)).unwrap();
+        put_part(store, &alice, &bucket, &upload.upload_id, 3, &bytes(100, 7)).unwrap();
+        assert_eq!(usage(store, &alice).bytes, 3000 + 2600);
+        store
+            .complete_upload(
+                &alice,
+                &bucket,
+                &upload.upload_id,
+                &[(1, "p1-2000".into()), (2, "p2-500".into())],
+                |_, parts| {
+                    Ok(ObjectMeta {
+                        size: parts.iter().map(|p| p.size).sum(),
+                        ..ObjectMeta::default()
+                    })
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            (usage(store, &alice).bytes, usage(store, &alice).objects),
+            (5500, 2)
+        );
+
+        let aborted = store
+            .create_upload(&alice, &bucket, "gone", ObjectMeta::default())
+            .unwrap();
+        put_part(
+            store,
+            &alice,
+            &bucket,
+            &aborted.upload_id,
+            1,
+            &bytes(900, 8),
+        )
+        .unwrap();
+        assert_eq!(usage(store, &alice).bytes, 6400);
+        store
+            .abort_upload(&alice, &bucket, &aborted.upload_id)
+            .unwrap();
+        assert_eq!(
+            (usage(store, &alice).bytes, usage(store, &alice).objects),
+            (5500, 2)
+        );
+
+        // Another tenant's usage is its own.
+        let bob = scope(store);
+        assert_eq!(usage(store, &bob), Usage::default());
+    });
+}
+
+#[test]
+fn a_put_past_the_byte_quota_is_refused_and_leaves_no_file() {
+    each_store(|store, dir| {
+        let alice = limited(store, Some(6000), None);
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        put(store, &alice, &bucket, "first", &bytes(5000, 1));
+        let files_before = array_files(dir);
+
+        let data = bytes(1500, 2);
+        let written = write(store, &alice, &bucket, &data, 500);
+        assert!(matches!(
+            store.put_object(&alice, &bucket, "second", meta_for(&data), written),
+            Err(Error::QuotaExceeded {
+                what: "bytes",
+                limit: 6000
+            })
+        ));
+        assert_eq!(
+            array_files(dir),
+            files_before,
+            "the refused data file is removed"
+        );
+        assert!(matches!(
+            store.object(&alice, &bucket, "second"),
+            Err(Error::NoSuchKey)
+        ));
+        assert_eq!(usage(store, &alice).bytes, 5000);
+
+        // Shrinking an object always passes; what then fits, fits.
+        put(store, &alice, &bucket, "first", &bytes(4000, 3));
+        put(store, &alice, &bucket, "second", &bytes(2000, 4));
+        assert_eq!(usage(store, &alice).bytes, 6000);
+    });
+}
+
+#[test]
+fn the_object_quota_refuses_new_objects_and_completions() {
+    each_store(|store, _| {
+        let alice = limited(store, None, Some(2));
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        put(store, &alice, &bucket, "a", b"1");
+        put(store, &alice, &bucket, "b", b"2");
+        let written = write(store, &alice, &bucket, b"3", 10);
+        assert!(matches!(
+            store.put_object(&alice, &bucket, "c", meta_for(b"3"), written),
+            Err(Error::QuotaExceeded {
+                what: "objects",
+                limit: 2
+            })
+        ));
+        // Overwriting is not a new object.
+        put(store, &alice, &bucket, "a", b"one");
+
+        let upload = store
+            .create_upload(&alice, &bucket, "c", ObjectMeta::default())
+            .unwrap();
+        put_part(store, &alice, &bucket, &upload.upload_id, 1, b"part").unwrap();
+        let refused = store.complete_upload(
+            &alice,
+            &bucket,
+            &upload.upload_id,
+            &[(1, "p1-4".into())],
+            |_, _| Ok(ObjectMeta::default()),
+        );
+        assert!(matches!(
+            refused,
+            Err(Error::QuotaExceeded {
+                what: "objects",
+                ..
+            })
+        ));
+        // Nothing changed: the upload is still there to be aborted.
+        store.upload(&alice, &bucket, &upload.upload_id).unwrap();
+        assert!(matches!(
+            store.object(&alice, &bucket, "c"),
+            Err(Error::NoSuchKey)
+        ));
+        assert_eq!(usage(store, &alice).objects, 2);
+    });
+}
+
+#[test]
+fn a_part_past_the_byte_quota_is_refused() {
+    each_store(|store, dir| {
+        let alice = limited(store, Some(3000), None);
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        let upload = store
+            .create_upload(&alice, &bucket, "k", ObjectMeta::default())
+            .unwrap();
+        put_part(
+            store,
+            &alice,
+            &bucket,
+            &upload.upload_id,
+            1,
+            &bytes(2000, 1),
+        )
+        .unwrap();
+        let files_before = array_files(dir);
+        assert!(matches!(
+            put_part(
+                store,
+                &alice,
+                &bucket,
+                &upload.upload_id,
+                2,
+                &bytes(2000, 2)
+            ),
+            Err(Error::QuotaExceeded { what: "bytes", .. })
+        ));
+        assert_eq!(array_files(dir), files_before);
+        // Replacing part 1 by a larger one counts only the difference.
+        put_part(
+            store,
+            &alice,
+            &bucket,
+            &upload.upload_id,
+            1,
+            &bytes(2900, 3),
+        )
+        .unwrap();
+        assert_eq!(usage(store, &alice).bytes, 2900);
+    });
+}
+
+#[test]
+fn quotas_can_be_raised_and_removed() {
+    each_store(|store, _| {
+        let admin = AdminScope::local_operator();
+        let alice = limited(store, Some(10), Some(1));
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        put(store, &alice, &bucket, "a", b"0123456789");
+        let written = write(store, &alice, &bucket, b"x", 10);
+        assert!(store
+            .put_object(&alice, &bucket, "b", meta_for(b"x"), written)
+            .is_err());
+        let updated = store
+            .update_tenant(
+                &admin,
+                alice.tenant_id(),
+                TenantUpdate {
+                    quota_bytes: Some(None),
+                    quota_objects: Some(Some(5)),
+                    ..TenantUpdate::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            updated.quotas,
+            Quotas {
+                bytes: None,
+                objects: Some(5)
+            }
+        );
+        put(store, &alice, &bucket, "b", &bytes(100, 1));
+    });
+}
+
+#[test]
+fn concurrent_writes_cannot_pass_a_quota_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_rocks(dir.path());
+    let alice = std::sync::Arc::new(limited(&store, Some(10 * 2000), None));
+    let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+    let threads: Vec<_> = (0..16)
+        .map(|i| {
+            let (store, alice, bucket) = (store.clone(), alice.clone(), bucket.clone());
+            std::thread::spawn(move || {
+                let data = bytes(2000, i as u8);
+                let written = write(&store, &alice, &bucket, &data, 1000);
+                store
+                    .put_object(&alice, &bucket, &format!("k{i}"), meta_for(&data), written)
+                    .is_ok()
+            })
+        })
+        .collect();
+    let stored = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(stored, 10);
+    assert_eq!(usage(&store, &alice).bytes, 20_000);
+}
+
+#[test]
+fn usage_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice;
+    {
+        let store = open_rocks(dir.path());
+        alice = limited(&store, Some(5000), None);
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        put(&store, &alice, &bucket, "k", &bytes(4000, 1));
+    }
+    let store = open_rocks(dir.path());
+    assert_eq!(usage(&store, &alice).bytes, 4000);
+    let bucket = store.bucket(&alice, "b").unwrap();
+    let written = write(&store, &alice, &bucket, &bytes(2000, 2), 1000);
+    assert!(matches!(
+        store.put_object(&alice, &bucket, "more", meta_for(&bytes(2000, 2)), written),
+        Err(Error::QuotaExceeded { .. })
+    ));
+}
