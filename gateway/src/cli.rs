@@ -28,6 +28,20 @@ pub enum Command {
     },
     /// Manage tenants and access keys through a running server's admin API.
     Admin(AdminArgs),
+    /// Work with the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain and report the first record where it breaks (an edited,
+    /// deleted, reordered or truncated record). Exit status 1 when broken.
+    Verify {
+        /// Audit directories (with their HEAD) or log files, in chain order.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,8 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Parser;
-use coffre_gateway::cli::{Cli, Command, ServeArgs};
+use coffre_gateway::audit::VerifyReport;
+use coffre_gateway::cli::{AuditCommand, Cli, Command, ServeArgs};
 use coffre_gateway::config::{Config, LogFormat, Overrides, RawConfig};
 
 fn main() -> anyhow::Result<()> {
@@ -31,6 +32,18 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
             Ok(())
+        }
+        Command::Audit(AuditCommand::Verify { paths }) => {
+            match coffre_gateway::audit::verify_files(&paths)? {
+                VerifyReport::Intact { records } => {
+                    println!("audit trail intact: {records} records");
+                    Ok(())
+                }
+                VerifyReport::Broken { file, line, reason } => {
+                    println!("audit trail BROKEN at {}:{line}: {reason}", file.display());
+                    std::process::exit(1);
+                }
+            }
         }
         Command::CheckConfig { file } => {
             let raw = RawConfig::from_file(&file)?;

@@ -28,6 +28,7 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    audit: AuditLog,
 }
 
 impl Running {
@@ -36,6 +37,12 @@ impl Running {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+        let audit = self.audit;
+        let flushed =
+            tokio::task::spawn_blocking(move || audit.flush(Duration::from_secs(5))).await;
+        if !matches!(flushed, Ok(true)) {
+            tracing::error!("audit records still queued at shutdown");
         }
     }
 }
@@ -77,7 +84,7 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         store.clone(),
         config.region.clone(),
         config.domain.clone(),
-        audit,
+        audit.clone(),
     ));
     let admin = Arc::new(AdminService::new(
         store.clone(),
@@ -108,6 +115,7 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         admin_addr,
         shutdown,
         tasks: vec![s3_task, admin_task, gc_task],
+        audit,
     })
 }
 

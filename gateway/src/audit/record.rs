@@ -25,7 +25,9 @@ pub struct AuditRecord {
     pub error: Option<&'static str>,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    pub duration_ms: f64,
+    /// Integer microseconds: floats do not survive a JSON round trip bit for bit, and the
+    /// chain hashes the exact text.
+    pub duration_us: u64,
     /// For admin actions: what changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change: Option<serde_json::Value>,

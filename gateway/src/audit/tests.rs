@@ -23,7 +23,7 @@ fn record(i: u64) -> AuditRecord {
         key: Some(format!("k{i}")),
         status: 200,
         bytes_in: i,
-        duration_ms: 1.25,
+        duration_us: 1250,
         ..AuditRecord::default()
     }
 }

@@ -41,6 +41,7 @@ struct State {
     healthy: AtomicBool,
     failures: AtomicU64,
     written: AtomicU64,
+    queued: AtomicU64,
     on_failure: OnFailure,
 }
 
@@ -58,6 +59,7 @@ impl AuditLog {
             healthy: AtomicBool::new(true),
             failures: AtomicU64::new(0),
             written: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
             on_failure: config.on_failure,
         });
         let thread_state = state.clone();
@@ -70,7 +72,9 @@ impl AuditLog {
     /// Queues a record. Never blocks a request: a full queue is a failure, not a wait.
     pub fn record(&self, record: AuditRecord) {
         match self.tx.try_send(record) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.state.queued.fetch_add(1, Ordering::Relaxed);
+            }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.state.fail("audit queue full or writer stopped");
             }
@@ -81,6 +85,23 @@ impl AuditLog {
     /// to refuse.
     pub fn accepting(&self) -> bool {
         self.state.on_failure == OnFailure::Continue || self.state.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Waits (bounded) until every queued record is synced: for a clean shutdown.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let queued = self.state.queued.load(Ordering::Relaxed);
+            let done = self.state.written.load(Ordering::Relaxed)
+                + self.state.failures.load(Ordering::Relaxed);
+            if done >= queued {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     pub fn failures(&self) -> u64 {

@@ -124,7 +124,7 @@ impl S3Service {
             error: error_code,
             bytes_in,
             bytes_out,
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            duration_us: started.elapsed().as_micros() as u64,
             change: None,
         });
         span.in_scope(|| {
@@ -170,7 +170,11 @@ impl S3Service {
         // A browser form has no Authorization header: it is authenticated by its fields.
         if let Operation::PostObject { .. } = operation {
             let (store, region) = (self.store.clone(), self.region.clone());
-            return post_object::post_object(store, region, parts, incoming, operation).await;
+            let mut by = post_object::PostedBy::default();
+            let result =
+                post_object::post_object(store, region, parts, incoming, operation, &mut by).await;
+            (seen.tenant, seen.access_key, seen.key) = (by.tenant, by.access_key, by.key);
+            return result;
         }
 
         let auth = authenticate(&self.store, &parts, &self.region).await?;
