@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use coffre_crypto::sigv4::{self, FormFields, PayloadMode, PostPolicy};
-use coffre_storage::{DataWriter, KeyLookup, Store, WrittenData};
+use coffre_storage::{DataWriter, KeyLookup, Store, WriteTarget, WrittenData};
 use http::header::{CONTENT_TYPE, ETAG, LOCATION};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
@@ -35,6 +35,8 @@ use form::{FilePart, PostForm};
 const MAX_POST_BYTES: u64 = MAX_PUT_BYTES + 1024 * 1024;
 const BATCH_BYTES: usize = 1 << 20;
 const BATCHES_IN_FLIGHT: usize = 4;
+/// How much of a refused file is still read before the answer.
+const MAX_UNREAD_ON_ERROR: u64 = 16 * 1024 * 1024;
 
 /// Form fields that become object headers, under the header name PutObject reads.
 const HEADER_FIELDS: [(&str, &str); 8] = [
@@ -48,6 +50,15 @@ const HEADER_FIELDS: [(&str, &str); 8] = [
     ("acl", "x-amz-acl"),
 ];
 
+/// Who posted which key, for the request's audit record: filled in as each becomes known,
+/// so that a refused form is attributed as far as it got.
+#[derive(Debug, Default)]
+pub struct PostedBy {
+    pub tenant: Option<String>,
+    pub access_key: Option<String>,
+    pub key: Option<String>,
+}
+
 /// Handles `POST /bucket` (or `POST /` on a virtual host) with a `multipart/form-data`
 /// body. Authentication happens here, from the form, since there is no Authorization header.
 pub async fn post_object(
@@ -56,6 +67,7 @@ pub async fn post_object(
     parts: http::request::Parts,
     incoming: Incoming,
     operation: Operation,
+    posted_by: &mut PostedBy,
 ) -> Result<Response<Body>, S3Error> {
     let Operation::PostObject { bucket } = &operation else {
         return Err(S3Error::internal(
@@ -71,8 +83,48 @@ pub async fn post_object(
         MAX_POST_BYTES,
     )?;
     let mut form = PostForm::new(body, boundary);
-    let (mut fields, mut file) = form.read_fields().await?;
+    let (fields, mut file) = form.read_fields().await?;
+    let request = Request {
+        store,
+        region,
+        parts: &parts,
+        operation: &operation,
+        bucket,
+    };
+    let result = upload(request, fields, &mut file, posted_by).await;
+    if result.is_err() {
+        // Read (and drop) the rest of a refused file, up to a bound, so that the client
+        // gets to read the answer instead of a reset connection.
+        file.discard(MAX_UNREAD_ON_ERROR).await;
+    }
+    drop(file);
+    form.skip_rest().await;
+    result
+}
 
+/// What `upload` needs from the request besides the form.
+struct Request<'a> {
+    store: Arc<Store>,
+    region: Arc<str>,
+    parts: &'a http::request::Parts,
+    operation: &'a Operation,
+    bucket: &'a str,
+}
+
+/// Authenticates the form, checks it against its policy, stores the file and answers.
+async fn upload(
+    request: Request<'_>,
+    mut fields: FormFields,
+    file: &mut FilePart,
+    posted_by: &mut PostedBy,
+) -> Result<Response<Body>, S3Error> {
+    let Request {
+        store,
+        region,
+        parts,
+        operation,
+        bucket,
+    } = request;
     // No anonymous access, ever: a form without a signature is denied.
     let auth =
         sigv4::parse_post_auth(&fields)?.ok_or_else(|| S3Error::new(S3ErrorCode::AccessDenied))?;
@@ -97,8 +149,10 @@ pub async fn post_object(
         ));
     }
     let scope = Arc::new(verified.scope);
+    posted_by.tenant = Some(scope.tenant_id().to_hex());
+    posted_by.access_key = Some(scope.access_key().to_string());
     tracing::Span::current().record("tenant", tracing::field::display(scope.tenant_id()));
-    authorize(&scope, &operation)?;
+    authorize(&scope, operation)?;
 
     // Variables are expanded before the policy is checked. A part without a filename
     // parameter leaves `${filename}` as it is, as S3 does.
@@ -108,6 +162,7 @@ pub async fn post_object(
     let policy = verified.policy;
     policy.evaluate(OffsetDateTime::now_utc(), bucket, &fields)?;
     let key = fields.get("key").unwrap_or_default().to_owned();
+    posted_by.key = Some(key.clone());
     if key.is_empty() {
         return Err(missing_key());
     }
@@ -116,7 +171,7 @@ pub async fn post_object(
     }
 
     let record = {
-        let (store, scope, name) = (store.clone(), scope.clone(), bucket.clone());
+        let (store, scope, name) = (store.clone(), scope.clone(), bucket.to_owned());
         Arc::new(
             blocking(move || store.bucket(&scope, &name))
                 .await
@@ -129,10 +184,9 @@ pub async fn post_object(
     let digest = PayloadDigest::from_headers(&headers)?;
     let writer = {
         let (store, scope, record) = (store.clone(), scope.clone(), record.clone());
-        blocking(move || store.data_writer(&scope, &record)).await?
+        blocking(move || store.data_writer(&scope, &record, WriteTarget::Object)).await?
     };
-    let (data, digests) = receive_file(&mut file, writer, digest, &policy).await?;
-    drop(file);
+    let (data, digests) = receive_file(file, writer, digest, &policy).await?;
     meta.size = data.size();
     meta.etag = digests.md5_hex.clone();
     let (algorithm, checksum) = digests.checksum.clone();
@@ -142,9 +196,8 @@ pub async fn post_object(
         let (store, scope, key) = (store.clone(), scope.clone(), key.clone());
         blocking(move || store.put_object(&scope, &record, &key, meta, data)).await?;
     }
-    form.skip_rest().await;
 
-    let location = object_location(&parts, bucket, &key);
+    let location = object_location(parts, bucket, &key);
     let mut response = success_response(&fields, bucket, &key, &digests.md5_hex, &location);
     let headers = response.headers_mut();
     headers.insert(ETAG, quoted_etag(&digests.md5_hex));

@@ -144,6 +144,18 @@ impl FilePart {
     pub async fn next(&mut self) -> Result<Option<Bytes>, S3Error> {
         self.field.chunk().await.map_err(form_error)
     }
+
+    /// Reads and drops up to `limit` more bytes of the file, stopping at its end or at the
+    /// first error.
+    pub async fn discard(&mut self, limit: u64) {
+        let mut discarded = 0u64;
+        while let Ok(Some(chunk)) = self.field.chunk().await {
+            discarded += chunk.len() as u64;
+            if discarded > limit {
+                return;
+            }
+        }
+    }
 }
 
 /// A request-body error carried through multer, which only knows boxed errors.

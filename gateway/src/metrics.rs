@@ -1,0 +1,296 @@
+//! Prometheus metrics: request counts and latencies by operation and status, bytes, in-flight
+//! requests, rejections by reason, per-tenant figures (tenant label only: the set of
+//! tenants is bounded by the operator), audit trail health and build info. Rendered in the
+//! Prometheus text format on the admin listener's `/metrics`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::s3::S3ErrorCode;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub op: &'static str,
+    pub code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    pub op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    pub tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<OpLabels, Histogram>,
+    first_byte: Histogram,
+    received: Family<OpLabels, Counter>,
+    sent: Family<OpLabels, Counter>,
+    in_flight: Gauge,
+    rejected: Family<ReasonLabels, Counter>,
+    tenant_requests: Family<TenantLabels, Counter>,
+    tenant_received: Family<TenantLabels, Counter>,
+    tenant_sent: Family<TenantLabels, Counter>,
+    audit_failures: Gauge<u64, AtomicU64>,
+    audit_records: Gauge<u64, AtomicU64>,
+}
+
+/// One finished S3 request, as the pipeline saw it.
+pub struct RequestOutcome<'a> {
+    pub op: &'static str,
+    pub status: u16,
+    pub error: Option<S3ErrorCode>,
+    pub tenant: Option<&'a str>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub seconds: f64,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("coffre");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "S3 requests by operation and HTTP status",
+            requests.clone(),
+        );
+        let duration = Family::<OpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to response headers, by operation",
+            duration.clone(),
+        );
+        let first_byte = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "get_first_byte_seconds",
+            "GetObject time to the first byte of the response",
+            first_byte.clone(),
+        );
+        let received = Family::<OpLabels, Counter>::default();
+        registry.register("received_bytes", "Payload bytes received", received.clone());
+        let sent = Family::<OpLabels, Counter>::default();
+        registry.register("sent_bytes", "Payload bytes sent", sent.clone());
+        let in_flight = Gauge::default();
+        registry.register(
+            "requests_in_flight",
+            "S3 requests being served",
+            in_flight.clone(),
+        );
+        let rejected = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "rejected_requests",
+            "Requests refused, by reason (auth, signature, time_skew, malformed, quota)",
+            rejected.clone(),
+        );
+        let tenant_requests = Family::<TenantLabels, Counter>::default();
+        registry.register(
+            "tenant_requests",
+            "S3 requests by tenant id",
+            tenant_requests.clone(),
+        );
+        let tenant_received = Family::<TenantLabels, Counter>::default();
+        registry.register(
+            "tenant_received_bytes",
+            "Payload bytes received by tenant id",
+            tenant_received.clone(),
+        );
+        let tenant_sent = Family::<TenantLabels, Counter>::default();
+        registry.register(
+            "tenant_sent_bytes",
+            "Payload bytes sent by tenant id",
+            tenant_sent.clone(),
+        );
+        let audit_failures = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "audit_write_failures",
+            "Audit records that could not be written (a non-zero value is an incident)",
+            audit_failures.clone(),
+        );
+        let audit_records = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "audit_records_written",
+            "Audit records durably written since start",
+            audit_records.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("build_info", "Coffre build information", build);
+        Self {
+            registry,
+            requests,
+            duration,
+            first_byte,
+            received,
+            sent,
+            in_flight,
+            rejected,
+            tenant_requests,
+            tenant_received,
+            tenant_sent,
+            audit_failures,
+            audit_records,
+        }
+    }
+
+    /// Marks a request as started; the guard marks it finished when dropped.
+    pub fn start_request(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(&self.in_flight)
+    }
+
+    pub fn observe(&self, outcome: &RequestOutcome<'_>) {
+        let op = OpLabels { op: outcome.op };
+        self.requests
+            .get_or_create(&RequestLabels {
+                op: outcome.op,
+                code: outcome.status,
+            })
+            .inc();
+        self.duration.get_or_create(&op).observe(outcome.seconds);
+        if outcome.op == "GetObject" && outcome.status < 300 {
+            self.first_byte.observe(outcome.seconds);
+        }
+        self.received.get_or_create(&op).inc_by(outcome.bytes_in);
+        self.sent.get_or_create(&op).inc_by(outcome.bytes_out);
+        if let Some(reason) = outcome.error.and_then(rejection_reason) {
+            self.rejected.get_or_create(&ReasonLabels { reason }).inc();
+        }
+        if let Some(tenant) = outcome.tenant {
+            let labels = TenantLabels {
+                tenant: tenant.to_owned(),
+            };
+            self.tenant_requests.get_or_create(&labels).inc();
+            self.tenant_received
+                .get_or_create(&labels)
+                .inc_by(outcome.bytes_in);
+            self.tenant_sent
+                .get_or_create(&labels)
+                .inc_by(outcome.bytes_out);
+        }
+    }
+
+    pub fn set_audit(&self, records_written: u64, failures: u64) {
+        self.audit_records.set(records_written);
+        self.audit_failures.set(failures);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Why a request was refused, for the `rejected_requests` reasons; `None` for outcomes
+/// that are not refusals (NoSuchKey and the like).
+pub fn rejection_reason(code: S3ErrorCode) -> Option<&'static str> {
+    use S3ErrorCode as C;
+    Some(match code {
+        C::AccessDenied | C::InvalidAccessKeyId => "auth",
+        C::SignatureDoesNotMatch | C::XAmzContentSHA256Mismatch => "signature",
+        C::RequestTimeTooSkewed => "time_skew",
+        C::QuotaExceeded => "quota",
+        C::AuthorizationHeaderMalformed
+        | C::AuthorizationQueryParametersError
+        | C::MalformedXML
+        | C::InvalidArgument
+        | C::InvalidRequest
+        | C::InvalidDigest
+        | C::BadDigest
+        | C::IncompleteBody
+        | C::MissingContentLength
+        | C::MissingSecurityHeader => "malformed",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_operation_status_and_tenant() {
+        let metrics = Metrics::new();
+        for status in [200, 200, 404] {
+            metrics.observe(&RequestOutcome {
+                op: "GetObject",
+                status,
+                error: (status == 404).then_some(S3ErrorCode::NoSuchKey),
+                tenant: Some("t1"),
+                bytes_in: 0,
+                bytes_out: 10,
+                seconds: 0.002,
+            });
+        }
+        metrics.observe(&RequestOutcome {
+            op: "PutObject",
+            status: 403,
+            error: Some(S3ErrorCode::SignatureDoesNotMatch),
+            tenant: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            seconds: 0.001,
+        });
+        let text = metrics.render();
+        for line in [
+            "coffre_requests_total{op=\"GetObject\",code=\"200\"} 2",
+            "coffre_requests_total{op=\"GetObject\",code=\"404\"} 1",
+            "coffre_rejected_requests_total{reason=\"signature\"} 1",
+            "coffre_tenant_requests_total{tenant=\"t1\"} 3",
+            "coffre_sent_bytes_total{op=\"GetObject\"} 30",
+            "coffre_request_duration_seconds_count{op=\"GetObject\"} 3",
+            "coffre_requests_in_flight 0",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert!(
+            !text.contains("reason=\"auth\""),
+            "NoSuchKey is not a rejection"
+        );
+    }
+}
