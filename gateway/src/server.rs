@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use coffre_crypto::LocalFileKeyProvider;
 use coffre_storage::{Store, StoreConfig};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -20,6 +21,7 @@ use crate::audit::AuditLog;
 use crate::bootstrap;
 use crate::config::Config;
 use crate::gc;
+use crate::metrics::Metrics;
 use crate::s3::service::S3Service;
 
 /// A running server: its bound addresses and a handle to stop it.
@@ -51,13 +53,20 @@ impl Running {
 /// start, binds both listeners and starts serving. Returns once the listeners are bound.
 pub async fn serve(config: Config) -> anyhow::Result<Running> {
     let store_config = StoreConfig {
-        meta_dir: config.meta_dir.clone(),
-        arrays: config.arrays.clone(),
         inline_max: config.inline_max,
+        ..StoreConfig::new(config.meta_dir.clone(), config.arrays.clone())
     };
-    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
-        .await?
-        .context("opening the metadata store")?;
+    // The embedded default root key; the key provider becomes configurable (pkcs11).
+    let root_key = config.data_dir.join("root.key");
+    let store = tokio::task::spawn_blocking(move || {
+        if let Some(dir) = root_key.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let keys = LocalFileKeyProvider::open_or_create(&root_key)
+            .with_context(|| format!("opening the root key {}", root_key.display()))?;
+        Store::open(store_config, Arc::new(keys)).context("opening the metadata store")
+    })
+    .await??;
     let store = Arc::new(store);
     bootstrap::ensure_default_tenant(&store, &config).await?;
     let token_source = config.admin_token.clone();
@@ -79,12 +88,14 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         .await?
         .with_context(|| format!("opening the audit trail in {}", config.audit.dir.display()))?;
 
+    let metrics = Arc::new(Metrics::new());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let s3 = Arc::new(S3Service::new(
         store.clone(),
         config.region.clone(),
         config.domain.clone(),
         audit.clone(),
+        metrics.clone(),
     ));
     let admin = Arc::new(AdminService::new(
         store.clone(),

@@ -1,79 +1,95 @@
-//! The on-disk form of one part's data: a fixed header, then the part's bytes.
+//! The on-disk form of one part's data: a fixed header, then the part's sealed segments.
 //!
 //! ```text
 //! offset 0   7 bytes  magic "COFFRE\0"
-//! offset 7   1 byte   format version (1: plaintext body)
-//! offset 8   8 bytes  reserved, zero in version 1
-//! offset 16  body
+//! offset 7   1 byte   format version (2: sealed segments)
+//! offset 8   7 bytes  the part's nonce prefix (a copy: the part's metadata is authoritative)
+//! offset 15  1 byte   reserved, zero
+//! offset 16  the segments, `ciphertext || tag` each (see `coffre_crypto::aead`)
 //! ```
-//! A later version seals the body in AES-256-GCM segments and uses the reserved space for
-//! the nonce prefix; readers refuse any version they do not know.
+//! Version 1 (a plaintext body) was never deployed and is refused like any unknown version.
+//! A file must be exactly `16 + sealed_len(plaintext size)` bytes, the size coming from
+//! metadata.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use coffre_crypto::{sealed_len, NoncePrefix};
+
 use crate::error::{Error, Result};
 
 pub(crate) const MAGIC: [u8; 7] = *b"COFFRE\0";
-pub(crate) const VERSION_PLAIN: u8 = 1;
+pub(crate) const VERSION_SEALED: u8 = 2;
 pub(crate) const HEADER_LEN: u64 = 16;
 
-pub(crate) fn header() -> [u8; HEADER_LEN as usize] {
+pub(crate) fn header(nonce: &NoncePrefix) -> [u8; HEADER_LEN as usize] {
     let mut header = [0u8; HEADER_LEN as usize];
     header[..7].copy_from_slice(&MAGIC);
-    header[7] = VERSION_PLAIN;
+    header[7] = VERSION_SEALED;
+    header[8..15].copy_from_slice(nonce.as_bytes());
     header
 }
 
-pub(crate) fn write_header(out: &mut impl Write) -> io::Result<()> {
-    out.write_all(&header())
+pub(crate) fn write_header(out: &mut impl Write, nonce: &NoncePrefix) -> io::Result<()> {
+    out.write_all(&header(nonce))
 }
 
-/// Opens a data file that must hold exactly `size` body bytes and checks its header.
-pub(crate) fn open_for_read(path: &Path, size: u64) -> Result<File> {
+/// Opens the data file of a part of `plain_size` bytes sealed with `nonce`, checking its
+/// length and header. Any mismatch is an integrity error naming `object`.
+pub(crate) fn open_for_read(
+    path: &Path,
+    plain_size: u64,
+    nonce: &NoncePrefix,
+    object: &str,
+) -> Result<File> {
+    let bad = |reason: String| Error::Integrity {
+        object: object.to_owned(),
+        reason: format!("data file {}: {reason}", path.display()),
+    };
     let mut file = File::open(path)?;
-    let expected = HEADER_LEN + size;
+    let expected = HEADER_LEN + sealed_len(plain_size);
     let actual = file.metadata()?.len();
     if actual != expected {
-        return Err(Error::Corrupt(format!(
-            "data file {} is {actual} bytes, expected {expected}",
-            path.display()
-        )));
+        return Err(bad(format!("{actual} bytes, expected {expected}")));
     }
     let mut header_bytes = [0u8; HEADER_LEN as usize];
     file.read_exact(&mut header_bytes)
-        .map_err(|e| corrupt_if_short(e, path))?;
+        .map_err(|e| read_error(e, path, object))?;
     if header_bytes[..7] != MAGIC {
-        return Err(Error::Corrupt(format!(
-            "data file {}: bad magic",
-            path.display()
-        )));
+        return Err(bad("bad magic".into()));
     }
-    if header_bytes[7] != VERSION_PLAIN || header_bytes[8..].iter().any(|&b| b != 0) {
-        return Err(Error::Corrupt(format!(
-            "data file {}: unknown format version {}",
-            path.display(),
-            header_bytes[7]
-        )));
+    if header_bytes[7] != VERSION_SEALED || header_bytes[15] != 0 {
+        return Err(bad(format!("unknown format version {}", header_bytes[7])));
+    }
+    if header_bytes[8..15] != nonce.as_bytes()[..] {
+        return Err(bad("nonce prefix differs from the part's".into()));
     }
     Ok(file)
 }
 
-/// Reads body bytes `[offset, offset + buf.len())` of a file opened by [`open_for_read`].
-pub(crate) fn read_body_at(
-    file: &mut File,
-    path: &Path,
-    offset: u64,
-    buf: &mut [u8],
-) -> Result<()> {
-    file.seek(SeekFrom::Start(HEADER_LEN + offset))?;
-    file.read_exact(buf).map_err(|e| corrupt_if_short(e, path))
+/// Positions `file` (from [`open_for_read`]) at `offset` bytes into its segments.
+pub(crate) fn seek_sealed(file: &mut File, offset: u64) -> io::Result<()> {
+    file.seek(SeekFrom::Start(HEADER_LEN + offset)).map(|_| ())
 }
 
-fn corrupt_if_short(err: io::Error, path: &Path) -> Error {
+/// Reads exactly `buf.len()` bytes; a short file is an integrity error naming `object`.
+pub(crate) fn read_sealed(
+    file: &mut File,
+    path: &Path,
+    object: &str,
+    buf: &mut [u8],
+) -> Result<()> {
+    file.read_exact(buf)
+        .map_err(|e| read_error(e, path, object))
+}
+
+fn read_error(err: io::Error, path: &Path, object: &str) -> Error {
     if err.kind() == io::ErrorKind::UnexpectedEof {
-        Error::Corrupt(format!("data file {} is truncated", path.display()))
+        Error::Integrity {
+            object: object.to_owned(),
+            reason: format!("data file {} is truncated", path.display()),
+        }
     } else {
         Error::Io(err)
     }

@@ -1,5 +1,6 @@
-//! Writing one part's data: in memory while it fits inline, then through a temp file that is
-//! synced and renamed into place by [`DataWriter::finish`].
+//! Writing one part's data: sealed segment by segment as it streams in (see
+//! `coffre_crypto::aead`), kept in memory while the plaintext fits inline, then through a
+//! temp file that is synced and renamed into place by [`DataWriter::finish`].
 //!
 //! Before a file is created, a pending intent (with this process's boot id) is recorded in
 //! the `gc` key space with a synced write; the metadata commit that makes the file reachable
@@ -7,11 +8,11 @@
 //! an intent that garbage collection resolves.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use coffre_crypto::{ObjectId, TenantId};
+use coffre_crypto::{BucketId, Dek, NoncePrefix, ObjectId, SegmentEncryptor, TenantId};
 
 use crate::arrays;
 use crate::data_file::{ensure_dir, sync_dir, write_header};
@@ -21,92 +22,146 @@ use crate::meta_store::{Batch, Cf, Durability};
 use crate::records::{DataLocation, FileLocation, GcEntry, GcState, Record};
 use crate::store::Shared;
 
-const WRITE_BUFFER: usize = 256 * 1024;
+/// What a [`DataWriter`] writes for: the data is sealed under that target's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteTarget {
+    /// The body of a single PUT (or a copy): a fresh DEK, part 0.
+    Object,
+    /// Part `part_number` of a multipart upload: the upload's DEK.
+    Part { upload_id: String, part_number: u32 },
+}
 
-/// Receives one part's bytes. `Send`. Dropping it without [`DataWriter::finish`] removes
-/// whatever it wrote.
+/// The resolved target, checked again when the data is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Binding {
+    Object,
+    Part { upload: ObjectId, part_number: u32 },
+}
+
+impl Binding {
+    /// The part number the part key is derived from: 0 for a single PUT.
+    pub fn part_number(self) -> u32 {
+        match self {
+            Binding::Object => 0,
+            Binding::Part { part_number, .. } => part_number,
+        }
+    }
+}
+
+/// Receives one part's plaintext and seals it. `Send`. Dropping it without
+/// [`DataWriter::finish`] removes whatever it wrote.
 pub struct DataWriter {
     shared: Arc<Shared>,
     tenant: TenantId,
+    bucket: BucketId,
+    binding: Binding,
+    dek: Dek,
+    encryptor: SegmentEncryptor,
     /// The tenant's placement policy: where its files may go.
     placement: Vec<String>,
-    size: u64,
     state: WriterState,
 }
 
+/// Where sealed segments go.
 enum WriterState {
     Buffer(Vec<u8>),
-    File {
-        out: BufWriter<File>,
-        pending: PendingFile,
-    },
+    File { out: File, pending: PendingFile },
+}
+
+impl WriterState {
+    fn take(&mut self, sealed: &[u8]) -> Result<()> {
+        match self {
+            WriterState::Buffer(buffer) => {
+                buffer.extend_from_slice(sealed);
+                Ok(())
+            }
+            WriterState::File { out, pending } => pending.io(out.write_all(sealed)),
+        }
+    }
 }
 
 impl DataWriter {
-    pub(crate) fn new(shared: Arc<Shared>, tenant: TenantId, placement: Vec<String>) -> Self {
-        Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        tenant: TenantId,
+        bucket: BucketId,
+        binding: Binding,
+        dek: Dek,
+        placement: Vec<String>,
+    ) -> Result<Self> {
+        let encryptor =
+            SegmentEncryptor::new(dek.part_key(binding.part_number())?, NoncePrefix::random());
+        Ok(Self {
             shared,
             tenant,
+            bucket,
+            binding,
+            dek,
+            encryptor,
             placement,
-            size: 0,
             state: WriterState::Buffer(Vec::new()),
-        }
+        })
     }
 
-    /// Bytes written so far.
+    /// Plaintext bytes written so far.
     pub fn size(&self) -> u64 {
-        self.size
+        self.encryptor.plain_len()
     }
 
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        match &mut self.state {
-            WriterState::Buffer(buffer) if buffer.len() + bytes.len() <= self.shared.inline_max => {
-                buffer.extend_from_slice(bytes);
-            }
-            WriterState::Buffer(buffer) => {
-                let buffered = std::mem::take(buffer);
+        let plain_after = self.encryptor.plain_len() + bytes.len() as u64;
+        if let WriterState::Buffer(buffer) = &mut self.state {
+            if plain_after > self.shared.inline_max as u64 {
+                // Past the inline threshold (on the plaintext): move to a file.
+                let sealed = std::mem::take(buffer);
                 let pending =
                     PendingFile::begin(self.shared.clone(), self.tenant, &self.placement)?;
                 let mut out = pending.create_temp()?;
-                pending.io(write_header(&mut out))?;
-                pending.io(out.write_all(&buffered))?;
-                pending.io(out.write_all(bytes))?;
+                pending.io(write_header(&mut out, &self.encryptor.nonce_prefix()))?;
+                pending.io(out.write_all(&sealed))?;
                 self.state = WriterState::File { out, pending };
             }
-            WriterState::File { out, pending } => pending.io(out.write_all(bytes))?,
         }
-        self.size += bytes.len() as u64;
-        Ok(())
+        let state = &mut self.state;
+        self.encryptor.update(bytes, |sealed| state.take(sealed))
     }
 
-    /// Completes the data: inline data needs no I/O; a file is synced, renamed into its
-    /// final path and its directory synced, so it is durable before metadata points to it.
-    pub fn finish(self) -> Result<WrittenData> {
+    /// Completes the data: seals the last segment; inline data needs no I/O; a file is
+    /// synced, renamed into its final path and its directory synced, so it is durable
+    /// before metadata points to it.
+    pub fn finish(mut self) -> Result<WrittenData> {
+        let last = self.encryptor.finish()?;
+        self.state.take(last)?;
         let content = match self.state {
             WriterState::Buffer(buffer) => Content::Inline(buffer),
             WriterState::File { out, pending } => {
-                let file = out
-                    .into_inner()
-                    .map_err(|e| pending.io_error(e.into_error()))?;
-                pending.io(file.sync_all())?;
-                drop(file);
+                pending.io(out.sync_all())?;
+                drop(out);
                 pending.io(pending.publish())?;
                 Content::File(pending)
             }
         };
         Ok(WrittenData {
-            size: self.size,
+            size: self.encryptor.plain_len(),
             tenant: self.tenant,
+            bucket: self.bucket,
+            binding: self.binding,
+            dek: self.dek,
+            nonce: self.encryptor.nonce_prefix(),
             content,
         })
     }
 }
 
-/// A part's data, durable but not yet referenced by any record. Dropping it without
+/// A part's sealed data, durable but not yet referenced by any record. Dropping it without
 /// committing it (a failed or abandoned request) removes the file.
 pub struct WrittenData {
     size: u64,
     tenant: TenantId,
+    bucket: BucketId,
+    binding: Binding,
+    dek: Dek,
+    nonce: NoncePrefix,
     content: Content,
 }
 
@@ -115,7 +170,19 @@ enum Content {
     File(PendingFile),
 }
 
+/// Written data taken apart to be recorded.
+pub(crate) struct DataToCommit {
+    /// Plaintext bytes.
+    pub size: u64,
+    pub dek: Dek,
+    pub nonce: NoncePrefix,
+    pub location: DataLocation,
+    /// For a file, the commit hook.
+    pub pending: Option<PendingFile>,
+}
+
 impl WrittenData {
+    /// Plaintext bytes.
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -125,16 +192,21 @@ impl WrittenData {
         matches!(self.content, Content::Inline(_))
     }
 
-    /// The location to record and, for a file, the commit hook. Fails if the data was
-    /// written under another tenant's scope.
-    pub(crate) fn into_location(
+    /// Its parts, to record. `ScopeMismatch` if the data was written under another
+    /// tenant's scope, `TargetMismatch` if for another bucket, object or part.
+    pub(crate) fn into_commit(
         self,
         tenant: TenantId,
-    ) -> Result<(DataLocation, Option<PendingFile>)> {
+        bucket: BucketId,
+        binding: Binding,
+    ) -> Result<DataToCommit> {
         if self.tenant != tenant {
             return Err(Error::ScopeMismatch);
         }
-        Ok(match self.content {
+        if self.bucket != bucket || self.binding != binding {
+            return Err(Error::TargetMismatch);
+        }
+        let (location, pending) = match self.content {
             Content::Inline(bytes) => (DataLocation::Inline(bytes), None),
             Content::File(pending) => (
                 DataLocation::File {
@@ -143,6 +215,13 @@ impl WrittenData {
                 },
                 Some(pending),
             ),
+        };
+        Ok(DataToCommit {
+            size: self.size,
+            dek: self.dek,
+            nonce: self.nonce,
+            location,
+            pending,
         })
     }
 }
@@ -194,14 +273,14 @@ impl PendingFile {
         arrays::file_path(&self.array_root, self.location.tenant, self.location.file)
     }
 
-    fn create_temp(&self) -> Result<BufWriter<File>> {
+    fn create_temp(&self) -> Result<File> {
         let dir = arrays::temp_dir(&self.array_root, self.location.tenant);
         self.io(ensure_dir(&self.array_root, &dir))?;
         let file = self.io(OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(self.temp_path()))?;
-        Ok(BufWriter::with_capacity(WRITE_BUFFER, file))
+        Ok(file)
     }
 
     /// Renames the synced temp file into its final path and makes the rename durable.

@@ -39,6 +39,10 @@ pub enum Error {
     /// Data written under one tenant's scope was handed to a call made with another's.
     #[error("written data belongs to another tenant")]
     ScopeMismatch,
+    /// Data written for one target (an object, a part of an upload) handed to a call that
+    /// stores another: it is sealed under another key, so it would be unreadable there.
+    #[error("written data was sealed for another object or part")]
+    TargetMismatch,
     /// The store's configuration cannot be used (duplicate array names, no arrays, ...).
     #[error("invalid storage configuration: {0}")]
     InvalidConfig(String),
@@ -50,9 +54,32 @@ pub enum Error {
     /// undecodable record, bad header, or a data file shorter than its recorded size.
     #[error("corrupt: {0}")]
     Corrupt(String),
+    /// Stored bytes that do not authenticate under the tenant's keys: a data file or sealed
+    /// value tampered with, truncated, swapped with another object's, or whose keys are
+    /// gone. Nothing of it was returned. `object` names it for the log.
+    #[error("integrity check failed for {object}: {reason}")]
+    Integrity { object: String, reason: String },
+    /// Sealing or key management failed (the root key provider, the HSM).
+    #[error("encryption: {0}")]
+    Encryption(#[from] coffre_crypto::EncryptionError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A failure to open `object`'s data or sealed values: an integrity failure names the
+    /// object; anything else (a key provider failure) stays an encryption error.
+    pub(crate) fn integrity(object: &str, err: coffre_crypto::EncryptionError) -> Self {
+        if err.is_integrity_failure() {
+            Error::Integrity {
+                object: object.to_owned(),
+                reason: err.to_string(),
+            }
+        } else {
+            Error::Encryption(err)
+        }
+    }
+}
 
 impl From<rocksdb::Error> for Error {
     fn from(err: rocksdb::Error) -> Self {

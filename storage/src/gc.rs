@@ -113,9 +113,11 @@ mod tests {
             weight: 1,
             site: None,
         }];
+        let keys = coffre_crypto::LocalFileKeyProvider::open_or_create(dir.join("root.key"));
         Store::with_meta_store(
             StoreConfig::new(dir.join("meta"), arrays),
             Box::new(MemoryMetaStore::new()),
+            std::sync::Arc::new(keys.unwrap()),
         )
         .unwrap()
     }

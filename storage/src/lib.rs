@@ -2,6 +2,11 @@
 //! in an ordered metadata store (RocksDB), object data inline in those records or in
 //! immutable files on storage arrays, and the garbage collector for superseded data.
 //!
+//! Everything stored is encrypted under the owning tenant's keys (DESIGN, "Encryption at
+//! rest"): object data in sealed segments, ETags, checksums and user metadata values sealed
+//! in their records, DEKs wrapped by the tenant's KEK, KEKs by the root key provider given
+//! to [`Store::open`]. The API hands out plaintext; nothing plaintext is written.
+//!
 //! The API is synchronous; the gateway calls it from blocking tasks. Every call on tenant
 //! data takes a [`coffre_crypto::TenantScope`], whose tenant id is the prefix of every
 //! metadata key and data path the call touches.
@@ -22,14 +27,16 @@ mod multipart_upload;
 mod object_reader;
 mod objects;
 mod records;
+mod sealed_records;
 mod store;
 mod tenant_deletion;
+mod tenant_keys;
 mod tenants;
 mod usage;
 
 pub use access_keys::KeyLookup;
 pub use arrays::{ArrayConfig, ARRAY_RESERVE_BYTES};
-pub use data_writer::{DataWriter, WrittenData};
+pub use data_writer::{DataWriter, WriteTarget, WrittenData};
 pub use error::{Error, Result};
 pub use gc::GcStats;
 pub use list_objects::{ListEntry, ListPage, ListQuery, ObjectSummary};
@@ -41,6 +48,8 @@ pub use records::{
     AccessKeyInfo, AccessKeyState, BucketRecord, DataLocation, ObjectMeta, ObjectRecord, PartInfo,
     PartLayout, PartRecord, Quotas, TenantRecord, TenantState, UploadRecord,
 };
-pub use store::{Store, StoreConfig, DEFAULT_INLINE_MAX};
+pub use store::{
+    Store, StoreConfig, DEFAULT_INLINE_MAX, DEFAULT_KEK_CACHE_CAPACITY, DEFAULT_KEK_CACHE_TTL,
+};
 pub use tenants::{TenantSettings, TenantUpdate};
 pub use usage::Usage;

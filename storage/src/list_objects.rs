@@ -9,7 +9,8 @@ use coffre_crypto::TenantScope;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::Cf;
-use crate::records::{BucketRecord, ObjectRecord, Record};
+use crate::records::{BucketRecord, Record};
+use crate::sealed_records::StoredObject;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -140,11 +141,13 @@ impl Store {
                         page.is_truncated = true;
                         break;
                     }
-                    let record = ObjectRecord::decode(&value)?;
+                    let record = StoredObject::decode(&value)?;
+                    let dek =
+                        self.unwrap_dek(scope.tenant_id(), bucket.id, key, record.id, &record.dek)?;
                     ListEntry::Object(ObjectSummary {
                         key: key.to_owned(),
-                        size: record.meta.size,
-                        etag: record.meta.etag,
+                        size: record.size(),
+                        etag: record.open_etag(&dek.value_key()?)?,
                         last_modified: record.last_modified,
                     })
                 }

@@ -8,6 +8,7 @@ use crate::keys;
 use crate::list_objects::{common_prefix, prefix_passed};
 use crate::meta_store::Cf;
 use crate::records::{BucketRecord, Record, UploadRecord};
+use crate::sealed_records::StoredUpload;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -102,7 +103,9 @@ impl Store {
                     page.is_truncated = true;
                     break;
                 }
-                page.uploads.push(UploadRecord::decode(&value)?);
+                let stored = StoredUpload::decode(&value)?;
+                let dek = self.stored_upload_dek(tenant, bucket, id, &stored)?;
+                page.uploads.push(stored.open(&dek.value_key()?)?);
                 last_was_prefix = false;
             }
             count += 1;

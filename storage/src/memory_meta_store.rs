@@ -72,6 +72,11 @@ impl MetaStore for MemoryMetaStore {
         Ok(())
     }
 
+    /// Nothing to do: overwritten values are gone from memory at once.
+    fn purge_stale(&self, _compact: &[Cf]) -> Result<()> {
+        Ok(())
+    }
+
     fn cursor<'a>(&'a self, cf: Cf, upper_bound: Option<Vec<u8>>) -> Result<Box<dyn Cursor + 'a>> {
         Ok(Box::new(MemoryCursor {
             store: self,

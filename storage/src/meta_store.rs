@@ -6,8 +6,9 @@
 use std::path::Path;
 
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRawIteratorWithThreadMode, Options,
-    ReadOptions, WriteBatch, WriteOptions, DB,
+    BottommostLevelCompaction, ColumnFamily, ColumnFamilyDescriptor, CompactOptions,
+    DBCompressionType, DBRawIteratorWithThreadMode, Options, ReadOptions, WriteBatch, WriteOptions,
+    DB,
 };
 
 use crate::error::{Error, Result};
@@ -180,6 +181,10 @@ pub trait MetaStore: Send + Sync {
     /// A cursor over `cf`, not going past `upper_bound` (exclusive) when given. It starts
     /// unpositioned: call [`Cursor::seek`] first.
     fn cursor<'a>(&'a self, cf: Cf, upper_bound: Option<Vec<u8>>) -> Result<Box<dyn Cursor + 'a>>;
+    /// Makes overwritten and deleted values of `compact` unrecoverable from the store's
+    /// files: flushes every key space (so no write-ahead log still holds them) and rewrites
+    /// the files of `compact`. Used after destroying a tenant's keys.
+    fn purge_stale(&self, compact: &[Cf]) -> Result<()>;
 }
 
 /// RocksDB, one column family per [`Cf`], no compression (the crate is built without codecs;
@@ -256,6 +261,22 @@ impl MetaStore for RocksMetaStore {
         }
         let iter = self.db.raw_iterator_cf_opt(self.handle(cf)?, options);
         Ok(Box::new(RocksCursor { iter }))
+    }
+
+    fn purge_stale(&self, compact: &[Cf]) -> Result<()> {
+        // A WAL file is dropped once every key space with writes in it is flushed.
+        for cf in Cf::ALL {
+            self.db.flush_cf(self.handle(cf)?)?;
+        }
+        self.db.flush_wal(true)?;
+        let mut options = CompactOptions::default();
+        // Rewrite the bottommost files too: that is where the old versions may sit.
+        options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        for cf in compact {
+            self.db
+                .compact_range_cf_opt(self.handle(*cf)?, None::<&[u8]>, None::<&[u8]>, &options);
+        }
+        Ok(())
     }
 }
 

@@ -1,9 +1,9 @@
 //! Multipart uploads: parts are written and superseded independently, then completion turns
 //! a chosen list of them into one object in a single synced batch.
 
-use coffre_crypto::{ObjectId, TenantId, TenantScope};
+use coffre_crypto::{Dek, ObjectId, TenantId, TenantScope};
 
-use crate::data_writer::WrittenData;
+use crate::data_writer::{Binding, WrittenData};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Batch, Cf, Durability};
@@ -12,16 +12,18 @@ use crate::records::{
     now, BucketRecord, ObjectMeta, ObjectRecord, PartInfo, PartLayout, PartRecord, Record,
     UploadRecord,
 };
+use crate::sealed_records::{StoredObject, StoredPartRecord, StoredUpload};
 use crate::store::Store;
 use crate::usage::UsageDelta;
 
 /// Upload ids are the hex of an [`ObjectId`]; anything else names no upload.
-fn parse_upload_id(upload_id: &str) -> Result<ObjectId> {
+pub(crate) fn parse_upload_id(upload_id: &str) -> Result<ObjectId> {
     ObjectId::parse_hex(upload_id).map_err(|_| Error::NoSuchUpload)
 }
 
 impl Store {
-    /// Starts an upload; `meta` holds the headers given now (size and etag come at completion).
+    /// Starts an upload with its own DEK, which its parts are sealed under and the object
+    /// keeps; `meta` holds the headers given now (size and etag come at completion).
     pub fn create_upload(
         &self,
         scope: &TenantScope,
@@ -31,13 +33,15 @@ impl Store {
     ) -> Result<UploadRecord> {
         let tenant = scope.tenant_id();
         let id = ObjectId::random();
+        let dek = Dek::generate();
         let upload = UploadRecord {
             upload_id: id.to_hex(),
             key: key.to_owned(),
             initiated: now(),
             meta,
+            dek: self.wrap_dek(tenant, bucket.id, key, id, &dek)?,
         };
-        let value = upload.encode()?;
+        let value = StoredUpload::seal(&upload, &dek.value_key()?)?.encode()?;
         let mut batch = Batch::new();
         batch.put(
             Cf::Uploads,
@@ -55,15 +59,19 @@ impl Store {
         Ok(upload)
     }
 
-    /// `NoSuchUpload` if absent, or if the id is malformed.
+    /// The upload with its metadata decrypted. `NoSuchUpload` if absent, or if the id is
+    /// malformed.
     pub fn upload(
         &self,
         scope: &TenantScope,
         bucket: &BucketRecord,
         upload_id: &str,
     ) -> Result<UploadRecord> {
+        let tenant = scope.tenant_id();
         let id = parse_upload_id(upload_id)?;
-        self.get_upload(scope.tenant_id(), bucket, id)
+        let stored = self.get_upload(tenant, bucket, id)?;
+        let dek = self.stored_upload_dek(tenant, bucket, id, &stored)?;
+        stored.open(&dek.value_key()?)
     }
 
     fn get_upload(
@@ -71,14 +79,36 @@ impl Store {
         tenant: TenantId,
         bucket: &BucketRecord,
         id: ObjectId,
-    ) -> Result<UploadRecord> {
+    ) -> Result<StoredUpload> {
         self.get_record(Cf::Uploads, &keys::upload_by_id(tenant, bucket.id, id))?
             .ok_or(Error::NoSuchUpload)
     }
 
+    /// The DEK of upload `id` (its parts' and its object's). `NoSuchUpload` if absent.
+    pub(crate) fn upload_dek(
+        &self,
+        tenant: TenantId,
+        bucket: &BucketRecord,
+        id: ObjectId,
+    ) -> Result<Dek> {
+        let stored = self.get_upload(tenant, bucket, id)?;
+        self.stored_upload_dek(tenant, bucket, id, &stored)
+    }
+
+    pub(crate) fn stored_upload_dek(
+        &self,
+        tenant: TenantId,
+        bucket: &BucketRecord,
+        id: ObjectId,
+        stored: &StoredUpload,
+    ) -> Result<Dek> {
+        self.unwrap_dek(tenant, bucket.id, &stored.key, id, &stored.dek)
+    }
+
     /// Records a part, superseding (and queueing for collection) any earlier part with the
     /// same number. The recorded size is the written data's, and counts in the tenant's
-    /// usage from now on: `QuotaExceeded` (and the data removed) if it does not fit.
+    /// usage from now on: `QuotaExceeded` (and the data removed) if it does not fit. `data`
+    /// must come from a writer for this very part (`TargetMismatch` otherwise).
     pub fn put_part(
         &self,
         scope: &TenantScope,
@@ -90,15 +120,21 @@ impl Store {
     ) -> Result<()> {
         let tenant = scope.tenant_id();
         let id = parse_upload_id(upload_id)?;
-        let size = data.size();
-        let (location, pending) = data.into_location(tenant)?;
+        let binding = Binding::Part {
+            upload: id,
+            part_number,
+        };
+        let data = data.into_commit(tenant, bucket.id, binding)?;
+        let size = data.size;
+        let pending = data.pending;
         let record = PartRecord {
             part_number,
             etag: part.etag,
             size,
             last_modified: now(),
             checksums: part.checksums,
-            location,
+            location: data.location,
+            nonce: data.nonce,
         };
         let part_key = keys::part(tenant, bucket.id, id, part_number);
         let mut batch = Batch::new();
@@ -109,14 +145,15 @@ impl Store {
             let _bucket_guard = self.shared.locks.buckets_shared();
             let _upload_guard = self.shared.locks.upload(id);
             self.check_bucket_live(tenant, bucket)?;
-            self.get_upload(tenant, bucket, id)?;
+            let upload = self.get_upload(tenant, bucket, id)?;
+            let sealed = StoredPartRecord::seal(&record, &data.dek.value_key()?, &upload.key)?;
             let mut bytes = size_delta(size);
-            if let Some(old) = self.get_record::<PartRecord>(Cf::Parts, &part_key)? {
+            if let Some(old) = self.get_record::<StoredPartRecord>(Cf::Parts, &part_key)? {
                 queue_locations(&mut batch, tenant, [&old.location])?;
                 bytes = bytes.saturating_sub(size_delta(old.size));
             }
             let charge = self.charge(tenant, UsageDelta { bytes, objects: 0 }, &mut batch)?;
-            batch.put(Cf::Parts, part_key, record.encode()?);
+            batch.put(Cf::Parts, part_key, sealed.encode()?);
             self.meta().write(batch, Durability::Synced)?;
             charge.committed();
         }
@@ -126,7 +163,8 @@ impl Store {
         Ok(())
     }
 
-    /// Parts after `part_number_marker`, at most `max_parts`, and whether more follow.
+    /// Parts after `part_number_marker`, at most `max_parts`, and whether more follow; their
+    /// ETags and checksums decrypted.
     pub fn list_parts(
         &self,
         scope: &TenantScope,
@@ -137,7 +175,7 @@ impl Store {
     ) -> Result<(Vec<PartRecord>, bool)> {
         let tenant = scope.tenant_id();
         let id = parse_upload_id(upload_id)?;
-        self.get_upload(tenant, bucket, id)?;
+        let upload = self.get_upload(tenant, bucket, id)?;
         let Some(first) = part_number_marker.checked_add(1) else {
             return Ok((Vec::new(), false));
         };
@@ -147,6 +185,13 @@ impl Store {
         let mut parts = self.scan_parts(tenant, bucket, id, first, max_parts.saturating_add(1))?;
         let truncated = parts.len() > max_parts;
         parts.truncate(max_parts);
+        let value_key = self
+            .stored_upload_dek(tenant, bucket, id, &upload)?
+            .value_key()?;
+        let parts = parts
+            .into_iter()
+            .map(|p| p.open(&value_key, &upload.key))
+            .collect::<Result<_>>()?;
         Ok((parts, truncated))
     }
 
@@ -158,7 +203,7 @@ impl Store {
         upload: ObjectId,
         first: u32,
         limit: usize,
-    ) -> Result<Vec<PartRecord>> {
+    ) -> Result<Vec<StoredPartRecord>> {
         let prefix = keys::parts_prefix(tenant, bucket.id, upload);
         let mut cursor = self.meta().cursor(Cf::Parts, keys::prefix_end(&prefix))?;
         cursor.seek(&keys::part(tenant, bucket.id, upload, first));
@@ -166,7 +211,7 @@ impl Store {
         while parts.len() < limit {
             match cursor.next_entry()? {
                 Some((key, value)) if key.starts_with(&prefix) => {
-                    parts.push(PartRecord::decode(&value)?)
+                    parts.push(StoredPartRecord::decode(&value)?)
                 }
                 _ => break,
             }
@@ -192,8 +237,15 @@ impl Store {
         let id = parse_upload_id(upload_id)?;
         let _bucket_guard = self.shared.locks.buckets_shared();
         let _upload_guard = self.shared.locks.upload(id);
-        let upload = self.get_upload(tenant, bucket, id)?;
-        let parts = self.scan_parts(tenant, bucket, id, 0, usize::MAX)?;
+        let stored_upload = self.get_upload(tenant, bucket, id)?;
+        let dek = self.stored_upload_dek(tenant, bucket, id, &stored_upload)?;
+        let value_key = dek.value_key()?;
+        let upload = stored_upload.open(&value_key)?;
+        let parts = self
+            .scan_parts(tenant, bucket, id, 0, usize::MAX)?
+            .into_iter()
+            .map(|p| p.open(&value_key, &upload.key))
+            .collect::<Result<Vec<_>>>()?;
 
         let mut chosen_parts = Vec::with_capacity(chosen.len());
         for (part_number, etag) in chosen {
@@ -233,7 +285,7 @@ impl Store {
 
         let record = ObjectRecord {
             key: upload.key.clone(),
-            // The upload's id, to which its parts' data is bound.
+            // The upload's id, to which its parts' data and its wrapped DEK are bound.
             id,
             meta,
             last_modified: now(),
@@ -244,12 +296,16 @@ impl Store {
                     size: p.size,
                     location: p.location,
                     checksums: p.checksums,
+                    nonce: p.nonce,
                 })
                 .collect(),
+            bucket: bucket.id,
+            dek: upload.dek.clone(),
         };
+        let stored = StoredObject::seal(&record, &value_key)?;
         let _key_guard = self.shared.locks.object(tenant, bucket.id, &upload.key);
         self.check_bucket_live(tenant, bucket)?;
-        self.commit_object(tenant, bucket, &record, batch, -unchosen_bytes)?;
+        self.commit_object(tenant, bucket, &stored, batch, -unchosen_bytes)?;
         Ok(record)
     }
 

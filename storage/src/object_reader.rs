@@ -1,19 +1,28 @@
-//! Reading a byte range of an object, part by part. Offsets come from the part sizes in
-//! metadata, never from file sizes; a file that does not match its recorded size is corrupt.
+//! Reading a byte range of an object, part by part, decrypting as it goes. Offsets come
+//! from the part sizes in metadata, never from file sizes; a range maps to the sealed
+//! segments that hold it, each opened (its tag verified) before any of its bytes is
+//! released. A file that does not match its recorded size, a segment that does not open,
+//! a file from another object: all are [`Error::Integrity`], never wrong bytes.
 
+use std::fs::File;
 use std::path::PathBuf;
 
-use bytes::Bytes;
-use coffre_crypto::TenantId;
+use bytes::{Bytes, BytesMut};
+use coffre_crypto::aead::sealed_segment_len;
+use coffre_crypto::{
+    sealed_len, segments_for_range, stored_offset, Dek, NoncePrefix, SegmentDecryptor, TenantId,
+};
 
 use crate::arrays::{self, Arrays};
-use crate::data_file::{open_for_read, read_body_at};
+use crate::data_file::{open_for_read, read_sealed, seek_sealed};
 use crate::error::{Error, Result};
 use crate::records::{DataLocation, ObjectRecord};
 
 /// Reads one object's data. `Send`; holds no lock and no open file between calls.
 #[derive(Debug)]
 pub struct ObjectReader {
+    /// The object key, to name it in errors.
+    key: String,
     parts: Vec<ReadPart>,
     size: u64,
 }
@@ -21,30 +30,41 @@ pub struct ObjectReader {
 #[derive(Debug)]
 struct ReadPart {
     size: u64,
+    nonce: NoncePrefix,
+    decryptor: SegmentDecryptor,
     source: Source,
 }
 
 #[derive(Debug)]
 enum Source {
+    /// The sealed segments.
     Inline(Bytes),
     File(PathBuf),
 }
 
 impl ObjectReader {
-    pub(crate) fn new(arrays: &Arrays, tenant: TenantId, object: &ObjectRecord) -> Result<Self> {
+    pub(crate) fn new(
+        arrays: &Arrays,
+        tenant: TenantId,
+        object: &ObjectRecord,
+        dek: &Dek,
+    ) -> Result<Self> {
+        let integrity = |e| Error::integrity(&object.key, e);
         let mut parts = Vec::with_capacity(object.parts.len());
         for part in &object.parts {
             let source = match &part.location {
-                DataLocation::Inline(bytes) => {
-                    if bytes.len() as u64 != part.size {
-                        return Err(Error::Corrupt(format!(
-                            "object {}: inline part of {} bytes recorded as {}",
-                            object.key,
-                            bytes.len(),
-                            part.size
-                        )));
+                DataLocation::Inline(sealed) => {
+                    if sealed.len() as u64 != sealed_len(part.size) {
+                        return Err(Error::Integrity {
+                            object: object.key.clone(),
+                            reason: format!(
+                                "inline part of {} sealed bytes recorded as {} plaintext bytes",
+                                sealed.len(),
+                                part.size
+                            ),
+                        });
                     }
-                    Source::Inline(Bytes::copy_from_slice(bytes))
+                    Source::Inline(Bytes::copy_from_slice(sealed))
                 }
                 DataLocation::File { array, file } => {
                     let array = arrays.by_name(array).ok_or_else(|| {
@@ -53,13 +73,21 @@ impl ObjectReader {
                     Source::File(arrays::file_path(&array.path, tenant, *file))
                 }
             };
+            let key = dek.part_key(part.part_number).map_err(integrity)?;
+            let decryptor = SegmentDecryptor::new(key, part.nonce, part.size).map_err(integrity)?;
             parts.push(ReadPart {
                 size: part.size,
+                nonce: part.nonce,
+                decryptor,
                 source,
             });
         }
         let size = parts.iter().map(|p| p.size).sum();
-        Ok(Self { parts, size })
+        Ok(Self {
+            key: object.key.clone(),
+            parts,
+            size,
+        })
     }
 
     /// Total plaintext size, from metadata.
@@ -68,7 +96,8 @@ impl ObjectReader {
     }
 
     /// Feeds bytes `[start, end_exclusive)` (clamped to the object) to `sink` in chunks of at
-    /// most `max_chunk` bytes, in order, until done or `sink` returns `false`.
+    /// most `max_chunk` bytes, in order, until done or `sink` returns `false`. An error may
+    /// come after some chunks were sent: they were all authentic, but the rest is missing.
     pub fn read_range(
         &mut self,
         start: u64,
@@ -77,7 +106,7 @@ impl ObjectReader {
         sink: &mut dyn FnMut(Bytes) -> bool,
     ) -> Result<()> {
         let end = end_exclusive.min(self.size);
-        let max_chunk = max_chunk.max(1) as u64;
+        let max_chunk = max_chunk.max(1);
         let mut part_start = 0u64;
         for part in &self.parts {
             let part_end = part_start + part.size;
@@ -90,7 +119,7 @@ impl ObjectReader {
             }
             let from = start.saturating_sub(part_start);
             let to = end.min(part_end) - part_start;
-            if !read_part(part, from, to, max_chunk, sink)? {
+            if !read_part(&self.key, part, from, to, max_chunk, sink)? {
                 return Ok(());
             }
             part_start = part_end;
@@ -99,38 +128,80 @@ impl ObjectReader {
     }
 }
 
-/// Sends bytes `[from, to)` of one part; `false` when the sink asked to stop.
+/// Sends plaintext bytes `[from, to)` of one part; `false` when the sink asked to stop.
 fn read_part(
+    object: &str,
     part: &ReadPart,
     from: u64,
     to: u64,
-    max_chunk: u64,
+    max_chunk: usize,
     sink: &mut dyn FnMut(Bytes) -> bool,
 ) -> Result<bool> {
-    match &part.source {
-        Source::Inline(bytes) => {
-            let mut offset = from;
-            while offset < to {
-                let chunk_end = to.min(offset + max_chunk);
-                if !sink(bytes.slice(offset as usize..chunk_end as usize)) {
-                    return Ok(false);
-                }
-                offset = chunk_end;
-            }
-        }
+    let Some(span) = segments_for_range(part.size, from..to) else {
+        return Ok(true);
+    };
+    let mut file = match &part.source {
         Source::File(path) => {
-            let mut file = open_for_read(path, part.size)?;
-            let mut offset = from;
-            while offset < to {
-                let len = (to - offset).min(max_chunk) as usize;
-                let mut buf = vec![0u8; len];
-                read_body_at(&mut file, path, offset, &mut buf)?;
-                if !sink(Bytes::from(buf)) {
-                    return Ok(false);
-                }
-                offset += len as u64;
+            let mut file = open_for_read(path, part.size, &part.nonce, object)?;
+            seek_sealed(&mut file, span.stored.start)?;
+            Some((file, path))
+        }
+        Source::Inline(_) => None,
+    };
+    let mut skip = span.skip;
+    let mut remaining = span.len;
+    for index in span.first..=span.last {
+        let sealed = read_segment(object, part, file.as_mut(), index)?;
+        let plain = part
+            .decryptor
+            .open(index, sealed)
+            .map_err(|e| Error::integrity(object, e))?;
+        let skip_now = skip.min(plain.len());
+        let take = (plain.len() - skip_now).min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let mut plain = plain.slice(skip_now..skip_now + take);
+        skip = 0;
+        remaining -= take as u64;
+        while !plain.is_empty() {
+            let chunk = plain.split_to(plain.len().min(max_chunk));
+            if !sink(chunk) {
+                return Ok(false);
             }
         }
     }
     Ok(true)
+}
+
+/// The sealed bytes of segment `index`: from the inline data, or the next ones of the file
+/// (segments are read in order from the span's start).
+fn read_segment(
+    object: &str,
+    part: &ReadPart,
+    file: Option<&mut (File, &PathBuf)>,
+    index: u32,
+) -> Result<BytesMut> {
+    let len = sealed_segment_len(part.size, index).ok_or_else(|| Error::Integrity {
+        object: object.to_owned(),
+        reason: format!("segment {index} past the end of a part"),
+    })?;
+    let mut sealed = BytesMut::zeroed(len);
+    match (&part.source, file) {
+        (_, Some((file, path))) => read_sealed(file, path, object, &mut sealed)?,
+        (Source::Inline(bytes), None) => {
+            let start = usize::try_from(stored_offset(index)).unwrap_or(usize::MAX);
+            let stored = start
+                .checked_add(len)
+                .and_then(|end| bytes.get(start..end))
+                .ok_or_else(|| Error::Integrity {
+                    object: object.to_owned(),
+                    reason: "inline part shorter than recorded".into(),
+                })?;
+            sealed.copy_from_slice(stored);
+        }
+        (Source::File(_), None) => {
+            return Err(Error::Corrupt(format!(
+                "object {object}: data file not open"
+            )))
+        }
+    }
+    Ok(sealed)
 }

@@ -1,30 +1,60 @@
 //! Objects: writing, reading, overwriting and deleting them. Every change is one synced
 //! batch, and data it makes unreachable is queued for garbage collection in that batch.
 
-use coffre_crypto::{ObjectId, TenantId, TenantScope};
+use coffre_crypto::{Dek, ObjectId, TenantId, TenantScope};
 
-use crate::data_writer::{DataWriter, WrittenData};
+use crate::data_writer::{Binding, DataWriter, WriteTarget, WrittenData};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Batch, Cf, Durability};
+use crate::multipart_upload::parse_upload_id;
 use crate::object_reader::ObjectReader;
 use crate::records::{
     now, BucketRecord, DataLocation, FileLocation, GcEntry, GcState, ObjectMeta, ObjectRecord,
     PartLayout, Record,
 };
+use crate::sealed_records::StoredObject;
 use crate::store::Store;
 use crate::usage::UsageDelta;
 
 impl Store {
-    /// A writer for one part's data (a single PUT's body or one multipart part). Its file,
-    /// if it needs one, goes to an array the tenant's placement allows.
-    pub fn data_writer(&self, scope: &TenantScope, _bucket: &BucketRecord) -> Result<DataWriter> {
-        let tenant = self.live_tenant(scope.tenant_id())?;
-        Ok(DataWriter::new(
+    /// A writer for one part's data: a single PUT's body (a fresh DEK) or one part of a
+    /// multipart upload (the upload's DEK; `NoSuchUpload` if it is gone). The data is
+    /// sealed as it is written; its file, if it needs one, goes to an array the tenant's
+    /// placement allows.
+    pub fn data_writer(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        target: WriteTarget,
+    ) -> Result<DataWriter> {
+        let tenant_id = scope.tenant_id();
+        let tenant = self.live_tenant(tenant_id)?;
+        let (binding, dek) = match target {
+            WriteTarget::Object => (Binding::Object, Dek::generate()),
+            WriteTarget::Part {
+                upload_id,
+                part_number,
+            } => {
+                let upload = parse_upload_id(&upload_id)?;
+                let dek = self.upload_dek(tenant_id, bucket, upload)?;
+                (
+                    Binding::Part {
+                        upload,
+                        part_number,
+                    },
+                    dek,
+                )
+            }
+        };
+        DataWriter::new(
             self.shared.clone(),
-            scope.tenant_id(),
+            tenant_id,
+            bucket.id,
+            binding,
+            dek,
             tenant.placement,
-        ))
+        )
     }
 
     /// Makes `data` the content of `key`, replacing any previous version. `QuotaExceeded`
@@ -38,20 +68,26 @@ impl Store {
         data: WrittenData,
     ) -> Result<ObjectRecord> {
         let tenant = scope.tenant_id();
-        let size = data.size();
-        let (location, pending) = data.into_location(tenant)?;
+        let data = data.into_commit(tenant, bucket.id, Binding::Object)?;
+        let size = data.size;
+        let id = ObjectId::random();
         let record = ObjectRecord {
             key: key.to_owned(),
-            id: ObjectId::random(),
+            id,
             meta,
             last_modified: now(),
             parts: vec![PartLayout {
-                part_number: 0,
+                part_number: Binding::Object.part_number(),
                 size,
-                location,
+                location: data.location,
                 checksums: Vec::new(),
+                nonce: data.nonce,
             }],
+            bucket: bucket.id,
+            dek: self.wrap_dek(tenant, bucket.id, key, id, &data.dek)?,
         };
+        let stored = StoredObject::seal(&record, &data.dek.value_key()?)?;
+        let pending = data.pending;
         let mut batch = Batch::new();
         if let Some(pending) = &pending {
             pending.commit_in(&mut batch);
@@ -59,7 +95,7 @@ impl Store {
         let _bucket_guard = self.shared.locks.buckets_shared();
         let _key_guard = self.shared.locks.object(tenant, bucket.id, key);
         self.check_bucket_live(tenant, bucket)?;
-        self.commit_object(tenant, bucket, &record, batch, size_delta(size))?;
+        self.commit_object(tenant, bucket, &stored, batch, size_delta(size))?;
         if let Some(pending) = pending {
             pending.committed();
         }
@@ -75,7 +111,7 @@ impl Store {
         &self,
         tenant: TenantId,
         bucket: &BucketRecord,
-        record: &ObjectRecord,
+        record: &StoredObject,
         mut batch: Batch,
         bytes_added: i64,
     ) -> Result<()> {
@@ -84,7 +120,7 @@ impl Store {
             bytes: bytes_added,
             objects: 1,
         };
-        if let Some(old) = self.get_record::<ObjectRecord>(Cf::Objects, &db_key)? {
+        if let Some(old) = self.get_record::<StoredObject>(Cf::Objects, &db_key)? {
             queue_locations(&mut batch, tenant, old.parts.iter().map(|p| &p.location))?;
             delta.bytes = delta.bytes.saturating_sub(stored_size(&old));
             delta.objects = 0;
@@ -96,18 +132,24 @@ impl Store {
         Ok(())
     }
 
-    /// `NoSuchKey` if absent.
+    /// The object with its metadata decrypted. `NoSuchKey` if absent, `Integrity` if its
+    /// record does not open under the tenant's keys.
     pub fn object(
         &self,
         scope: &TenantScope,
         bucket: &BucketRecord,
         key: &str,
     ) -> Result<ObjectRecord> {
-        self.get_record(
-            Cf::Objects,
-            &keys::object(scope.tenant_id(), bucket.id, key.as_bytes()),
-        )?
-        .ok_or(Error::NoSuchKey)
+        let tenant = scope.tenant_id();
+        let stored: StoredObject = self
+            .get_record(
+                Cf::Objects,
+                &keys::object(tenant, bucket.id, key.as_bytes()),
+            )?
+            .ok_or(Error::NoSuchKey)?;
+        // Bound to the key asked for: a record moved under another key does not open.
+        let dek = self.unwrap_dek(tenant, bucket.id, key, stored.id, &stored.dek)?;
+        stored.open(bucket.id, &dek.value_key()?)
     }
 
     /// Removes `key`; succeeds when it is already absent, as S3 does.
@@ -122,7 +164,7 @@ impl Store {
         let _key_guard = self.shared.locks.object(tenant, bucket.id, key);
         self.check_bucket_live(tenant, bucket)?;
         let db_key = keys::object(tenant, bucket.id, key.as_bytes());
-        let Some(old) = self.get_record::<ObjectRecord>(Cf::Objects, &db_key)? else {
+        let Some(old) = self.get_record::<StoredObject>(Cf::Objects, &db_key)? else {
             return Ok(());
         };
         let mut batch = Batch::new();
@@ -138,12 +180,16 @@ impl Store {
         Ok(())
     }
 
+    /// A reader that decrypts `object`'s data. `Integrity` if the object's DEK does not
+    /// open for this tenant.
     pub fn object_reader(
         &self,
         scope: &TenantScope,
         object: &ObjectRecord,
     ) -> Result<ObjectReader> {
-        ObjectReader::new(&self.shared.arrays, scope.tenant_id(), object)
+        let tenant = scope.tenant_id();
+        let dek = self.unwrap_dek(tenant, object.bucket, &object.key, object.id, &object.dek)?;
+        ObjectReader::new(&self.shared.arrays, tenant, object, &dek)
     }
 }
 
@@ -153,7 +199,7 @@ pub(crate) fn size_delta(size: u64) -> i64 {
 }
 
 /// The bytes an object's parts occupy, as counted in usage.
-pub(crate) fn stored_size(object: &ObjectRecord) -> i64 {
+pub(crate) fn stored_size(object: &StoredObject) -> i64 {
     object
         .parts
         .iter()

@@ -4,7 +4,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use coffre_crypto::{AccessKeyId, BucketId, ObjectId, Role, TenantId};
+use coffre_crypto::{
+    AccessKeyId, BucketId, KekVersion, NoncePrefix, ObjectId, Role, TenantId, WrappedDek,
+    WrappedKek,
+};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use zeroize::Zeroize;
 
@@ -55,7 +58,7 @@ fn unknown_version(kind: &str, version: u8) -> Error {
 }
 
 /// Times are stored as milliseconds since the Unix epoch, the precision S3 shows.
-mod unix_millis {
+pub(crate) mod unix_millis {
     use super::*;
     use serde::{Deserializer, Serializer};
 
@@ -116,10 +119,16 @@ pub struct TenantRecord {
     /// Array names or site labels the tenant's data files may be placed on; empty: any.
     pub placement: Vec<String>,
     pub quotas: Quotas,
+    /// The tenant's key-encryption keys, each wrapped by the root key; emptied when the
+    /// tenant is deleted (crypto-shredding).
+    pub keks: Vec<WrappedKek>,
+    /// The KEK version that wraps new DEKs.
+    pub kek_version: KekVersion,
 }
 
-/// Format 2 added placement and quotas; format 1 tenants have neither.
-const TENANT_FORMAT_VERSION: u8 = 2;
+/// Format 2 added placement and quotas, format 3 the wrapped KEKs. Tenants of formats 1
+/// and 2 have no keys (none were ever deployed): they decode, but cannot store or read data.
+const TENANT_FORMAT_VERSION: u8 = 3;
 
 impl Record for TenantRecord {
     const KIND: &'static str = "tenant";
@@ -134,6 +143,16 @@ impl Record for TenantRecord {
             created: SystemTime,
             state: TenantState,
         }
+        #[derive(Deserialize)]
+        struct TenantRecordV2 {
+            id: TenantId,
+            name: String,
+            #[serde(with = "unix_millis")]
+            created: SystemTime,
+            state: TenantState,
+            placement: Vec<String>,
+            quotas: Quotas,
+        }
         match version {
             1 => {
                 let v1: TenantRecordV1 = decode_body(Self::KIND, body)?;
@@ -144,6 +163,21 @@ impl Record for TenantRecord {
                     state: v1.state,
                     placement: Vec::new(),
                     quotas: Quotas::default(),
+                    keks: Vec::new(),
+                    kek_version: KekVersion::FIRST,
+                })
+            }
+            2 => {
+                let v2: TenantRecordV2 = decode_body(Self::KIND, body)?;
+                Ok(TenantRecord {
+                    id: v2.id,
+                    name: v2.name,
+                    created: v2.created,
+                    state: v2.state,
+                    placement: v2.placement,
+                    quotas: v2.quotas,
+                    keks: Vec::new(),
+                    kek_version: KekVersion::FIRST,
                 })
             }
             _ => Err(unknown_version(Self::KIND, version)),
@@ -214,8 +248,12 @@ impl Record for BucketRecord {
     const KIND: &'static str = "bucket";
 }
 
-/// What the gateway knows about an object's content: set by the gateway, stored as given.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What the gateway knows about an object's content, in plaintext: set by the gateway and
+/// handed back by storage. At rest the ETag, the checksum values and the user metadata
+/// values are sealed under the object's DEK (see `sealed_records`); the size, the content
+/// headers (Content-Type and the like), the user metadata names and the checksum
+/// algorithms stay plaintext.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectMeta {
     pub size: u64,
     /// Without quotes.
@@ -233,40 +271,44 @@ pub struct ObjectMeta {
     pub checksum_type: Option<String>,
 }
 
-/// Where a part's bytes are.
+/// Where a part's sealed bytes are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DataLocation {
-    /// Small data kept in the record itself.
+    /// Small data kept in the record itself, sealed like a file body.
     Inline(Vec<u8>),
     /// A data file `<array>/<tenant>/<ab>/<cd>/<file>` on the array named `array`.
     File { array: String, file: ObjectId },
 }
 
 /// One part of an object's data, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartLayout {
-    /// 0 for a single PUT, the S3 part number for a completed multipart upload.
+    /// 0 for a single PUT, the S3 part number for a completed multipart upload; the part
+    /// key is derived from it.
     pub part_number: u32,
     /// Plaintext bytes in this part: the source of truth for offsets, never the file size.
     pub size: u64,
     pub location: DataLocation,
     /// The part's own checksums (algorithm name, base64), for GetObjectAttributes.
     pub checksums: Vec<(String, String)>,
+    /// The nonce prefix its segments were sealed with (authoritative; the file header
+    /// repeats it).
+    pub(crate) nonce: NoncePrefix,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An object as storage hands it out: plaintext metadata, and the wrapped DEK its data
+/// and sealed values are bound to. Only storage creates one.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRecord {
     pub key: String,
     /// This version's identity, for binding keys to it.
     pub id: ObjectId,
     pub meta: ObjectMeta,
-    #[serde(with = "unix_millis")]
     pub last_modified: SystemTime,
     pub parts: Vec<PartLayout>,
-}
-
-impl Record for ObjectRecord {
-    const KIND: &'static str = "object";
+    /// The bucket incarnation it was read from: part of the DEK's context.
+    pub(crate) bucket: BucketId,
+    pub(crate) dek: WrappedDek,
 }
 
 /// What the gateway knows about an uploaded part.
@@ -278,34 +320,29 @@ pub struct PartInfo {
     pub checksums: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An uploaded part, plaintext (its ETag and checksums are sealed at rest).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartRecord {
     pub part_number: u32,
     pub etag: String,
     pub size: u64,
-    #[serde(with = "unix_millis")]
     pub last_modified: SystemTime,
     pub checksums: Vec<(String, String)>,
     pub location: DataLocation,
+    pub(crate) nonce: NoncePrefix,
 }
 
-impl Record for PartRecord {
-    const KIND: &'static str = "part";
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A multipart upload, plaintext. Its DEK, created with it, becomes the object's DEK: the
+/// upload id is the object's id, so the wrapped DEK's context is already the object's.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadRecord {
     /// Lowercase hex of an [`ObjectId`]: URL-safe.
     pub upload_id: String,
     pub key: String,
-    #[serde(with = "unix_millis")]
     pub initiated: SystemTime,
     /// Content headers and metadata given at creation; size and etag are empty.
     pub meta: ObjectMeta,
-}
-
-impl Record for UploadRecord {
-    const KIND: &'static str = "upload";
+    pub(crate) dek: WrappedDek,
 }
 
 /// A data file, wherever it lives.

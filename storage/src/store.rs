@@ -4,8 +4,9 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
-use coffre_crypto::{BucketId, ObjectId, TenantId};
+use coffre_crypto::{BucketId, KeyProvider, ObjectId, TenantId};
 use rand::RngCore;
 
 use crate::arrays::{ArrayConfig, Arrays};
@@ -13,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Cf, MetaStore, RocksMetaStore};
 use crate::records::{BucketRecord, Record, TenantRecord, TenantState};
+use crate::tenant_keys::TenantKeys;
 use crate::usage::UsageTracker;
 
 /// Objects up to this size are kept in their metadata record by default.
@@ -25,15 +27,26 @@ pub struct StoreConfig {
     pub arrays: Vec<ArrayConfig>,
     /// Data of at most this many bytes stays inline in its record, without a file.
     pub inline_max: usize,
+    /// Unwrapped tenant KEKs kept in memory at most.
+    pub kek_cache_capacity: usize,
+    /// How long an unwrapped KEK stays cached.
+    pub kek_cache_ttl: Duration,
 }
 
+/// Default [`StoreConfig::kek_cache_capacity`].
+pub const DEFAULT_KEK_CACHE_CAPACITY: usize = 4096;
+/// Default [`StoreConfig::kek_cache_ttl`].
+pub const DEFAULT_KEK_CACHE_TTL: Duration = Duration::from_secs(15 * 60);
+
 impl StoreConfig {
-    /// A configuration with the default inline threshold.
+    /// A configuration with the default inline threshold and KEK cache.
     pub fn new(meta_dir: PathBuf, arrays: Vec<ArrayConfig>) -> Self {
         Self {
             meta_dir,
             arrays,
             inline_max: DEFAULT_INLINE_MAX,
+            kek_cache_capacity: DEFAULT_KEK_CACHE_CAPACITY,
+            kek_cache_ttl: DEFAULT_KEK_CACHE_TTL,
         }
     }
 }
@@ -53,18 +66,25 @@ pub(crate) struct Shared {
     pub boot_id: [u8; 16],
     pub locks: Locks,
     pub usage: UsageTracker,
+    /// The root key provider and the unwrapped tenant KEKs.
+    pub keys: TenantKeys,
 }
 
 impl Store {
-    /// Creates the metadata directory and array roots as needed and opens RocksDB.
-    pub fn open(config: StoreConfig) -> Result<Store> {
+    /// Creates the metadata directory and array roots as needed and opens RocksDB. `keys`
+    /// holds the root key that wraps every tenant's KEKs.
+    pub fn open(config: StoreConfig, keys: Arc<dyn KeyProvider>) -> Result<Store> {
         std::fs::create_dir_all(&config.meta_dir)?;
         let meta = RocksMetaStore::open(&config.meta_dir)?;
-        Self::with_meta_store(config, Box::new(meta))
+        Self::with_meta_store(config, Box::new(meta), keys)
     }
 
     /// A store over any [`MetaStore`]; `config.meta_dir` is not used.
-    pub fn with_meta_store(config: StoreConfig, meta: Box<dyn MetaStore>) -> Result<Store> {
+    pub fn with_meta_store(
+        config: StoreConfig,
+        meta: Box<dyn MetaStore>,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<Store> {
         let arrays = Arrays::new(config.arrays)?;
         let mut boot_id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut boot_id);
@@ -76,6 +96,7 @@ impl Store {
                 boot_id,
                 locks: Locks::new(),
                 usage: UsageTracker::default(),
+                keys: TenantKeys::new(keys, config.kek_cache_capacity, config.kek_cache_ttl),
             }),
         })
     }

@@ -10,9 +10,8 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Batch, Cf, Durability};
 use crate::objects::queue_locations;
-use crate::records::{
-    ObjectRecord, PartRecord, Record, TenantNameRecord, TenantRecord, TenantState,
-};
+use crate::records::{Record, TenantNameRecord, TenantRecord, TenantState};
+use crate::sealed_records::{StoredObject, StoredPartRecord};
 use crate::store::Store;
 
 /// Records removed per batch while purging a tenant.
@@ -42,10 +41,10 @@ impl Store {
                 batch.delete(Cf::TenantNames, name_key);
             }
             tenant.state = TenantState::Deleting;
-            destroy_tenant_keys(&mut tenant);
-            batch.put(Cf::Tenants, keys::tenant(id), tenant.encode()?);
-            self.meta().write(batch, Durability::Synced)?;
+            // The tenant's KEKs go in the batch that marks it deleted (crypto-shredding).
+            self.shred_tenant_keys(tenant, batch)?;
         }
+        self.purge_shredded_keys()?;
         tracing::info!(tenant = %id, force, "tenant deleted; purging its records");
         self.purge_tenant(id)
     }
@@ -62,6 +61,11 @@ impl Store {
             }
         }
         drop(cursor);
+        if !deleting.is_empty() {
+            // A crash may have come between the destruction of the keys and the purge of
+            // their stale copies.
+            self.purge_shredded_keys()?;
+        }
         for id in &deleting {
             tracing::info!(task = maint.task(), tenant = %id, "resuming a tenant deletion");
             self.purge_tenant(*id)?;
@@ -78,11 +82,11 @@ impl Store {
             self.purge_prefix(Cf::Buckets, &prefix, |_, _| Ok(()))?;
         }
         self.purge_prefix(Cf::Objects, &prefix, |batch, value| {
-            let object = ObjectRecord::decode(value)?;
+            let object = StoredObject::decode(value)?;
             queue_locations(batch, id, object.parts.iter().map(|p| &p.location))
         })?;
         self.purge_prefix(Cf::Parts, &prefix, |batch, value| {
-            let part = PartRecord::decode(value)?;
+            let part = StoredPartRecord::decode(value)?;
             queue_locations(batch, id, [&part.location])
         })?;
         self.purge_prefix(Cf::Uploads, &prefix, |_, _| Ok(()))?;
@@ -127,9 +131,3 @@ impl Store {
         }
     }
 }
-
-/// Crypto-shredding: destroys the tenant's key-encryption keys, after which none of its
-/// data can be decrypted, whatever is left on the arrays.
-// Tenant KEKs do not exist yet: the encryption work stores them (wrapped by the root key)
-// in the tenant record, clears them here, and records the destruction in the audit log.
-fn destroy_tenant_keys(_tenant: &mut TenantRecord) {}

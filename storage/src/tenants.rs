@@ -27,8 +27,9 @@ pub struct TenantUpdate {
 }
 
 impl Store {
-    /// A new, active tenant. `TenantExists` if the name is taken, `InvalidPlacement` if the
-    /// placement names an unknown array or site.
+    /// A new, active tenant with a fresh KEK (version 1, wrapped by the root key).
+    /// `TenantExists` if the name is taken, `InvalidPlacement` if the placement names an
+    /// unknown array or site.
     pub fn create_tenant(
         &self,
         _admin: &AdminScope,
@@ -41,13 +42,17 @@ impl Store {
         if self.meta().get(Cf::TenantNames, &name_key)?.is_some() {
             return Err(Error::TenantExists);
         }
+        let id = TenantId::random();
+        let (kek, wrapped_kek) = self.shared.keys.generate(id)?;
         let tenant = TenantRecord {
-            id: TenantId::random(),
+            id,
             name: name.to_owned(),
             created: now(),
             state: TenantState::Active,
             placement: settings.placement,
             quotas: settings.quotas,
+            kek_version: wrapped_kek.kek_version,
+            keks: vec![wrapped_kek],
         };
         let mut batch = Batch::new();
         batch.put(Cf::Tenants, keys::tenant(tenant.id), tenant.encode()?);
@@ -57,6 +62,7 @@ impl Store {
             TenantNameRecord { tenant: tenant.id }.encode()?,
         );
         self.meta().write(batch, Durability::Synced)?;
+        self.shared.keys.remember(id, kek);
         Ok(tenant)
     }
 

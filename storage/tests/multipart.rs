@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use coffre_crypto::{MaintenanceScope, TenantScope};
 use coffre_storage::{
     BucketRecord, Error, ObjectMeta, PartInfo, PartRecord, Store, UploadListQuery, UploadRecord,
+    WriteTarget,
 };
 use harness::*;
 use proptest::prelude::*;
@@ -23,7 +24,7 @@ fn put_part(
     n: u32,
     data: &[u8],
 ) -> String {
-    let written = write(store, scope, bucket, data, 1000);
+    let written = write_part(store, scope, bucket, upload, n, data, 1000);
     let etag = format!("etag-{n}-{}", data.first().copied().unwrap_or(0));
     let info = PartInfo {
         etag: etag.clone(),
@@ -244,9 +245,12 @@ fn malformed_or_unknown_upload_ids_are_no_such_upload() {
                 store.upload(&alice, &bucket, id),
                 Err(Error::NoSuchUpload)
             ));
-            let written = write(store, &alice, &bucket, b"data", 10);
+            let target = WriteTarget::Part {
+                upload_id: id.to_owned(),
+                part_number: 1,
+            };
             assert!(matches!(
-                store.put_part(&alice, &bucket, id, 1, PartInfo::default(), written),
+                store.data_writer(&alice, &bucket, target),
                 Err(Error::NoSuchUpload)
             ));
             assert!(matches!(

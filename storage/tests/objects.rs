@@ -6,7 +6,7 @@
 mod harness;
 
 use coffre_crypto::MaintenanceScope;
-use coffre_storage::{DataLocation, Error, GcStats, ListQuery};
+use coffre_storage::{DataLocation, Error, GcStats, ListQuery, WriteTarget};
 use harness::*;
 
 fn gc(store: &coffre_storage::Store) -> GcStats {
@@ -109,7 +109,8 @@ fn overwrite_and_delete_queue_old_files_and_gc_removes_them() {
             stats,
             GcStats {
                 files_removed: 1,
-                bytes_removed: 3000 + 16
+                // Header, then the sealed segment (one tag).
+                bytes_removed: 16 + 3000 + 16
             }
         );
         assert!(!old_files[0].exists());
@@ -138,7 +139,9 @@ fn an_abandoned_writer_or_uncommitted_data_leaves_no_file() {
     each_store(|store, dir| {
         let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
-        let mut writer = store.data_writer(&alice, &bucket).unwrap();
+        let mut writer = store
+            .data_writer(&alice, &bucket, WriteTarget::Object)
+            .unwrap();
         writer.write(&bytes(5000, 7)).unwrap();
         assert_eq!(
             array_files(dir).len(),
@@ -157,36 +160,40 @@ fn an_abandoned_writer_or_uncommitted_data_leaves_no_file() {
 }
 
 #[test]
-fn a_truncated_or_altered_data_file_is_corrupt() {
+fn a_truncated_or_altered_data_file_fails_integrity() {
     each_store(|store, dir| {
         let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         let data = bytes(5000, 9);
         let record = put(store, &alice, &bucket, "k", &data);
         let path = array_files(dir).pop().unwrap();
+        let sealed_file_len = 16 + 5000 + 16;
+        let intact = std::fs::read(&path).unwrap();
+        assert_eq!(intact.len(), sealed_file_len);
 
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        file.set_len(16 + 4999).unwrap();
+        file.set_len(sealed_file_len as u64 - 1).unwrap();
         assert!(matches!(
             read_range(store, &alice, &record, 0, 10, 4096),
-            Err(Error::Corrupt(_))
+            Err(Error::Integrity { .. })
         ));
 
-        let mut altered = std::fs::read(&path).unwrap();
-        altered.push(0);
+        let mut altered = intact.clone();
         altered[7] = 9; // unknown format version
         std::fs::write(&path, &altered).unwrap();
         assert!(matches!(
             read_range(store, &alice, &record, 0, 10, 4096),
-            Err(Error::Corrupt(_))
+            Err(Error::Integrity { .. })
         ));
-        altered[7] = 1;
+        let mut altered = intact.clone();
         altered[0] = b'X';
-        std::fs::write(&path, &altered[..16 + 5000]).unwrap();
+        std::fs::write(&path, &altered).unwrap();
         assert!(matches!(
             read_range(store, &alice, &record, 0, 10, 4096),
-            Err(Error::Corrupt(_))
+            Err(Error::Integrity { .. })
         ));
+        std::fs::write(&path, &intact).unwrap();
+        assert_eq!(read_all(store, &alice, &record), data);
     });
 }
 

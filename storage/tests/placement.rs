@@ -20,10 +20,13 @@ fn store_with_sites(dir: &Path) -> Store {
             site: Some(site.into()),
         })
         .collect();
-    Store::open(StoreConfig {
-        inline_max: INLINE_MAX,
-        ..StoreConfig::new(dir.join("meta"), arrays)
-    })
+    Store::open(
+        StoreConfig {
+            inline_max: INLINE_MAX,
+            ..StoreConfig::new(dir.join("meta"), arrays)
+        },
+        root_keys(dir),
+    )
     .unwrap()
 }
 

@@ -34,7 +34,7 @@ fn put_part(
     number: u32,
     data: &[u8],
 ) -> coffre_storage::Result<()> {
-    let written = write(store, scope, bucket, data, 4096);
+    let written = write_part(store, scope, bucket, upload, number, data, 4096);
     let info = PartInfo {
         etag: format!("p{number}-{}", data.len()),
         size: data.len() as u64,

@@ -25,7 +25,15 @@ fn delete_is_refused_while_buckets_remain_unless_forced() {
         let upload = store
             .create_upload(&alice, &bucket, "mp", ObjectMeta::default())
             .unwrap();
-        let written = write(store, &alice, &bucket, &bytes(4000, 2), 1000);
+        let written = write_part(
+            store,
+            &alice,
+            &bucket,
+            &upload.upload_id,
+            1,
+            &bytes(4000, 2),
+            1000,
+        );
         store
             .put_part(
                 &alice,

@@ -5,10 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use coffre_crypto::{AdminScope, TenantId, TenantScope};
+use std::sync::Arc;
+
+use coffre_crypto::{AdminScope, KeyProvider, LocalFileKeyProvider, TenantId, TenantScope};
 use coffre_storage::{
     ArrayConfig, BucketRecord, MemoryMetaStore, ObjectMeta, ObjectRecord, Store, StoreConfig,
-    TenantSettings, WrittenData,
+    TenantSettings, WriteTarget, WrittenData,
 };
 
 pub const INLINE_MAX: usize = 1024;
@@ -29,12 +31,22 @@ pub fn config(dir: &Path) -> StoreConfig {
     }
 }
 
+/// The root key provider of the store in `dir` (a local key file, created on first use).
+pub fn root_keys(dir: &Path) -> Arc<dyn KeyProvider> {
+    Arc::new(LocalFileKeyProvider::open_or_create(dir.join("root.key")).unwrap())
+}
+
 pub fn open_rocks(dir: &Path) -> Store {
-    Store::open(config(dir)).unwrap()
+    Store::open(config(dir), root_keys(dir)).unwrap()
 }
 
 pub fn open_memory(dir: &Path) -> Store {
-    Store::with_meta_store(config(dir), Box::new(MemoryMetaStore::new())).unwrap()
+    Store::with_meta_store(
+        config(dir),
+        Box::new(MemoryMetaStore::new()),
+        root_keys(dir),
+    )
+    .unwrap()
 }
 
 /// Runs `check` against a store on each metadata store implementation.
@@ -68,7 +80,7 @@ pub fn meta_for(data: &[u8]) -> ObjectMeta {
     }
 }
 
-/// Writes `data` in slices of at most `slice` bytes.
+/// Writes `data` for a single PUT in slices of at most `slice` bytes.
 pub fn write(
     store: &Store,
     scope: &TenantScope,
@@ -76,7 +88,35 @@ pub fn write(
     data: &[u8],
     slice: usize,
 ) -> WrittenData {
-    let mut writer = store.data_writer(scope, bucket).unwrap();
+    write_for(store, scope, bucket, WriteTarget::Object, data, slice)
+}
+
+/// Writes `data` for part `part_number` of an upload in slices of at most `slice` bytes.
+pub fn write_part(
+    store: &Store,
+    scope: &TenantScope,
+    bucket: &BucketRecord,
+    upload_id: &str,
+    part_number: u32,
+    data: &[u8],
+    slice: usize,
+) -> WrittenData {
+    let target = WriteTarget::Part {
+        upload_id: upload_id.to_owned(),
+        part_number,
+    };
+    write_for(store, scope, bucket, target, data, slice)
+}
+
+pub fn write_for(
+    store: &Store,
+    scope: &TenantScope,
+    bucket: &BucketRecord,
+    target: WriteTarget,
+    data: &[u8],
+    slice: usize,
+) -> WrittenData {
+    let mut writer = store.data_writer(scope, bucket, target).unwrap();
     for chunk in data.chunks(slice.max(1)) {
         writer.write(chunk).unwrap();
     }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use coffre_crypto::checksum::{ChecksumAlgorithm, ChecksumHasher};
 use coffre_crypto::TenantScope;
-use coffre_storage::{BucketRecord, ObjectMeta, ObjectRecord, PartInfo, Store, WrittenData};
+use coffre_storage::{
+    BucketRecord, ObjectMeta, ObjectRecord, PartInfo, Store, WriteTarget, WrittenData,
+};
 use http::{HeaderMap, HeaderValue, Response};
 use md5::{Digest, Md5};
 
@@ -80,13 +82,14 @@ async fn copy_data(
     store: Arc<Store>,
     scope: Arc<TenantScope>,
     target: BucketRecord,
+    write_target: WriteTarget,
     source: ObjectRecord,
     range: ByteRange,
     algorithm: ChecksumAlgorithm,
 ) -> Result<Copied, S3Error> {
     blocking(move || {
         let mut reader = store.object_reader(&scope, &source)?;
-        let mut writer = store.data_writer(&scope, &target)?;
+        let mut writer = store.data_writer(&scope, &target, write_target)?;
         let mut md5 = Md5::new();
         let mut hasher: ChecksumHasher = algorithm.hasher();
         let mut failure = None;
@@ -200,6 +203,7 @@ pub async fn copy_object(
         ctx.store.clone(),
         ctx.scope.clone(),
         target.clone(),
+        WriteTarget::Object,
         source_object,
         range,
         algorithm,
@@ -285,6 +289,10 @@ pub async fn upload_part_copy(
         ctx.store.clone(),
         ctx.scope.clone(),
         target.clone(),
+        WriteTarget::Part {
+            upload_id: upload_id.clone(),
+            part_number,
+        },
         source_object,
         range,
         algorithm,

@@ -9,7 +9,9 @@ use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
 use coffre_crypto::checksum::{combine_full_object_crc, composite_checksum, ChecksumAlgorithm};
-use coffre_storage::{ObjectMeta, PartInfo, PartRecord, UploadListQuery, UploadRecord};
+use coffre_storage::{
+    ObjectMeta, PartInfo, PartRecord, UploadListQuery, UploadRecord, WriteTarget,
+};
 use http::{HeaderValue, Response, StatusCode};
 use md5::{Digest, Md5};
 
@@ -209,7 +211,11 @@ pub async fn upload_part(
     let digest = PayloadDigest::from_headers(&ctx.headers)?;
     let writer = {
         let (store, scope, record) = (ctx.store.clone(), ctx.scope.clone(), record.clone());
-        blocking(move || store.data_writer(&scope, &record)).await?
+        let target = WriteTarget::Part {
+            upload_id: upload_id.clone(),
+            part_number,
+        };
+        blocking(move || store.data_writer(&scope, &record, target)).await?
     };
     let (data, digests) = receive_payload(&mut ctx.body, writer, digest).await?;
     let (algorithm, value) = digests.checksum.clone();

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use coffre_storage::{BucketRecord, ObjectRecord};
+use coffre_storage::{BucketRecord, ObjectRecord, WriteTarget};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use tokio::sync::mpsc;
 
@@ -53,7 +53,7 @@ pub async fn put_object(
     let digest = PayloadDigest::from_headers(&ctx.headers)?;
     let writer = {
         let (store, scope, record) = (ctx.store.clone(), ctx.scope.clone(), record.clone());
-        blocking(move || store.data_writer(&scope, &record)).await?
+        blocking(move || store.data_writer(&scope, &record, WriteTarget::Object)).await?
     };
     let (data, digests) = receive_payload(&mut ctx.body, writer, digest).await?;
     meta.size = data.size();

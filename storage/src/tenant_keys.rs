@@ -1,0 +1,171 @@
+//! Tenant key-encryption keys and the DEKs they wrap.
+//!
+//! A tenant's KEK versions are created with it, wrapped by the root key provider and kept
+//! in its record. Unwrapped KEKs live in a bounded [`KekCache`], so the provider (an HSM
+//! round trip) is not on the per-request path once a KEK is cached. Deleting a tenant
+//! destroys its wrapped KEKs first (crypto-shredding), then makes RocksDB drop every stale
+//! copy of them.
+//!
+//! A DEK is bound to (tenant, bucket id, object key, object id, version 0): Coffre keeps one
+//! version per key, and the object id already names it. A multipart upload's DEK is
+//! wrapped for the upload id, which becomes the object id, so completion reuses it as is.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use coffre_crypto::{
+    BucketId, Dek, DekContext, Kek, KekCache, KekCacheStats, KekVersion, KeyProvider, ObjectId,
+    TenantId, WrappedDek, WrappedKek,
+};
+
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::meta_store::{Batch, Cf, Durability};
+use crate::records::{Record, TenantRecord, TenantState};
+use crate::store::Store;
+
+/// The root key provider and the cache of unwrapped KEKs.
+pub(crate) struct TenantKeys {
+    provider: Arc<dyn KeyProvider>,
+    cache: KekCache,
+    /// Shared while a KEK is read from its record and cached, exclusive while a tenant's
+    /// KEKs are destroyed: a KEK read before the destruction is never cached after it.
+    shredding: RwLock<()>,
+}
+
+impl TenantKeys {
+    pub fn new(provider: Arc<dyn KeyProvider>, capacity: usize, ttl: Duration) -> Self {
+        Self {
+            provider,
+            cache: KekCache::new(capacity, ttl),
+            shredding: RwLock::new(()),
+        }
+    }
+
+    /// KEK version 1 of a new tenant, and its wrapped form for the record.
+    pub fn generate(&self, tenant: TenantId) -> Result<(Arc<Kek>, WrappedKek)> {
+        let kek = Kek::generate(KekVersion::FIRST)?;
+        let wrapped = self.provider.wrap_kek(tenant, &kek)?;
+        Ok((Arc::new(kek), wrapped))
+    }
+
+    /// Caches the KEK of a tenant just created.
+    pub fn remember(&self, tenant: TenantId, kek: Arc<Kek>) {
+        self.cache.insert(tenant, kek);
+    }
+
+    // A poisoned lock guards no data.
+    fn reading(&self) -> RwLockReadGuard<'_, ()> {
+        self.shredding.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn shredding(&self) -> RwLockWriteGuard<'_, ()> {
+        self.shredding.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl std::fmt::Debug for TenantKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantKeys")
+            .field("provider", &self.provider.kind())
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
+/// What a DEK is bound to.
+fn dek_context(tenant: TenantId, bucket: BucketId, key: &str, object: ObjectId) -> DekContext<'_> {
+    DekContext {
+        tenant,
+        bucket,
+        key,
+        object,
+        version: 0,
+    }
+}
+
+impl Store {
+    /// Hits and misses of the KEK cache, for metrics.
+    pub fn kek_cache_stats(&self) -> KekCacheStats {
+        self.shared.keys.cache.stats()
+    }
+
+    /// A KEK version of `tenant`: from the cache, or unwrapped by the key provider and
+    /// cached. `NoSuchTenant` once the tenant is deleted (its KEKs are gone).
+    pub(crate) fn kek(&self, tenant: TenantId, version: KekVersion) -> Result<Arc<Kek>> {
+        let held = &self.shared.keys;
+        if let Some(kek) = held.cache.get(tenant, version) {
+            return Ok(kek);
+        }
+        let _reading = held.reading();
+        let record = self
+            .get_record::<TenantRecord>(Cf::Tenants, &keys::tenant(tenant))?
+            .ok_or(Error::NoSuchTenant)?;
+        let Some(wrapped) = record.keks.iter().find(|k| k.kek_version == version) else {
+            return Err(if record.state == TenantState::Deleting {
+                Error::NoSuchTenant
+            } else {
+                Error::Corrupt(format!("tenant {tenant} has no KEK {version}"))
+            });
+        };
+        let kek = Arc::new(held.provider.unwrap_kek(tenant, wrapped)?);
+        held.cache.insert(tenant, kek.clone());
+        Ok(kek)
+    }
+
+    /// Wraps a new object's (or upload's) DEK under the tenant's current KEK. Fails if the
+    /// tenant is gone or being deleted.
+    pub(crate) fn wrap_dek(
+        &self,
+        tenant: TenantId,
+        bucket: BucketId,
+        key: &str,
+        object: ObjectId,
+        dek: &Dek,
+    ) -> Result<WrappedDek> {
+        let record = self.live_tenant(tenant)?;
+        let kek = self.kek(tenant, record.kek_version)?;
+        Ok(kek.wrap_dek(dek, &dek_context(tenant, bucket, key, object))?)
+    }
+
+    /// Opens the DEK of `key` (object `object` in `bucket`): an integrity error if the
+    /// record was tampered with or belongs to another tenant, bucket, key or object.
+    pub(crate) fn unwrap_dek(
+        &self,
+        tenant: TenantId,
+        bucket: BucketId,
+        key: &str,
+        object: ObjectId,
+        wrapped: &WrappedDek,
+    ) -> Result<Dek> {
+        let kek = self.kek(tenant, wrapped.kek_version)?;
+        kek.unwrap_dek(wrapped, &dek_context(tenant, bucket, key, object))
+            .map_err(|e| Error::integrity(key, e))
+    }
+
+    /// Crypto-shredding, step one: writes `tenant` without its wrapped KEKs (with the rest
+    /// of `batch`) and forgets its cached KEKs. From then on nothing of the tenant can be
+    /// decrypted through this store. The caller holds the admin lock.
+    pub(crate) fn shred_tenant_keys(
+        &self,
+        mut tenant: TenantRecord,
+        mut batch: Batch,
+    ) -> Result<()> {
+        let held = &self.shared.keys;
+        let _shredding = held.shredding();
+        let destroyed = tenant.keks.len();
+        tenant.keks.clear();
+        batch.put(Cf::Tenants, keys::tenant(tenant.id), tenant.encode()?);
+        self.meta().write(batch, Durability::Synced)?;
+        held.cache.evict_tenant(tenant.id);
+        tracing::info!(tenant = %tenant.id, destroyed, "tenant key-encryption keys destroyed");
+        Ok(())
+    }
+
+    /// Crypto-shredding, step two: makes RocksDB drop the stale copies of destroyed
+    /// KEKs (memtables and write-ahead logs flushed, the tenants' files rewritten), so that
+    /// not even the metadata files hold them. Wrapped KEKs live only in tenant records.
+    pub(crate) fn purge_shredded_keys(&self) -> Result<()> {
+        self.meta().purge_stale(&[Cf::Tenants])
+    }
+}
