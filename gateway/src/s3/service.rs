@@ -23,6 +23,7 @@ use super::query::Query;
 use super::request_body::RequestBody;
 use super::RequestContext;
 use crate::audit::{AuditLog, AuditRecord};
+use crate::metrics::{Metrics, RequestOutcome};
 
 /// Bodies of requests that carry an XML document or nothing.
 const MAX_SMALL_BODY: u64 = 4 * 1024 * 1024;
@@ -32,6 +33,7 @@ pub struct S3Service {
     region: Arc<str>,
     domain: Option<String>,
     audit: AuditLog,
+    metrics: Arc<Metrics>,
 }
 
 /// What the pipeline learned about a request, for its audit record.
@@ -45,12 +47,19 @@ struct Seen {
 }
 
 impl S3Service {
-    pub fn new(store: Arc<Store>, region: String, domain: Option<String>, audit: AuditLog) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        region: String,
+        domain: Option<String>,
+        audit: AuditLog,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             store,
             region: region.into(),
             domain,
             audit,
+            metrics,
         }
     }
 
@@ -67,6 +76,7 @@ impl S3Service {
             );
             return error_response(&error, &new_request_id(), request.method() == Method::HEAD);
         }
+        let _in_flight = self.metrics.start_request();
         let request_id = new_request_id();
         let bytes_in = declared_length(request.headers());
         let is_head = request.method() == Method::HEAD;
@@ -83,7 +93,7 @@ impl S3Service {
             .dispatch(request, &request_id, &mut seen)
             .instrument(span.clone())
             .await;
-        let error_code = result.as_ref().err().map(|e| e.code().as_str());
+        let error_code = result.as_ref().err().map(|e| e.code());
         let mut response = match result {
             Ok(response) => response,
             Err(error) => {
@@ -110,6 +120,16 @@ impl S3Service {
         } else {
             declared_length(response.headers())
         };
+        let operation = seen.operation.unwrap_or("Unknown");
+        self.metrics.observe(&RequestOutcome {
+            op: operation,
+            status: response.status().as_u16(),
+            error: error_code,
+            tenant: seen.tenant.as_deref(),
+            bytes_in,
+            bytes_out,
+            seconds: started.elapsed().as_secs_f64(),
+        });
         self.audit.record(AuditRecord {
             time: AuditRecord::now(),
             request_id: request_id.clone(),
@@ -117,11 +137,11 @@ impl S3Service {
             tenant: seen.tenant,
             access_key: seen.access_key,
             source: Some(peer.to_string()),
-            operation: seen.operation.unwrap_or("Unknown").to_owned(),
+            operation: operation.to_owned(),
             bucket: seen.bucket,
             key: seen.key,
             status: response.status().as_u16(),
-            error: error_code,
+            error: error_code.map(S3ErrorCode::as_str),
             bytes_in,
             bytes_out,
             duration_us: started.elapsed().as_micros() as u64,
