@@ -11,6 +11,7 @@ pub mod s3_xml;
 mod sdk_client;
 mod server;
 mod signed_request;
+pub mod softhsm;
 mod test_data;
 
 pub use admin_client::{AdminApi, AdminResponse, KeyPair};

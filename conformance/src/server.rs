@@ -32,6 +32,8 @@ pub struct TestServer {
     pub secret_key: String,
     /// Extra arguments given to every start (e.g. `--domain s3.test`).
     extra_args: Vec<String>,
+    /// Extra environment variables of every start (e.g. `SOFTHSM2_CONF`).
+    extra_env: Vec<(String, String)>,
     child: Option<Child>,
     // Declared last so that the process is gone before the directory is removed.
     data_dir: TempDir,
@@ -45,22 +47,43 @@ impl TestServer {
 
     /// Starts a server with `extra_args` appended to the standard arguments.
     pub fn start_with_args(extra_args: &[&str]) -> Self {
+        let mut server = Self::unstarted(extra_args);
+        server.spawn();
+        server
+    }
+
+    /// Starts a server reading `toml` as its configuration file (written into the data
+    /// directory as `coffre.toml`), with `env` added to its environment. Flags still set the
+    /// data directory and the listeners.
+    pub fn start_with_config(toml: &str, env: &[(&str, &str)]) -> Self {
+        let mut server = Self::unstarted(&[]);
+        let path = server.data_dir().join("coffre.toml");
+        std::fs::write(&path, toml).expect("write the configuration file");
+        server.extra_args = vec!["--config".to_string(), path.display().to_string()];
+        server.extra_env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        server.spawn();
+        server
+    }
+
+    fn unstarted(extra_args: &[&str]) -> Self {
         let data_dir = tempfile::Builder::new()
             .prefix("coffre-conformance-")
             .tempdir()
             .expect("create a temporary data directory");
-        let mut server = TestServer {
+        TestServer {
             endpoint: String::new(),
             admin_endpoint: String::new(),
             s3_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             access_key: String::new(),
             secret_key: String::new(),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            extra_env: Vec::new(),
             child: None,
             data_dir,
-        };
-        server.spawn();
-        server
+        }
     }
 
     /// The data directory given to `--data-dir`.
@@ -132,6 +155,7 @@ impl TestServer {
             .arg("--admin-listen")
             .arg("127.0.0.1:0")
             .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .stdin(Stdio::null())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use coffre_crypto::LocalFileKeyProvider;
+use coffre_crypto::{KeyProvider, LocalFileKeyProvider, Pkcs11KeyProvider};
 use coffre_storage::{Store, StoreConfig};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -19,7 +19,7 @@ use crate::admin::token::AdminToken;
 use crate::admin::AdminService;
 use crate::audit::AuditLog;
 use crate::bootstrap;
-use crate::config::Config;
+use crate::config::{Config, KeyProviderConfig};
 use crate::gc;
 use crate::metrics::Metrics;
 use crate::s3::service::S3Service;
@@ -56,15 +56,10 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         inline_max: config.inline_max,
         ..StoreConfig::new(config.meta_dir.clone(), config.arrays.clone())
     };
-    // The embedded default root key; the key provider becomes configurable (pkcs11).
-    let root_key = config.data_dir.join("root.key");
+    let key_provider = config.key_provider.clone();
     let store = tokio::task::spawn_blocking(move || {
-        if let Some(dir) = root_key.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let keys = LocalFileKeyProvider::open_or_create(&root_key)
-            .with_context(|| format!("opening the root key {}", root_key.display()))?;
-        Store::open(store_config, Arc::new(keys)).context("opening the metadata store")
+        let keys = open_key_provider(&key_provider)?;
+        Store::open(store_config, keys).context("opening the metadata store")
     })
     .await??;
     let store = Arc::new(store);
@@ -128,6 +123,39 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         tasks: vec![s3_task, admin_task, gc_task],
         audit,
     })
+}
+
+/// Opens the root key provider (blocking: a file, or an HSM login). A local key file is
+/// created on first start.
+fn open_key_provider(config: &KeyProviderConfig) -> anyhow::Result<Arc<dyn KeyProvider>> {
+    match config {
+        KeyProviderConfig::LocalFile { path } => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let keys = LocalFileKeyProvider::open_or_create(path)
+                .with_context(|| format!("opening the root key {}", path.display()))?;
+            Ok(Arc::new(keys))
+        }
+        KeyProviderConfig::Pkcs11(pkcs11) => {
+            let keys = Pkcs11KeyProvider::open(pkcs11.clone()).with_context(|| {
+                format!(
+                    "opening the root key {:?} in PKCS#11 token {:?} (module {})",
+                    pkcs11.key_label,
+                    pkcs11.token_label,
+                    pkcs11.module.display()
+                )
+            })?;
+            tracing::info!(
+                token = %pkcs11.token_label,
+                key_label = %pkcs11.key_label,
+                root_versions = keys.root_versions().len(),
+                "root key provider: pkcs11"
+            );
+            Ok(Arc::new(keys))
+        }
+    }
 }
 
 /// How long a client has to send its request headers.

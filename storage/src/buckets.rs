@@ -5,7 +5,7 @@ use coffre_crypto::{BucketId, TenantScope};
 
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::meta_store::{Cf, Durability};
+use crate::meta_store::{Batch, Cf, Durability};
 use crate::records::{now, BucketRecord, Record};
 use crate::store::Store;
 
@@ -29,6 +29,7 @@ impl Store {
             id: BucketId::random(),
             created: now(),
             region: region.to_owned(),
+            cors: Vec::new(),
         };
         self.meta()
             .put(Cf::Buckets, &key, &bucket.encode()?, Durability::Synced)?;
@@ -66,8 +67,10 @@ impl Store {
                 return Err(Error::BucketNotEmpty);
             }
         }
-        self.meta()
-            .delete(Cf::Buckets, &keys::bucket(tenant, name), Durability::Synced)
+        let mut batch = Batch::new();
+        batch.delete(Cf::Buckets, keys::bucket(tenant, name));
+        batch.delete(Cf::CorsIndex, keys::cors_index(name, tenant));
+        self.meta().write(batch, Durability::Synced)
     }
 
     pub(crate) fn any_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<bool> {

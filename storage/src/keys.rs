@@ -28,6 +28,28 @@ pub fn bucket(tenant: TenantId, name: &str) -> Vec<u8> {
     key
 }
 
+/// `cors_index`: bucket name | 0x00 | tenant id. The one key space not led by a tenant id:
+/// an unauthenticated preflight knows a bucket name and nothing else. Bucket names never
+/// hold 0x00, so [`cors_index_prefix`] selects exactly the entries of one name.
+pub fn cors_index(name: &str, tenant: TenantId) -> Vec<u8> {
+    let mut key = cors_index_prefix(name);
+    key.extend_from_slice(tenant.as_bytes());
+    key
+}
+
+pub fn cors_index_prefix(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + 17);
+    key.extend_from_slice(name.as_bytes());
+    key.push(0);
+    key
+}
+
+/// The tenant id of a [`cors_index`] key, given what follows its prefix.
+pub fn cors_index_tenant(suffix: &[u8]) -> Option<TenantId> {
+    let id: [u8; 16] = suffix.try_into().ok()?;
+    Some(TenantId::from_bytes(id))
+}
+
 /// tenant id | bucket id: the prefix of a bucket's objects, uploads and parts.
 pub fn bucket_prefix(tenant: TenantId, bucket: BucketId) -> Vec<u8> {
     let mut key = Vec::with_capacity(32 + 64);

@@ -3,16 +3,20 @@
 //! immutable files on storage arrays, and the garbage collector for superseded data.
 //!
 //! Everything stored is encrypted under the owning tenant's keys (DESIGN, "Encryption at
-//! rest"): object data in sealed segments, ETags, checksums and user metadata values sealed
-//! in their records, DEKs wrapped by the tenant's KEK, KEKs by the root key provider given
-//! to [`Store::open`]. The API hands out plaintext; nothing plaintext is written.
+//! rest"): object data in sealed segments, ETags, checksums, user metadata values and tags
+//! sealed in their records, DEKs wrapped by the tenant's KEK, KEKs by the root key provider
+//! given to [`Store::open`]. The API hands out plaintext; nothing plaintext is written,
+//! except bucket CORS rules, which are public by design (see `bucket_cors`).
 //!
 //! The API is synchronous; the gateway calls it from blocking tasks. Every call on tenant
 //! data takes a [`coffre_crypto::TenantScope`], whose tenant id is the prefix of every
-//! metadata key and data path the call touches.
+//! metadata key and data path the call touches. The one exception is
+//! [`Store::preflight_cors_rules`], which answers unauthenticated browser preflights with
+//! rules tenants published, and nothing else.
 
 mod access_keys;
 mod arrays;
+mod bucket_cors;
 mod buckets;
 mod data_file;
 mod data_writer;
@@ -25,6 +29,7 @@ mod memory_meta_store;
 mod meta_store;
 mod multipart_upload;
 mod object_reader;
+mod object_tags;
 mod objects;
 mod records;
 mod sealed_records;
@@ -36,6 +41,7 @@ mod usage;
 
 pub use access_keys::KeyLookup;
 pub use arrays::{ArrayConfig, ARRAY_RESERVE_BYTES};
+pub use bucket_cors::MAX_PREFLIGHT_TENANTS;
 pub use data_writer::{DataWriter, WriteTarget, WrittenData};
 pub use error::{Error, Result};
 pub use gc::GcStats;
@@ -45,8 +51,8 @@ pub use memory_meta_store::MemoryMetaStore;
 pub use meta_store::{Batch, BatchOp, Cf, Cursor, Durability, MetaStore, RocksMetaStore};
 pub use object_reader::ObjectReader;
 pub use records::{
-    AccessKeyInfo, AccessKeyState, BucketRecord, DataLocation, ObjectMeta, ObjectRecord, PartInfo,
-    PartLayout, PartRecord, Quotas, TenantRecord, TenantState, UploadRecord,
+    AccessKeyInfo, AccessKeyState, BucketRecord, CorsRule, DataLocation, ObjectMeta, ObjectRecord,
+    PartInfo, PartLayout, PartRecord, Quotas, TenantRecord, TenantState, UploadRecord,
 };
 pub use store::{
     Store, StoreConfig, DEFAULT_INLINE_MAX, DEFAULT_KEK_CACHE_CAPACITY, DEFAULT_KEK_CACHE_TTL,

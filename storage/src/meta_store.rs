@@ -26,10 +26,12 @@ pub enum Cf {
     Gc,
     /// Per-tenant usage counters, changed only by [`BatchOp::Add`].
     Usage,
+    /// Bucket name -> tenants whose bucket of that name has CORS rules, for preflights.
+    CorsIndex,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 9] = [
+    pub const ALL: [Cf; 10] = [
         Cf::Tenants,
         Cf::TenantNames,
         Cf::AccessKeys,
@@ -39,6 +41,7 @@ impl Cf {
         Cf::Parts,
         Cf::Gc,
         Cf::Usage,
+        Cf::CorsIndex,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +55,7 @@ impl Cf {
             Cf::Parts => "parts",
             Cf::Gc => "gc",
             Cf::Usage => "usage",
+            Cf::CorsIndex => "cors_index",
         }
     }
 }

@@ -5,7 +5,8 @@
 //! sealed value can stand in for another:
 //!
 //! - object (and upload, whose DEK becomes the object's): `etag`, `checksum:<ALGORITHM>`,
-//!   `meta:<name>`;
+//!   `meta:<name>`, and `tags` for the whole tag set (keys and values together, so that
+//!   neither a tag key nor the pairing of keys with values is readable at rest);
 //! - part `n`: `part:<n>:etag`, `part:<n>:checksum:<ALGORITHM>`.
 //!
 //! Sizes, times, content headers (Content-Type and the like), user metadata names, checksum
@@ -19,15 +20,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::records::{
-    unix_millis, DataLocation, ObjectMeta, ObjectRecord, PartLayout, PartRecord, Record,
-    UploadRecord,
+    decode_body, unix_millis, unknown_version, DataLocation, ObjectMeta, ObjectRecord, PartLayout,
+    PartRecord, Record, UploadRecord,
 };
 
 /// Format 2: the first with sealed values and wrapped DEKs (format 1 stored plaintext and
 /// was never deployed, so it is not read).
 const SEALED_FORMAT_VERSION: u8 = 2;
+/// Objects and uploads of format 3 add the sealed tag set; format 2 ones read as untagged.
+const TAGGED_FORMAT_VERSION: u8 = 3;
 
 const ETAG: &str = "etag";
+const TAGS: &str = "tags";
 
 fn checksum_field(algorithm: &str) -> String {
     format!("checksum:{algorithm}")
@@ -50,6 +54,30 @@ struct Values<'a> {
 impl Values<'_> {
     fn seal(&self, field: &str, value: &str) -> Result<Vec<u8>> {
         Ok(self.key.seal(field.as_bytes(), value.as_bytes())?)
+    }
+
+    /// The tag set as one sealed value; `None` when there are no tags.
+    fn seal_tags(&self, tags: &[(String, String)]) -> Result<Option<Vec<u8>>> {
+        if tags.is_empty() {
+            return Ok(None);
+        }
+        let plain = postcard::to_stdvec(tags)
+            .map_err(|e| Error::Corrupt(format!("encoding tags of {}: {e}", self.object)))?;
+        Ok(Some(self.key.seal(TAGS.as_bytes(), &plain)?))
+    }
+
+    fn open_tags(&self, sealed: Option<&[u8]>) -> Result<Vec<(String, String)>> {
+        let Some(sealed) = sealed else {
+            return Ok(Vec::new());
+        };
+        let plain = self
+            .key
+            .open(TAGS.as_bytes(), sealed)
+            .map_err(|e| Error::integrity(self.object, e))?;
+        postcard::from_bytes(&plain).map_err(|_| Error::Integrity {
+            object: self.object.to_owned(),
+            reason: "sealed tags do not decode".to_owned(),
+        })
     }
 
     fn open(&self, field: &str, sealed: &[u8]) -> Result<String> {
@@ -117,6 +145,43 @@ pub(crate) struct SealedMeta {
     /// (algorithm, sealed value).
     checksums: Vec<(String, Vec<u8>)>,
     checksum_type: Option<String>,
+    /// The tag set, sealed whole; `None`: no tags.
+    tags: Option<Vec<u8>>,
+}
+
+/// [`SealedMeta`] of format 2, without tags.
+#[derive(Deserialize)]
+struct SealedMetaV2 {
+    size: u64,
+    etag: Vec<u8>,
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    cache_control: Option<String>,
+    expires: Option<String>,
+    user_metadata: Vec<(String, Vec<u8>)>,
+    checksums: Vec<(String, Vec<u8>)>,
+    checksum_type: Option<String>,
+}
+
+impl From<SealedMetaV2> for SealedMeta {
+    fn from(v2: SealedMetaV2) -> Self {
+        Self {
+            size: v2.size,
+            etag: v2.etag,
+            content_type: v2.content_type,
+            content_encoding: v2.content_encoding,
+            content_disposition: v2.content_disposition,
+            content_language: v2.content_language,
+            cache_control: v2.cache_control,
+            expires: v2.expires,
+            user_metadata: v2.user_metadata,
+            checksums: v2.checksums,
+            checksum_type: v2.checksum_type,
+            tags: None,
+        }
+    }
 }
 
 impl SealedMeta {
@@ -137,6 +202,7 @@ impl SealedMeta {
                 .collect::<Result<_>>()?,
             checksums: values.seal_checksums(None, &meta.checksums)?,
             checksum_type: meta.checksum_type.clone(),
+            tags: values.seal_tags(&meta.tags)?,
         })
     }
 
@@ -158,6 +224,7 @@ impl SealedMeta {
                     Ok((name, value))
                 })
                 .collect::<Result<_>>()?,
+            tags: values.open_tags(self.tags.as_deref())?,
             checksums: values.open_checksums(None, self.checksums)?,
             checksum_type: self.checksum_type,
         })
@@ -189,7 +256,34 @@ pub(crate) struct StoredPart {
 
 impl Record for StoredObject {
     const KIND: &'static str = "object";
-    const VERSION: u8 = SEALED_FORMAT_VERSION;
+    const VERSION: u8 = TAGGED_FORMAT_VERSION;
+
+    fn decode_older(version: u8, body: &[u8]) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct StoredObjectV2 {
+            key: String,
+            id: ObjectId,
+            dek: WrappedDek,
+            meta: SealedMetaV2,
+            #[serde(with = "unix_millis")]
+            last_modified: SystemTime,
+            parts: Vec<StoredPart>,
+        }
+        match version {
+            SEALED_FORMAT_VERSION => {
+                let v2: StoredObjectV2 = decode_body(Self::KIND, body)?;
+                Ok(Self {
+                    key: v2.key,
+                    id: v2.id,
+                    dek: v2.dek,
+                    meta: v2.meta.into(),
+                    last_modified: v2.last_modified,
+                    parts: v2.parts,
+                })
+            }
+            _ => Err(unknown_version(Self::KIND, version)),
+        }
+    }
 }
 
 impl StoredObject {
@@ -250,6 +344,17 @@ impl StoredObject {
             bucket,
             dek: self.dek,
         })
+    }
+
+    /// Replaces the tag set, leaving every other value as sealed before. `key` must be the
+    /// object's value key.
+    pub fn replace_tags(&mut self, tags: &[(String, String)], key: &ValueKey) -> Result<()> {
+        self.meta.tags = Values {
+            key,
+            object: &self.key,
+        }
+        .seal_tags(tags)?;
+        Ok(())
     }
 
     /// Only the ETag, for listings.
@@ -329,7 +434,32 @@ pub(crate) struct StoredUpload {
 
 impl Record for StoredUpload {
     const KIND: &'static str = "upload";
-    const VERSION: u8 = SEALED_FORMAT_VERSION;
+    const VERSION: u8 = TAGGED_FORMAT_VERSION;
+
+    fn decode_older(version: u8, body: &[u8]) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct StoredUploadV2 {
+            upload_id: String,
+            key: String,
+            #[serde(with = "unix_millis")]
+            initiated: SystemTime,
+            dek: WrappedDek,
+            meta: SealedMetaV2,
+        }
+        match version {
+            SEALED_FORMAT_VERSION => {
+                let v2: StoredUploadV2 = decode_body(Self::KIND, body)?;
+                Ok(Self {
+                    upload_id: v2.upload_id,
+                    key: v2.key,
+                    initiated: v2.initiated,
+                    dek: v2.dek,
+                    meta: v2.meta.into(),
+                })
+            }
+            _ => Err(unknown_version(Self::KIND, version)),
+        }
+    }
 }
 
 impl StoredUpload {
@@ -386,6 +516,7 @@ mod tests {
                 size: 3,
                 etag: "the-etag".into(),
                 user_metadata: vec![("a".into(), "one".into()), ("b".into(), "two".into())],
+                tags: vec![("project".into(), "zephyr".into())],
                 checksums: vec![("CRC32".into(), "AAAAAA==".into())],
                 ..ObjectMeta::default()
             },
@@ -408,7 +539,9 @@ mod tests {
         let key = dek.value_key().unwrap();
         let record = record(&dek);
         let encoded = StoredObject::seal(&record, &key).unwrap().encode().unwrap();
-        for plain in ["the-etag", "one", "two", "AAAAAA==", "BBBBBB=="] {
+        for plain in [
+            "the-etag", "one", "two", "AAAAAA==", "BBBBBB==", "project", "zephyr",
+        ] {
             assert!(
                 !encoded.windows(plain.len()).any(|w| w == plain.as_bytes()),
                 "{plain} in the clear"
@@ -446,6 +579,74 @@ mod tests {
             stored.open(record.bucket, &other),
             Err(Error::Integrity { .. })
         ));
+    }
+
+    #[test]
+    fn tags_are_replaced_alone_and_bound_to_their_object() {
+        let dek = Dek::generate();
+        let key = dek.value_key().unwrap();
+        let mut record = record(&dek);
+        let mut stored = StoredObject::seal(&record, &key).unwrap();
+        let tags = vec![
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), String::new()),
+        ];
+        stored.replace_tags(&tags, &key).unwrap();
+        record.meta.tags = tags;
+        assert_eq!(stored.clone().open(record.bucket, &key).unwrap(), record);
+        stored.replace_tags(&[], &key).unwrap();
+        assert_eq!(stored.meta.tags, None);
+
+        // Another object's sealed tags do not open here, nor does another sealed value.
+        let other_dek = Dek::generate();
+        let other =
+            StoredObject::seal(&self::record(&other_dek), &other_dek.value_key().unwrap()).unwrap();
+        let mut swapped = StoredObject::seal(&record, &key).unwrap();
+        swapped.meta.tags = other.meta.tags.clone();
+        assert!(matches!(
+            swapped.open(record.bucket, &key),
+            Err(Error::Integrity { .. })
+        ));
+        let mut swapped = StoredObject::seal(&record, &key).unwrap();
+        swapped.meta.tags = Some(swapped.meta.etag.clone());
+        assert!(matches!(
+            swapped.open(record.bucket, &key),
+            Err(Error::Integrity { .. })
+        ));
+    }
+
+    #[test]
+    fn format_2_objects_read_as_untagged() {
+        let dek = Dek::generate();
+        let key = dek.value_key().unwrap();
+        let mut record = record(&dek);
+        record.meta.tags.clear();
+        let s = StoredObject::seal(&record, &key).unwrap();
+        let m = &s.meta;
+        // Postcard writes a struct as the tuple of its fields.
+        let v2 = (
+            &s.key,
+            s.id,
+            &s.dek,
+            (
+                m.size,
+                &m.etag,
+                &m.content_type,
+                &m.content_encoding,
+                &m.content_disposition,
+                &m.content_language,
+                &m.cache_control,
+                &m.expires,
+                &m.user_metadata,
+                &m.checksums,
+                &m.checksum_type,
+            ),
+            crate::records::to_millis(s.last_modified),
+            &s.parts,
+        );
+        let bytes = postcard::to_extend(&v2, vec![SEALED_FORMAT_VERSION]).unwrap();
+        let decoded = StoredObject::decode(&bytes).unwrap();
+        assert_eq!(decoded.open(record.bucket, &key).unwrap(), record);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Batch, Cf, Durability};
 use crate::objects::queue_locations;
-use crate::records::{Record, TenantNameRecord, TenantRecord, TenantState};
+use crate::records::{BucketRecord, Record, TenantNameRecord, TenantRecord, TenantState};
 use crate::sealed_records::{StoredObject, StoredPartRecord};
 use crate::store::Store;
 
@@ -79,7 +79,11 @@ impl Store {
             // Once its buckets are gone no write can land under the tenant: every write
             // checks, under the shared bucket lock, that its bucket is live.
             let _bucket_guard = self.shared.locks.buckets_exclusive();
-            self.purge_prefix(Cf::Buckets, &prefix, |_, _| Ok(()))?;
+            self.purge_prefix(Cf::Buckets, &prefix, |batch, value| {
+                let bucket = BucketRecord::decode(value)?;
+                batch.delete(Cf::CorsIndex, keys::cors_index(&bucket.name, id));
+                Ok(())
+            })?;
         }
         self.purge_prefix(Cf::Objects, &prefix, |batch, value| {
             let object = StoredObject::decode(value)?;

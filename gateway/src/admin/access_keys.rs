@@ -41,10 +41,10 @@ fn parse_id(id: &str) -> Result<AccessKeyId, AdminError> {
 pub async fn list(ctx: &AdminContext, tenant: String) -> Result<JsonReply, AdminError> {
     let ctx = ctx.clone();
     blocking(move || {
-        let (store, admin) = (&ctx.store, &*ctx.admin);
-        let record = by_name(&store, &admin, &tenant)?;
+        let (store, admin) = (&*ctx.store, &*ctx.admin);
+        let record = by_name(store, admin, &tenant)?;
         let keys = store
-            .list_access_keys(&admin, record.id)?
+            .list_access_keys(admin, record.id)?
             .into_iter()
             .map(|info| doc(info, &record.name))
             .collect();
@@ -75,11 +75,11 @@ pub async fn create(
     }
     let ctx = ctx.clone();
     blocking(move || {
-        let (store, admin) = (&ctx.store, &*ctx.admin);
-        let record = by_name(&store, &admin, &tenant)?;
+        let (store, admin) = (&*ctx.store, &*ctx.admin);
+        let record = by_name(store, admin, &tenant)?;
         let (id, secret) =
-            store.create_access_key(&admin, record.id, request.role.into(), request.buckets)?;
-        let info = store.access_key(&admin, &id)?;
+            store.create_access_key(admin, record.id, request.role.into(), request.buckets)?;
+        let info = store.access_key(admin, &id)?;
         let mut created = doc(info, &record.name);
         created.secret_access_key = Some(secret.expose().to_owned());
         JsonReply::new(StatusCode::CREATED, &created)
@@ -95,16 +95,16 @@ pub async fn set_enabled(
     let key = parse_id(&id)?;
     let ctx = ctx.clone();
     blocking(move || {
-        let (store, admin) = (&ctx.store, &*ctx.admin);
+        let (store, admin) = (&*ctx.store, &*ctx.admin);
         let state = if enabled {
             AccessKeyState::Active
         } else {
             AccessKeyState::Disabled
         };
         let info = store
-            .set_access_key_state(&admin, &key, state)
+            .set_access_key_state(admin, &key, state)
             .map_err(|e| key_error(e, &id))?;
-        let tenant = store.tenant(&admin, info.tenant)?;
+        let tenant = store.tenant(admin, info.tenant)?;
         JsonReply::ok(&doc(info, &tenant.name))
     })
     .await

@@ -54,11 +54,11 @@ fn doc(store: &Store, admin: &AdminScope, tenant: TenantRecord) -> Result<Tenant
 pub async fn list(ctx: &AdminContext) -> Result<JsonReply, AdminError> {
     let ctx = ctx.clone();
     blocking(move || {
-        let (store, admin) = (&ctx.store, &*ctx.admin);
+        let (store, admin) = (&*ctx.store, &*ctx.admin);
         let tenants = store
-            .list_tenants(&admin)?
+            .list_tenants(admin)?
             .into_iter()
-            .map(|t| doc(&store, &admin, t))
+            .map(|t| doc(store, admin, t))
             .collect::<Result<Vec<_>, _>>()?;
         JsonReply::ok(&TenantList { tenants })
     })
@@ -79,7 +79,7 @@ pub async fn create(ctx: &AdminContext, body: &[u8]) -> Result<JsonReply, AdminE
     }
     let ctx = ctx.clone();
     blocking(move || {
-        let (store, admin) = (&ctx.store, &*ctx.admin);
+        let (store, admin) = (&*ctx.store, &*ctx.admin);
         let settings = TenantSettings {
             placement: request.placement,
             quotas: Quotas {
@@ -87,8 +87,8 @@ pub async fn create(ctx: &AdminContext, body: &[u8]) -> Result<JsonReply, AdminE
                 objects: request.quotas.objects,
             },
         };
-        let tenant = store.create_tenant(&admin, &request.name, settings)?;
-        JsonReply::new(StatusCode::CREATED, &doc(&store, &admin, tenant)?)
+        let tenant = store.create_tenant(admin, &request.name, settings)?;
+        JsonReply::new(StatusCode::CREATED, &doc(store, admin, tenant)?)
     })
     .await
 }
@@ -96,9 +96,9 @@ pub async fn create(ctx: &AdminContext, body: &[u8]) -> Result<JsonReply, AdminE
 pub async fn show(ctx: &AdminContext, name: String) -> Result<JsonReply, AdminError> {
     let ctx = ctx.clone();
     blocking(move || {
-        let (store, admin) = (&ctx.store, &*ctx.admin);
-        let tenant = by_name(&store, &admin, &name)?;
-        JsonReply::ok(&doc(&store, &admin, tenant)?)
+        let (store, admin) = (&*ctx.store, &*ctx.admin);
+        let tenant = by_name(store, admin, &name)?;
+        JsonReply::ok(&doc(store, admin, tenant)?)
     })
     .await
 }
@@ -117,10 +117,10 @@ pub async fn update(
     };
     let ctx = ctx.clone();
     blocking(move || {
-        let (store, admin) = (&ctx.store, &*ctx.admin);
-        let tenant = by_name(&store, &admin, &name)?;
-        let updated = store.update_tenant(&admin, tenant.id, update)?;
-        JsonReply::ok(&doc(&store, &admin, updated)?)
+        let (store, admin) = (&*ctx.store, &*ctx.admin);
+        let tenant = by_name(store, admin, &name)?;
+        let updated = store.update_tenant(admin, tenant.id, update)?;
+        JsonReply::ok(&doc(store, admin, updated)?)
     })
     .await
 }
@@ -132,14 +132,14 @@ pub async fn set_suspended(
 ) -> Result<JsonReply, AdminError> {
     let ctx = ctx.clone();
     blocking(move || {
-        let (store, admin) = (&ctx.store, &*ctx.admin);
-        let tenant = by_name(&store, &admin, &name)?;
+        let (store, admin) = (&*ctx.store, &*ctx.admin);
+        let tenant = by_name(store, admin, &name)?;
         let changed = if suspended {
-            store.suspend_tenant(&admin, tenant.id)?
+            store.suspend_tenant(admin, tenant.id)?
         } else {
-            store.resume_tenant(&admin, tenant.id)?
+            store.resume_tenant(admin, tenant.id)?
         };
-        JsonReply::ok(&doc(&store, &admin, changed)?)
+        JsonReply::ok(&doc(store, admin, changed)?)
     })
     .await
 }
@@ -152,9 +152,9 @@ pub async fn delete(
     let force = parse_force(query)?;
     let ctx = ctx.clone();
     blocking(move || {
-        let (store, admin) = (&ctx.store, &*ctx.admin);
-        let tenant = by_name(&store, &admin, &name)?;
-        store.delete_tenant(&admin, tenant.id, force)?;
+        let (store, admin) = (&*ctx.store, &*ctx.admin);
+        let tenant = by_name(store, admin, &name)?;
+        store.delete_tenant(admin, tenant.id, force)?;
         Ok(JsonReply::no_content())
     })
     .await

@@ -33,10 +33,12 @@ macro_rules! s3_error_codes {
 
 s3_error_codes! {
     AccessDenied => StatusCode::FORBIDDEN, "Access Denied";
+    AccessForbidden => StatusCode::FORBIDDEN, "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.";
     AccessControlListNotSupported => StatusCode::BAD_REQUEST, "The bucket does not allow ACLs";
     AuthorizationHeaderMalformed => StatusCode::BAD_REQUEST, "The authorization header is malformed.";
     AuthorizationQueryParametersError => StatusCode::BAD_REQUEST, "Error parsing the X-Amz-Credential parameter.";
     BadDigest => StatusCode::BAD_REQUEST, "The Content-MD5 you specified did not match what we received.";
+    BadRequest => StatusCode::BAD_REQUEST, "Bad Request";
     BucketAlreadyOwnedByYou => StatusCode::CONFLICT, "Your previous request to create the named bucket succeeded and you already own it.";
     BucketNotEmpty => StatusCode::CONFLICT, "The bucket you tried to delete is not empty";
     EntityTooLarge => StatusCode::BAD_REQUEST, "Your proposed upload exceeds the maximum allowed object size.";
@@ -54,6 +56,7 @@ s3_error_codes! {
     InvalidPartOrder => StatusCode::BAD_REQUEST, "The list of parts was not in ascending order. Parts must be ordered by part number.";
     InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE, "The requested range is not satisfiable";
     InvalidRequest => StatusCode::BAD_REQUEST, "Invalid Request";
+    InvalidTag => StatusCode::BAD_REQUEST, "The tag provided was not a valid tag. This error can occur if the tag did not pass input validation.";
     KeyTooLongError => StatusCode::BAD_REQUEST, "Your key is too long";
     MalformedPOSTRequest => StatusCode::BAD_REQUEST, "The body of your POST request is not well-formed multipart/form-data.";
     MalformedXML => StatusCode::BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
@@ -224,8 +227,29 @@ impl From<coffre_storage::Error> for S3Error {
                 S3ErrorCode::ServiceUnavailable,
                 "No storage array has room for this object.",
             ),
+            // Tampered, truncated or swapped stored bytes: a security signal. The client
+            // learns nothing; the source (which names the object) is logged at error level
+            // as every internal error is.
+            integrity @ E::Integrity { .. } => S3Error::internal(IntegrityFailure(integrity)),
             other => S3Error::internal(other),
         }
+    }
+}
+
+/// The source of an InternalError caused by stored bytes that failed authentication, so
+/// that the log line says what happened before naming the object.
+#[derive(Debug)]
+struct IntegrityFailure(coffre_storage::Error);
+
+impl fmt::Display for IntegrityFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "INTEGRITY FAILURE, possible tampering: {}", self.0)
+    }
+}
+
+impl std::error::Error for IntegrityFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 
@@ -284,5 +308,24 @@ impl From<PostPolicyError> for S3Error {
                     .detail("MinSizeAllowed", min.to_string())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_integrity_failure_is_internal_and_named_in_the_log_only() {
+        let error = S3Error::from(coffre_storage::Error::Integrity {
+            object: "photos/cat.jpg".to_owned(),
+            reason: "segment 3 does not authenticate".to_owned(),
+        });
+        assert_eq!(error.code(), S3ErrorCode::InternalError);
+        let logged = error.to_string();
+        assert!(logged.contains("INTEGRITY FAILURE"), "{logged}");
+        assert!(logged.contains("photos/cat.jpg"), "{logged}");
+        let sent = error.to_xml("req");
+        assert!(!sent.contains("cat.jpg"), "{sent}");
     }
 }

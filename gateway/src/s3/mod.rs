@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod body;
 pub mod conditional;
+pub mod cors;
 pub mod error;
 pub mod handlers;
 pub mod object_headers;
@@ -12,7 +13,9 @@ pub mod payload_writer;
 pub mod query;
 pub mod range;
 pub mod request_body;
+pub mod server_side_encryption;
 pub mod service;
+pub mod tagging;
 pub mod timestamp;
 pub mod xml;
 

@@ -1,11 +1,13 @@
-//! The headers an object carries: the content headers and `x-amz-meta-*`, read from a PUT
-//! (or CreateMultipartUpload) and written back on GET and HEAD.
+//! The headers an object carries: the content headers, `x-amz-meta-*` and `x-amz-tagging`,
+//! read from a PUT (or CreateMultipartUpload, or a CopyObject that replaces them) and
+//! written back on GET and HEAD (the tags as their count, `x-amz-tagging-count`).
 
 use coffre_storage::ObjectMeta;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::error::{S3Error, S3ErrorCode};
 use super::query::Query;
+use super::tagging;
 
 /// S3's limit on user metadata: names and values together, in bytes.
 const MAX_USER_METADATA_BYTES: usize = 2048;
@@ -44,6 +46,10 @@ pub fn meta_from_request(headers: &HeaderMap) -> Result<ObjectMeta, S3Error> {
         ));
     }
     user_metadata.sort();
+    let tags = match headers.get("x-amz-tagging") {
+        Some(value) => tagging::parse_header(value.as_bytes())?,
+        None => Vec::new(),
+    };
     Ok(ObjectMeta {
         size: 0,
         etag: String::new(),
@@ -54,6 +60,7 @@ pub fn meta_from_request(headers: &HeaderMap) -> Result<ObjectMeta, S3Error> {
         cache_control: text("cache-control")?,
         expires: text("expires")?,
         user_metadata,
+        tags,
         checksums: Vec::new(),
         checksum_type: None,
     })
@@ -116,6 +123,9 @@ pub fn write_response_headers(meta: &ObjectMeta, query: &Query, out: &mut Header
             out.append(name, value);
         }
     }
+    if !meta.tags.is_empty() {
+        out.insert("x-amz-tagging-count", HeaderValue::from(meta.tags.len()));
+    }
 }
 
 #[cfg(test)]
@@ -139,6 +149,30 @@ mod tests {
             meta.user_metadata,
             vec![("a".into(), "1".into()), ("color".into(), "blue".into())]
         );
+    }
+
+    #[test]
+    fn tags_are_read_and_counted() {
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-tagging", HeaderValue::from_static("b=2&a=1"));
+        let meta = meta_from_request(&h).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            meta.tags,
+            vec![("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
+        let mut out = HeaderMap::new();
+        write_response_headers(&meta, &Query::default(), &mut out);
+        assert_eq!(
+            out.get("x-amz-tagging-count").map(|v| v.as_bytes()),
+            Some(&b"2"[..])
+        );
+        h.insert("x-amz-tagging", HeaderValue::from_static("a=1&a=2"));
+        let err = meta_from_request(&h).err().map(|e| e.code());
+        assert_eq!(err, Some(S3ErrorCode::InvalidArgument));
+        let untagged = meta_from_request(&HeaderMap::new()).unwrap_or_else(|e| panic!("{e}"));
+        let mut out = HeaderMap::new();
+        write_response_headers(&untagged, &Query::default(), &mut out);
+        assert!(out.get("x-amz-tagging-count").is_none());
     }
 
     #[test]

@@ -65,6 +65,21 @@ pub enum Operation {
     GetBucketOwnershipControls {
         bucket: String,
     },
+    GetBucketCors {
+        bucket: String,
+    },
+    PutBucketCors {
+        bucket: String,
+    },
+    DeleteBucketCors {
+        bucket: String,
+    },
+    /// A browser's CORS preflight (`OPTIONS`): unauthenticated, since browsers send no
+    /// credentials with it, and answered from published CORS rules only.
+    CorsPreflight {
+        bucket: String,
+        key: String,
+    },
     /// A bucket configuration Coffre never has (policy, lifecycle, website...): S3's
     /// "not configured" error once the bucket is known to exist.
     GetAbsentBucketConfig {
@@ -96,6 +111,18 @@ pub enum Operation {
         key: String,
     },
     GetObjectAcl {
+        bucket: String,
+        key: String,
+    },
+    GetObjectTagging {
+        bucket: String,
+        key: String,
+    },
+    PutObjectTagging {
+        bucket: String,
+        key: String,
+    },
+    DeleteObjectTagging {
         bucket: String,
         key: String,
     },
@@ -167,6 +194,10 @@ impl Operation {
             Self::GetBucketPolicyStatus { .. } => "GetBucketPolicyStatus",
             Self::GetPublicAccessBlock { .. } => "GetPublicAccessBlock",
             Self::GetBucketOwnershipControls { .. } => "GetBucketOwnershipControls",
+            Self::GetBucketCors { .. } => "GetBucketCors",
+            Self::PutBucketCors { .. } => "PutBucketCors",
+            Self::DeleteBucketCors { .. } => "DeleteBucketCors",
+            Self::CorsPreflight { .. } => "CorsPreflight",
             Self::GetAbsentBucketConfig { name, .. } => name,
             Self::PutObject { .. } => "PutObject",
             Self::CopyObject { .. } => "CopyObject",
@@ -174,6 +205,9 @@ impl Operation {
             Self::HeadObject { .. } => "HeadObject",
             Self::GetObjectAttributes { .. } => "GetObjectAttributes",
             Self::GetObjectAcl { .. } => "GetObjectAcl",
+            Self::GetObjectTagging { .. } => "GetObjectTagging",
+            Self::PutObjectTagging { .. } => "PutObjectTagging",
+            Self::DeleteObjectTagging { .. } => "DeleteObjectTagging",
             Self::PutObjectAcl { .. } => "PutObjectAcl",
             Self::DeleteObject { .. } => "DeleteObject",
             Self::CreateMultipartUpload { .. } => "CreateMultipartUpload",
@@ -206,6 +240,10 @@ impl Operation {
             | Self::GetBucketPolicyStatus { bucket }
             | Self::GetPublicAccessBlock { bucket }
             | Self::GetBucketOwnershipControls { bucket }
+            | Self::GetBucketCors { bucket }
+            | Self::PutBucketCors { bucket }
+            | Self::DeleteBucketCors { bucket }
+            | Self::CorsPreflight { bucket, .. }
             | Self::GetAbsentBucketConfig { bucket, .. }
             | Self::PutObject { bucket, .. }
             | Self::CopyObject { bucket, .. }
@@ -214,6 +252,9 @@ impl Operation {
             | Self::GetObjectAttributes { bucket, .. }
             | Self::GetObjectAcl { bucket, .. }
             | Self::PutObjectAcl { bucket, .. }
+            | Self::GetObjectTagging { bucket, .. }
+            | Self::PutObjectTagging { bucket, .. }
+            | Self::DeleteObjectTagging { bucket, .. }
             | Self::DeleteObject { bucket, .. }
             | Self::CreateMultipartUpload { bucket, .. }
             | Self::UploadPart { bucket, .. }
@@ -233,6 +274,9 @@ impl Operation {
             | Self::GetObjectAttributes { key, .. }
             | Self::GetObjectAcl { key, .. }
             | Self::PutObjectAcl { key, .. }
+            | Self::GetObjectTagging { key, .. }
+            | Self::PutObjectTagging { key, .. }
+            | Self::DeleteObjectTagging { key, .. }
             | Self::DeleteObject { key, .. }
             | Self::CreateMultipartUpload { key, .. }
             | Self::UploadPart { key, .. }
@@ -257,12 +301,63 @@ impl Operation {
                 | Self::PostObject { .. }
                 | Self::PutBucketAcl { .. }
                 | Self::PutObjectAcl { .. }
+                | Self::PutObjectTagging { .. }
+                | Self::DeleteObjectTagging { .. }
+                | Self::PutBucketCors { .. }
+                | Self::DeleteBucketCors { .. }
                 | Self::CreateMultipartUpload { .. }
                 | Self::UploadPart { .. }
                 | Self::UploadPartCopy { .. }
                 | Self::CompleteMultipartUpload { .. }
                 | Self::AbortMultipartUpload { .. }
         )
+    }
+
+    /// The HTTP method the operation is routed from; `None` for `Unsupported`, which any
+    /// method may reach.
+    pub fn http_method(&self) -> Option<Method> {
+        Some(match self {
+            Self::ListBuckets
+            | Self::GetBucketLocation { .. }
+            | Self::GetBucketVersioning { .. }
+            | Self::ListObjects { .. }
+            | Self::ListObjectsV2 { .. }
+            | Self::ListMultipartUploads { .. }
+            | Self::ListObjectVersions { .. }
+            | Self::GetBucketAcl { .. }
+            | Self::GetBucketEncryption { .. }
+            | Self::GetBucketPolicyStatus { .. }
+            | Self::GetPublicAccessBlock { .. }
+            | Self::GetBucketOwnershipControls { .. }
+            | Self::GetBucketCors { .. }
+            | Self::GetAbsentBucketConfig { .. }
+            | Self::GetObject { .. }
+            | Self::GetObjectAttributes { .. }
+            | Self::GetObjectAcl { .. }
+            | Self::GetObjectTagging { .. }
+            | Self::ListParts { .. } => Method::GET,
+            Self::HeadBucket { .. } | Self::HeadObject { .. } => Method::HEAD,
+            Self::CreateBucket { .. }
+            | Self::PutBucketAcl { .. }
+            | Self::PutBucketCors { .. }
+            | Self::PutObject { .. }
+            | Self::CopyObject { .. }
+            | Self::PutObjectAcl { .. }
+            | Self::PutObjectTagging { .. }
+            | Self::UploadPart { .. }
+            | Self::UploadPartCopy { .. } => Method::PUT,
+            Self::DeleteBucket { .. }
+            | Self::DeleteBucketCors { .. }
+            | Self::DeleteObject { .. }
+            | Self::DeleteObjectTagging { .. }
+            | Self::AbortMultipartUpload { .. } => Method::DELETE,
+            Self::DeleteObjects { .. }
+            | Self::PostObject { .. }
+            | Self::CreateMultipartUpload { .. }
+            | Self::CompleteMultipartUpload { .. } => Method::POST,
+            Self::CorsPreflight { .. } => Method::OPTIONS,
+            Self::Unsupported { .. } => return None,
+        })
     }
 
     /// The source a copy reads from (it must be readable by the caller too).
@@ -303,6 +398,9 @@ impl Operation {
                 _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
             };
         };
+        if *method == Method::OPTIONS {
+            return Ok(Self::CorsPreflight { bucket, key });
+        }
         if key.is_empty() {
             return Self::bucket_operation(method, bucket, query);
         }
@@ -322,7 +420,6 @@ impl Operation {
                 "GetBucketLifecycleConfiguration",
                 C::NoSuchLifecycleConfiguration,
             ),
-            ("cors", "GetBucketCors", C::NoSuchCORSConfiguration),
             ("tagging", "GetBucketTagging", C::NoSuchTagSet),
             ("website", "GetBucketWebsite", C::NoSuchWebsiteConfiguration),
             (
@@ -339,7 +436,6 @@ impl Operation {
         const UNSUPPORTED_SUBRESOURCES: &[(&str, &str)] = &[
             ("policy", "BucketPolicy"),
             ("lifecycle", "BucketLifecycle"),
-            ("cors", "BucketCors"),
             ("tagging", "BucketTagging"),
             ("website", "BucketWebsite"),
             ("replication", "BucketReplication"),
@@ -358,6 +454,14 @@ impl Operation {
             ("intelligent-tiering", "BucketIntelligentTiering"),
             ("versioning", "PutBucketVersioning"),
         ];
+        if query.has("cors") {
+            return match *method {
+                Method::GET => Ok(Self::GetBucketCors { bucket }),
+                Method::PUT => Ok(Self::PutBucketCors { bucket }),
+                Method::DELETE => Ok(Self::DeleteBucketCors { bucket }),
+                _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+            };
+        }
         if *method == Method::GET {
             if let Some((_, name, code)) = ABSENT.iter().find(|(k, _, _)| query.has(k)) {
                 return Ok(Self::GetAbsentBucketConfig {
@@ -435,7 +539,6 @@ impl Operation {
         copy_source: Option<&str>,
     ) -> Result<Self, S3Error> {
         const UNSUPPORTED_SUBRESOURCES: &[(&str, &str)] = &[
-            ("tagging", "ObjectTagging"),
             ("retention", "ObjectRetention"),
             ("legal-hold", "ObjectLegalHold"),
             ("restore", "RestoreObject"),
@@ -456,6 +559,14 @@ impl Operation {
                     "Invalid version id specified",
                 ));
             }
+        }
+        if query.has("tagging") {
+            return match *method {
+                Method::GET => Ok(Self::GetObjectTagging { bucket, key }),
+                Method::PUT => Ok(Self::PutObjectTagging { bucket, key }),
+                Method::DELETE => Ok(Self::DeleteObjectTagging { bucket, key }),
+                _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+            };
         }
         if query.has("acl") {
             return match *method {
@@ -675,6 +786,69 @@ mod tests {
     }
 
     #[test]
+    fn tagging_cors_and_preflights_route() {
+        let object = |method| op(method, None, "/b/dir/k?tagging");
+        assert_eq!(
+            object(Method::GET),
+            Ok(Operation::GetObjectTagging {
+                bucket: owned("b"),
+                key: owned("dir/k")
+            })
+        );
+        assert_eq!(
+            object(Method::PUT),
+            Ok(Operation::PutObjectTagging {
+                bucket: owned("b"),
+                key: owned("dir/k")
+            })
+        );
+        assert_eq!(
+            object(Method::DELETE),
+            Ok(Operation::DeleteObjectTagging {
+                bucket: owned("b"),
+                key: owned("dir/k")
+            })
+        );
+        assert_eq!(object(Method::POST), Err(S3ErrorCode::MethodNotAllowed));
+        assert_eq!(
+            op(Method::GET, None, "/b?cors"),
+            Ok(Operation::GetBucketCors { bucket: owned("b") })
+        );
+        assert_eq!(
+            op(Method::PUT, Some("b.s3.test"), "/?cors"),
+            Ok(Operation::PutBucketCors { bucket: owned("b") })
+        );
+        assert_eq!(
+            op(Method::DELETE, None, "/b/?cors"),
+            Ok(Operation::DeleteBucketCors { bucket: owned("b") })
+        );
+        assert_eq!(
+            op(Method::OPTIONS, Some("b.s3.test"), "/a/k.txt"),
+            Ok(Operation::CorsPreflight {
+                bucket: owned("b"),
+                key: owned("a/k.txt")
+            })
+        );
+        assert_eq!(
+            op(Method::OPTIONS, None, "/b"),
+            Ok(Operation::CorsPreflight {
+                bucket: owned("b"),
+                key: String::new()
+            })
+        );
+        assert_eq!(
+            op(Method::OPTIONS, None, "/"),
+            Err(S3ErrorCode::MethodNotAllowed)
+        );
+        assert!(Operation::PutObjectTagging {
+            bucket: owned("b"),
+            key: owned("k")
+        }
+        .is_write());
+        assert!(!Operation::GetBucketCors { bucket: owned("b") }.is_write());
+    }
+
+    #[test]
     fn copy_sources() {
         let parsed = CopySource::parse("/src%20b/dir/a%2Bb.txt?versionId=null")
             .unwrap_or_else(|e| panic!("{e}"));
@@ -712,16 +886,18 @@ mod tests {
     #[test]
     fn unknown_subresources_are_not_implemented_and_bad_methods_refused() {
         assert_eq!(
-            op(Method::GET, None, "/b?cors"),
+            op(Method::GET, None, "/b?tagging"),
             Ok(Operation::GetAbsentBucketConfig {
                 bucket: owned("b"),
-                name: "GetBucketCors",
-                code: S3ErrorCode::NoSuchCORSConfiguration
+                name: "GetBucketTagging",
+                code: S3ErrorCode::NoSuchTagSet
             })
         );
         assert_eq!(
-            op(Method::PUT, None, "/b?cors"),
-            Ok(Operation::Unsupported { name: "BucketCors" })
+            op(Method::PUT, None, "/b?tagging"),
+            Ok(Operation::Unsupported {
+                name: "BucketTagging"
+            })
         );
         assert_eq!(
             op(Method::POST, None, "/b?delete"),

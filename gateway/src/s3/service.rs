@@ -15,8 +15,8 @@ use super::auth::{authenticate, authorize};
 use super::body::{self, Body};
 use super::error::{S3Error, S3ErrorCode};
 use super::handlers::{
-    bucket_config, buckets, copy_object, delete_objects, list_objects, multipart_upload,
-    object_attributes, objects, post_object,
+    bucket_config, bucket_cors, buckets, copy_object, delete_objects, list_objects,
+    multipart_upload, object_attributes, object_tagging, objects, post_object,
 };
 use super::operation::Operation;
 use super::query::Query;
@@ -187,6 +187,11 @@ impl S3Service {
         seen.bucket = operation.bucket().map(str::to_owned);
         seen.key = operation.key().map(str::to_owned);
 
+        // Browsers send preflights without credentials: answered from published CORS rules.
+        if let Operation::CorsPreflight { bucket, key } = operation {
+            return bucket_cors::preflight(self.store.clone(), bucket, &key, &parts.headers).await;
+        }
+
         // A browser form has no Authorization header: it is authenticated by its fields.
         if let Operation::PostObject { .. } = operation {
             let (store, region) = (self.store.clone(), self.region.clone());
@@ -227,7 +232,21 @@ impl S3Service {
     }
 }
 
+/// Runs the operation's handler; a successful response to a browser (a request with an
+/// `Origin`) gets the CORS headers of the caller's own bucket's matching rule.
 async fn route(ctx: RequestContext, operation: Operation) -> Result<Response<Body>, S3Error> {
+    let cors = bucket_cors::ActualRequest::of(&ctx, operation.bucket(), operation.http_method());
+    let mut response = handle_operation(ctx, operation).await?;
+    if let Some(cors) = cors {
+        cors.add_headers(&mut response).await;
+    }
+    Ok(response)
+}
+
+async fn handle_operation(
+    ctx: RequestContext,
+    operation: Operation,
+) -> Result<Response<Body>, S3Error> {
     use Operation as Op;
     match operation {
         Op::ListBuckets => buckets::list_buckets(ctx).await,
@@ -285,6 +304,18 @@ async fn route(ctx: RequestContext, operation: Operation) -> Result<Response<Bod
         Op::GetBucketOwnershipControls { bucket } => {
             bucket_config::get_bucket_ownership_controls(ctx, bucket).await
         }
+        Op::GetBucketCors { bucket } => bucket_cors::get_bucket_cors(ctx, bucket).await,
+        Op::PutBucketCors { bucket } => bucket_cors::put_bucket_cors(ctx, bucket).await,
+        Op::DeleteBucketCors { bucket } => bucket_cors::delete_bucket_cors(ctx, bucket).await,
+        Op::GetObjectTagging { bucket, key } => {
+            object_tagging::get_object_tagging(ctx, bucket, key).await
+        }
+        Op::PutObjectTagging { bucket, key } => {
+            object_tagging::put_object_tagging(ctx, bucket, key).await
+        }
+        Op::DeleteObjectTagging { bucket, key } => {
+            object_tagging::delete_object_tagging(ctx, bucket, key).await
+        }
         Op::GetAbsentBucketConfig { bucket, code, .. } => {
             bucket_config::get_absent_config(ctx, bucket, code).await
         }
@@ -315,6 +346,9 @@ async fn route(ctx: RequestContext, operation: Operation) -> Result<Response<Bod
         } => multipart_upload::list_parts(ctx, bucket, key, upload_id).await,
         Op::PostObject { .. } => Err(S3Error::internal(
             "PostObject is handled before authentication",
+        )),
+        Op::CorsPreflight { .. } => Err(S3Error::internal(
+            "CorsPreflight is handled before authentication",
         )),
         Op::Unsupported { name } => Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,

@@ -20,6 +20,8 @@ use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::object_headers::meta_from_request;
 use crate::s3::operation::CopySource;
 use crate::s3::range::ByteRange;
+use crate::s3::server_side_encryption::{self, mark_encrypted};
+use crate::s3::tagging;
 use crate::s3::timestamp::{iso8601, parse_http_date};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{blocking, conditional, RequestContext};
@@ -158,6 +160,7 @@ pub async fn copy_object(
     source: CopySource,
 ) -> Result<Response<Body>, S3Error> {
     check_acl_headers(&ctx.headers)?;
+    server_side_encryption::check_requested(&ctx.headers)?;
     let replace = match ctx
         .headers
         .get("x-amz-metadata-directive")
@@ -194,6 +197,7 @@ pub async fn copy_object(
     } else {
         source_object.meta.clone()
     };
+    meta.tags = tagging::for_copy(&ctx.headers, &source_object.meta.tags)?;
     let algorithm = copy_algorithm(&ctx.headers, &source_object)?;
     let range = ByteRange {
         start: 0,
@@ -224,7 +228,9 @@ pub async fn copy_object(
     w.element(checksum_element(algorithm), &copied.checksum.1);
     w.element("ChecksumType", "FULL_OBJECT");
     w.close("CopyObjectResult");
-    Ok(xml_response(w.finish()))
+    let mut response = xml_response(w.finish());
+    mark_encrypted(response.headers_mut());
+    Ok(response)
 }
 
 /// `x-amz-copy-source-range: bytes=a-b`, which must lie inside the source.
@@ -316,6 +322,7 @@ pub async fn upload_part_copy(
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", copied.md5_hex)) {
         response.headers_mut().insert(http::header::ETAG, v);
     }
+    mark_encrypted(response.headers_mut());
     Ok(response)
 }
 

@@ -1,12 +1,14 @@
 //! One file per group of S3 operations.
 
 pub mod bucket_config;
+pub mod bucket_cors;
 pub mod buckets;
 pub mod copy_object;
 pub mod delete_objects;
 pub mod list_objects;
 pub mod multipart_upload;
 pub mod object_attributes;
+pub mod object_tagging;
 pub mod objects;
 pub mod post_object;
 

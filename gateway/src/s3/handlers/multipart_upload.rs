@@ -25,6 +25,7 @@ use crate::s3::object_headers::meta_from_request;
 use crate::s3::operation::MAX_PART_NUMBER;
 use crate::s3::payload_digest::PayloadDigest;
 use crate::s3::payload_writer::receive_payload;
+use crate::s3::server_side_encryption::{self, mark_encrypted};
 use crate::s3::timestamp::iso8601;
 use crate::s3::xml::{self, XmlWriter};
 use crate::s3::{blocking, RequestContext};
@@ -162,6 +163,7 @@ pub async fn create_multipart_upload(
 ) -> Result<Response<Body>, S3Error> {
     let record = bucket_record(&ctx, &bucket).await?;
     check_acl_headers(&ctx.headers)?;
+    server_side_encryption::check_requested(&ctx.headers)?;
     let mut meta = meta_from_request(&ctx.headers)?;
     let checksum = UploadChecksum::from_create_headers(&ctx.headers)?;
     if let Some(checksum) = checksum {
@@ -177,6 +179,7 @@ pub async fn create_multipart_upload(
     w.element("UploadId", &upload.upload_id);
     w.close("InitiateMultipartUploadResult");
     let mut response = xml_response(w.finish());
+    mark_encrypted(response.headers_mut());
     if let Some(checksum) = checksum {
         let headers = response.headers_mut();
         headers.insert(
@@ -230,6 +233,7 @@ pub async fn upload_part(
     let mut response = empty_response(StatusCode::OK);
     let headers = response.headers_mut();
     headers.insert(http::header::ETAG, quoted_etag(&digests.md5_hex));
+    mark_encrypted(headers);
     if digests.requested {
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(algorithm.header_name(), v);
@@ -317,13 +321,15 @@ pub async fn complete_multipart_upload(
     let chosen = parse_complete_body(&body)?;
     let request_id = ctx.request_id.clone();
     let mut work = tokio::spawn(complete(ctx, bucket, key, upload_id, chosen));
-    match tokio::time::timeout(COMPLETE_FAST_PATH, &mut work).await {
+    let mut response = match tokio::time::timeout(COMPLETE_FAST_PATH, &mut work).await {
         Ok(joined) => {
             let document = joined.map_err(S3Error::internal)??;
-            Ok(xml_response(format!("{XML_DECLARATION}{document}")))
+            xml_response(format!("{XML_DECLARATION}{document}"))
         }
-        Err(_) => Ok(keepalive_response(work, request_id)),
-    }
+        Err(_) => keepalive_response(work, request_id),
+    };
+    mark_encrypted(response.headers_mut());
+    Ok(response)
 }
 
 const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";

@@ -15,6 +15,7 @@ use crate::s3::object_headers::{meta_from_request, write_response_headers};
 use crate::s3::payload_digest::PayloadDigest;
 use crate::s3::payload_writer::receive_payload;
 use crate::s3::range::{parse_range, ByteRange};
+use crate::s3::server_side_encryption::{self, mark_encrypted};
 use crate::s3::timestamp::http_date;
 use crate::s3::{blocking, conditional, RequestContext};
 
@@ -49,6 +50,7 @@ pub async fn put_object(
 ) -> Result<Response<Body>, S3Error> {
     let record = Arc::new(bucket_record(&ctx, &bucket).await?);
     check_acl_headers(&ctx.headers)?;
+    server_side_encryption::check_requested(&ctx.headers)?;
     let mut meta = meta_from_request(&ctx.headers)?;
     let digest = PayloadDigest::from_headers(&ctx.headers)?;
     let writer = {
@@ -67,6 +69,7 @@ pub async fn put_object(
     let mut response = empty_response(StatusCode::OK);
     let headers = response.headers_mut();
     headers.insert(http::header::ETAG, quoted_etag(&digests.md5_hex));
+    mark_encrypted(headers);
     if digests.requested {
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(algorithm.header_name(), v);
@@ -106,6 +109,7 @@ fn object_headers(ctx: &RequestContext, object: &ObjectRecord, out: &mut HeaderM
         http::header::ACCEPT_RANGES,
         HeaderValue::from_static("bytes"),
     );
+    mark_encrypted(out);
     write_response_headers(&object.meta, &ctx.query, out);
 }
 
@@ -297,7 +301,12 @@ fn stream_range(
             tx.blocking_send(Ok(chunk)).is_ok()
         });
         if let Err(e) = result {
-            tracing::error!(key = %key, error = %e, "object read failed mid-stream");
+            if matches!(e, coffre_storage::Error::Integrity { .. }) {
+                // A tampered, truncated or swapped data file: a security signal.
+                tracing::error!(key = %key, error = %e, "integrity failure mid-stream; connection aborted");
+            } else {
+                tracing::error!(key = %key, error = %e, "object read failed mid-stream");
+            }
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
         }
     });

@@ -23,12 +23,15 @@ use super::{empty_response, quoted_etag};
 use crate::s3::auth::authorize;
 use crate::s3::blocking;
 use crate::s3::body::{self, Body};
+use crate::s3::cors;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::object_headers::meta_from_request;
 use crate::s3::operation::{Operation, MAX_KEY_BYTES};
 use crate::s3::payload_digest::{Digests, PayloadDigest};
 use crate::s3::request_body::RequestBody;
-use crate::s3::xml::XmlWriter;
+use crate::s3::server_side_encryption::mark_encrypted;
+use crate::s3::tagging;
+use crate::s3::xml::{self, XmlWriter};
 use form::{FilePart, PostForm};
 
 /// The whole request: the largest object a PUT may carry, plus the form around it.
@@ -192,6 +195,7 @@ async fn upload(
     let (algorithm, checksum) = digests.checksum.clone();
     meta.checksums = vec![(algorithm.name().to_owned(), checksum.clone())];
     meta.checksum_type = Some("FULL_OBJECT".to_owned());
+    let cors_rules = record.cors.clone();
     {
         let (store, scope, key) = (store.clone(), scope.clone(), key.clone());
         blocking(move || store.put_object(&scope, &record, &key, meta, data)).await?;
@@ -201,6 +205,8 @@ async fn upload(
     let mut response = success_response(&fields, bucket, &key, &digests.md5_hex, &location);
     let headers = response.headers_mut();
     headers.insert(ETAG, quoted_etag(&digests.md5_hex));
+    cors::add_actual_response_headers(&cors_rules, &parts.headers, "POST", headers);
+    mark_encrypted(headers);
     if !headers.contains_key(LOCATION) {
         if let Ok(v) = HeaderValue::from_str(&location) {
             headers.insert(LOCATION, v);
@@ -233,6 +239,14 @@ fn object_headers(fields: &FormFields) -> Result<HeaderMap, S3Error> {
     let mut headers = HeaderMap::new();
     for (name, value) in fields.iter() {
         let lower = name.to_ascii_lowercase();
+        if lower == "tagging" {
+            // The form carries a Tagging document; PutObject reads the header's form.
+            let tags = tagging::parse_document(&xml::parse(value.as_bytes())?)?;
+            let value =
+                HeaderValue::from_str(&tagging::header_value(&tags)).map_err(S3Error::internal)?;
+            headers.insert("x-amz-tagging", value);
+            continue;
+        }
         let header = match HEADER_FIELDS.iter().find(|(field, _)| *field == lower) {
             Some((_, header)) => (*header).to_owned(),
             None if lower.starts_with("x-amz-meta-") || lower.starts_with("x-amz-checksum-") => {
@@ -518,5 +532,24 @@ mod tests {
             bad.err().map(|e| e.code()),
             Some(S3ErrorCode::InvalidArgument)
         );
+    }
+
+    #[test]
+    fn the_tagging_field_becomes_the_tagging_header() {
+        let document = "<Tagging><TagSet><Tag><Key>b c</Key><Value>été</Value></Tag>\
+                        <Tag><Key>a</Key><Value>1</Value></Tag></TagSet></Tagging>";
+        let headers =
+            object_headers(&fields(&[("tagging", document)])).unwrap_or_else(|e| panic!("{e}"));
+        let header = headers.get("x-amz-tagging").map(|v| v.as_bytes().to_vec());
+        let tags = tagging::parse_header(&header.unwrap_or_default());
+        assert_eq!(
+            tags.ok(),
+            Some(vec![
+                ("a".to_owned(), "1".to_owned()),
+                ("b c".to_owned(), "été".to_owned())
+            ])
+        );
+        let bad = object_headers(&fields(&[("tagging", "<Tagging>")]));
+        assert_eq!(bad.err().map(|e| e.code()), Some(S3ErrorCode::MalformedXML));
     }
 }

@@ -1,0 +1,242 @@
+//! Operators' view of the real binary: `/metrics` in the Prometheus text format, scraped by
+//! a real Prometheus server whose query API sees the workload; and the deploy files (alert
+//! rules, Grafana dashboard) name only metrics the server exports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use coffre_conformance::TestServer;
+
+fn admin_token(server: &TestServer) -> String {
+    std::fs::read_to_string(server.data_dir().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+async fn http_get(url: &str, token: Option<&str>) -> (u16, String) {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let mut request = http::Request::get(url);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = client
+        .request(request.body(Empty::new()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn workload(server: &TestServer) {
+    let s3 = server.s3_client();
+    s3.create_bucket().bucket("observed").send().await.unwrap();
+    for i in 0..5 {
+        s3.put_object()
+            .bucket("observed")
+            .key(format!("k{i}"))
+            .body(ByteStream::from(vec![b'x'; 1000]))
+            .send()
+            .await
+            .unwrap();
+        s3.get_object()
+            .bucket("observed")
+            .key(format!("k{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(s3.get_object().bucket("observed").key("missing").send().await.is_err());
+}
+
+/// Metric names in a text exposition (`name{labels} value` lines).
+fn exported_series(exposition: &str) -> BTreeSet<String> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_need_the_token_and_count_the_workload() {
+    let server = TestServer::start();
+    workload(&server).await;
+    let url = format!("{}/metrics", server.admin_endpoint);
+    let (status, _) = http_get(&url, None).await;
+    assert_eq!(status, 401, "/metrics without the admin token");
+    let (status, text) = http_get(&url, Some(&admin_token(&server))).await;
+    assert_eq!(status, 200);
+    for line in [
+        "coffre_requests_total{op=\"PutObject\",code=\"200\"} 5",
+        "coffre_requests_total{op=\"GetObject\",code=\"200\"} 5",
+        "coffre_requests_total{op=\"GetObject\",code=\"404\"} 1",
+        "coffre_received_bytes_total{op=\"PutObject\"} 5000",
+        "coffre_sent_bytes_total{op=\"GetObject\"} 5000",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in\n{text}");
+    }
+    let series = exported_series(&text);
+    for name in ["coffre_request_duration_seconds_bucket", "coffre_build_info", "coffre_requests_in_flight"] {
+        assert!(series.contains(name), "missing {name}");
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every `coffre_*` identifier in the deploy files.
+fn metric_names_in_deploy_files() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for file in [
+        "deploy/prometheus/coffre-alerts.yml",
+        "deploy/grafana/coffre.json",
+    ] {
+        let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("coffre_") {
+            let tail = &rest[at..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            names.insert(tail[..end].to_owned());
+            rest = &tail[end..];
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn deploy_files_name_only_exported_metrics() {
+    let server = TestServer::start();
+    workload(&server).await;
+    let url = format!("{}/metrics", server.admin_endpoint);
+    let (_, text) = http_get(&url, Some(&admin_token(&server))).await;
+    let series = exported_series(&text);
+    let names = metric_names_in_deploy_files();
+    assert!(names.len() >= 8, "too few metric names found: {names:?}");
+    for name in &names {
+        assert!(
+            series.contains(name),
+            "{name} is used in deploy/ but the server does not export it"
+        );
+    }
+}
+
+struct Prometheus {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_prometheus(target: &str, token_file: &Path) -> Prometheus {
+    let binary = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("prometheus is not installed: conformance/run installs the Debian package `prometheus`");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: coffre\n    \
+             authorization:\n      type: Bearer\n      credentials_file: {}\n    \
+             static_configs:\n      - targets: [\"{target}\"]\n",
+            token_file.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new(binary)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Prometheus {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+/// The value of an instant query's first sample, once Prometheus has one (bounded wait).
+async fn query(prometheus: &Prometheus, promql: &str, deadline: Instant) -> f64 {
+    let encoded: String = url_encode(promql);
+    let url = format!("{}/api/v1/query?query={encoded}", prometheus.url);
+    loop {
+        if let Ok((200, body)) = tokio::time::timeout(Duration::from_secs(5), http_get(&url, None))
+            .await
+            .map_err(|_| ())
+        {
+            let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if let Some(sample) = value["data"]["result"].get(0) {
+                return sample["value"][1].as_str().unwrap().parse().unwrap();
+            }
+        }
+        assert!(Instant::now() < deadline, "Prometheus never returned a sample for {promql}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_real_prometheus_scrapes_the_workload() {
+    let server = TestServer::start();
+    let target = server
+        .admin_endpoint
+        .trim_start_matches("http://")
+        .to_owned();
+    let prometheus = start_prometheus(&target, &server.data_dir().join("admin-token"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Let a first scrape see the counters before the workload, so rate() has two points.
+    assert_eq!(query(&prometheus, "up{job=\"coffre\"}", deadline).await, 1.0);
+    workload(&server).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for op in ["PutObject", "GetObject"] {
+        let promql = format!("sum(rate(coffre_requests_total{{op=\"{op}\"}}[1m])) > 0");
+        let rate = query(&prometheus, &promql, deadline).await;
+        assert!(rate > 0.0, "{op} rate {rate}");
+    }
+    let puts = query(
+        &prometheus,
+        "sum(coffre_requests_total{op=\"PutObject\",code=\"200\"})",
+        deadline,
+    )
+    .await;
+    assert_eq!(puts, 5.0);
+}
