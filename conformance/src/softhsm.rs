@@ -30,7 +30,10 @@ impl SoftHsmToken {
     /// Initializes token `label` with user PIN 1234. Panics, naming the package, when
     /// SoftHSM2 is not installed.
     pub fn init(label: &str) -> Self {
-        assert!(Path::new(SOFTHSM_MODULE).exists(), "{SOFTHSM_MODULE} is missing. {MISSING}");
+        assert!(
+            Path::new(SOFTHSM_MODULE).exists(),
+            "{SOFTHSM_MODULE} is missing. {MISSING}"
+        );
         let dir = tempfile::Builder::new()
             .prefix("coffre-softhsm-")
             .tempdir()

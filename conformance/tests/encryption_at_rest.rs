@@ -108,7 +108,11 @@ async fn run_workload(s3: &Client) -> Workload {
         .send()
         .await
         .unwrap();
-    assert_eq!(created.server_side_encryption(), AES256, "CreateMultipartUpload");
+    assert_eq!(
+        created.server_side_encryption(),
+        AES256,
+        "CreateMultipartUpload"
+    );
     let upload_id = created.upload_id().unwrap();
     let first = canary_body(5 * MIB, 4);
     let part = s3
@@ -134,7 +138,12 @@ async fn run_workload(s3: &Client) -> Workload {
         .await
         .unwrap();
     assert_eq!(copied.server_side_encryption(), AES256, "UploadPartCopy");
-    let second_etag = copied.copy_part_result().unwrap().e_tag().unwrap().to_string();
+    let second_etag = copied
+        .copy_part_result()
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .to_string();
     let completed = s3
         .complete_multipart_upload()
         .bucket(BUCKET)
@@ -142,14 +151,28 @@ async fn run_workload(s3: &Client) -> Workload {
         .upload_id(upload_id)
         .multipart_upload(
             CompletedMultipartUpload::builder()
-                .parts(CompletedPart::builder().part_number(1).e_tag(first_etag).build())
-                .parts(CompletedPart::builder().part_number(2).e_tag(second_etag).build())
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(first_etag)
+                        .build(),
+                )
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(2)
+                        .e_tag(second_etag)
+                        .build(),
+                )
                 .build(),
         )
         .send()
         .await
         .unwrap();
-    assert_eq!(completed.server_side_encryption(), AES256, "CompleteMultipartUpload");
+    assert_eq!(
+        completed.server_side_encryption(),
+        AES256,
+        "CompleteMultipartUpload"
+    );
     let second = objects[0].body.clone();
     secrets.push(md5_hex(&first).into_bytes());
     objects.push(Stored {
@@ -187,7 +210,11 @@ async fn run_workload(s3: &Client) -> Workload {
         .send()
         .await
         .unwrap();
-    assert_eq!(copy.server_side_encryption(), AES256, "CopyObject (REPLACE)");
+    assert_eq!(
+        copy.server_side_encryption(),
+        AES256,
+        "CopyObject (REPLACE)"
+    );
     let replaced = Stored {
         key: "copies/replaced".to_string(),
         body: objects[0].body.clone(),
@@ -303,10 +330,17 @@ async fn assert_nothing_in_plaintext(server: &mut TestServer, workload: &Workloa
     // Control: the scan does see what is stored in the clear (names are listing keys).
     let control = scan(
         server.data_dir(),
-        &[BUCKET.as_bytes().to_vec(), b"control-visible-key-large".to_vec()],
+        &[
+            BUCKET.as_bytes().to_vec(),
+            b"control-visible-key-large".to_vec(),
+        ],
     );
     assert_eq!(
-        control.iter().map(|(n, _)| n.as_str()).collect::<BTreeSet<_>>().len(),
+        control
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<BTreeSet<_>>()
+            .len(),
         2,
         "the scan should find the bucket and key names: {control:?}"
     );
@@ -340,7 +374,13 @@ async fn pkcs11_root_key_on_softhsm_leaves_no_plaintext_on_disk_and_survives_res
     server.restart();
     check_readable(&server.s3_client(), &workload).await;
     // The token's directory holds the root key, sealed by SoftHSM: nothing of ours either.
-    assert!(token.dir().join("tokens").read_dir().unwrap().next().is_some());
+    assert!(token
+        .dir()
+        .join("tokens")
+        .read_dir()
+        .unwrap()
+        .next()
+        .is_some());
 }
 
 /// What a GET produced, as a client without checksum validation sees it.
@@ -393,12 +433,19 @@ async fn assert_get_fails(server: &TestServer, key: &str, original: &[u8], what:
             assert!(status >= 500, "{what}: GET {key} answered {status}");
         }
         Outcome::Cut { received } => {
-            assert!(received < original.len(), "{what}: GET {key} cut after the whole body")
+            assert!(
+                received < original.len(),
+                "{what}: GET {key} cut after the whole body"
+            )
         }
         Outcome::Whole(bytes) => panic!(
             "{what}: GET {key} returned {} bytes ({}) instead of failing",
             bytes.len(),
-            if bytes == original { "the original" } else { "WRONG BYTES" }
+            if bytes == original {
+                "the original"
+            } else {
+                "WRONG BYTES"
+            }
         ),
     }
 }
@@ -495,4 +542,38 @@ async fn tampered_truncated_or_swapped_data_files_make_get_fail() {
         .unwrap()
         .into_bytes();
     assert!(first_segment[..] == body_of("flipped")[..1000]);
+}
+
+#[tokio::test]
+async fn sse_s3_may_be_asked_for_and_sse_kms_is_refused() {
+    let server = TestServer::start();
+    let s3 = server.s3_client();
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let put = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("asked")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .body(ByteStream::from_static(b"asked for AES256"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.server_side_encryption(), AES256);
+    let refused = server
+        .request(Method::PUT, &format!("/{BUCKET}/kms"))
+        .header("x-amz-server-side-encryption", "aws:kms")
+        .body("kms")
+        .send()
+        .await;
+    refused.assert_error(501, "NotImplemented");
+    let refused = server
+        .request(Method::PUT, &format!("/{BUCKET}/des"))
+        .header("x-amz-server-side-encryption", "DES")
+        .body("des")
+        .send()
+        .await;
+    refused.assert_error(400, "InvalidArgument");
+    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["asked"], "refused PUTs store nothing");
 }

@@ -19,6 +19,13 @@ fn admin_token(server: &TestServer) -> String {
 }
 
 async fn http_get(url: &str, token: Option<&str>) -> (u16, String) {
+    try_http_get(url, token).await.unwrap()
+}
+
+async fn try_http_get(
+    url: &str,
+    token: Option<&str>,
+) -> Result<(u16, String), hyper_util::client::legacy::Error> {
     use http_body_util::{BodyExt, Empty};
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
@@ -27,13 +34,10 @@ async fn http_get(url: &str, token: Option<&str>) -> (u16, String) {
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
-    let response = client
-        .request(request.body(Empty::new()).unwrap())
-        .await
-        .unwrap();
+    let response = client.request(request.body(Empty::new()).unwrap()).await?;
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 async fn workload(server: &TestServer) {
@@ -54,7 +58,13 @@ async fn workload(server: &TestServer) {
             .await
             .unwrap();
     }
-    assert!(s3.get_object().bucket("observed").key("missing").send().await.is_err());
+    assert!(s3
+        .get_object()
+        .bucket("observed")
+        .key("missing")
+        .send()
+        .await
+        .is_err());
 }
 
 /// Metric names in a text exposition (`name{labels} value` lines).
@@ -85,7 +95,11 @@ async fn metrics_need_the_token_and_count_the_workload() {
         assert!(text.contains(line), "missing `{line}` in\n{text}");
     }
     let series = exported_series(&text);
-    for name in ["coffre_request_duration_seconds_bucket", "coffre_build_info", "coffre_requests_in_flight"] {
+    for name in [
+        "coffre_request_duration_seconds_bucket",
+        "coffre_build_info",
+        "coffre_requests_in_flight",
+    ] {
         assert!(series.contains(name), "missing {name}");
     }
 }
@@ -157,7 +171,9 @@ fn start_prometheus(target: &str, token_file: &Path) -> Prometheus {
     let binary = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
         .into_iter()
         .find(|p| Path::new(p).exists())
-        .expect("prometheus is not installed: conformance/run installs the Debian package `prometheus`");
+        .expect(
+            "prometheus is not installed: conformance/run installs the Debian package `prometheus`",
+        );
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
@@ -173,7 +189,10 @@ fn start_prometheus(target: &str, token_file: &Path) -> Prometheus {
     let port = free_port();
     let child = Command::new(binary)
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -191,16 +210,19 @@ async fn query(prometheus: &Prometheus, promql: &str, deadline: Instant) -> f64 
     let encoded: String = url_encode(promql);
     let url = format!("{}/api/v1/query?query={encoded}", prometheus.url);
     loop {
-        if let Ok((200, body)) = tokio::time::timeout(Duration::from_secs(5), http_get(&url, None))
-            .await
-            .map_err(|_| ())
+        // Prometheus may still be starting: connection errors are retried until the deadline.
+        if let Ok(Ok((200, body))) =
+            tokio::time::timeout(Duration::from_secs(5), try_http_get(&url, None)).await
         {
             let value: serde_json::Value = serde_json::from_str(&body).unwrap();
             if let Some(sample) = value["data"]["result"].get(0) {
                 return sample["value"][1].as_str().unwrap().parse().unwrap();
             }
         }
-        assert!(Instant::now() < deadline, "Prometheus never returned a sample for {promql}");
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never returned a sample for {promql}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -208,7 +230,9 @@ async fn query(prometheus: &Prometheus, promql: &str, deadline: Instant) -> f64 
 fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -224,19 +248,41 @@ async fn a_real_prometheus_scrapes_the_workload() {
     let prometheus = start_prometheus(&target, &server.data_dir().join("admin-token"));
     let deadline = Instant::now() + Duration::from_secs(60);
     // Let a first scrape see the counters before the workload, so rate() has two points.
-    assert_eq!(query(&prometheus, "up{job=\"coffre\"}", deadline).await, 1.0);
+    assert_eq!(
+        query(&prometheus, "up{job=\"coffre\"}", deadline).await,
+        1.0
+    );
     workload(&server).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // rate() needs the counters to grow between two scrapes (1 s apart): a second round of
+    // requests after a scrape has seen the first.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let s3 = server.s3_client();
+    for i in 0..5 {
+        s3.put_object()
+            .bucket("observed")
+            .key(format!("again{i}"))
+            .body(ByteStream::from(vec![b'y'; 10]))
+            .send()
+            .await
+            .unwrap();
+        s3.get_object()
+            .bucket("observed")
+            .key(format!("again{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
     for op in ["PutObject", "GetObject"] {
-        let promql = format!("sum(rate(coffre_requests_total{{op=\"{op}\"}}[1m])) > 0");
+        let promql =
+            format!("sum(rate(coffre_requests_total{{op=\"{op}\",code=\"200\"}}[1m])) > 0");
         let rate = query(&prometheus, &promql, deadline).await;
         assert!(rate > 0.0, "{op} rate {rate}");
     }
     let puts = query(
         &prometheus,
-        "sum(coffre_requests_total{op=\"PutObject\",code=\"200\"})",
+        "sum(coffre_requests_total{op=\"PutObject\",code=\"200\"}) == 10",
         deadline,
     )
     .await;
-    assert_eq!(puts, 5.0);
+    assert_eq!(puts, 10.0);
 }

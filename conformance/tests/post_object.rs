@@ -238,7 +238,10 @@ async fn a_signed_form_stores_the_file_and_answers_204() {
     response.assert_status(204);
     let etag = format!("\"{}\"", md5_hex(&data));
     assert_eq!(response.header("etag"), Some(etag.as_str()));
-    assert_eq!(response.header("x-amz-server-side-encryption"), Some("AES256"));
+    assert_eq!(
+        response.header("x-amz-server-side-encryption"),
+        Some("AES256")
+    );
     assert_eq!(
         response.header("location"),
         Some(format!("{}/{BUCKET}/user%2Fmary%2Fphoto.png", server.endpoint).as_str())

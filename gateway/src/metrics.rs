@@ -102,6 +102,10 @@ impl Metrics {
             in_flight.clone(),
         );
         let rejected = Family::<ReasonLabels, Counter>::default();
+        // Every reason is exported from the start, at 0, so rules never see an absent series.
+        for reason in REJECTION_REASONS {
+            rejected.get_or_create(&ReasonLabels { reason });
+        }
         registry.register(
             "rejected_requests",
             "Requests refused, by reason (auth, signature, time_skew, malformed, quota)",
@@ -226,6 +230,8 @@ impl Drop for InFlight<'_> {
     }
 }
 
+const REJECTION_REASONS: [&str; 5] = ["auth", "signature", "time_skew", "malformed", "quota"];
+
 /// Why a request was refused, for the `rejected_requests` reasons; `None` for outcomes
 /// that are not refusals (NoSuchKey and the like).
 pub fn rejection_reason(code: S3ErrorCode) -> Option<&'static str> {
@@ -289,7 +295,7 @@ mod tests {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
         assert!(
-            !text.contains("reason=\"auth\""),
+            text.contains("coffre_rejected_requests_total{reason=\"auth\"} 0"),
             "NoSuchKey is not a rejection"
         );
     }

@@ -96,6 +96,8 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         store.clone(),
         config.arrays.clone(),
         token,
+        metrics.clone(),
+        audit.clone(),
     ));
 
     let s3_task = tokio::spawn(accept_loop(

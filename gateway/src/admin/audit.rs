@@ -1,7 +1,9 @@
-//! Where admin actions are recorded. Today a structured log line on the `coffre::audit`
-//! target; the hash-chained audit log replaces the body of [`record`] and nothing else.
+//! Where admin actions are recorded: the hash-chained audit trail, and a structured log
+//! line on the `coffre::audit` target.
 
 use http::StatusCode;
+
+use crate::audit::{AuditLog, AuditRecord};
 
 /// One admin request, after it was answered. Never holds a secret.
 #[derive(Debug)]
@@ -17,8 +19,23 @@ pub struct AdminEvent<'a> {
     pub authenticated: bool,
 }
 
-/// Records one admin action, successful or not.
-pub fn record(event: &AdminEvent<'_>) {
+/// Records one admin action, successful or not, in the hash-chained audit trail.
+pub fn record(log: &AuditLog, event: &AdminEvent<'_>) {
+    log.record(AuditRecord {
+        time: AuditRecord::now(),
+        request_id: String::new(),
+        kind: "admin",
+        operation: event.action.to_owned(),
+        status: event.status.as_u16(),
+        error: None,
+        change: Some(serde_json::json!({
+            "action": event.action,
+            "target": event.target,
+            "authenticated": event.authenticated,
+            "error": event.error,
+        })),
+        ..AuditRecord::default()
+    });
     tracing::info!(
         target: "coffre::audit",
         kind = "admin",

@@ -26,6 +26,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::audit::AuditLog;
+use crate::metrics::Metrics;
 use crate::s3::body::{self, Body};
 use error::{AdminError, AdminErrorCode};
 use routes::{Route, Unrouted};
@@ -38,6 +40,8 @@ pub struct AdminService {
     store: Arc<Store>,
     arrays: Vec<ArrayConfig>,
     token: AdminToken,
+    metrics: Arc<Metrics>,
+    audit: AuditLog,
 }
 
 /// What a handler gets: the store and the scope the token check produced.
@@ -76,11 +80,19 @@ impl JsonReply {
 }
 
 impl AdminService {
-    pub fn new(store: Arc<Store>, arrays: Vec<ArrayConfig>, token: AdminToken) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        arrays: Vec<ArrayConfig>,
+        token: AdminToken,
+        metrics: Arc<Metrics>,
+        audit: AuditLog,
+    ) -> Self {
         Self {
             store,
             arrays,
             token,
+            metrics,
+            audit,
         }
     }
 
@@ -89,6 +101,7 @@ impl AdminService {
         match route {
             Ok(Route::Health) => json(StatusCode::OK, r#"{"status":"alive"}"#.to_owned()),
             Ok(Route::Ready) => self.ready().await,
+            Ok(Route::Metrics) => self.metrics(&request),
             route => self.api(route, request).await,
         }
     }
@@ -160,17 +173,35 @@ impl AdminService {
         if let Some(allow) = allow {
             response.headers_mut().insert(http::header::ALLOW, allow);
         }
-        audit::record(&audit::AdminEvent {
-            action: if authenticated {
-                action
-            } else {
-                "Unauthenticated"
+        audit::record(
+            &self.audit,
+            &audit::AdminEvent {
+                action: if authenticated {
+                    action
+                } else {
+                    "Unauthenticated"
+                },
+                target: if authenticated { target } else { None },
+                status: response.status(),
+                error: error_code,
+                authenticated,
             },
-            target: if authenticated { target } else { None },
-            status: response.status(),
-            error: error_code,
-            authenticated,
-        });
+        );
+        response
+    }
+
+    /// `/metrics`, with the admin token.
+    fn metrics(&self, request: &Request<Incoming>) -> Response<Body> {
+        if let Err(error) = self.authenticate(request) {
+            return error_response(&error);
+        }
+        self.metrics
+            .set_audit(self.audit.records_written(), self.audit.failures());
+        let mut response = Response::new(body::full(self.metrics.render()));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
         response
     }
 
@@ -229,9 +260,9 @@ async fn dispatch(
     let query = request.uri().query().unwrap_or("").to_owned();
     let body = read_body(request).await?;
     match route {
-        Route::Health | Route::Ready => Err(AdminError::new(
+        Route::Health | Route::Ready | Route::Metrics => Err(AdminError::new(
             AdminErrorCode::NoSuchRoute,
-            "probes are not part of the API",
+            "probes and metrics are not part of the API",
         )),
         Route::ListTenants => tenants::list(ctx).await,
         Route::CreateTenant => tenants::create(ctx, &body).await,

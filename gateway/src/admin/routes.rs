@@ -10,6 +10,7 @@ use percent_encoding::percent_decode_str;
 pub enum Route {
     Health,
     Ready,
+    Metrics,
     ListTenants,
     CreateTenant,
     ShowTenant { tenant: String },
@@ -30,6 +31,7 @@ impl Route {
         match self {
             Route::Health => "Health",
             Route::Ready => "Ready",
+            Route::Metrics => "Metrics",
             Route::ListTenants => "ListTenants",
             Route::CreateTenant => "CreateTenant",
             Route::ShowTenant { .. } => "ShowTenant",
@@ -99,6 +101,7 @@ macro_rules! route {
 pub static ROUTES: &[RouteSpec] = &[
     route!(GET "/health" => Health),
     route!(GET "/ready" => Ready),
+    route!(GET "/metrics" => Metrics),
     route!(GET "/admin/v1/tenants" => ListTenants),
     route!(POST "/admin/v1/tenants" => CreateTenant),
     route!(GET "/admin/v1/tenants/{name}" => ShowTenant { tenant }),
