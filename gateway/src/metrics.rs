@@ -104,7 +104,7 @@ impl Metrics {
         let rejected = Family::<ReasonLabels, Counter>::default();
         // Every reason is exported from the start, at 0, so rules never see an absent series.
         for reason in REJECTION_REASONS {
-            rejected.get_or_create(&ReasonLabels { reason });
+            rejected.get_or_create(&ReasonLabels { reason }).inc_by(0);
         }
         registry.register(
             "rejected_requests",
