@@ -85,11 +85,33 @@ async fn scan(ctx: &RequestContext, bucket: &str, query: ListQuery) -> Result<Li
     blocking(move || store.list_objects(&scope, &record, &query)).await
 }
 
-fn write_entries(w: &mut XmlWriter, enc: &Encoder, page: &ListPage, owner: Option<&str>) {
+/// How each object of a page is written: `<Contents>` of ListObjects, or `<Version>` of
+/// ListObjectVersions (where every object is its one `null` version).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EntryStyle {
+    Contents,
+    Version,
+}
+
+fn write_entries(
+    w: &mut XmlWriter,
+    enc: &Encoder,
+    page: &ListPage,
+    owner: Option<&str>,
+    style: EntryStyle,
+) {
     for entry in &page.entries {
         if let ListEntry::Object(object) = entry {
-            w.open("Contents");
+            let element = match style {
+                EntryStyle::Contents => "Contents",
+                EntryStyle::Version => "Version",
+            };
+            w.open(element);
             enc.element(w, "Key", &object.key);
+            if style == EntryStyle::Version {
+                w.element("VersionId", "null");
+                w.element("IsLatest", "true");
+            }
             w.element("LastModified", &iso8601(object.last_modified));
             w.element("ETag", &format!("\"{}\"", object.etag));
             w.element_display("Size", object.size);
@@ -100,7 +122,7 @@ fn write_entries(w: &mut XmlWriter, enc: &Encoder, page: &ListPage, owner: Optio
                 w.close("Owner");
             }
             w.element("StorageClass", "STANDARD");
-            w.close("Contents");
+            w.close(element);
         }
     }
     for entry in &page.entries {
@@ -109,6 +131,45 @@ fn write_entries(w: &mut XmlWriter, enc: &Encoder, page: &ListPage, owner: Optio
             enc.element(w, "Prefix", prefix);
             w.close("CommonPrefixes");
         }
+    }
+}
+
+/// What every listing reads from its query: encoding, prefix, delimiter, page size, and
+/// the marker named `marker_name` (exclusive).
+struct ListParams {
+    enc: Encoder,
+    prefix: String,
+    delimiter: Option<String>,
+    max_keys: usize,
+    marker: Option<String>,
+}
+
+impl ListParams {
+    fn from_query(query: &Query, marker_name: &str) -> Result<Self, S3Error> {
+        Ok(Self {
+            enc: Encoder::from_query(query)?,
+            prefix: query.get("prefix").unwrap_or_default().to_owned(),
+            delimiter: delimiter(query),
+            max_keys: max_keys(query, "max-keys")?,
+            marker: query
+                .get(marker_name)
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned),
+        })
+    }
+
+    async fn scan(&self, ctx: &RequestContext, bucket: &str) -> Result<ListPage, S3Error> {
+        scan(
+            ctx,
+            bucket,
+            ListQuery {
+                prefix: self.prefix.clone(),
+                delimiter: self.delimiter.clone(),
+                start_after: self.marker.clone(),
+                max_keys: self.max_keys,
+            },
+        )
+        .await
     }
 }
 
@@ -123,26 +184,15 @@ pub async fn list_objects_v1(
     ctx: RequestContext,
     bucket: String,
 ) -> Result<Response<Body>, S3Error> {
-    let enc = Encoder::from_query(&ctx.query)?;
-    let prefix = ctx.query.get("prefix").unwrap_or_default().to_owned();
-    let marker = ctx
-        .query
-        .get("marker")
-        .filter(|m| !m.is_empty())
-        .map(str::to_owned);
-    let delimiter = delimiter(&ctx.query);
-    let max_keys = max_keys(&ctx.query, "max-keys")?;
-    let page = scan(
-        &ctx,
-        &bucket,
-        ListQuery {
-            prefix: prefix.clone(),
-            delimiter: delimiter.clone(),
-            start_after: marker.clone(),
-            max_keys,
-        },
-    )
-    .await?;
+    let params = ListParams::from_query(&ctx.query, "marker")?;
+    let page = params.scan(&ctx, &bucket).await?;
+    let ListParams {
+        enc,
+        prefix,
+        delimiter,
+        max_keys,
+        marker,
+    } = params;
 
     let owner = ctx.scope.tenant_id().to_hex();
     let mut w = XmlWriter::new();
@@ -163,7 +213,7 @@ pub async fn list_objects_v1(
     if enc.url {
         w.element("EncodingType", "url");
     }
-    write_entries(&mut w, &enc, &page, Some(&owner));
+    write_entries(&mut w, &enc, &page, Some(&owner), EntryStyle::Contents);
     w.close("ListBucketResult");
     Ok(xml_response(w.finish()))
 }
@@ -220,7 +270,13 @@ pub async fn list_objects_v2(
     if enc.url {
         w.element("EncodingType", "url");
     }
-    write_entries(&mut w, &enc, &page, fetch_owner.then_some(owner.as_str()));
+    write_entries(
+        &mut w,
+        &enc,
+        &page,
+        fetch_owner.then_some(owner.as_str()),
+        EntryStyle::Contents,
+    );
     w.close("ListBucketResult");
     Ok(xml_response(w.finish()))
 }
@@ -243,26 +299,15 @@ pub async fn list_object_versions(
     ctx: RequestContext,
     bucket: String,
 ) -> Result<Response<Body>, S3Error> {
-    let enc = Encoder::from_query(&ctx.query)?;
-    let prefix = ctx.query.get("prefix").unwrap_or_default().to_owned();
-    let key_marker = ctx
-        .query
-        .get("key-marker")
-        .filter(|m| !m.is_empty())
-        .map(str::to_owned);
-    let delimiter = delimiter(&ctx.query);
-    let max_keys = max_keys(&ctx.query, "max-keys")?;
-    let page = scan(
-        &ctx,
-        &bucket,
-        ListQuery {
-            prefix: prefix.clone(),
-            delimiter: delimiter.clone(),
-            start_after: key_marker.clone(),
-            max_keys,
-        },
-    )
-    .await?;
+    let params = ListParams::from_query(&ctx.query, "key-marker")?;
+    let page = params.scan(&ctx, &bucket).await?;
+    let ListParams {
+        enc,
+        prefix,
+        delimiter,
+        max_keys,
+        marker: key_marker,
+    } = params;
 
     let owner = ctx.scope.tenant_id().to_hex();
     let mut w = XmlWriter::new();
@@ -292,30 +337,7 @@ pub async fn list_object_versions(
     if enc.url {
         w.element("EncodingType", "url");
     }
-    for entry in &page.entries {
-        if let ListEntry::Object(object) = entry {
-            w.open("Version");
-            enc.element(&mut w, "Key", &object.key);
-            w.element("VersionId", "null");
-            w.element("IsLatest", "true");
-            w.element("LastModified", &iso8601(object.last_modified));
-            w.element("ETag", &format!("\"{}\"", object.etag));
-            w.element_display("Size", object.size);
-            w.open("Owner");
-            w.element("ID", &owner);
-            w.element("DisplayName", &owner);
-            w.close("Owner");
-            w.element("StorageClass", "STANDARD");
-            w.close("Version");
-        }
-    }
-    for entry in &page.entries {
-        if let ListEntry::CommonPrefix(p) = entry {
-            w.open("CommonPrefixes");
-            enc.element(&mut w, "Prefix", p);
-            w.close("CommonPrefixes");
-        }
-    }
+    write_entries(&mut w, &enc, &page, Some(&owner), EntryStyle::Version);
     w.close("ListVersionsResult");
     Ok(xml_response(w.finish()))
 }
