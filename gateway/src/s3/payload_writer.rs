@@ -21,10 +21,29 @@ enum Message {
     Finish,
 }
 
+/// Where a payload's bytes come from: a request body, or the file part of a POST form.
+pub trait PayloadSource: Send {
+    /// The next piece, `None` at the end (after the source's own end-of-payload checks).
+    fn next(&mut self) -> impl std::future::Future<Output = Result<Option<Bytes>, S3Error>> + Send;
+
+    /// Trailing headers that may carry the declared checksum.
+    fn trailers(&self) -> &[(String, String)];
+}
+
+impl PayloadSource for RequestBody {
+    async fn next(&mut self) -> Result<Option<Bytes>, S3Error> {
+        RequestBody::next(self).await
+    }
+
+    fn trailers(&self) -> &[(String, String)] {
+        RequestBody::trailers(self)
+    }
+}
+
 /// Streams `body` into `writer`. On any error the writer is dropped unfinished, which
 /// removes its temporary file: nothing partial is ever visible.
 pub async fn receive_payload(
-    body: &mut RequestBody,
+    body: &mut impl PayloadSource,
     writer: DataWriter,
     mut digest: PayloadDigest,
 ) -> Result<(WrittenData, Digests), S3Error> {
@@ -49,7 +68,7 @@ pub async fn receive_payload(
 }
 
 async fn pump(
-    body: &mut RequestBody,
+    body: &mut impl PayloadSource,
     digest: &mut PayloadDigest,
     tx: &mpsc::Sender<Message>,
 ) -> Result<(), S3Error> {

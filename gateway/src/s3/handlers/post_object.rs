@@ -7,15 +7,13 @@ mod form;
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use coffre_crypto::sigv4::{self, FormFields, PayloadMode, PostPolicy};
 use coffre_storage::{DataWriter, KeyLookup, Store, WriteTarget, WrittenData};
 use http::header::{CONTENT_TYPE, ETAG, LOCATION};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use super::bucket_config::check_acl_headers;
 use super::objects::{with_bucket, MAX_PUT_BYTES};
@@ -28,6 +26,7 @@ use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::object_headers::meta_from_request;
 use crate::s3::operation::{Operation, MAX_KEY_BYTES};
 use crate::s3::payload_digest::{Digests, PayloadDigest};
+use crate::s3::payload_writer::{receive_payload, PayloadSource};
 use crate::s3::request_body::RequestBody;
 use crate::s3::server_side_encryption::mark_encrypted;
 use crate::s3::tagging;
@@ -36,8 +35,6 @@ use form::{FilePart, PostForm};
 
 /// The whole request: the largest object a PUT may carry, plus the form around it.
 const MAX_POST_BYTES: u64 = MAX_PUT_BYTES + 1024 * 1024;
-const BATCH_BYTES: usize = 1 << 20;
-const BATCHES_IN_FLIGHT: usize = 4;
 /// How much of a refused file is still read before the answer.
 const MAX_UNREAD_ON_ERROR: u64 = 16 * 1024 * 1024;
 
@@ -267,84 +264,56 @@ fn object_headers(fields: &FormFields) -> Result<HeaderMap, S3Error> {
     Ok(headers)
 }
 
-/// Streams the file into `writer` while hashing it; `content-length-range` is enforced
-/// as the bytes arrive. On any error the writer is dropped unfinished, which removes its
-/// temporary file.
+/// The form's file as a payload: `content-length-range` is enforced as the bytes arrive
+/// (too large) and at the end (too small).
+struct PolicedFile<'a> {
+    file: &'a mut FilePart,
+    policy: &'a PostPolicy,
+    max: u64,
+    size: u64,
+}
+
+impl PayloadSource for PolicedFile<'_> {
+    async fn next(&mut self) -> Result<Option<Bytes>, S3Error> {
+        match self.file.next().await? {
+            Some(bytes) => {
+                self.size += bytes.len() as u64;
+                if self.size > self.max {
+                    self.policy.check_length(self.size)?;
+                    return Err(S3Error::new(S3ErrorCode::EntityTooLarge));
+                }
+                Ok(Some(bytes))
+            }
+            None => {
+                self.policy.check_length(self.size)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn trailers(&self) -> &[(String, String)] {
+        &[]
+    }
+}
+
+/// Streams the file into `writer` while hashing it. On any error the writer is dropped
+/// unfinished, which removes its temporary file.
 async fn receive_file(
     file: &mut FilePart,
     writer: DataWriter,
-    mut digest: PayloadDigest,
+    digest: PayloadDigest,
     policy: &PostPolicy,
 ) -> Result<(WrittenData, Digests), S3Error> {
-    let (tx, rx) = mpsc::channel::<Option<Bytes>>(BATCHES_IN_FLIGHT);
-    let task = spawn_writer(writer, rx);
-    let pumped = pump(file, &mut digest, &tx, policy).await;
-    let verified = pumped.and_then(|size| {
-        policy.check_length(size)?;
-        digest.finish(&[])
-    });
-    let finished = match &verified {
-        Ok(_) => tx.send(None).await.is_ok(),
-        Err(_) => false,
-    };
-    drop(tx);
-    // A storage failure explains everything after it.
-    let written = task.await.map_err(S3Error::internal)??;
-    let digests = verified?;
-    match written {
-        Some(data) if finished => Ok((data, digests)),
-        _ => Err(S3Error::internal(
-            "data writer stopped before the end of the file",
-        )),
-    }
-}
-
-/// Returns the size of the file.
-async fn pump(
-    file: &mut FilePart,
-    digest: &mut PayloadDigest,
-    tx: &mpsc::Sender<Option<Bytes>>,
-    policy: &PostPolicy,
-) -> Result<u64, S3Error> {
     let max = policy
         .content_length_range()
         .map_or(MAX_PUT_BYTES, |(_, max)| max.min(MAX_PUT_BYTES));
-    let mut size = 0u64;
-    let mut batch = BytesMut::new();
-    while let Some(bytes) = file.next().await? {
-        size += bytes.len() as u64;
-        if size > max {
-            policy.check_length(size)?;
-            return Err(S3Error::new(S3ErrorCode::EntityTooLarge));
-        }
-        digest.update(&bytes);
-        batch.extend_from_slice(&bytes);
-        if batch.len() >= BATCH_BYTES && tx.send(Some(batch.split().freeze())).await.is_err() {
-            // The writer failed; its error is reported by `receive_file`.
-            return Ok(size);
-        }
-    }
-    if !batch.is_empty() {
-        let _ = tx.send(Some(batch.freeze())).await;
-    }
-    Ok(size)
-}
-
-/// `Some(bytes)` to write, `None` to finish. `Ok(None)`: the channel closed without
-/// `None` (the upload failed), and the dropped writer removes its temporary file.
-fn spawn_writer(
-    mut writer: DataWriter,
-    mut rx: mpsc::Receiver<Option<Bytes>>,
-) -> JoinHandle<Result<Option<WrittenData>, coffre_storage::Error>> {
-    tokio::task::spawn_blocking(move || {
-        while let Some(message) = rx.blocking_recv() {
-            match message {
-                Some(bytes) => writer.write(&bytes)?,
-                None => return writer.finish().map(Some),
-            }
-        }
-        Ok(None)
-    })
+    let mut source = PolicedFile {
+        file,
+        policy,
+        max,
+        size: 0,
+    };
+    receive_payload(&mut source, writer, digest).await
 }
 
 /// The object's URL, in the style the form was posted with; the key is encoded whole,
