@@ -1,13 +1,25 @@
 //! Access keys: the admin operations on them, and the credential lookup that
 //! authentication performs before any scope exists.
+//!
+//! Secrets are stored sealed under the root key, through the owning tenant's KEK: each is
+//! sealed with AES-256-GCM under [`coffre_crypto::Kek::access_key_secret_key`] (HKDF of the
+//! tenant's current KEK with its own label), with associated data binding it to the access
+//! key id, the tenant id and the KEK version ([`secret_binding`]). The record keeps the
+//! sealed form and the KEK version ([`SealedSecret`]). A record copied under another key id
+//! or rewritten for another tenant fails to open (an integrity error), and deleting the
+//! tenant shreds its KEKs, and with them every secret. [`Store::credential`] opens the
+//! secret through the KEK cache: after the first lookup of a tenant, no root key provider
+//! round trip, only an HKDF derivation and one AES-GCM open of 56 bytes.
 
-use coffre_crypto::{AccessKeyId, AdminScope, Credential, Role, SecretKey, TenantId};
+use coffre_crypto::{AccessKeyId, AdminScope, Credential, KekVersion, Role, SecretKey, TenantId};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Cf, Durability};
 use crate::records::{
-    now, AccessKeyInfo, AccessKeyRecord, AccessKeyState, Record, TenantRecord, TenantState,
+    now, AccessKeyInfo, AccessKeyRecord, AccessKeyState, Record, SealedSecret, TenantRecord,
+    TenantState,
 };
 use crate::store::Store;
 
@@ -34,7 +46,7 @@ impl Store {
         buckets: Option<Vec<String>>,
     ) -> Result<(AccessKeyId, SecretKey)> {
         let _guard = self.shared.locks.admin();
-        self.existing_tenant(admin, tenant)?;
+        let tenant_record = self.existing_tenant(admin, tenant)?;
         let (id, secret) = loop {
             let id = AccessKeyId::generate();
             if self
@@ -49,7 +61,7 @@ impl Store {
             tenant,
             role,
             buckets,
-            secret: secret.expose().to_owned(),
+            secret: self.seal_secret(&id, &tenant_record, &secret)?,
             state: AccessKeyState::Active,
             created: now(),
         };
@@ -156,9 +168,13 @@ impl Store {
         let Some(state) = tenant.map(|t| t.state) else {
             return Ok(KeyLookup::Unknown);
         };
+        if state == TenantState::Deleting {
+            // Its KEKs, and with them its secrets, may already be gone.
+            return Ok(KeyLookup::Unknown);
+        }
         let credential = Credential {
             access_key: key.clone(),
-            secret: SecretKey::new(record.secret.clone()),
+            secret: self.open_secret(key, &record)?,
             tenant: record.tenant,
             role: record.role,
             buckets: record.buckets.clone(),
@@ -171,6 +187,58 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Seals `secret` of access key `id` under `tenant`'s current KEK.
+    fn seal_secret(
+        &self,
+        id: &AccessKeyId,
+        tenant: &TenantRecord,
+        secret: &SecretKey,
+    ) -> Result<SealedSecret> {
+        let kek = self.kek(tenant.id, tenant.kek_version)?;
+        let binding = secret_binding(id, tenant.id, kek.version());
+        let sealed = kek
+            .access_key_secret_key()?
+            .seal(&binding, secret.expose().as_bytes())?;
+        Ok(SealedSecret {
+            kek_version: kek.version(),
+            sealed,
+        })
+    }
+
+    /// The secret of access key `id`: an integrity error if the record was tampered with,
+    /// or moved from another key id or tenant.
+    fn open_secret(&self, id: &AccessKeyId, record: &AccessKeyRecord) -> Result<SecretKey> {
+        let kek = self.kek(record.tenant, record.secret.kek_version)?;
+        let binding = secret_binding(id, record.tenant, record.secret.kek_version);
+        let object = format!("access key {id}");
+        let plain = Zeroizing::new(
+            kek.access_key_secret_key()?
+                .open(&binding, &record.secret.sealed)
+                .map_err(|e| Error::integrity(&object, e))?,
+        );
+        let secret = std::str::from_utf8(&plain).map_err(|_| Error::Integrity {
+            object,
+            reason: "sealed secret is not UTF-8".to_owned(),
+        })?;
+        Ok(SecretKey::new(secret.to_owned()))
+    }
+}
+
+/// What a sealed secret is bound to: label | access key id length (u64 big-endian) | id |
+/// tenant id | KEK version (u32 big-endian).
+fn secret_binding(id: &AccessKeyId, tenant: TenantId, kek_version: KekVersion) -> Vec<u8> {
+    const LABEL: &[u8] = b"access-key-secret|";
+    let id = id.as_str().as_bytes();
+    let mut binding = Vec::with_capacity(LABEL.len() + 8 + id.len() + 16 + 4);
+    binding.extend_from_slice(LABEL);
+    binding.extend_from_slice(&(id.len() as u64).to_be_bytes());
+    binding.extend_from_slice(id);
+    binding.extend_from_slice(tenant.as_bytes());
+    binding.extend_from_slice(&kek_version.get().to_be_bytes());
+    binding
+}
+
 fn info(id: AccessKeyId, record: &AccessKeyRecord) -> AccessKeyInfo {
     AccessKeyInfo {
         id,
@@ -179,5 +247,161 @@ fn info(id: AccessKeyId, record: &AccessKeyRecord) -> AccessKeyInfo {
         buckets: record.buckets.clone(),
         state: record.state,
         created: record.created,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use std::sync::Arc;
+
+    use coffre_crypto::LocalFileKeyProvider;
+
+    use super::*;
+    use crate::{ArrayConfig, MemoryMetaStore, StoreConfig, TenantSettings};
+
+    fn store(dir: &std::path::Path) -> Store {
+        let array = ArrayConfig {
+            name: "a1".into(),
+            path: dir.join("a1"),
+            weight: 1,
+            site: None,
+        };
+        let keys = LocalFileKeyProvider::open_or_create(dir.join("root.key")).unwrap();
+        Store::with_meta_store(
+            StoreConfig::new(dir.join("meta"), vec![array]),
+            Box::new(MemoryMetaStore::new()),
+            Arc::new(keys),
+        )
+        .unwrap()
+    }
+
+    fn tenant(store: &Store, name: &str) -> TenantId {
+        store
+            .create_tenant(
+                &AdminScope::local_operator(),
+                name,
+                TenantSettings::default(),
+            )
+            .unwrap()
+            .id
+    }
+
+    fn key(store: &Store, tenant: TenantId) -> (AccessKeyId, SecretKey) {
+        store
+            .create_access_key(&AdminScope::local_operator(), tenant, Role::Admin, None)
+            .unwrap()
+    }
+
+    fn raw(store: &Store, id: &AccessKeyId) -> Vec<u8> {
+        store
+            .meta()
+            .get(Cf::AccessKeys, &keys::access_key(id.as_str()))
+            .unwrap()
+            .unwrap()
+    }
+
+    fn put_raw(store: &Store, id: &AccessKeyId, bytes: &[u8]) {
+        store
+            .meta()
+            .put(
+                Cf::AccessKeys,
+                &keys::access_key(id.as_str()),
+                bytes,
+                Durability::Synced,
+            )
+            .unwrap();
+    }
+
+    fn secret_of(store: &Store, id: &AccessKeyId) -> Result<SecretKey> {
+        match store.credential(id)? {
+            KeyLookup::Active(credential) => Ok(credential.secret),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_secret_is_sealed_and_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let alice = tenant(&store, "alice");
+        let (id, secret) = key(&store, alice);
+        let bytes = raw(&store, &id);
+        assert_eq!(bytes[0], 2);
+        let needle = secret.expose().as_bytes();
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+        let record = AccessKeyRecord::decode(&bytes).unwrap();
+        assert_eq!(record.secret.kek_version, KekVersion::FIRST);
+        assert_eq!(secret_of(&store, &id).unwrap().expose(), secret.expose());
+    }
+
+    #[track_caller]
+    fn integrity(result: Result<SecretKey>) {
+        assert!(matches!(result, Err(Error::Integrity { .. })), "{result:?}");
+    }
+
+    #[test]
+    fn a_tampered_or_moved_secret_does_not_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let (alice, bob) = (tenant(&store, "alice"), tenant(&store, "bob"));
+        let (a1, _) = key(&store, alice);
+        let (a2, a2_secret) = key(&store, alice);
+        let (b1, _) = key(&store, bob);
+
+        // Any flipped bit of the sealed secret.
+        let mut record = AccessKeyRecord::decode(&raw(&store, &a1)).unwrap();
+        let last = record.secret.sealed.len() - 1;
+        record.secret.sealed[last] ^= 1;
+        put_raw(&store, &a1, &record.encode().unwrap());
+        integrity(secret_of(&store, &a1));
+
+        // Another key's record, of the same tenant or of another, copied under b1's id.
+        let (a2_bytes, b1_bytes) = (raw(&store, &a2), raw(&store, &b1));
+        put_raw(&store, &b1, &a2_bytes);
+        integrity(secret_of(&store, &b1));
+        // a2's record rewritten to belong to bob.
+        let mut moved = AccessKeyRecord::decode(&a2_bytes).unwrap();
+        moved.tenant = bob;
+        put_raw(&store, &a2, &moved.encode().unwrap());
+        integrity(secret_of(&store, &a2));
+        // Bob's secret grafted into a record of alice's.
+        let mut grafted = AccessKeyRecord::decode(&a2_bytes).unwrap();
+        grafted.secret = AccessKeyRecord::decode(&b1_bytes).unwrap().secret;
+        put_raw(&store, &a2, &grafted.encode().unwrap());
+        integrity(secret_of(&store, &a2));
+
+        // Put back as it was, it opens again.
+        put_raw(&store, &a2, &a2_bytes);
+        assert_eq!(secret_of(&store, &a2).unwrap().expose(), a2_secret.expose());
+    }
+
+    #[test]
+    fn a_plaintext_format_1_record_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let alice = tenant(&store, "alice");
+        let (id, _) = key(&store, alice);
+        let v1 = (
+            alice,
+            Role::Admin,
+            None::<Vec<String>>,
+            "plaintext-secret",
+            AccessKeyState::Active,
+            0u64,
+        );
+        put_raw(&store, &id, &postcard::to_extend(&v1, vec![1]).unwrap());
+        let err = store.credential(&id).unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt(m) if m.contains("format 1")),
+            "{err}"
+        );
+        let admin = AdminScope::local_operator();
+        assert!(matches!(
+            store.list_access_keys(&admin, alice),
+            Err(Error::Corrupt(_))
+        ));
+        // It can still be deleted.
+        store.delete_access_key(&admin, &id).unwrap();
     }
 }

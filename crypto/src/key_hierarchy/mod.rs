@@ -1,12 +1,15 @@
 //! The key hierarchy: root key (held by a [`crate::KeyProvider`]) -> tenant [`Kek`]
 //! (versioned, stored as a [`WrappedKek`]) -> random [`Dek`] per object version (stored as a
 //! [`WrappedDek`] bound to its [`DekContext`]) -> per-part keys and the value key (HKDF).
+//! A KEK also derives the key that seals its tenant's access key secrets
+//! ([`Kek::access_key_secret_key`]).
 //!
 //! Key material is zeroized on drop, redacted in `Debug` and not `Clone`.
 
 mod dek;
 mod kdf;
 mod kek;
+mod secret_key;
 mod value_key;
 
 pub use dek::{Dek, DekContext, WrappedDek};
