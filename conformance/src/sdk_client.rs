@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::Client;
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns};
 
 use crate::server::TestServer;
@@ -24,6 +24,26 @@ impl TestServer {
         let config = base_config(access_key, secret_key)
             .endpoint_url(&self.endpoint)
             .force_path_style(true)
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// A path-style client for a server started with TLS, trusting only the CA certificate
+    /// `ca_pem` (the server's certificate must name 127.0.0.1).
+    pub fn s3_client_https(&self, ca_pem: &str) -> Client {
+        let trust = TrustStore::empty().with_pem_certificate(ca_pem.as_bytes());
+        let tls = TlsContext::builder()
+            .with_trust_store(trust)
+            .build()
+            .expect("a TLS context");
+        let http_client = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(tls)
+            .build_https();
+        let config = base_config(&self.access_key, &self.secret_key)
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .http_client(http_client)
             .build();
         Client::from_conf(config)
     }

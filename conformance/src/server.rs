@@ -20,9 +20,9 @@ const READY_PREFIX: &str = "coffre listening ";
 ///
 /// Dropping it kills the process and removes the directory.
 pub struct TestServer {
-    /// `http://127.0.0.1:PORT` of the S3 listener (changes on every restart).
+    /// `http(s)://127.0.0.1:PORT` of the S3 listener (changes on every restart).
     pub endpoint: String,
-    /// `http://127.0.0.1:PORT` of the admin listener (changes on every restart).
+    /// `http(s)://127.0.0.1:PORT` of the admin listener (changes on every restart).
     pub admin_endpoint: String,
     /// The S3 listener's address.
     pub s3_addr: SocketAddr,
@@ -213,6 +213,7 @@ impl TestServer {
         let (s3, admin) = parse_ready_line(&ready);
         self.s3_addr = s3
             .trim_start_matches("http://")
+            .trim_start_matches("https://")
             .parse()
             .unwrap_or_else(|e| panic!("bad s3 address in `{ready}`: {e}"));
         self.endpoint = s3;

@@ -13,6 +13,7 @@ use crate::audit::{AuditConfig, OnFailure};
 use serde::Deserialize;
 
 use crate::admin::token::TokenSource;
+use crate::tls::TlsFiles;
 
 /// The file as written by an operator.
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +38,14 @@ pub struct RawConfig {
     /// `refuse` (default): serve nothing while the audit trail cannot be written;
     /// `continue`: keep serving, log and count the failures.
     pub audit_on_failure: Option<String>,
+    /// PEM certificate chain and key of the S3 listener (both or neither): TLS when set.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM certificate chain and key of the admin listener (both or neither).
+    pub admin_tls_cert_file: Option<PathBuf>,
+    pub admin_tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates: when set, admin clients must present a certificate they issued.
+    pub admin_client_ca_file: Option<PathBuf>,
     #[serde(default)]
     pub arrays: Vec<RawArray>,
     /// Where the root key lives (default: a local file, for development).
@@ -100,6 +109,10 @@ pub struct Config {
     pub admin_token: TokenSource,
     pub audit: AuditConfig,
     pub key_provider: KeyProviderConfig,
+    /// TLS of the S3 listener; plain HTTP when `None`.
+    pub s3_tls: Option<TlsFiles>,
+    /// TLS (and optional client certificates) of the admin listener; plain HTTP when `None`.
+    pub admin_tls: Option<TlsFiles>,
 }
 
 /// The root key provider to open at start (see `coffre_crypto::key_provider`).
@@ -316,7 +329,27 @@ impl Config {
             },
         };
         let key_provider = resolve_key_provider(raw.key_provider, &data_dir)?;
+        let s3_tls = tls_files(
+            ("tls_cert_file", raw.tls_cert_file),
+            ("tls_key_file", raw.tls_key_file),
+        )?;
+        let mut admin_tls = tls_files(
+            ("admin_tls_cert_file", raw.admin_tls_cert_file),
+            ("admin_tls_key_file", raw.admin_tls_key_file),
+        )?;
+        if let Some(ca) = raw.admin_client_ca_file {
+            let Some(admin_tls) = admin_tls.as_mut() else {
+                return Err(invalid(
+                    "admin_client_ca_file",
+                    "needs admin_tls_cert_file and admin_tls_key_file: client certificates \
+                     are checked by TLS",
+                ));
+            };
+            admin_tls.client_ca = Some(non_empty("admin_client_ca_file", ca)?);
+        }
         Ok(Self {
+            s3_tls,
+            admin_tls,
             key_provider,
             audit,
             admin_token,
@@ -410,6 +443,38 @@ fn resolve_key_provider(
             FIELD,
             format!("kind '{other}': expected local-file or pkcs11"),
         )),
+    }
+}
+
+/// A certificate and its key, both or neither. The files are read when the listener
+/// starts (so that `check-config` works away from the server), not here.
+fn tls_files(
+    (cert_field, cert): (&'static str, Option<PathBuf>),
+    (key_field, key): (&'static str, Option<PathBuf>),
+) -> Result<Option<TlsFiles>, ConfigError> {
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: non_empty(cert_field, cert)?,
+            key: non_empty(key_field, key)?,
+            client_ca: None,
+        })),
+        (Some(_), None) => Err(invalid(
+            key_field,
+            format!("missing: {cert_field} is set, and TLS needs both the certificate and its key"),
+        )),
+        (None, Some(_)) => Err(invalid(
+            cert_field,
+            format!("missing: {key_field} is set, and TLS needs both the certificate and its key"),
+        )),
+    }
+}
+
+fn non_empty(field: &'static str, path: PathBuf) -> Result<PathBuf, ConfigError> {
+    if path.as_os_str().is_empty() {
+        Err(invalid(field, "must not be empty"))
+    } else {
+        Ok(path)
     }
 }
 
@@ -523,6 +588,34 @@ mod tests {
     }
 
     #[test]
+    fn tls_is_configured_per_listener() {
+        let config = parse("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((config.s3_tls, config.admin_tls), (None, None));
+        let config = parse(
+            "tls_cert_file = \"/c\"\ntls_key_file = \"/k\"\n\
+             admin_tls_cert_file = \"/ac\"\nadmin_tls_key_file = \"/ak\"\n\
+             admin_client_ca_file = \"/ca\"",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.s3_tls,
+            Some(TlsFiles {
+                cert: PathBuf::from("/c"),
+                key: PathBuf::from("/k"),
+                client_ca: None
+            })
+        );
+        assert_eq!(
+            config.admin_tls,
+            Some(TlsFiles {
+                cert: PathBuf::from("/ac"),
+                key: PathBuf::from("/ak"),
+                client_ca: Some(PathBuf::from("/ca"))
+            })
+        );
+    }
+
+    #[test]
     fn bad_config_is_refused_with_the_field_named() {
         for (text, field) in [
             ("s3_listen = \"nowhere\"", "s3_listen"),
@@ -538,6 +631,14 @@ mod tests {
                 "arrays",
             ),
             ("[key_provider]\nkind = \"vault\"", "key_provider"),
+            ("tls_cert_file = \"/c\"", "tls_key_file"),
+            ("tls_key_file = \"/k\"", "tls_cert_file"),
+            ("admin_tls_cert_file = \"/c\"", "admin_tls_key_file"),
+            ("admin_client_ca_file = \"/ca\"", "admin_client_ca_file"),
+            (
+                "tls_cert_file = \"\"\ntls_key_file = \"/k\"",
+                "tls_cert_file",
+            ),
             (
                 "[key_provider]\nkind = \"pkcs11\"\npin_file = \"/p\"",
                 "key_provider",

@@ -10,5 +10,6 @@ pub mod gc;
 pub mod metrics;
 pub mod s3;
 pub mod server;
+pub mod tls;
 
 pub use server::{serve, Running};

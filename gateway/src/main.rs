@@ -59,11 +59,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     create_private_dir(&config.data_dir)?;
     let running = coffre_gateway::serve(config).await?;
     println!(
-        "coffre listening s3=http://{} admin=http://{}",
-        running.s3_addr, running.admin_addr
+        "coffre listening s3={} admin={}",
+        running.s3_url(),
+        running.admin_url()
     );
     std::io::stdout().flush()?;
-    wait_for_signal().await?;
+    wait_for_signal(&running).await?;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
@@ -78,14 +79,18 @@ fn create_private_dir(path: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data directory {}", path.display()))
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Waits for SIGINT or SIGTERM; SIGHUP reloads the TLS certificates meanwhile.
+async fn wait_for_signal(running: &coffre_gateway::Running) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = term.recv() => return Ok(()),
+            _ = hangup.recv() => running.reload_tls().await,
+        }
     }
-    Ok(())
 }
 
 fn init_logging(config: &Config) {

@@ -12,6 +12,7 @@ use coffre_storage::{Store, StoreConfig};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -23,6 +24,7 @@ use crate::config::{Config, KeyProviderConfig};
 use crate::gc;
 use crate::metrics::Metrics;
 use crate::s3::service::S3Service;
+use crate::tls::{ReloadableTls, TlsFiles};
 
 /// A running server: its bound addresses and a handle to stop it.
 pub struct Running {
@@ -31,9 +33,39 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     audit: AuditLog,
+    s3_tls: Option<Arc<ReloadableTls>>,
+    admin_tls: Option<Arc<ReloadableTls>>,
 }
 
 impl Running {
+    /// `http(s)://ADDR` of the S3 listener.
+    pub fn s3_url(&self) -> String {
+        url(self.s3_tls.is_some(), self.s3_addr)
+    }
+
+    /// `http(s)://ADDR` of the admin listener.
+    pub fn admin_url(&self) -> String {
+        url(self.admin_tls.is_some(), self.admin_addr)
+    }
+
+    /// Reads the certificate files of both listeners again (SIGHUP). New connections get
+    /// the new certificates; open ones keep theirs. A listener whose new files are bad keeps
+    /// its current certificate, and the error is logged.
+    pub async fn reload_tls(&self) {
+        for (listener, tls) in [("s3", &self.s3_tls), ("admin", &self.admin_tls)] {
+            let Some(tls) = tls.clone() else { continue };
+            match tokio::task::spawn_blocking(move || tls.reload()).await {
+                Ok(Ok(())) => tracing::info!(listener, "TLS certificate reloaded"),
+                Ok(Err(e)) => tracing::error!(
+                    listener,
+                    error = %e,
+                    "TLS certificate not reloaded; still serving the previous one"
+                ),
+                Err(e) => tracing::error!(listener, error = %e, "TLS reload task failed"),
+            }
+        }
+    }
+
     /// Stops accepting, lets in-flight requests finish for a moment, then returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
@@ -69,6 +101,13 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         .await?
         .context("loading the admin token")?;
 
+    let s3_tls = load_tls(config.s3_tls.clone())
+        .await
+        .context("setting up TLS on the S3 listener")?;
+    let admin_tls = load_tls(config.admin_tls.clone())
+        .await
+        .context("setting up TLS on the admin listener")?;
+
     let s3_listener = TcpListener::bind(config.s3_listen)
         .await
         .with_context(|| format!("binding the S3 listener on {}", config.s3_listen))?;
@@ -102,6 +141,7 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
 
     let s3_task = tokio::spawn(accept_loop(
         s3_listener,
+        s3_tls.clone(),
         shutdown_rx.clone(),
         move |req, peer| {
             let s3 = s3.clone();
@@ -110,6 +150,7 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
     ));
     let admin_task = tokio::spawn(accept_loop(
         admin_listener,
+        admin_tls.clone(),
         shutdown_rx.clone(),
         move |req, _peer| {
             let admin = admin.clone();
@@ -124,7 +165,20 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         shutdown,
         tasks: vec![s3_task, admin_task, gc_task],
         audit,
+        s3_tls,
+        admin_tls,
     })
+}
+
+fn url(tls: bool, addr: SocketAddr) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{addr}")
+}
+
+async fn load_tls(files: Option<TlsFiles>) -> anyhow::Result<Option<Arc<ReloadableTls>>> {
+    let Some(files) = files else { return Ok(None) };
+    let tls = tokio::task::spawn_blocking(move || ReloadableTls::load(files)).await??;
+    Ok(Some(Arc::new(tls)))
 }
 
 /// Opens the root key provider (blocking: a file, or an HSM login). A local key file is
@@ -162,9 +216,15 @@ fn open_key_provider(config: &KeyProviderConfig) -> anyhow::Result<Arc<dyn KeyPr
 
 /// How long a client has to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn accept_loop<F, Fut>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: F)
-where
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    tls: Option<Arc<ReloadableTls>>,
+    mut shutdown: watch::Receiver<bool>,
+    handler: F,
+) where
     F: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<hyper::Response<crate::s3::body::Body>, Infallible>>
         + Send
@@ -187,28 +247,53 @@ where
         // Small responses must not wait on Nagle against delayed ACKs.
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
+        // The configuration is read per accept so that a reload reaches new connections.
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
+        // The handshake runs in the connection's task: a slow client must not hold up accepts.
         tokio::spawn(async move {
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .keep_alive(true)
-                .serve_connection(
-                    TokioIo::new(stream),
-                    service_fn(move |req| handler(req, peer)),
-                );
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection closed with an error");
-                    }
-                }
-                _ = shutdown.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(10), connection).await;
-                }
+            let Some(acceptor) = acceptor else {
+                return serve_connection(stream, peer, shutdown, handler).await;
+            };
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(stream, peer, shutdown, handler).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
+    }
+}
+
+async fn serve_connection<S, F, Fut>(
+    stream: S,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+    handler: F,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<crate::s3::body::Body>, Infallible>>
+        + Send
+        + 'static,
+{
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |req| handler(req, peer)),
+        );
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        }
+        _ = shutdown.changed() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(10), connection).await;
+        }
     }
 }
