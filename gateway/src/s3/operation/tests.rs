@@ -1,0 +1,194 @@
+use super::*;
+
+fn op(method: Method, host: Option<&str>, path_and_query: &str) -> Result<Operation, S3ErrorCode> {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    Operation::parse(
+        &method,
+        host,
+        Some("s3.test"),
+        path,
+        &Query::parse(query),
+        None,
+    )
+    .map_err(|e| e.code())
+}
+
+fn owned(s: &str) -> String {
+    s.to_owned()
+}
+
+#[test]
+fn path_style_routes() {
+    assert_eq!(op(Method::GET, None, "/"), Ok(Operation::ListBuckets));
+    assert_eq!(
+        op(Method::PUT, None, "/b"),
+        Ok(Operation::CreateBucket { bucket: owned("b") })
+    );
+    assert_eq!(
+        op(Method::GET, None, "/b/?list-type=2&prefix=x"),
+        Ok(Operation::ListObjectsV2 { bucket: owned("b") })
+    );
+    assert_eq!(
+        op(Method::GET, None, "/b/dir/a%20b%2Bc"),
+        Ok(Operation::GetObject {
+            bucket: owned("b"),
+            key: owned("dir/a b+c"),
+            part_number: None
+        })
+    );
+    assert_eq!(
+        op(Method::PUT, None, "/b/k?partNumber=3&uploadId=u1"),
+        Ok(Operation::UploadPart {
+            bucket: owned("b"),
+            key: owned("k"),
+            upload_id: owned("u1"),
+            part_number: 3
+        })
+    );
+    assert_eq!(
+        op(Method::PUT, None, "/b/k?partNumber=0&uploadId=u1"),
+        Err(S3ErrorCode::InvalidArgument)
+    );
+    assert_eq!(
+        op(Method::POST, None, "/b/k?uploads"),
+        Ok(Operation::CreateMultipartUpload {
+            bucket: owned("b"),
+            key: owned("k")
+        })
+    );
+}
+
+#[test]
+fn tagging_cors_and_preflights_route() {
+    let object = |method| op(method, None, "/b/dir/k?tagging");
+    assert_eq!(
+        object(Method::GET),
+        Ok(Operation::GetObjectTagging {
+            bucket: owned("b"),
+            key: owned("dir/k")
+        })
+    );
+    assert_eq!(
+        object(Method::PUT),
+        Ok(Operation::PutObjectTagging {
+            bucket: owned("b"),
+            key: owned("dir/k")
+        })
+    );
+    assert_eq!(
+        object(Method::DELETE),
+        Ok(Operation::DeleteObjectTagging {
+            bucket: owned("b"),
+            key: owned("dir/k")
+        })
+    );
+    assert_eq!(object(Method::POST), Err(S3ErrorCode::MethodNotAllowed));
+    assert_eq!(
+        op(Method::GET, None, "/b?cors"),
+        Ok(Operation::GetBucketCors { bucket: owned("b") })
+    );
+    assert_eq!(
+        op(Method::PUT, Some("b.s3.test"), "/?cors"),
+        Ok(Operation::PutBucketCors { bucket: owned("b") })
+    );
+    assert_eq!(
+        op(Method::DELETE, None, "/b/?cors"),
+        Ok(Operation::DeleteBucketCors { bucket: owned("b") })
+    );
+    assert_eq!(
+        op(Method::OPTIONS, Some("b.s3.test"), "/a/k.txt"),
+        Ok(Operation::CorsPreflight {
+            bucket: owned("b"),
+            key: owned("a/k.txt")
+        })
+    );
+    assert_eq!(
+        op(Method::OPTIONS, None, "/b"),
+        Ok(Operation::CorsPreflight {
+            bucket: owned("b"),
+            key: String::new()
+        })
+    );
+    assert_eq!(
+        op(Method::OPTIONS, None, "/"),
+        Err(S3ErrorCode::MethodNotAllowed)
+    );
+    assert!(Operation::PutObjectTagging {
+        bucket: owned("b"),
+        key: owned("k")
+    }
+    .is_write());
+    assert!(!Operation::GetBucketCors { bucket: owned("b") }.is_write());
+}
+
+#[test]
+fn copy_sources() {
+    let parsed = CopySource::parse("/src%20b/dir/a%2Bb.txt?versionId=null")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parsed.bucket, "src%20b".replace("%20", " "));
+    assert_eq!(parsed.key, "dir/a+b.txt");
+    assert!(CopySource::parse("bucket-only").is_err());
+    assert!(CopySource::parse("b/k?versionId=v1").is_err());
+}
+
+#[test]
+fn virtual_host_routes() {
+    assert_eq!(
+        op(Method::GET, Some("photos.s3.test:9000"), "/a/b.jpg"),
+        Ok(Operation::GetObject {
+            bucket: owned("photos"),
+            key: owned("a/b.jpg"),
+            part_number: None
+        })
+    );
+    assert_eq!(
+        op(Method::GET, Some("photos.s3.test"), "/?location"),
+        Ok(Operation::GetBucketLocation {
+            bucket: owned("photos")
+        })
+    );
+    // The bare domain is path style.
+    assert_eq!(
+        op(Method::GET, Some("s3.test:9000"), "/photos"),
+        Ok(Operation::ListObjects {
+            bucket: owned("photos")
+        })
+    );
+}
+
+#[test]
+fn unknown_subresources_are_not_implemented_and_bad_methods_refused() {
+    assert_eq!(
+        op(Method::GET, None, "/b?tagging"),
+        Ok(Operation::GetAbsentBucketConfig {
+            bucket: owned("b"),
+            name: "GetBucketTagging",
+            code: S3ErrorCode::NoSuchTagSet
+        })
+    );
+    assert_eq!(
+        op(Method::PUT, None, "/b?tagging"),
+        Ok(Operation::Unsupported {
+            name: "BucketTagging"
+        })
+    );
+    assert_eq!(
+        op(Method::POST, None, "/b?delete"),
+        Ok(Operation::DeleteObjects { bucket: owned("b") })
+    );
+    assert_eq!(
+        op(Method::POST, Some("b.s3.test"), "/"),
+        Ok(Operation::PostObject { bucket: owned("b") })
+    );
+    assert_eq!(
+        op(Method::POST, None, "/"),
+        Err(S3ErrorCode::MethodNotAllowed)
+    );
+    let long = format!("/b/{}", "k".repeat(MAX_KEY_BYTES + 1));
+    assert_eq!(
+        op(Method::GET, None, &long),
+        Err(S3ErrorCode::KeyTooLongError)
+    );
+}
