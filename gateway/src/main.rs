@@ -49,7 +49,12 @@ fn main() -> anyhow::Result<()> {
             let raw = RawConfig::from_file(&file)?;
             let config = Config::resolve(raw, Overrides::default())
                 .with_context(|| format!("{} is not valid", file.display()))?;
-            println!("{} is valid:\n{config:#?}", file.display());
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = writeln!(
+                std::io::stdout(),
+                "{} is valid:\n{config:#?}",
+                file.display()
+            );
             Ok(())
         }
     }
