@@ -99,9 +99,21 @@ async fn metrics_need_the_token_and_count_the_workload() {
         "coffre_request_duration_seconds_bucket",
         "coffre_build_info",
         "coffre_requests_in_flight",
+        "coffre_array_free_bytes",
+        "coffre_array_size_bytes",
+        "coffre_kek_cache_entries",
     ] {
         assert!(series.contains(name), "missing {name}");
     }
+    // Ten object requests of one tenant: its KEK is served from memory, not unwrapped by
+    // the root key provider each time.
+    let gauge = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    assert!(gauge("coffre_kek_cache_hits") >= 9.0, "{text}");
+    assert!(gauge("coffre_kek_cache_misses") <= 1.0);
 }
 
 fn repo_root() -> PathBuf {

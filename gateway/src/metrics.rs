@@ -37,6 +37,11 @@ pub struct TenantLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ArrayLabels {
+    pub array: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -55,6 +60,11 @@ pub struct Metrics {
     tenant_sent: Family<TenantLabels, Counter>,
     audit_failures: Gauge<u64, AtomicU64>,
     audit_records: Gauge<u64, AtomicU64>,
+    kek_cache_hits: Gauge<u64, AtomicU64>,
+    kek_cache_misses: Gauge<u64, AtomicU64>,
+    kek_cache_entries: Gauge<u64, AtomicU64>,
+    array_free: Family<ArrayLabels, Gauge<u64, AtomicU64>>,
+    array_size: Family<ArrayLabels, Gauge<u64, AtomicU64>>,
 }
 
 /// One finished S3 request, as the pipeline saw it.
@@ -141,6 +151,36 @@ impl Metrics {
             "Audit records durably written since start",
             audit_records.clone(),
         );
+        let kek_cache_hits = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "kek_cache_hits",
+            "Tenant key lookups served from the in-memory KEK cache since start",
+            kek_cache_hits.clone(),
+        );
+        let kek_cache_misses = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "kek_cache_misses",
+            "Tenant key lookups that needed the root key provider since start",
+            kek_cache_misses.clone(),
+        );
+        let kek_cache_entries = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "kek_cache_entries",
+            "Unwrapped tenant keys held in memory",
+            kek_cache_entries.clone(),
+        );
+        let array_free = Family::<ArrayLabels, Gauge<u64, AtomicU64>>::default();
+        registry.register(
+            "array_free_bytes",
+            "Bytes available on each storage array's file system",
+            array_free.clone(),
+        );
+        let array_size = Family::<ArrayLabels, Gauge<u64, AtomicU64>>::default();
+        registry.register(
+            "array_size_bytes",
+            "Size of each storage array's file system",
+            array_size.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -162,6 +202,11 @@ impl Metrics {
             tenant_sent,
             audit_failures,
             audit_records,
+            kek_cache_hits,
+            kek_cache_misses,
+            kek_cache_entries,
+            array_free,
+            array_size,
         }
     }
 
@@ -205,6 +250,20 @@ impl Metrics {
     pub fn set_audit(&self, records_written: u64, failures: u64) {
         self.audit_records.set(records_written);
         self.audit_failures.set(failures);
+    }
+
+    pub fn set_kek_cache(&self, hits: u64, misses: u64, entries: u64) {
+        self.kek_cache_hits.set(hits);
+        self.kek_cache_misses.set(misses);
+        self.kek_cache_entries.set(entries);
+    }
+
+    pub fn set_array_space(&self, array: &str, free: u64, size: u64) {
+        let labels = ArrayLabels {
+            array: array.to_owned(),
+        };
+        self.array_free.get_or_create(&labels).set(free);
+        self.array_size.get_or_create(&labels).set(size);
     }
 
     /// The Prometheus text exposition.

@@ -117,6 +117,16 @@ fn rendezvous_score(file: ObjectId, array: &ArrayConfig) -> f64 {
     -f64::from(array.weight) / unit.ln()
 }
 
+/// Free (available to unprivileged writers) and total bytes of the file system holding
+/// `path`, for metrics; `None` when it cannot be read.
+pub fn space(path: &Path) -> Option<(u64, u64)> {
+    let stats = rustix::fs::statvfs(path).ok()?;
+    Some((
+        stats.f_bavail.saturating_mul(stats.f_frsize),
+        stats.f_blocks.saturating_mul(stats.f_frsize),
+    ))
+}
+
 fn has_room(path: &Path) -> bool {
     match rustix::fs::statvfs(path) {
         Ok(stats) => stats.f_bavail.saturating_mul(stats.f_frsize) >= ARRAY_RESERVE_BYTES,

@@ -40,7 +40,7 @@ mod tenants;
 mod usage;
 
 pub use access_keys::KeyLookup;
-pub use arrays::{ArrayConfig, ARRAY_RESERVE_BYTES};
+pub use arrays::{space as array_space, ArrayConfig, ARRAY_RESERVE_BYTES};
 pub use bucket_cors::MAX_PREFLIGHT_TENANTS;
 pub use data_writer::{DataWriter, WriteTarget, WrittenData};
 pub use error::{Error, Result};

@@ -197,6 +197,15 @@ impl AdminService {
         }
         self.metrics
             .set_audit(self.audit.records_written(), self.audit.failures());
+        let kek = self.store.kek_cache_stats();
+        self.metrics
+            .set_kek_cache(kek.hits, kek.misses, kek.entries as u64);
+        for array in &self.arrays {
+            // statvfs is one cheap system call per array.
+            if let Some((free, size)) = coffre_storage::array_space(&array.path) {
+                self.metrics.set_array_space(&array.name, free, size);
+            }
+        }
         let mut response = Response::new(body::full(self.metrics.render()));
         response.headers_mut().insert(
             http::header::CONTENT_TYPE,
