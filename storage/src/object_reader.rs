@@ -18,7 +18,13 @@ use crate::data_file::{open_for_read, read_sealed, seek_sealed};
 use crate::error::{Error, Result};
 use crate::records::{DataLocation, ObjectRecord};
 
-/// Reads one object's data. `Send`; holds no lock and no open file between calls.
+/// Objects of at most this many parts have their data files opened when the reader is
+/// made: a read that has started then survives the collector removing a superseded file
+/// (an open file outlives its unlink), and a damaged header or length is found before a
+/// response is committed to. Larger objects open each part when it is reached.
+const EAGER_OPEN_PARTS: usize = 64;
+
+/// Reads one object's data. `Send`; holds no lock.
 #[derive(Debug)]
 pub struct ObjectReader {
     /// The object key, to name it in errors.
@@ -39,7 +45,11 @@ struct ReadPart {
 enum Source {
     /// The sealed segments.
     Inline(Bytes),
-    File(PathBuf),
+    /// A data file, already open (and its header and length checked) when `opened`.
+    File {
+        path: PathBuf,
+        opened: Option<std::fs::File>,
+    },
 }
 
 impl ObjectReader {
@@ -70,7 +80,13 @@ impl ObjectReader {
                     let array = arrays.by_name(array).ok_or_else(|| {
                         Error::Corrupt(format!("object {}: unknown array {array}", object.key))
                     })?;
-                    Source::File(arrays::file_path(&array.path, tenant, *file))
+                    let path = arrays::file_path(&array.path, tenant, *file);
+                    let opened = if object.parts.len() <= EAGER_OPEN_PARTS {
+                        Some(open_for_read(&path, part.size, &part.nonce, &object.key)?)
+                    } else {
+                        None
+                    };
+                    Source::File { path, opened }
                 }
             };
             let key = dek.part_key(part.part_number).map_err(integrity)?;
@@ -108,7 +124,7 @@ impl ObjectReader {
         let end = end_exclusive.min(self.size);
         let max_chunk = max_chunk.max(1);
         let mut part_start = 0u64;
-        for part in &self.parts {
+        for part in &mut self.parts {
             let part_end = part_start + part.size;
             if part_end <= start || part.size == 0 {
                 part_start = part_end;
@@ -131,7 +147,7 @@ impl ObjectReader {
 /// Sends plaintext bytes `[from, to)` of one part; `false` when the sink asked to stop.
 fn read_part(
     object: &str,
-    part: &ReadPart,
+    part: &mut ReadPart,
     from: u64,
     to: u64,
     max_chunk: usize,
@@ -140,11 +156,14 @@ fn read_part(
     let Some(span) = segments_for_range(part.size, from..to) else {
         return Ok(true);
     };
-    let mut file = match &part.source {
-        Source::File(path) => {
-            let mut file = open_for_read(path, part.size, &part.nonce, object)?;
+    let mut file = match &mut part.source {
+        Source::File { path, opened } => {
+            let mut file = match opened.take() {
+                Some(file) => file,
+                None => open_for_read(path, part.size, &part.nonce, object)?,
+            };
             seek_sealed(&mut file, span.stored.start)?;
-            Some((file, path))
+            Some((file, path.clone()))
         }
         Source::Inline(_) => None,
     };
@@ -176,7 +195,7 @@ fn read_part(
 fn read_segment(
     object: &str,
     part: &ReadPart,
-    file: Option<&mut (File, &PathBuf)>,
+    file: Option<&mut (File, PathBuf)>,
     index: u32,
 ) -> Result<BytesMut> {
     let len = sealed_segment_len(part.size, index).ok_or_else(|| Error::Integrity {
@@ -197,7 +216,7 @@ fn read_segment(
                 })?;
             sealed.copy_from_slice(stored);
         }
-        (Source::File(_), None) => {
+        (Source::File { .. }, None) => {
             return Err(Error::Corrupt(format!(
                 "object {object}: data file not open"
             )))

@@ -270,3 +270,26 @@ fn handles_can_cross_threads() {
     send::<coffre_storage::WrittenData>();
     send::<coffre_storage::ObjectReader>();
 }
+
+#[test]
+fn a_read_that_started_survives_an_overwrite_and_its_collection() {
+    each_store(|store, _| {
+        let alice = scope(store);
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        let old = bytes(3 * INLINE_MAX, 7);
+        let record = put(store, &alice, &bucket, "k", &old);
+        // A GET has looked the object up and made its reader...
+        let mut reader = store.object_reader(&alice, &record).unwrap();
+        // ...when the key is overwritten and the old data file collected.
+        put(store, &alice, &bucket, "k", &bytes(100, 8));
+        assert_eq!(gc(store).files_removed, 1);
+        let mut read = Vec::new();
+        reader
+            .read_range(0, u64::MAX, 4096, &mut |chunk| {
+                read.extend_from_slice(&chunk);
+                true
+            })
+            .unwrap();
+        assert_eq!(read, old);
+    });
+}
