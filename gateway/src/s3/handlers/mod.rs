@@ -3,6 +3,7 @@
 pub mod bucket_config;
 pub mod bucket_cors;
 pub mod buckets;
+mod complete_keepalive;
 pub mod copy_object;
 pub mod delete_objects;
 pub mod list_objects;
@@ -11,6 +12,7 @@ pub mod object_attributes;
 pub mod object_tagging;
 pub mod objects;
 pub mod post_object;
+mod upload_checksum;
 
 use http::{HeaderValue, Response, StatusCode};
 

@@ -2,24 +2,19 @@
 //! ListParts, ListMultipartUploads.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::BodyExt;
-use tokio::sync::mpsc;
-
-use coffre_crypto::checksum::{combine_full_object_crc, composite_checksum, ChecksumAlgorithm};
-use coffre_storage::{
-    ObjectMeta, PartInfo, PartRecord, UploadListQuery, UploadRecord, WriteTarget,
-};
+use coffre_crypto::checksum::ChecksumAlgorithm;
+use coffre_storage::{PartInfo, PartRecord, UploadListQuery, UploadRecord, WriteTarget};
 use http::{HeaderValue, Response, StatusCode};
 use md5::{Digest, Md5};
 
 use super::bucket_config::check_acl_headers;
+use super::complete_keepalive::{keepalive_response, COMPLETE_FAST_PATH, XML_DECLARATION};
 use super::copy_object::checksum_element;
 use super::objects::bucket_record;
+use super::upload_checksum::UploadChecksum;
 use super::{empty_response, quoted_etag, xml_response};
-use crate::s3::body::{Body, ChannelBody};
+use crate::s3::body::Body;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::object_headers::meta_from_request;
 use crate::s3::operation::MAX_PART_NUMBER;
@@ -33,111 +28,6 @@ use crate::s3::{blocking, RequestContext};
 /// Every part but the last must be at least this large.
 pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 const MAX_COMPLETE_BODY: usize = 2 * 1024 * 1024;
-
-/// The checksum an upload was created with. Kept in the upload's `ObjectMeta`: the
-/// algorithm name with an empty value until completion, and the checksum type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct UploadChecksum {
-    algorithm: ChecksumAlgorithm,
-    full_object: bool,
-    /// Named by the client (echoed back) rather than our CRC64NVME default.
-    requested: bool,
-}
-
-impl UploadChecksum {
-    fn from_create_headers(headers: &http::HeaderMap) -> Result<Option<Self>, S3Error> {
-        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-        let Some(name) = header("x-amz-checksum-algorithm") else {
-            return Ok(None);
-        };
-        let algorithm = ChecksumAlgorithm::from_name(name).ok_or_else(|| {
-            S3Error::with_message(
-                S3ErrorCode::InvalidRequest,
-                format!("Checksum algorithm provided is unsupported: {name}"),
-            )
-        })?;
-        let crc = matches!(
-            algorithm,
-            ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c | ChecksumAlgorithm::Crc64Nvme
-        );
-        let full_object = match header("x-amz-checksum-type") {
-            None => algorithm == ChecksumAlgorithm::Crc64Nvme,
-            Some(t) if t.eq_ignore_ascii_case("FULL_OBJECT") && crc => true,
-            Some(t)
-                if t.eq_ignore_ascii_case("COMPOSITE")
-                    && algorithm != ChecksumAlgorithm::Crc64Nvme =>
-            {
-                false
-            }
-            Some(t) => {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::InvalidRequest,
-                    format!(
-                        "The {t} checksum type cannot be used with the {name} checksum algorithm."
-                    ),
-                ))
-            }
-        };
-        Ok(Some(Self {
-            algorithm,
-            full_object,
-            requested: true,
-        }))
-    }
-
-    fn store_in(self, meta: &mut ObjectMeta) {
-        meta.checksums = vec![(self.algorithm.name().to_owned(), String::new())];
-        meta.checksum_type = Some(self.type_name().to_owned());
-    }
-
-    fn of_upload(upload: &UploadRecord) -> Self {
-        let named = upload
-            .meta
-            .checksums
-            .first()
-            .and_then(|(name, _)| ChecksumAlgorithm::from_name(name));
-        match named {
-            Some(algorithm) => Self {
-                algorithm,
-                full_object: upload.meta.checksum_type.as_deref() == Some("FULL_OBJECT"),
-                requested: true,
-            },
-            None => Self {
-                algorithm: ChecksumAlgorithm::Crc64Nvme,
-                full_object: true,
-                requested: false,
-            },
-        }
-    }
-
-    fn type_name(self) -> &'static str {
-        if self.full_object {
-            "FULL_OBJECT"
-        } else {
-            "COMPOSITE"
-        }
-    }
-
-    /// The whole object's checksum from the parts', if every part has one.
-    fn combine(self, parts: &[PartRecord]) -> Option<String> {
-        let values: Option<Vec<(&str, u64)>> = parts
-            .iter()
-            .map(|p| {
-                p.checksums
-                    .iter()
-                    .find(|(n, _)| ChecksumAlgorithm::from_name(n) == Some(self.algorithm))
-                    .map(|(_, v)| (v.as_str(), p.size))
-            })
-            .collect();
-        let values = values?;
-        if self.full_object {
-            combine_full_object_crc(self.algorithm, &values)
-        } else {
-            let only: Vec<&str> = values.iter().map(|(v, _)| *v).collect();
-            composite_checksum(self.algorithm, &only)
-        }
-    }
-}
 
 /// The upload `upload_id` of `key`: an upload id is only valid with the key it was created
 /// for, as on S3.
@@ -304,11 +194,6 @@ fn multipart_etag(parts: &[PartRecord]) -> Result<String, S3Error> {
     Ok(format!("{}-{}", hex::encode(md5.finalize()), parts.len()))
 }
 
-/// How long a completion may take before the response starts early to keep the client
-/// from timing out, and how often whitespace then keeps the connection alive.
-const COMPLETE_FAST_PATH: Duration = Duration::from_secs(1);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-
 /// CompleteMultipartUpload. When the completion takes long, S3 answers 200 at once and
 /// sends whitespace until the result (or an error document) is ready; so does Coffre.
 pub async fn complete_multipart_upload(
@@ -330,44 +215,6 @@ pub async fn complete_multipart_upload(
     };
     mark_encrypted(response.headers_mut());
     Ok(response)
-}
-
-const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-
-fn keepalive_response(
-    mut work: tokio::task::JoinHandle<Result<String, S3Error>>,
-    request_id: Arc<str>,
-) -> Response<Body> {
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-    tokio::spawn(async move {
-        // Whitespace is allowed before the root element (not before a declaration, so the
-        // document is sent without one).
-        let outcome = loop {
-            tokio::select! {
-                joined = &mut work => break joined,
-                _ = tokio::time::sleep(KEEPALIVE_INTERVAL) => {
-                    if tx.send(Ok(Bytes::from_static(b" "))).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        };
-        let document = match outcome.map_err(S3Error::internal).and_then(|r| r) {
-            Ok(document) => document,
-            Err(error) => {
-                tracing::warn!(error = %error, "multipart completion failed after the early 200");
-                let xml = error.to_xml(&request_id);
-                xml.trim_start_matches(XML_DECLARATION).to_owned()
-            }
-        };
-        let _ = tx.send(Ok(Bytes::from(document))).await;
-    });
-    let mut response = Response::new(ChannelBody::of_unknown_length(rx).boxed());
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/xml"),
-    );
-    response
 }
 
 /// The completion proper; returns the result document without its XML declaration.
@@ -684,44 +531,6 @@ pub async fn list_multipart_uploads(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    async fn body_text(response: Response<Body>) -> String {
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .to_bytes();
-        String::from_utf8(bytes.to_vec()).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn slow_completion_streams_whitespace_then_the_result() {
-        let work = tokio::spawn(async {
-            tokio::time::sleep(KEEPALIVE_INTERVAL * 2 + Duration::from_secs(1)).await;
-            Ok("<CompleteMultipartUploadResult/>".to_owned())
-        });
-        let response = keepalive_response(work, Arc::from("REQ1"));
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(
-            body_text(response).await,
-            "  <CompleteMultipartUploadResult/>"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn slow_completion_failure_is_an_error_document_after_the_200() {
-        let work = tokio::spawn(async {
-            tokio::time::sleep(KEEPALIVE_INTERVAL + Duration::from_secs(1)).await;
-            Err(S3Error::new(S3ErrorCode::InvalidPart))
-        });
-        let text = body_text(keepalive_response(work, Arc::from("REQ2"))).await;
-        assert!(
-            text.starts_with(" <Error><Code>InvalidPart</Code>"),
-            "{text}"
-        );
-        assert!(text.contains("<RequestId>REQ2</RequestId>"), "{text}");
-    }
 
     #[test]
     fn complete_body_rules() {
