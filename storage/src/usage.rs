@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use coffre_crypto::{AdminScope, TenantId};
+use coffre_crypto::{AdminScope, TenantId, TenantScope};
 
 use crate::error::{Error, Result};
 use crate::keys;
@@ -73,22 +73,27 @@ impl UsageTracker {
                 tenants.entry(tenant).or_insert(stored)
             }
         };
-        let limits = [quotas.bytes, quotas.objects];
-        for i in 0..2 {
-            if let (true, Some(limit)) = (growth[i] > 0, limits[i]) {
-                let after = i128::from(current[i]) + i128::from(growth[i]);
-                if after > i128::from(limit) {
-                    return Err(Error::QuotaExceeded {
-                        what: COUNTER_NAMES[i],
-                        limit,
-                    });
-                }
-            }
-        }
+        check_limits(current, quotas, growth)?;
         for i in 0..2 {
             current[i] = current[i].saturating_add(growth[i]);
         }
         Ok(())
+    }
+
+    /// Whether `growth` would fit now, counting the writes in flight; reserves nothing.
+    fn fits(
+        &self,
+        meta: &dyn MetaStore,
+        tenant: TenantId,
+        quotas: &Quotas,
+        growth: [i64; 2],
+    ) -> Result<()> {
+        let known = self.lock().get(&tenant).copied();
+        let current = match known {
+            Some(current) => current,
+            None => stored_counters(meta, tenant)?,
+        };
+        check_limits(&current, quotas, growth)
     }
 
     fn adjust(&self, tenant: TenantId, change: [i64; 2]) {
@@ -98,6 +103,22 @@ impl UsageTracker {
             }
         }
     }
+}
+
+fn check_limits(current: &[i64; 2], quotas: &Quotas, growth: [i64; 2]) -> Result<()> {
+    let limits = [quotas.bytes, quotas.objects];
+    for i in 0..2 {
+        if let (true, Some(limit)) = (growth[i] > 0, limits[i]) {
+            let after = i128::from(current[i]) + i128::from(growth[i]);
+            if after > i128::from(limit) {
+                return Err(Error::QuotaExceeded {
+                    what: COUNTER_NAMES[i],
+                    limit,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn stored_counters(meta: &dyn MetaStore, tenant: TenantId) -> Result<[i64; 2]> {
@@ -164,6 +185,22 @@ impl Store {
             shrink,
             done: false,
         })
+    }
+
+    /// Refuses early a write that could not fit the tenant's byte quota, before its body is
+    /// received: `bytes` is the growth it would cause (its size less what it replaces). The
+    /// commit checks again, exactly; this check only saves receiving a doomed upload.
+    pub fn check_byte_quota(&self, scope: &TenantScope, bytes: i64) -> Result<()> {
+        let tenant = scope.tenant_id();
+        let record: TenantRecord = self
+            .get_record(Cf::Tenants, &keys::tenant(tenant))?
+            .ok_or(Error::NoSuchTenant)?;
+        if record.quotas.bytes.is_none() {
+            return Ok(());
+        }
+        self.shared
+            .usage
+            .fits(self.meta(), tenant, &record.quotas, [bytes, 0])
     }
 
     /// Committed usage: what the tenant's records hold.

@@ -340,3 +340,25 @@ fn usage_survives_a_reopen() {
         Err(Error::QuotaExceeded { .. })
     ));
 }
+
+#[test]
+fn the_early_byte_check_sees_committed_usage_and_reserves_nothing() {
+    each_store(|store, _| {
+        let alice = limited(store, Some(1000), None);
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        put(store, &alice, &bucket, "k", &bytes(600, 1));
+        assert!(matches!(
+            store.check_byte_quota(&alice, 401),
+            Err(Error::QuotaExceeded { what: "bytes", .. })
+        ));
+        // Checking twice reserves nothing: 400 bytes still fit, and the write commits.
+        store.check_byte_quota(&alice, 400).unwrap();
+        store.check_byte_quota(&alice, 400).unwrap();
+        put(store, &alice, &bucket, "k2", &bytes(400, 2));
+        // Shrinking growth (an overwrite by something smaller) always passes.
+        store.check_byte_quota(&alice, -100).unwrap();
+        // No byte quota: nothing to check.
+        let bob = scope(store);
+        store.check_byte_quota(&bob, i64::MAX).unwrap();
+    });
+}

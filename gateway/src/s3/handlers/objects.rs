@@ -43,6 +43,43 @@ pub fn with_bucket(e: S3Error, bucket: &str) -> S3Error {
     }
 }
 
+/// Below this size a body arrives as fast as an early check would answer: only larger
+/// uploads are checked against the byte quota before their body is read.
+const EARLY_QUOTA_CHECK_BYTES: u64 = 1 << 20;
+
+/// A PUT that cannot fit the tenant's byte quota is refused from its declared length,
+/// before gigabytes are received for nothing. An overwrite counts only its growth. The
+/// commit checks again, exactly.
+async fn refuse_early_over_quota(
+    ctx: &RequestContext,
+    bucket: &Arc<BucketRecord>,
+    key: &str,
+    declared: u64,
+) -> Result<(), S3Error> {
+    if declared < EARLY_QUOTA_CHECK_BYTES {
+        return Ok(());
+    }
+    let (store, scope, bucket, key) = (
+        ctx.store.clone(),
+        ctx.scope.clone(),
+        bucket.clone(),
+        key.to_owned(),
+    );
+    let growth = i64::try_from(declared).unwrap_or(i64::MAX);
+    blocking(move || match store.check_byte_quota(&scope, growth) {
+        Err(coffre_storage::Error::QuotaExceeded { .. }) => {
+            let replaced = match store.object(&scope, &bucket, &key) {
+                Ok(existing) => i64::try_from(existing.meta.size).unwrap_or(i64::MAX),
+                Err(coffre_storage::Error::NoSuchKey) => 0,
+                Err(e) => return Err(e),
+            };
+            store.check_byte_quota(&scope, growth.saturating_sub(replaced))
+        }
+        other => other,
+    })
+    .await
+}
+
 pub async fn put_object(
     mut ctx: RequestContext,
     bucket: String,
@@ -53,6 +90,9 @@ pub async fn put_object(
     server_side_encryption::check_requested(&ctx.headers)?;
     let mut meta = meta_from_request(&ctx.headers)?;
     let digest = PayloadDigest::from_headers(&ctx.headers)?;
+    if let Some(declared) = ctx.body.declared_length() {
+        refuse_early_over_quota(&ctx, &record, &key, declared).await?;
+    }
     let writer = {
         let (store, scope, record) = (ctx.store.clone(), ctx.scope.clone(), record.clone());
         blocking(move || store.data_writer(&scope, &record, WriteTarget::Object)).await?
