@@ -7,6 +7,7 @@
 
 mod admin_client;
 mod chunked_body;
+pub mod raw_bucket;
 pub mod s3_xml;
 mod sdk_client;
 mod server;

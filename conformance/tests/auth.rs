@@ -5,45 +5,9 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::presigning::PresigningConfig;
-use coffre_conformance::{pseudo_random_bytes, send_request, TestServer};
+use coffre_conformance::raw_bucket::{assert_absent, assert_content, server_with_bucket};
+use coffre_conformance::{pseudo_random_bytes, send_request};
 use http::Method;
-
-async fn server_with_bucket() -> TestServer {
-    let server = TestServer::start();
-    server
-        .request(Method::PUT, "/auth")
-        .send()
-        .await
-        .assert_status(200);
-    server
-}
-
-/// Asserts that `key` does not exist in bucket `auth`.
-async fn assert_absent(server: &TestServer, key: &str) {
-    let response = server
-        .request(Method::GET, &format!("/auth/{key}"))
-        .send()
-        .await;
-    assert_eq!(
-        response.status.as_u16(),
-        404,
-        "{key} must not exist: {}",
-        response.text()
-    );
-}
-
-async fn assert_content(server: &TestServer, key: &str, data: &[u8]) {
-    let response = server
-        .request(Method::GET, &format!("/auth/{key}"))
-        .send()
-        .await;
-    response.assert_status(200);
-    assert_eq!(response.body.len(), data.len(), "{key}: stored length");
-    assert!(
-        response.body[..] == data[..],
-        "{key}: stored bytes differ (framing left in?)"
-    );
-}
 
 #[tokio::test]
 async fn anonymous_requests_are_access_denied() {
