@@ -80,9 +80,3 @@ impl Error {
         }
     }
 }
-
-impl From<rocksdb::Error> for Error {
-    fn from(err: rocksdb::Error) -> Self {
-        Error::Meta(err.into_string())
-    }
-}

@@ -32,6 +32,8 @@ mod object_reader;
 mod object_tags;
 mod objects;
 mod records;
+#[cfg(feature = "rocksdb")]
+mod rocks_meta_store;
 mod sealed_records;
 mod store;
 mod tenant_deletion;
@@ -48,12 +50,14 @@ pub use gc::GcStats;
 pub use list_objects::{ListEntry, ListPage, ListQuery, ObjectSummary};
 pub use list_uploads::{UploadListPage, UploadListQuery};
 pub use memory_meta_store::MemoryMetaStore;
-pub use meta_store::{Batch, BatchOp, Cf, Cursor, Durability, MetaStore, RocksMetaStore};
+pub use meta_store::{Batch, BatchOp, Cf, Cursor, Durability, MetaStore};
 pub use object_reader::ObjectReader;
 pub use records::{
     AccessKeyInfo, AccessKeyState, BucketRecord, CorsRule, DataLocation, ObjectMeta, ObjectRecord,
     PartInfo, PartLayout, PartRecord, Quotas, TenantRecord, TenantState, UploadRecord,
 };
+#[cfg(feature = "rocksdb")]
+pub use rocks_meta_store::RocksMetaStore;
 pub use store::{
     Store, StoreConfig, DEFAULT_INLINE_MAX, DEFAULT_KEK_CACHE_CAPACITY, DEFAULT_KEK_CACHE_TTL,
 };

@@ -12,7 +12,7 @@ use rand::RngCore;
 use crate::arrays::{ArrayConfig, Arrays};
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::meta_store::{Cf, MetaStore, RocksMetaStore};
+use crate::meta_store::{Cf, MetaStore};
 use crate::records::{BucketRecord, Record, TenantRecord, TenantState};
 use crate::tenant_keys::TenantKeys;
 use crate::usage::UsageTracker;
@@ -73,9 +73,10 @@ pub(crate) struct Shared {
 impl Store {
     /// Creates the metadata directory and array roots as needed and opens RocksDB. `keys`
     /// holds the root key that wraps every tenant's KEKs.
+    #[cfg(feature = "rocksdb")]
     pub fn open(config: StoreConfig, keys: Arc<dyn KeyProvider>) -> Result<Store> {
         std::fs::create_dir_all(&config.meta_dir)?;
-        let meta = RocksMetaStore::open(&config.meta_dir)?;
+        let meta = crate::rocks_meta_store::RocksMetaStore::open(&config.meta_dir)?;
         Self::with_meta_store(config, Box::new(meta), keys)
     }
 

@@ -5,7 +5,7 @@
 //! enable).
 //!
 //! The expected compiler messages are in `compile_fail/*.stderr`; after a compiler upgrade
-//! regenerate them with `TRYBUILD=overwrite cargo test -p coffre-gateway --test compile_fail`
+//! regenerate them with `TRYBUILD=overwrite cargo test -p coffre-type-boundary --test compile_fail`
 //! and check that each still fails for the reason its file states.
 
 #[test]

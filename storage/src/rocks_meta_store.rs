@@ -1,0 +1,153 @@
+//! The RocksDB implementation of [`MetaStore`]: one column family per [`Cf`], one
+//! `WriteBatch` per commit. Behind the `rocksdb` feature (on by default) so that crates which
+//! only need the storage types, such as the compile-fail tests of the tenant boundary, do not
+//! build RocksDB's C++.
+
+use std::path::Path;
+
+use rocksdb::{
+    BottommostLevelCompaction, ColumnFamily, ColumnFamilyDescriptor, CompactOptions,
+    DBCompressionType, DBRawIteratorWithThreadMode, Options, ReadOptions, WriteBatch, WriteOptions,
+    DB,
+};
+
+use crate::error::{Error, Result};
+use crate::meta_store::{
+    add_counters, decode_counters, encode_counters, Batch, BatchOp, Cf, Cursor, Durability,
+    MetaStore,
+};
+
+impl From<rocksdb::Error> for Error {
+    fn from(err: rocksdb::Error) -> Self {
+        Error::Meta(err.into_string())
+    }
+}
+
+/// RocksDB, one column family per [`Cf`], no compression (the crate is built without codecs;
+/// values are mostly ciphertext anyway).
+pub struct RocksMetaStore {
+    db: DB,
+}
+
+impl RocksMetaStore {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_compression_type(DBCompressionType::None);
+        let descriptors = Cf::ALL.iter().map(|cf| {
+            let mut cf_options = Options::default();
+            cf_options.set_compression_type(DBCompressionType::None);
+            cf_options.set_merge_operator_associative("coffre.add_counters", merge_counters);
+            ColumnFamilyDescriptor::new(cf.name(), cf_options)
+        });
+        let db = DB::open_cf_descriptors(&options, dir, descriptors)?;
+        Ok(Self { db })
+    }
+
+    fn handle(&self, cf: Cf) -> Result<&ColumnFamily> {
+        self.db
+            .cf_handle(cf.name())
+            .ok_or_else(|| Error::Meta(format!("column family {} missing", cf.name())))
+    }
+}
+
+fn write_options(durability: Durability) -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.set_sync(durability == Durability::Synced);
+    options
+}
+
+impl MetaStore for RocksMetaStore {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.handle(cf)?, key)?)
+    }
+
+    fn put(&self, cf: Cf, key: &[u8], value: &[u8], durability: Durability) -> Result<()> {
+        let mut batch = Batch::new();
+        batch.put(cf, key, value);
+        self.write(batch, durability)
+    }
+
+    fn delete(&self, cf: Cf, key: &[u8], durability: Durability) -> Result<()> {
+        let mut batch = Batch::new();
+        batch.delete(cf, key);
+        self.write(batch, durability)
+    }
+
+    fn write(&self, batch: Batch, durability: Durability) -> Result<()> {
+        let mut rocks_batch = WriteBatch::default();
+        for op in batch.ops {
+            match op {
+                BatchOp::Put { cf, key, value } => rocks_batch.put_cf(self.handle(cf)?, key, value),
+                BatchOp::Delete { cf, key } => rocks_batch.delete_cf(self.handle(cf)?, key),
+                BatchOp::Add { cf, key, deltas } => {
+                    rocks_batch.merge_cf(self.handle(cf)?, key, encode_counters(&deltas))
+                }
+            }
+        }
+        self.db.write_opt(rocks_batch, &write_options(durability))?;
+        Ok(())
+    }
+
+    fn cursor<'a>(&'a self, cf: Cf, upper_bound: Option<Vec<u8>>) -> Result<Box<dyn Cursor + 'a>> {
+        let mut options = ReadOptions::default();
+        if let Some(bound) = upper_bound {
+            options.set_iterate_upper_bound(bound);
+        }
+        let iter = self.db.raw_iterator_cf_opt(self.handle(cf)?, options);
+        Ok(Box::new(RocksCursor { iter }))
+    }
+
+    fn purge_stale(&self, compact: &[Cf]) -> Result<()> {
+        // A WAL file is dropped once every key space with writes in it is flushed.
+        for cf in Cf::ALL {
+            self.db.flush_cf(self.handle(cf)?)?;
+        }
+        self.db.flush_wal(true)?;
+        let mut options = CompactOptions::default();
+        // Rewrite the bottommost files too: that is where the old versions may sit.
+        options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        for cf in compact {
+            self.db
+                .compact_range_cf_opt(self.handle(*cf)?, None::<&[u8]>, None::<&[u8]>, &options);
+        }
+        Ok(())
+    }
+}
+
+struct RocksCursor<'a> {
+    iter: DBRawIteratorWithThreadMode<'a, DB>,
+}
+
+impl Cursor for RocksCursor<'_> {
+    fn seek(&mut self, key: &[u8]) {
+        self.iter.seek(key);
+    }
+
+    fn next_entry(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        if !self.iter.valid() {
+            self.iter.status()?;
+            return Ok(None);
+        }
+        let entry = match (self.iter.key(), self.iter.value()) {
+            (Some(key), Some(value)) => (key.to_vec(), value.to_vec()),
+            _ => return Ok(None),
+        };
+        self.iter.next();
+        Ok(Some(entry))
+    }
+}
+
+/// The RocksDB merge operator behind [`BatchOp::Add`].
+fn merge_counters(
+    _key: &[u8],
+    existing: Option<&[u8]>,
+    operands: &rocksdb::MergeOperands,
+) -> Option<Vec<u8>> {
+    let mut total = existing.map(decode_counters).unwrap_or_default();
+    for operand in operands {
+        total = add_counters(&total, &decode_counters(operand));
+    }
+    Some(encode_counters(&total))
+}
