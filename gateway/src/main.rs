@@ -18,6 +18,7 @@ fn main() -> anyhow::Result<()> {
                 }
             };
             init_logging(&config);
+            bench_plaintext_switch();
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
@@ -97,6 +98,22 @@ async fn wait_for_signal(running: &coffre_gateway::Running) -> anyhow::Result<()
         }
     }
 }
+
+/// Benchmark builds only (feature `bench-plaintext`, see benches/run-load.sh): with
+/// `COFFRE_BENCH_PLAINTEXT=1` object data is stored unencrypted, to measure what encryption
+/// costs. Release builds do not contain this switch.
+#[cfg(feature = "bench-plaintext")]
+fn bench_plaintext_switch() {
+    if std::env::var("COFFRE_BENCH_PLAINTEXT").as_deref() == Ok("1") {
+        coffre_crypto::aead::bench_plaintext::enable();
+        tracing::warn!(
+            "BENCHMARK BUILD: object data is stored UNENCRYPTED (COFFRE_BENCH_PLAINTEXT=1)"
+        );
+    }
+}
+
+#[cfg(not(feature = "bench-plaintext"))]
+fn bench_plaintext_switch() {}
 
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)

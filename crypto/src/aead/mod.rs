@@ -19,6 +19,8 @@ pub use layout::{
     sealed_len, sealed_segment_len, segment_count, segments_for_range, stored_offset, NoncePrefix,
     SegmentSpan, NONCE_PREFIX_LEN, SEALED_SEGMENT_LEN, SEGMENT_LEN, TAG_LEN,
 };
+#[cfg(feature = "bench-plaintext")]
+pub use part_key::bench_plaintext;
 pub use part_key::PartKey;
 pub use segment_decryptor::SegmentDecryptor;
 pub use segment_encryptor::SegmentEncryptor;
