@@ -44,6 +44,9 @@ struct Seen {
     key: Option<String>,
     tenant: Option<String>,
     access_key: Option<String>,
+    /// A browser's authenticated request on a bucket: its response, success or error, gets
+    /// the CORS headers of the bucket's matching rule (so the page can read S3's answer).
+    cors: Option<bucket_cors::ActualRequest>,
 }
 
 impl S3Service {
@@ -106,6 +109,9 @@ impl S3Service {
                 error_response(&error, &request_id, is_head)
             }
         };
+        if let Some(cors) = seen.cors.take() {
+            cors.add_headers(&mut response).await;
+        }
         if let Ok(id) = HeaderValue::from_str(&request_id) {
             response
                 .headers_mut()
@@ -228,19 +234,10 @@ impl S3Service {
             query,
             body,
         };
-        route(ctx, operation).await
+        seen.cors =
+            bucket_cors::ActualRequest::of(&ctx, operation.bucket(), operation.http_method());
+        handle_operation(ctx, operation).await
     }
-}
-
-/// Runs the operation's handler; a successful response to a browser (a request with an
-/// `Origin`) gets the CORS headers of the caller's own bucket's matching rule.
-async fn route(ctx: RequestContext, operation: Operation) -> Result<Response<Body>, S3Error> {
-    let cors = bucket_cors::ActualRequest::of(&ctx, operation.bucket(), operation.http_method());
-    let mut response = handle_operation(ctx, operation).await?;
-    if let Some(cors) = cors {
-        cors.add_headers(&mut response).await;
-    }
-    Ok(response)
 }
 
 async fn handle_operation(
