@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::transport::{test_ca, Transport, TRANSPORT_ENV};
+
 /// How long the server may take to print its "listening" line.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a graceful stop may take before the process is killed.
@@ -17,6 +19,11 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const READY_PREFIX: &str = "coffre listening ";
 
 /// A running `coffre serve` on `127.0.0.1:0` with its own temporary data directory.
+///
+/// With `COFFRE_TEST_TRANSPORT=https` its S3 listener serves TLS with a certificate of the
+/// harness's test CA (see [`crate::Transport`]), unless the test's configuration sets
+/// `tls_cert_file` itself. The admin listener stays as configured. Clients follow what the
+/// server announced, so a test that brings its own listener settings works either way.
 ///
 /// Dropping it kills the process and removes the directory.
 pub struct TestServer {
@@ -34,6 +41,8 @@ pub struct TestServer {
     extra_args: Vec<String>,
     /// Extra environment variables of every start (e.g. `SOFTHSM2_CONF`).
     extra_env: Vec<(String, String)>,
+    /// Whether the harness gave the S3 listener TLS (the HTTPS transport).
+    harness_tls: bool,
     child: Option<Child>,
     // Declared last so that the process is gone before the directory is removed.
     data_dir: TempDir,
@@ -48,6 +57,7 @@ impl TestServer {
     /// Starts a server with `extra_args` appended to the standard arguments.
     pub fn start_with_args(extra_args: &[&str]) -> Self {
         let mut server = Self::unstarted(extra_args);
+        server.apply_transport();
         server.spawn();
         server
     }
@@ -64,6 +74,7 @@ impl TestServer {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        server.apply_transport();
         server.spawn();
         server
     }
@@ -81,9 +92,61 @@ impl TestServer {
             secret_key: String::new(),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             extra_env: Vec::new(),
+            harness_tls: false,
             child: None,
             data_dir,
         }
+    }
+
+    /// Over the HTTPS transport, serves the S3 listener with a certificate of the test CA:
+    /// the TLS settings go first in a copy of the test's configuration file (`--config`, if
+    /// any), or in a file of their own. A configuration that sets TLS itself is left alone.
+    fn apply_transport(&mut self) {
+        if Transport::from_env() != Transport::Https {
+            return;
+        }
+        let config_at = self
+            .extra_args
+            .iter()
+            .position(|a| a == "--config")
+            .map(|i| i + 1);
+        let original = match config_at.and_then(|i| self.extra_args.get(i)) {
+            Some(path) => std::fs::read_to_string(path)
+                .unwrap_or_else(|e| panic!("cannot read the configuration {path}: {e}")),
+            None => String::new(),
+        };
+        if sets_tls(&original) {
+            return;
+        }
+        let domain = self
+            .extra_args
+            .iter()
+            .position(|a| a == "--domain")
+            .and_then(|i| self.extra_args.get(i + 1));
+        let cert = test_ca().issue_server_cert(
+            &self.data_dir.path().join("test-tls"),
+            domain.map(String::as_str),
+        );
+        // Top-level keys must come before the first [table] of the original.
+        let merged = format!(
+            "# Added by the conformance harness ({TRANSPORT_ENV}=https).\n\
+             tls_cert_file = {:?}\ntls_key_file = {:?}\n\n{original}",
+            cert.cert.display().to_string(),
+            cert.key.display().to_string(),
+        );
+        let path = self.data_dir.path().join("coffre-https.toml");
+        std::fs::write(&path, merged).expect("write the HTTPS configuration");
+        let path = path.display().to_string();
+        match config_at {
+            Some(i) => self.extra_args[i] = path,
+            None => self.extra_args.extend(["--config".to_string(), path]),
+        }
+        self.harness_tls = true;
+    }
+
+    /// Whether the S3 listener serves HTTPS.
+    pub fn is_https(&self) -> bool {
+        self.endpoint.starts_with("https://")
     }
 
     /// The data directory given to `--data-dir`.
@@ -219,6 +282,11 @@ impl TestServer {
         self.endpoint = s3;
         self.admin_endpoint = admin;
         self.child = Some(child);
+        assert!(
+            !self.harness_tls || self.is_https(),
+            "{TRANSPORT_ENV}=https, but the S3 listener is {}",
+            self.endpoint
+        );
         self.read_credentials();
     }
 
@@ -252,6 +320,14 @@ fn drain_lines(pipe: impl Read, prefix: &'static str) {
         let Ok(line) = line else { break };
         eprintln!("{prefix} {line}");
     }
+}
+
+/// Whether a configuration file sets the S3 listener's TLS files itself.
+fn sets_tls(toml: &str) -> bool {
+    toml.lines().any(|line| {
+        let key = line.split('=').next().unwrap_or_default().trim();
+        key == "tls_cert_file" || key == "tls_key_file"
+    })
 }
 
 /// `s3=http://127.0.0.1:PORT admin=http://127.0.0.1:PORT` -> (s3, admin).
@@ -339,6 +415,17 @@ mod tests {
             parse_credentials(text),
             Some(("AK".to_string(), "SK/+=".to_string()))
         );
+    }
+
+    #[test]
+    fn finds_tls_settings_of_the_s3_listener_only() {
+        assert!(sets_tls(
+            "region = \"x\"\ntls_cert_file = \"/c\"\ntls_key_file=\"/k\"\n"
+        ));
+        assert!(!sets_tls(
+            "admin_tls_cert_file = \"/c\"\nadmin_tls_key_file = \"/k\"\n"
+        ));
+        assert!(!sets_tls(""));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! A raw SigV4 request builder for what an SDK will not send: bad signatures, unknown keys,
 //! skewed clocks, presigned URLs, lying `x-amz-content-sha256`, hand-framed aws-chunked bodies,
-//! virtual-host `Host` headers.
+//! virtual-host `Host` headers. Requests go over the transport the server announced (HTTPS
+//! trusting the harness's test CA, see [`crate::Transport`]); [`crate::raw_exchange`] sends
+//! them.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,16 +18,13 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{Method, Request};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::mpsc;
 
 use crate::chunked_body::{flip_hex, AwsChunked, ChunkSigner};
-use crate::s3_xml;
+use crate::raw_exchange::{describe, exchange, lost_while_sending, RawBody, RawResponse};
 use crate::server::TestServer;
 use crate::REGION;
 
@@ -60,6 +59,7 @@ enum RequestBody {
 
 /// A request to the S3 listener, signed (or not) as configured, sent with hyper.
 pub struct RawRequest {
+    scheme: &'static str,
     addr: SocketAddr,
     method: Method,
     path: String,
@@ -81,6 +81,7 @@ impl TestServer {
     /// canonical URIs are.
     pub fn request(&self, method: Method, path: &str) -> RawRequest {
         RawRequest {
+            scheme: if self.is_https() { "https" } else { "http" },
             addr: self.s3_addr,
             method,
             path: encode_path(path),
@@ -196,9 +197,9 @@ impl RawRequest {
     }
 
     /// Signs the request and returns it without sending it.
-    pub fn build(self) -> Request<UnsyncBoxBody<Bytes, Infallible>> {
+    pub fn build(self) -> Request<RawBody> {
         let time = self.time.unwrap_or_else(SystemTime::now);
-        let mut uri = format!("http://{}{}", self.addr, self.path);
+        let mut uri = format!("{}://{}{}", self.scheme, self.addr, self.path);
         let query = encode_query(&self.query);
         if !query.is_empty() {
             uri.push('?');
@@ -324,90 +325,58 @@ impl RawRequest {
     }
 
     /// Signs and sends the request, and reads the whole response.
+    ///
+    /// A request whose connection the server closed while it was still being sent is sent
+    /// again, in up to three attempts in all: a server that refuses a request before reading
+    /// its body may close the connection with the rest of the body unread, and a client still
+    /// writing it then fails with a broken pipe before it reads the refusal (seen over TLS on
+    /// loopback). The refusal, not that race, is what a test checks.
     pub async fn send(self) -> RawResponse {
-        let request = self.build();
-        send_request(request).await
+        let mut request = self;
+        for attempt in 1.. {
+            let again = request.try_clone().filter(|_| attempt < SEND_ATTEMPTS);
+            let built = request.build();
+            let description = describe(&built);
+            match exchange(built).await {
+                Ok(response) => return response,
+                Err(e) => match again {
+                    Some(again) if lost_while_sending(&e) => {
+                        eprintln!("{description}: {e:?}; sending it again (attempt {attempt})");
+                        request = again;
+                    }
+                    _ => panic!("{description}: {e:?}"),
+                },
+            }
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    /// A copy to send again, unless the body is a stream.
+    fn try_clone(&self) -> Option<Self> {
+        let RequestBody::Bytes(body) = &self.body else {
+            return None;
+        };
+        Some(RawRequest {
+            scheme: self.scheme,
+            addr: self.addr,
+            method: self.method.clone(),
+            path: self.path.clone(),
+            query: self.query.clone(),
+            headers: self.headers.clone(),
+            body: RequestBody::Bytes(body.clone()),
+            host: self.host.clone(),
+            auth: self.auth,
+            payload: self.payload.clone(),
+            access_key: self.access_key.clone(),
+            secret_key: self.secret_key.clone(),
+            time: self.time,
+            corrupt_signature: self.corrupt_signature,
+        })
     }
 }
 
-/// Sends an already built request.
-pub async fn send_request(request: Request<UnsyncBoxBody<Bytes, Infallible>>) -> RawResponse {
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let description = format!("{} {}", request.method(), request.uri());
-    let response = client
-        .request(request)
-        .await
-        .unwrap_or_else(|e| panic!("{description}: {e:?}"));
-    let (parts, body) = response.into_parts();
-    let body = body
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{description}: reading the body: {e:?}"))
-        .to_bytes();
-    RawResponse {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
-}
-
-/// A complete response.
-#[derive(Debug)]
-pub struct RawResponse {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Response headers.
-    pub headers: HeaderMap,
-    /// Whole body.
-    pub body: Bytes,
-}
-
-impl RawResponse {
-    /// A header's value as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The body as text (lossy).
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// `<Code>` of an S3 XML error body.
-    pub fn error_code(&self) -> Option<String> {
-        s3_xml::first(&self.text(), "Code")
-    }
-
-    /// Every text value of elements named `tag`, in document order, unescaped.
-    pub fn xml_values(&self, tag: &str) -> Vec<String> {
-        s3_xml::values(&self.text(), tag)
-    }
-
-    /// Asserts status and S3 error code, printing the whole response otherwise.
-    #[track_caller]
-    pub fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(
-            (self.status.as_u16(), self.error_code().as_deref()),
-            (status, Some(code)),
-            "expected {status} {code}, got {} with body {:?} and headers {:?}",
-            self.status,
-            self.text(),
-            self.headers
-        );
-    }
-
-    /// Asserts a success status, printing the whole response otherwise.
-    #[track_caller]
-    pub fn assert_status(&self, status: u16) {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body {:?}, headers {:?}",
-            self.text(),
-            self.headers
-        );
-    }
-}
+/// How many times [`RawRequest::send`] sends a request the server hung up on mid-send.
+const SEND_ATTEMPTS: usize = 3;
 
 struct ChannelBody {
     receiver: mpsc::Receiver<Bytes>,
@@ -469,6 +438,15 @@ pub fn amz_date(time: SystemTime) -> String {
     )
 }
 
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 IMF-fixdate), as conditional headers carry it.
+pub fn http_date(secs_since_epoch: i64) -> String {
+    let time = time::OffsetDateTime::from_unix_timestamp(secs_since_epoch).expect("a timestamp");
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time.format(&format).expect("an HTTP date")
+}
+
 /// Percent-encodes every byte except unreserved characters (and `/` when `keep_slash`), the
 /// way S3 canonical requests do.
 pub fn uri_encode(value: &str, keep_slash: bool) -> String {
@@ -513,5 +491,10 @@ mod tests {
     fn formats_amz_dates() {
         let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600);
         assert_eq!(amz_date(time), "20130524T000000Z");
+    }
+
+    #[test]
+    fn formats_http_dates() {
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
     }
 }

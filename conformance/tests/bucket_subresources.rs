@@ -9,27 +9,12 @@ use aws_sdk_s3::types::{
     BucketCannedAcl, ObjectCannedAcl, ObjectOwnership, Permission, ServerSideEncryption, Type,
 };
 use aws_sdk_s3::Client;
-use coffre_conformance::{md5_base64, s3_xml, sdk_error, simple_etag, TestServer};
+use coffre_conformance::{
+    list_keys, md5_base64, put_bytes, s3_xml, sdk_error, simple_etag, TestServer,
+};
 use http::Method;
 
 const BUCKET: &str = "probed";
-
-async fn server_with_bucket() -> (TestServer, Client) {
-    let server = TestServer::start();
-    let s3 = server.s3_client();
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    (server, s3)
-}
-
-async fn put(s3: &Client, key: &str, data: &[u8]) {
-    s3.put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PUT {key:?}: {e:?}"));
-}
 
 async fn owner_id(s3: &Client) -> String {
     s3.list_buckets()
@@ -44,8 +29,8 @@ async fn owner_id(s3: &Client) -> String {
 
 #[tokio::test]
 async fn bucket_and_object_acls_grant_the_owner_full_control_only() {
-    let (_server, s3) = server_with_bucket().await;
-    put(&s3, "obj", b"x").await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    put_bytes(&s3, BUCKET, "obj", b"x").await;
     let owner = owner_id(&s3).await;
 
     let bucket_acl = s3.get_bucket_acl().bucket(BUCKET).send().await.unwrap();
@@ -85,8 +70,8 @@ async fn bucket_and_object_acls_grant_the_owner_full_control_only() {
 
 #[tokio::test]
 async fn canned_private_is_accepted_and_public_acls_are_refused() {
-    let (server, s3) = server_with_bucket().await;
-    put(&s3, "obj", b"x").await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    put_bytes(&s3, BUCKET, "obj", b"x").await;
 
     s3.put_bucket_acl()
         .bucket(BUCKET)
@@ -170,8 +155,8 @@ fn access_control_policy(owner: &str, extra_grant: &str) -> String {
 
 #[tokio::test]
 async fn acl_bodies_granting_only_the_owner_are_accepted() {
-    let (server, s3) = server_with_bucket().await;
-    put(&s3, "obj", b"x").await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    put_bytes(&s3, BUCKET, "obj", b"x").await;
     let owner = owner_id(&s3).await;
     let public = "<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" \
                   xsi:type=\"Group\"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI>\
@@ -202,8 +187,8 @@ async fn acl_bodies_granting_only_the_owner_are_accepted() {
 
 #[tokio::test]
 async fn writes_with_public_acls_are_refused_and_store_nothing() {
-    let (server, s3) = server_with_bucket().await;
-    put(&s3, "source", b"src").await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    put_bytes(&s3, BUCKET, "source", b"src").await;
 
     let err = s3
         .put_object()
@@ -254,9 +239,11 @@ async fn writes_with_public_acls_are_refused_and_store_nothing() {
         (400, "AccessControlListNotSupported".to_string())
     );
 
-    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
-    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(keys, ["source"], "nothing was stored");
+    assert_eq!(
+        list_keys(&s3, BUCKET).await,
+        ["source"],
+        "nothing was stored"
+    );
     let uploads = s3
         .list_multipart_uploads()
         .bucket(BUCKET)
@@ -286,7 +273,7 @@ async fn writes_with_public_acls_are_refused_and_store_nothing() {
 
 #[tokio::test]
 async fn encryption_policy_status_public_access_block_and_ownership() {
-    let (_server, s3) = server_with_bucket().await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
 
     let encryption = s3
         .get_bucket_encryption()
@@ -358,7 +345,7 @@ async fn encryption_policy_status_public_access_block_and_ownership() {
 
 #[tokio::test]
 async fn unconfigured_subresources_give_the_aws_not_found_errors() {
-    let (server, s3) = server_with_bucket().await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
 
     let err = s3
         .get_bucket_policy()
@@ -497,13 +484,13 @@ async fn every_subresource_of_a_missing_bucket_is_no_such_bucket() {
 
 #[tokio::test]
 async fn list_object_versions_lists_each_object_once_as_null() {
-    let (server, s3) = server_with_bucket().await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let keys = ["a", "dir/one", "dir/two", "dir/sub/three", "z é"];
     for key in keys {
-        put(&s3, key, key.as_bytes()).await;
+        put_bytes(&s3, BUCKET, key, key.as_bytes()).await;
     }
     // An overwrite does not add a version: versioning is off.
-    put(&s3, "a", b"second a").await;
+    put_bytes(&s3, BUCKET, "a", b"second a").await;
 
     let all = s3
         .list_object_versions()

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_s3::primitives::ByteStream;
-use coffre_conformance::{s3_xml, sdk_error, TestServer};
+use coffre_conformance::{get_bytes, put_bytes, s3_xml, sdk_error, TestServer};
 use http::Method;
 
 #[tokio::test]
@@ -136,34 +136,14 @@ async fn recreating_own_bucket_is_bucket_already_owned_by_you() {
 
 #[tokio::test]
 async fn delete_non_empty_bucket_is_bucket_not_empty() {
-    let server = TestServer::start();
-    let s3 = server.s3_client();
-    s3.create_bucket().bucket("full").send().await.unwrap();
-    s3.put_object()
-        .bucket("full")
-        .key("k")
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await
-        .unwrap();
+    let (_server, s3) = TestServer::start_with_buckets(&["full"]).await;
+    put_bytes(&s3, "full", "k", b"x").await;
 
     let err = s3.delete_bucket().bucket("full").send().await.unwrap_err();
     assert_eq!(sdk_error(&err), (409, "BucketNotEmpty".to_string()));
     s3.head_bucket().bucket("full").send().await.unwrap();
-    let body = s3
-        .get_object()
-        .bucket("full")
-        .key("k")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
     assert_eq!(
-        &body[..],
+        get_bytes(&s3, "full", "k").await,
         b"x",
         "a refused DeleteBucket leaves objects alone"
     );
@@ -208,16 +188,8 @@ async fn missing_buckets_are_no_such_bucket() {
 
 #[tokio::test]
 async fn recreated_bucket_does_not_see_old_objects() {
-    let server = TestServer::start();
-    let s3 = server.s3_client();
-    s3.create_bucket().bucket("phoenix").send().await.unwrap();
-    s3.put_object()
-        .bucket("phoenix")
-        .key("old")
-        .body(ByteStream::from_static(b"old"))
-        .send()
-        .await
-        .unwrap();
+    let (_server, s3) = TestServer::start_with_buckets(&["phoenix"]).await;
+    put_bytes(&s3, "phoenix", "old", b"old").await;
     s3.delete_object()
         .bucket("phoenix")
         .key("old")
@@ -233,9 +205,7 @@ async fn recreated_bucket_does_not_see_old_objects() {
 
 #[tokio::test]
 async fn get_bucket_location_is_the_region() {
-    let server = TestServer::start();
-    let s3 = server.s3_client();
-    s3.create_bucket().bucket("where").send().await.unwrap();
+    let (server, s3) = TestServer::start_with_buckets(&["where"]).await;
     let location = s3
         .get_bucket_location()
         .bucket("where")

@@ -5,10 +5,11 @@
 
 use aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
+use aws_sdk_s3::types::MetadataDirective;
 use aws_sdk_s3::Client;
 use coffre_conformance::{
-    md5_hex, multipart_etag, pseudo_random_bytes, s3_xml, sdk_error, simple_etag, uri_encode,
+    completed_parts, create_upload, get_bytes, http_date, md5_hex, multipart_etag,
+    multipart_object, pseudo_random_bytes, put_bytes, s3_xml, sdk_error, simple_etag, uri_encode,
     TestServer,
 };
 use http::Method;
@@ -16,43 +17,6 @@ use http::Method;
 const MIB: usize = 1024 * 1024;
 const SRC: &str = "copy-src";
 const DST: &str = "copy-dst";
-
-async fn server_with_buckets() -> (TestServer, Client) {
-    let server = TestServer::start();
-    let s3 = server.s3_client();
-    for bucket in [SRC, DST] {
-        s3.create_bucket().bucket(bucket).send().await.unwrap();
-    }
-    (server, s3)
-}
-
-async fn put(s3: &Client, bucket: &str, key: &str, data: &[u8]) -> String {
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PUT {bucket}/{key}: {e:?}"))
-        .e_tag()
-        .expect("PutObject returns an ETag")
-        .to_string()
-}
-
-async fn get(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    s3.get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {bucket}/{key}: {e:?}"))
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes()
-        .to_vec()
-}
 
 /// The `x-amz-copy-source` value for `bucket/key`, URL-encoded as AWS requires.
 fn source(bucket: &str, key: &str) -> String {
@@ -74,7 +38,7 @@ fn copy(
 
 #[tokio::test]
 async fn copy_within_and_across_buckets() {
-    let (server, s3) = server_with_buckets().await;
+    let (server, s3) = TestServer::start_with_buckets(&[SRC, DST]).await;
     // Around the inline threshold and across several data segments.
     for (i, size) in [0usize, 1, 65_536, 65_537, 3 * MIB + 5]
         .into_iter()
@@ -82,7 +46,7 @@ async fn copy_within_and_across_buckets() {
     {
         let data = pseudo_random_bytes(size, 100 + i as u64);
         let key = format!("src-{size}");
-        put(&s3, SRC, &key, &data).await;
+        put_bytes(&s3, SRC, &key, &data).await;
 
         for (bucket, dst_key) in [
             (SRC, format!("same-bucket-{size}")),
@@ -100,7 +64,7 @@ async fn copy_within_and_across_buckets() {
             );
             assert!(result.last_modified().is_some());
             assert!(
-                get(&s3, bucket, &dst_key).await == data,
+                get_bytes(&s3, bucket, &dst_key).await == data,
                 "copy of {size} bytes"
             );
             let head = s3
@@ -117,7 +81,7 @@ async fn copy_within_and_across_buckets() {
 
     // The raw response: 200 with a CopyObjectResult body, ETag quoted.
     let data = b"raw copy".to_vec();
-    put(&s3, SRC, "raw", &data).await;
+    put_bytes(&s3, SRC, "raw", &data).await;
     let response = server
         .request(Method::PUT, &format!("/{DST}/raw-copy"))
         .header("x-amz-copy-source", &format!("/{SRC}/raw"))
@@ -139,21 +103,21 @@ async fn copy_within_and_across_buckets() {
         s3_xml::first(&body, "LastModified").is_some_and(|t| t.ends_with('Z')),
         "{body}"
     );
-    assert_eq!(get(&s3, DST, "raw-copy").await, data);
+    assert_eq!(get_bytes(&s3, DST, "raw-copy").await, data);
 
     // The source is untouched and independent of the copy.
-    put(&s3, SRC, "raw", b"changed").await;
-    assert_eq!(get(&s3, DST, "raw-copy").await, data);
+    put_bytes(&s3, SRC, "raw", b"changed").await;
+    assert_eq!(get_bytes(&s3, DST, "raw-copy").await, data);
 }
 
 #[tokio::test]
 async fn copy_overwrites_an_existing_destination() {
-    let (_server, s3) = server_with_buckets().await;
-    put(&s3, DST, "target", &pseudo_random_bytes(200_000, 1)).await;
+    let (_server, s3) = TestServer::start_with_buckets(&[SRC, DST]).await;
+    put_bytes(&s3, DST, "target", &pseudo_random_bytes(200_000, 1)).await;
     let data = pseudo_random_bytes(1234, 2);
-    put(&s3, SRC, "k", &data).await;
+    put_bytes(&s3, SRC, "k", &data).await;
     copy(&s3, SRC, "k", DST, "target").send().await.unwrap();
-    assert_eq!(get(&s3, DST, "target").await, data);
+    assert_eq!(get_bytes(&s3, DST, "target").await, data);
     let listed = s3.list_objects_v2().bucket(DST).send().await.unwrap();
     assert_eq!(listed.key_count(), Some(1));
     assert_eq!(listed.contents()[0].size(), Some(1234));
@@ -179,7 +143,7 @@ async fn put_with_headers(s3: &Client, key: &str) {
 
 #[tokio::test]
 async fn metadata_directive_copy_keeps_the_source_headers() {
-    let (server, s3) = server_with_buckets().await;
+    let (server, s3) = TestServer::start_with_buckets(&[SRC, DST]).await;
     put_with_headers(&s3, "doc").await;
 
     // Default (no directive), explicit COPY, and COPY with new values in the request, which
@@ -230,7 +194,7 @@ async fn metadata_directive_copy_keeps_the_source_headers() {
 
 #[tokio::test]
 async fn metadata_directive_replace_sets_new_headers() {
-    let (server, s3) = server_with_buckets().await;
+    let (server, s3) = TestServer::start_with_buckets(&[SRC, DST]).await;
     put_with_headers(&s3, "doc").await;
     copy(&s3, SRC, "doc", DST, "replaced")
         .metadata_directive(MetadataDirective::Replace)
@@ -261,7 +225,7 @@ async fn metadata_directive_replace_sets_new_headers() {
     let metadata = head.metadata().cloned().unwrap_or_default();
     assert_eq!(metadata.len(), 1, "only the new metadata: {metadata:?}");
     assert_eq!(metadata.get("color").map(String::as_str), Some("red"));
-    assert_eq!(get(&s3, DST, "replaced").await, b"<p>doc</p>");
+    assert_eq!(get_bytes(&s3, DST, "replaced").await, b"<p>doc</p>");
 
     // The source keeps its own.
     let source = s3
@@ -285,7 +249,7 @@ async fn metadata_directive_replace_sets_new_headers() {
 
 #[tokio::test]
 async fn copy_onto_itself_needs_replace() {
-    let (server, s3) = server_with_buckets().await;
+    let (server, s3) = TestServer::start_with_buckets(&[SRC, DST]).await;
     put_with_headers(&s3, "self").await;
 
     for directive in [None, Some(MetadataDirective::Copy)] {
@@ -337,21 +301,13 @@ async fn copy_onto_itself_needs_replace() {
     assert_eq!(metadata.len(), 1, "{metadata:?}");
     assert_eq!(metadata.get("state").map(String::as_str), Some("replaced"));
     assert_eq!(after.e_tag(), before.e_tag());
-    assert_eq!(get(&s3, SRC, "self").await, b"<p>doc</p>");
-}
-
-fn http_date(secs_since_epoch: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(secs_since_epoch).unwrap();
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    t.format(&format).unwrap()
+    assert_eq!(get_bytes(&s3, SRC, "self").await, b"<p>doc</p>");
 }
 
 #[tokio::test]
 async fn copy_source_conditions() {
-    let (server, s3) = server_with_buckets().await;
-    let etag = put(&s3, SRC, "c", b"conditional").await;
+    let (server, s3) = TestServer::start_with_buckets(&[SRC, DST]).await;
+    let etag = put_bytes(&s3, SRC, "c", b"conditional").await;
     let modified = s3
         .head_object()
         .bucket(SRC)
@@ -409,7 +365,11 @@ async fn copy_source_conditions() {
         let response = request.send().await;
         if *expected == 200 {
             response.assert_status(200);
-            assert_eq!(get(&s3, DST, &dst).await, b"conditional", "{headers:?}");
+            assert_eq!(
+                get_bytes(&s3, DST, &dst).await,
+                b"conditional",
+                "{headers:?}"
+            );
         } else {
             response.assert_error(412, "PreconditionFailed");
             let err = s3
@@ -450,8 +410,8 @@ async fn copy_source_conditions() {
 
 #[tokio::test]
 async fn missing_sources_and_destinations() {
-    let (server, s3) = server_with_buckets().await;
-    put(&s3, SRC, "present", b"x").await;
+    let (server, s3) = TestServer::start_with_buckets(&[SRC, DST]).await;
+    put_bytes(&s3, SRC, "present", b"x").await;
 
     let err = copy(&s3, SRC, "absent", DST, "d").send().await.unwrap_err();
     assert_eq!(sdk_error(&err), (404, "NoSuchKey".to_string()));
@@ -479,7 +439,7 @@ async fn missing_sources_and_destinations() {
 
 #[tokio::test]
 async fn copy_source_keys_are_url_decoded() {
-    let (server, s3) = server_with_buckets().await;
+    let (server, s3) = TestServer::start_with_buckets(&[SRC, DST]).await;
     let keys = [
         "with space",
         "unicode/éèà/日本語/🎉",
@@ -489,13 +449,13 @@ async fn copy_source_keys_are_url_decoded() {
     ];
     for (i, key) in keys.iter().enumerate() {
         let data = format!("body of {key}");
-        put(&s3, SRC, key, data.as_bytes()).await;
+        put_bytes(&s3, SRC, key, data.as_bytes()).await;
         let dst = format!("copy-{i}");
         copy(&s3, SRC, key, DST, &dst)
             .send()
             .await
             .unwrap_or_else(|e| panic!("copy {key:?}: {e:?}"));
-        assert_eq!(get(&s3, DST, &dst).await, data.as_bytes(), "{key:?}");
+        assert_eq!(get_bytes(&s3, DST, &dst).await, data.as_bytes(), "{key:?}");
     }
 
     // A leading slash is allowed, and a destination key with the same characters works.
@@ -508,68 +468,18 @@ async fn copy_source_keys_are_url_decoded() {
         .send()
         .await;
     response.assert_status(200);
-    assert_eq!(get(&s3, DST, "dest é 1").await, b"body of with space");
-}
-
-async fn multipart_object(s3: &Client, bucket: &str, key: &str, parts: &[Vec<u8>]) -> String {
-    let upload_id = s3
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_string();
-    let mut completed = Vec::new();
-    for (i, part) in parts.iter().enumerate() {
-        let etag = s3
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(&upload_id)
-            .part_number(i as i32 + 1)
-            .body(ByteStream::from(part.clone()))
-            .send()
-            .await
-            .unwrap()
-            .e_tag()
-            .unwrap()
-            .to_string();
-        completed.push(
-            CompletedPart::builder()
-                .part_number(i as i32 + 1)
-                .e_tag(etag)
-                .build(),
-        );
-    }
-    s3.complete_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .upload_id(&upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(completed))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .e_tag()
-        .unwrap()
-        .to_string()
+    assert_eq!(get_bytes(&s3, DST, "dest é 1").await, b"body of with space");
 }
 
 #[tokio::test]
 async fn copy_of_a_multipart_object_has_identical_bytes() {
-    let (_server, s3) = server_with_buckets().await;
+    let (_server, s3) = TestServer::start_with_buckets(&[SRC, DST]).await;
     let parts = vec![
         pseudo_random_bytes(5 * MIB, 7),
         pseudo_random_bytes(333_333, 8),
     ];
-    let etag = multipart_object(&s3, SRC, "mpu", &parts).await;
-    assert_eq!(etag, multipart_etag(&parts));
+    let done = multipart_object(&s3, SRC, "mpu", &parts, None).await;
+    assert_eq!(done.e_tag(), Some(multipart_etag(&parts).as_str()));
 
     let out = copy(&s3, SRC, "mpu", DST, "mpu-copy").send().await.unwrap();
     let copy_etag = out
@@ -579,7 +489,7 @@ async fn copy_of_a_multipart_object_has_identical_bytes() {
         .to_string();
     let whole = parts.concat();
     assert!(
-        get(&s3, DST, "mpu-copy").await == whole,
+        get_bytes(&s3, DST, "mpu-copy").await == whole,
         "the copy has the source's bytes"
     );
     let head = s3
@@ -597,28 +507,16 @@ async fn copy_of_a_multipart_object_has_identical_bytes() {
     );
 }
 
-async fn create_upload(s3: &Client, key: &str) -> String {
-    s3.create_multipart_upload()
-        .bucket(DST)
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn upload_part_copy_with_and_without_ranges() {
-    let (server, s3) = server_with_buckets().await;
+    let (server, s3) = TestServer::start_with_buckets(&[SRC, DST]).await;
     let big = pseudo_random_bytes(6 * MIB + 17, 31);
     // Every part but the last must be at least 5 MiB, copied or not.
     let small = pseudo_random_bytes(5 * MIB + 3, 32);
-    put(&s3, SRC, "big", &big).await;
-    put(&s3, SRC, "second key é", &small).await;
+    put_bytes(&s3, SRC, "big", &big).await;
+    put_bytes(&s3, SRC, "second key é", &small).await;
 
-    let upload_id = create_upload(&s3, "assembled").await;
+    let upload_id = create_upload(&s3, DST, "assembled").await;
     // Part 1: the first 5 MiB of `big`.
     let part1 = s3
         .upload_part_copy()
@@ -693,28 +591,11 @@ async fn upload_part_copy_with_and_without_ranges() {
         .bucket(DST)
         .key("assembled")
         .upload_id(&upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(
-                    CompletedPart::builder()
-                        .part_number(1)
-                        .e_tag(result1.e_tag().unwrap())
-                        .build(),
-                )
-                .parts(
-                    CompletedPart::builder()
-                        .part_number(2)
-                        .e_tag(&etag2)
-                        .build(),
-                )
-                .parts(
-                    CompletedPart::builder()
-                        .part_number(3)
-                        .e_tag(simple_etag(expected3))
-                        .build(),
-                )
-                .build(),
-        )
+        .multipart_upload(completed_parts(&[
+            (1, result1.e_tag().unwrap()),
+            (2, &etag2),
+            (3, &simple_etag(expected3)),
+        ]))
         .send()
         .await
         .unwrap();
@@ -724,17 +605,17 @@ async fn upload_part_copy_with_and_without_ranges() {
     );
     let whole = [expected1, &small[..], expected3].concat();
     assert!(
-        get(&s3, DST, "assembled").await == whole,
+        get_bytes(&s3, DST, "assembled").await == whole,
         "the parts concatenated"
     );
 }
 
 #[tokio::test]
 async fn upload_part_copy_errors() {
-    let (server, s3) = server_with_buckets().await;
+    let (server, s3) = TestServer::start_with_buckets(&[SRC, DST]).await;
     let data = pseudo_random_bytes(1000, 41);
-    let etag = put(&s3, SRC, "src", &data).await;
-    let upload_id = create_upload(&s3, "k").await;
+    let etag = put_bytes(&s3, SRC, "src", &data).await;
+    let upload_id = create_upload(&s3, DST, "k").await;
 
     let part_copy = |range: Option<&str>| {
         let mut request = server
@@ -816,8 +697,8 @@ async fn upload_part_copy_errors() {
 
 #[tokio::test]
 async fn a_copy_source_without_a_key_is_invalid_argument() {
-    let (server, s3) = server_with_buckets().await;
-    put(&s3, SRC, "k", b"x").await;
+    let (server, s3) = TestServer::start_with_buckets(&[SRC, DST]).await;
+    put_bytes(&s3, SRC, "k", b"x").await;
     for value in [SRC.to_string(), format!("{SRC}/"), format!("/{SRC}")] {
         let response = server
             .request(Method::PUT, &format!("/{DST}/d"))

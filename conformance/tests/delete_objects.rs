@@ -2,66 +2,13 @@
 //! the 1,001-key limit, the required Content-MD5 / x-amz-checksum-*, malformed bodies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-use aws_sdk_s3::Client;
-use coffre_conformance::{crc32_base64, md5_base64, s3_xml, sdk_error, TestServer};
+use coffre_conformance::{
+    crc32_base64, list_keys, md5_base64, put_keys, s3_xml, sdk_error, TestServer,
+};
 use http::Method;
 
 const BUCKET: &str = "bulk";
-
-async fn server_with_bucket() -> (TestServer, Client) {
-    let server = TestServer::start();
-    let s3 = server.s3_client();
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    (server, s3)
-}
-
-async fn put_all(s3: &Client, keys: &[String]) {
-    let mut tasks = tokio::task::JoinSet::new();
-    for chunk in keys.chunks(keys.len().div_ceil(8).max(1)) {
-        let s3 = s3.clone();
-        let chunk = chunk.to_vec();
-        tasks.spawn(async move {
-            for key in chunk {
-                s3.put_object()
-                    .bucket(BUCKET)
-                    .key(&key)
-                    .body(ByteStream::from(key.clone().into_bytes()))
-                    .send()
-                    .await
-                    .unwrap_or_else(|e| panic!("PUT {key:?}: {e:?}"));
-            }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.unwrap();
-    }
-}
-
-async fn all_keys(s3: &Client) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(BUCKET)
-            .set_continuation_token(token.clone())
-            .send()
-            .await
-            .unwrap();
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key())
-                .map(str::to_string),
-        );
-        match page.next_continuation_token() {
-            Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
-            _ => return keys,
-        }
-    }
-}
 
 fn delete_of(keys: &[String], quiet: bool) -> Delete {
     Delete::builder()
@@ -93,11 +40,11 @@ fn delete_body(keys: &[String], quiet: bool) -> String {
 
 #[tokio::test]
 async fn deletes_a_thousand_keys_existing_or_not() {
-    let (_server, s3) = server_with_bucket().await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let existing: Vec<String> = (0..300).map(|i| format!("dir/{i:04}")).collect();
-    put_all(&s3, &existing).await;
+    put_keys(&s3, BUCKET, &existing).await;
     let survivor = "keep/me".to_string();
-    put_all(&s3, std::slice::from_ref(&survivor)).await;
+    put_keys(&s3, BUCKET, std::slice::from_ref(&survivor)).await;
 
     // 300 existing keys and 700 that never existed: 1,000 in all, the maximum.
     let mut keys = existing.clone();
@@ -124,7 +71,7 @@ async fn deletes_a_thousand_keys_existing_or_not() {
         "every key is reported Deleted, including those that did not exist"
     );
     assert_eq!(
-        all_keys(&s3).await,
+        list_keys(&s3, BUCKET).await,
         vec![survivor],
         "the objects are really gone"
     );
@@ -140,9 +87,9 @@ async fn deletes_a_thousand_keys_existing_or_not() {
 
 #[tokio::test]
 async fn quiet_mode_reports_no_deleted_entries() {
-    let (server, s3) = server_with_bucket().await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let keys: Vec<String> = (0..20).map(|i| format!("q/{i}")).collect();
-    put_all(&s3, &keys).await;
+    put_keys(&s3, BUCKET, &keys).await;
 
     let out = s3
         .delete_objects()
@@ -169,17 +116,20 @@ async fn quiet_mode_reports_no_deleted_entries() {
     assert!(s3_xml::sections(&text, "Deleted").is_empty(), "{text}");
     assert!(s3_xml::sections(&text, "Error").is_empty(), "{text}");
 
-    assert!(all_keys(&s3).await.is_empty(), "Quiet deletes all the same");
+    assert!(
+        list_keys(&s3, BUCKET).await.is_empty(),
+        "Quiet deletes all the same"
+    );
 }
 
 #[tokio::test]
 async fn verbose_raw_response_lists_each_key() {
-    let (server, s3) = server_with_bucket().await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let keys: Vec<String> = ["a&b<c>", "with space", "unicode/é/日本", "plain"]
         .iter()
         .map(|k| k.to_string())
         .collect();
-    put_all(&s3, &keys).await;
+    put_keys(&s3, BUCKET, &keys).await;
     let body = delete_body(&keys, false);
     let response = server
         .request(Method::POST, &format!("/{BUCKET}"))
@@ -203,14 +153,14 @@ async fn verbose_raw_response_lists_each_key() {
         got, expected,
         "keys come back XML-escaped and exact: {text}"
     );
-    assert!(all_keys(&s3).await.is_empty());
+    assert!(list_keys(&s3, BUCKET).await.is_empty());
 }
 
 #[tokio::test]
 async fn more_than_a_thousand_keys_is_malformed_xml() {
-    let (server, s3) = server_with_bucket().await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let keys: Vec<String> = (0..1001).map(|i| format!("k{i}")).collect();
-    put_all(&s3, &keys[..3]).await;
+    put_keys(&s3, BUCKET, &keys[..3]).await;
     let body = delete_body(&keys, false);
     let response = server
         .request(Method::POST, &format!("/{BUCKET}"))
@@ -220,7 +170,7 @@ async fn more_than_a_thousand_keys_is_malformed_xml() {
         .send()
         .await;
     response.assert_error(400, "MalformedXML");
-    assert_eq!(all_keys(&s3).await.len(), 3, "nothing was deleted");
+    assert_eq!(list_keys(&s3, BUCKET).await.len(), 3, "nothing was deleted");
 
     let err = s3
         .delete_objects()
@@ -234,9 +184,9 @@ async fn more_than_a_thousand_keys_is_malformed_xml() {
 
 #[tokio::test]
 async fn an_integrity_header_is_required() {
-    let (server, s3) = server_with_bucket().await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let keys = vec!["x".to_string()];
-    put_all(&s3, &keys).await;
+    put_keys(&s3, BUCKET, &keys).await;
     let body = delete_body(&keys, false);
     let request = || {
         server
@@ -248,7 +198,7 @@ async fn an_integrity_header_is_required() {
     // Neither Content-MD5 nor x-amz-checksum-*: refused, even with a signed payload hash.
     let response = request().send().await;
     response.assert_error(400, "InvalidRequest");
-    assert_eq!(all_keys(&s3).await, keys, "nothing was deleted");
+    assert_eq!(list_keys(&s3, BUCKET).await, keys, "nothing was deleted");
 
     // A wrong Content-MD5.
     let response = request()
@@ -256,7 +206,7 @@ async fn an_integrity_header_is_required() {
         .send()
         .await;
     response.assert_error(400, "BadDigest");
-    assert_eq!(all_keys(&s3).await, keys);
+    assert_eq!(list_keys(&s3, BUCKET).await, keys);
 
     // A flexible checksum instead of Content-MD5 is enough.
     let response = request()
@@ -264,13 +214,13 @@ async fn an_integrity_header_is_required() {
         .send()
         .await;
     response.assert_status(200);
-    assert!(all_keys(&s3).await.is_empty());
+    assert!(list_keys(&s3, BUCKET).await.is_empty());
 }
 
 #[tokio::test]
 async fn malformed_bodies_are_malformed_xml() {
-    let (server, s3) = server_with_bucket().await;
-    put_all(&s3, &["x".to_string()]).await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    put_keys(&s3, BUCKET, &["x".to_string()]).await;
     for body in [
         "<Delete></Delete>",
         "<Delete><Object><Key>x</Key></Object>",
@@ -290,7 +240,7 @@ async fn malformed_bodies_are_malformed_xml() {
             response.text()
         );
     }
-    assert_eq!(all_keys(&s3).await, ["x"]);
+    assert_eq!(list_keys(&s3, BUCKET).await, ["x"]);
 }
 
 #[tokio::test]

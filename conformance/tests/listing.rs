@@ -4,12 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::EncodingType;
 use aws_sdk_s3::Client;
-use coffre_conformance::{s3_xml, sdk_error, TestServer};
+use coffre_conformance::{put_bytes, put_keys, s3_xml, sdk_error, TestServer};
 use http::Method;
-use tokio::task::JoinSet;
 
 const BUCKET: &str = "listing";
 
@@ -35,29 +33,9 @@ fn model_keys() -> BTreeSet<String> {
 }
 
 async fn server_with_keys(keys: &BTreeSet<String>) -> (TestServer, Client) {
-    let server = TestServer::start();
-    let s3 = server.s3_client();
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let mut tasks = JoinSet::new();
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let keys: Vec<String> = keys.iter().cloned().collect();
-    for batch in keys.chunks(keys.len().div_ceil(8)) {
-        let s3 = s3.clone();
-        let batch = batch.to_vec();
-        tasks.spawn(async move {
-            for key in batch {
-                s3.put_object()
-                    .bucket(BUCKET)
-                    .key(&key)
-                    .body(ByteStream::from(key.clone().into_bytes()))
-                    .send()
-                    .await
-                    .unwrap_or_else(|e| panic!("PUT {key}: {e:?}"));
-            }
-        });
-    }
-    while let Some(result) = tasks.join_next().await {
-        result.unwrap();
-    }
+    put_keys(&s3, BUCKET, &keys).await;
     (server, s3)
 }
 
@@ -403,9 +381,7 @@ fn url_decode_plus(value: &str) -> String {
 
 #[tokio::test]
 async fn encoding_type_url_applies_to_every_key_field() {
-    let server = TestServer::start();
-    let s3 = server.s3_client();
-    s3.create_bucket().bucket("enc").send().await.unwrap();
+    let (server, s3) = TestServer::start_with_buckets(&["enc"]).await;
     let keys = [
         "dir one/a+b c.txt",
         "dir one/é&<>\"'.txt",
@@ -416,13 +392,7 @@ async fn encoding_type_url_applies_to_every_key_field() {
         "zebra key",
     ];
     for key in keys {
-        s3.put_object()
-            .bucket("enc")
-            .key(key)
-            .body(ByteStream::from_static(b"x"))
-            .send()
-            .await
-            .unwrap();
+        put_bytes(&s3, "enc", key, b"x").await;
     }
 
     let raw = server

@@ -4,93 +4,27 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
-use aws_sdk_s3::Client;
 use coffre_conformance::{
-    composite_crc32, crc32_base64, md5_hex, multipart_etag, pseudo_random_bytes, sdk_error,
-    TestServer,
+    completed_parts, composite_crc32, crc32_base64, create_upload, get_bytes, md5_hex,
+    multipart_etag, pseudo_random_bytes, sdk_error, upload_part, TestServer,
 };
 use http::Method;
 
 const MIB: usize = 1024 * 1024;
 const BUCKET: &str = "mpu";
 
-async fn server_with_bucket() -> (TestServer, Client) {
-    let server = TestServer::start();
-    let s3 = server.s3_client();
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    (server, s3)
-}
-
-async fn create(s3: &Client, key: &str) -> String {
-    s3.create_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .expect("an UploadId")
-        .to_string()
-}
-
-async fn upload_part(s3: &Client, key: &str, upload_id: &str, number: i32, data: &[u8]) -> String {
-    s3.upload_part()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(upload_id)
-        .part_number(number)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("UploadPart {number}: {e:?}"))
-        .e_tag()
-        .expect("UploadPart returns an ETag")
-        .to_string()
-}
-
-fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
-    CompletedMultipartUpload::builder()
-        .set_parts(Some(
-            parts
-                .iter()
-                .map(|(n, etag)| {
-                    CompletedPart::builder()
-                        .part_number(*n)
-                        .e_tag(*etag)
-                        .build()
-                })
-                .collect(),
-        ))
-        .build()
-}
-
-async fn get_bytes(s3: &Client, key: &str) -> Vec<u8> {
-    s3.get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes()
-        .to_vec()
-}
-
 #[tokio::test]
 async fn upload_and_complete() {
-    let (server, s3) = server_with_bucket().await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let parts = [
         pseudo_random_bytes(5 * MIB, 1),
         pseudo_random_bytes(5 * MIB + 3, 2),
         pseudo_random_bytes(700_001, 3),
     ];
-    let upload_id = create(&s3, "big/object").await;
+    let upload_id = create_upload(&s3, BUCKET, "big/object").await;
     let mut etags = Vec::new();
     for (i, part) in parts.iter().enumerate() {
-        let etag = upload_part(&s3, "big/object", &upload_id, i as i32 + 1, part).await;
+        let etag = upload_part(&s3, BUCKET, "big/object", &upload_id, i as i32 + 1, part).await;
         assert_eq!(
             etag,
             format!("\"{}\"", md5_hex(part)),
@@ -103,7 +37,11 @@ async fn upload_and_complete() {
         .bucket(BUCKET)
         .key("big/object")
         .upload_id(&upload_id)
-        .multipart_upload(completed(&[(1, &etags[0]), (2, &etags[1]), (3, &etags[2])]))
+        .multipart_upload(completed_parts(&[
+            (1, &etags[0]),
+            (2, &etags[1]),
+            (3, &etags[2]),
+        ]))
         .send()
         .await
         .unwrap();
@@ -123,7 +61,7 @@ async fn upload_and_complete() {
     assert_eq!(head.content_length(), Some(whole.len() as i64));
     assert_eq!(head.e_tag(), Some(expected_etag.as_str()));
     assert!(
-        get_bytes(&s3, "big/object").await == whole,
+        get_bytes(&s3, BUCKET, "big/object").await == whole,
         "GET returns the concatenated parts"
     );
 
@@ -157,19 +95,27 @@ async fn upload_and_complete() {
 
 #[tokio::test]
 async fn reuploading_a_part_replaces_it_and_parts_may_be_skipped() {
-    let (_server, s3) = server_with_bucket().await;
-    let upload_id = create(&s3, "k").await;
-    upload_part(&s3, "k", &upload_id, 1, &pseudo_random_bytes(5 * MIB, 10)).await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    let upload_id = create_upload(&s3, BUCKET, "k").await;
+    upload_part(
+        &s3,
+        BUCKET,
+        "k",
+        &upload_id,
+        1,
+        &pseudo_random_bytes(5 * MIB, 10),
+    )
+    .await;
     let first = pseudo_random_bytes(5 * MIB, 11);
-    let etag1 = upload_part(&s3, "k", &upload_id, 1, &first).await;
+    let etag1 = upload_part(&s3, BUCKET, "k", &upload_id, 1, &first).await;
     let last = b"tail".to_vec();
-    let etag7 = upload_part(&s3, "k", &upload_id, 7, &last).await;
+    let etag7 = upload_part(&s3, BUCKET, "k", &upload_id, 7, &last).await;
     let done = s3
         .complete_multipart_upload()
         .bucket(BUCKET)
         .key("k")
         .upload_id(&upload_id)
-        .multipart_upload(completed(&[(1, &etag1), (7, &etag7)]))
+        .multipart_upload(completed_parts(&[(1, &etag1), (7, &etag7)]))
         .send()
         .await
         .unwrap();
@@ -177,21 +123,21 @@ async fn reuploading_a_part_replaces_it_and_parts_may_be_skipped() {
         done.e_tag(),
         Some(multipart_etag(&[&first, &last]).as_str())
     );
-    assert!(get_bytes(&s3, "k").await == [first, last].concat());
+    assert!(get_bytes(&s3, BUCKET, "k").await == [first, last].concat());
 }
 
 #[tokio::test]
 async fn completing_with_a_small_part_is_entity_too_small() {
-    let (_server, s3) = server_with_bucket().await;
-    let upload_id = create(&s3, "small").await;
-    let etag1 = upload_part(&s3, "small", &upload_id, 1, &[1u8; 1024]).await;
-    let etag2 = upload_part(&s3, "small", &upload_id, 2, &[2u8; 1024]).await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    let upload_id = create_upload(&s3, BUCKET, "small").await;
+    let etag1 = upload_part(&s3, BUCKET, "small", &upload_id, 1, &[1u8; 1024]).await;
+    let etag2 = upload_part(&s3, BUCKET, "small", &upload_id, 2, &[2u8; 1024]).await;
     let err = s3
         .complete_multipart_upload()
         .bucket(BUCKET)
         .key("small")
         .upload_id(&upload_id)
-        .multipart_upload(completed(&[(1, &etag1), (2, &etag2)]))
+        .multipart_upload(completed_parts(&[(1, &etag1), (2, &etag2)]))
         .send()
         .await
         .unwrap_err();
@@ -210,26 +156,26 @@ async fn completing_with_a_small_part_is_entity_too_small() {
     );
 
     // A single small part is fine: the last part may be small.
-    let upload_id = create(&s3, "single").await;
-    let etag = upload_part(&s3, "single", &upload_id, 1, b"only part").await;
+    let upload_id = create_upload(&s3, BUCKET, "single").await;
+    let etag = upload_part(&s3, BUCKET, "single", &upload_id, 1, b"only part").await;
     let done = s3
         .complete_multipart_upload()
         .bucket(BUCKET)
         .key("single")
         .upload_id(&upload_id)
-        .multipart_upload(completed(&[(1, &etag)]))
+        .multipart_upload(completed_parts(&[(1, &etag)]))
         .send()
         .await
         .unwrap();
     assert_eq!(done.e_tag(), Some(multipart_etag(&[b"only part"]).as_str()));
-    assert_eq!(get_bytes(&s3, "single").await, b"only part");
+    assert_eq!(get_bytes(&s3, BUCKET, "single").await, b"only part");
 }
 
 #[tokio::test]
 async fn completing_with_unknown_parts_is_invalid_part() {
-    let (_server, s3) = server_with_bucket().await;
-    let upload_id = create(&s3, "k").await;
-    let etag1 = upload_part(&s3, "k", &upload_id, 1, b"one").await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    let upload_id = create_upload(&s3, BUCKET, "k").await;
+    let etag1 = upload_part(&s3, BUCKET, "k", &upload_id, 1, b"one").await;
 
     // A part number never uploaded.
     let err = s3
@@ -237,7 +183,7 @@ async fn completing_with_unknown_parts_is_invalid_part() {
         .bucket(BUCKET)
         .key("k")
         .upload_id(&upload_id)
-        .multipart_upload(completed(&[(1, &etag1), (2, &etag1)]))
+        .multipart_upload(completed_parts(&[(1, &etag1), (2, &etag1)]))
         .send()
         .await
         .unwrap_err();
@@ -249,7 +195,10 @@ async fn completing_with_unknown_parts_is_invalid_part() {
         .bucket(BUCKET)
         .key("k")
         .upload_id(&upload_id)
-        .multipart_upload(completed(&[(1, "\"0123456789abcdef0123456789abcdef\"")]))
+        .multipart_upload(completed_parts(&[(
+            1,
+            "\"0123456789abcdef0123456789abcdef\"",
+        )]))
         .send()
         .await
         .unwrap_err();
@@ -261,7 +210,7 @@ async fn completing_with_unknown_parts_is_invalid_part() {
         .bucket(BUCKET)
         .key("k")
         .upload_id(&upload_id)
-        .multipart_upload(completed(&[(1, etag1.trim_matches('"'))]))
+        .multipart_upload(completed_parts(&[(1, etag1.trim_matches('"'))]))
         .send()
         .await
         .unwrap();
@@ -270,16 +219,24 @@ async fn completing_with_unknown_parts_is_invalid_part() {
 
 #[tokio::test]
 async fn completing_out_of_order_is_invalid_part_order() {
-    let (_server, s3) = server_with_bucket().await;
-    let upload_id = create(&s3, "k").await;
-    let etag1 = upload_part(&s3, "k", &upload_id, 1, &pseudo_random_bytes(5 * MIB, 1)).await;
-    let etag2 = upload_part(&s3, "k", &upload_id, 2, b"two").await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    let upload_id = create_upload(&s3, BUCKET, "k").await;
+    let etag1 = upload_part(
+        &s3,
+        BUCKET,
+        "k",
+        &upload_id,
+        1,
+        &pseudo_random_bytes(5 * MIB, 1),
+    )
+    .await;
+    let etag2 = upload_part(&s3, BUCKET, "k", &upload_id, 2, b"two").await;
     let err = s3
         .complete_multipart_upload()
         .bucket(BUCKET)
         .key("k")
         .upload_id(&upload_id)
-        .multipart_upload(completed(&[(2, &etag2), (1, &etag1)]))
+        .multipart_upload(completed_parts(&[(2, &etag2), (1, &etag1)]))
         .send()
         .await
         .unwrap_err();
@@ -289,7 +246,7 @@ async fn completing_out_of_order_is_invalid_part_order() {
         .bucket(BUCKET)
         .key("k")
         .upload_id(&upload_id)
-        .multipart_upload(completed(&[(1, &etag1), (1, &etag1)]))
+        .multipart_upload(completed_parts(&[(1, &etag1), (1, &etag1)]))
         .send()
         .await
         .unwrap_err();
@@ -298,8 +255,8 @@ async fn completing_out_of_order_is_invalid_part_order() {
 
 #[tokio::test]
 async fn completing_with_no_parts_is_malformed_xml() {
-    let (server, s3) = server_with_bucket().await;
-    let upload_id = create(&s3, "k").await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    let upload_id = create_upload(&s3, BUCKET, "k").await;
     let response = server
         .request(Method::POST, "/mpu/k")
         .query("uploadId", &upload_id)
@@ -318,7 +275,7 @@ async fn completing_with_no_parts_is_malformed_xml() {
 
 #[tokio::test]
 async fn unknown_upload_ids_are_no_such_upload() {
-    let (_server, s3) = server_with_bucket().await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let bogus = "bm90LWFuLXVwbG9hZA";
     let err = s3
         .upload_part()
@@ -336,7 +293,10 @@ async fn unknown_upload_ids_are_no_such_upload() {
         .bucket(BUCKET)
         .key("k")
         .upload_id(bogus)
-        .multipart_upload(completed(&[(1, "\"0123456789abcdef0123456789abcdef\"")]))
+        .multipart_upload(completed_parts(&[(
+            1,
+            "\"0123456789abcdef0123456789abcdef\"",
+        )]))
         .send()
         .await
         .unwrap_err();
@@ -361,7 +321,7 @@ async fn unknown_upload_ids_are_no_such_upload() {
     assert_eq!(sdk_error(&err), (404, "NoSuchUpload".to_string()));
 
     // An upload id is bound to its key.
-    let upload_id = create(&s3, "real").await;
+    let upload_id = create_upload(&s3, BUCKET, "real").await;
     let err = s3
         .upload_part()
         .bucket(BUCKET)
@@ -377,8 +337,8 @@ async fn unknown_upload_ids_are_no_such_upload() {
 
 #[tokio::test]
 async fn part_numbers_out_of_range_are_invalid_argument() {
-    let (_server, s3) = server_with_bucket().await;
-    let upload_id = create(&s3, "k").await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    let upload_id = create_upload(&s3, BUCKET, "k").await;
     for number in [0, 10_001] {
         let err = s3
             .upload_part()
@@ -396,14 +356,14 @@ async fn part_numbers_out_of_range_are_invalid_argument() {
             "part {number}"
         );
     }
-    upload_part(&s3, "k", &upload_id, 10_000, b"last allowed").await;
+    upload_part(&s3, BUCKET, "k", &upload_id, 10_000, b"last allowed").await;
 }
 
 #[tokio::test]
 async fn abort_discards_the_upload() {
-    let (_server, s3) = server_with_bucket().await;
-    let upload_id = create(&s3, "k").await;
-    let etag = upload_part(&s3, "k", &upload_id, 1, b"part").await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    let upload_id = create_upload(&s3, BUCKET, "k").await;
+    let etag = upload_part(&s3, BUCKET, "k", &upload_id, 1, b"part").await;
     s3.abort_multipart_upload()
         .bucket(BUCKET)
         .key("k")
@@ -433,7 +393,7 @@ async fn abort_discards_the_upload() {
         .bucket(BUCKET)
         .key("k")
         .upload_id(&upload_id)
-        .multipart_upload(completed(&[(1, &etag)]))
+        .multipart_upload(completed_parts(&[(1, &etag)]))
         .send()
         .await
         .unwrap_err();
@@ -450,12 +410,12 @@ async fn abort_discards_the_upload() {
 
 #[tokio::test]
 async fn list_parts_paginates() {
-    let (_server, s3) = server_with_bucket().await;
-    let upload_id = create(&s3, "parts").await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    let upload_id = create_upload(&s3, BUCKET, "parts").await;
     let mut expected = Vec::new();
     for number in 1..=7 {
         let data = pseudo_random_bytes(1000 + number as usize, number as u64);
-        let etag = upload_part(&s3, "parts", &upload_id, number, &data).await;
+        let etag = upload_part(&s3, BUCKET, "parts", &upload_id, number, &data).await;
         expected.push((number, etag, data.len() as i64));
     }
 
@@ -499,12 +459,12 @@ async fn list_parts_paginates() {
 
 #[tokio::test]
 async fn list_multipart_uploads() {
-    let (_server, s3) = server_with_bucket().await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let mut expected = Vec::new();
     for key in ["b/2", "a", "b/1", "c"] {
-        expected.push((key.to_string(), create(&s3, key).await));
+        expected.push((key.to_string(), create_upload(&s3, BUCKET, key).await));
     }
-    let second_a = create(&s3, "a").await;
+    let second_a = create_upload(&s3, BUCKET, "a").await;
     expected.push(("a".to_string(), second_a));
     expected.sort_by(|x, y| x.0.cmp(&y.0));
 
@@ -597,7 +557,7 @@ async fn list_multipart_uploads() {
 
 #[tokio::test]
 async fn multipart_with_crc32_checksums() {
-    let (_server, s3) = server_with_bucket().await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let upload = s3
         .create_multipart_upload()
         .bucket(BUCKET)
@@ -611,7 +571,7 @@ async fn multipart_with_crc32_checksums() {
         pseudo_random_bytes(5 * MIB, 21),
         pseudo_random_bytes(12_345, 22),
     ];
-    let mut completed_parts = Vec::new();
+    let mut completed = Vec::new();
     let mut part_checksums = Vec::new();
     for (i, data) in parts.iter().enumerate() {
         let out = s3
@@ -630,7 +590,7 @@ async fn multipart_with_crc32_checksums() {
             .expect("UploadPart returns the part's CRC32");
         assert_eq!(checksum, crc32_base64(data));
         part_checksums.push(checksum.to_string());
-        completed_parts.push(
+        completed.push(
             CompletedPart::builder()
                 .part_number(i as i32 + 1)
                 .e_tag(out.e_tag().unwrap())
@@ -645,7 +605,7 @@ async fn multipart_with_crc32_checksums() {
         .upload_id(&upload_id)
         .multipart_upload(
             CompletedMultipartUpload::builder()
-                .set_parts(Some(completed_parts))
+                .set_parts(Some(completed))
                 .build(),
         )
         .send()
@@ -662,5 +622,5 @@ async fn multipart_with_crc32_checksums() {
         .await
         .unwrap();
     assert_eq!(head.checksum_crc32(), Some(composite.as_str()));
-    assert!(get_bytes(&s3, "summed").await == parts.concat());
+    assert!(get_bytes(&s3, BUCKET, "summed").await == parts.concat());
 }

@@ -3,50 +3,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
-use aws_sdk_s3::Client;
 use coffre_conformance::{
-    md5_hex, pseudo_random_bytes, sdk_error, simple_etag, RawResponse, TestServer,
+    get_bytes, http_date, list_keys, md5_hex, pseudo_random_bytes, put_bytes, read_body, sdk_error,
+    simple_etag, RawResponse, TestServer,
 };
 use http::Method;
 
-async fn server_with_bucket(bucket: &str) -> (TestServer, Client) {
-    let server = TestServer::start();
-    let s3 = server.s3_client();
-    s3.create_bucket().bucket(bucket).send().await.unwrap();
-    (server, s3)
-}
-
-async fn put(s3: &Client, bucket: &str, key: &str, data: &[u8]) -> String {
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PUT {key:?}: {e:?}"))
-        .e_tag()
-        .expect("PutObject returns an ETag")
-        .to_string()
-}
-
-async fn get(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    s3.get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {key:?}: {e:?}"))
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes()
-        .to_vec()
-}
+const BUCKET: &str = "objects";
 
 #[tokio::test]
 async fn put_get_head_delete_round_trip() {
-    let (server, s3) = server_with_bucket("objects").await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     // Around the inline threshold (64 KiB), the 64 KiB segment size, and a few MiB.
     for (i, size) in [
         1,
@@ -62,7 +29,7 @@ async fn put_get_head_delete_round_trip() {
     {
         let key = format!("size-{size}");
         let data = pseudo_random_bytes(size, i as u64);
-        let etag = put(&s3, "objects", &key, &data).await;
+        let etag = put_bytes(&s3, BUCKET, &key, &data).await;
         assert_eq!(
             etag,
             simple_etag(&data),
@@ -71,7 +38,7 @@ async fn put_get_head_delete_round_trip() {
 
         let got = s3
             .get_object()
-            .bucket("objects")
+            .bucket(BUCKET)
             .key(&key)
             .send()
             .await
@@ -79,7 +46,7 @@ async fn put_get_head_delete_round_trip() {
         assert_eq!(got.content_length(), Some(size as i64));
         assert_eq!(got.e_tag(), Some(etag.as_str()));
         assert!(got.last_modified().is_some());
-        let body = got.body.collect().await.unwrap().into_bytes();
+        let body = read_body(got.body).await;
         assert!(
             body[..] == data[..],
             "GET returns the bytes of PUT ({size} bytes)"
@@ -87,7 +54,7 @@ async fn put_get_head_delete_round_trip() {
 
         let head = s3
             .head_object()
-            .bucket("objects")
+            .bucket(BUCKET)
             .key(&key)
             .send()
             .await
@@ -100,22 +67,22 @@ async fn put_get_head_delete_round_trip() {
 
 #[tokio::test]
 async fn delete_is_idempotent_and_missing_keys_are_no_such_key() {
-    let (server, s3) = server_with_bucket("objects").await;
-    put(&s3, "objects", "doomed", b"bye").await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    put_bytes(&s3, BUCKET, "doomed", b"bye").await;
     s3.delete_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("doomed")
         .send()
         .await
         .unwrap();
     s3.delete_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("doomed")
         .send()
         .await
         .unwrap();
     s3.delete_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("never-existed")
         .send()
         .await
@@ -129,7 +96,7 @@ async fn delete_is_idempotent_and_missing_keys_are_no_such_key() {
 
     let err = s3
         .get_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("doomed")
         .send()
         .await
@@ -137,26 +104,26 @@ async fn delete_is_idempotent_and_missing_keys_are_no_such_key() {
     assert_eq!(sdk_error(&err), (404, "NoSuchKey".to_string()));
     let err = s3
         .head_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("doomed")
         .send()
         .await
         .unwrap_err();
     assert_eq!(sdk_error(&err).0, 404);
-    let listed = s3.list_objects_v2().bucket("objects").send().await.unwrap();
+    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
     assert_eq!(listed.key_count(), Some(0));
 }
 
 #[tokio::test]
 async fn overwrite_replaces_the_object() {
-    let (_server, s3) = server_with_bucket("objects").await;
-    put(&s3, "objects", "k", &pseudo_random_bytes(200_000, 1)).await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    put_bytes(&s3, BUCKET, "k", &pseudo_random_bytes(200_000, 1)).await;
     let second = pseudo_random_bytes(1234, 2);
-    let etag = put(&s3, "objects", "k", &second).await;
-    assert_eq!(get(&s3, "objects", "k").await, second);
+    let etag = put_bytes(&s3, BUCKET, "k", &second).await;
+    assert_eq!(get_bytes(&s3, BUCKET, "k").await, second);
     let head = s3
         .head_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("k")
         .send()
         .await
@@ -167,21 +134,21 @@ async fn overwrite_replaces_the_object() {
 
 #[tokio::test]
 async fn empty_object() {
-    let (_server, s3) = server_with_bucket("objects").await;
-    let etag = put(&s3, "objects", "empty", b"").await;
+    let (_server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    let etag = put_bytes(&s3, BUCKET, "empty", b"").await;
     assert_eq!(etag, "\"d41d8cd98f00b204e9800998ecf8427e\"");
     let got = s3
         .get_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("empty")
         .send()
         .await
         .unwrap();
     assert_eq!(got.content_length(), Some(0));
-    assert!(got.body.collect().await.unwrap().into_bytes().is_empty());
+    assert!(read_body(got.body).await.is_empty());
     let head = s3
         .head_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("empty")
         .send()
         .await
@@ -191,10 +158,10 @@ async fn empty_object() {
 
 #[tokio::test]
 async fn content_headers_and_user_metadata_are_stored_and_returned() {
-    let (server, s3) = server_with_bucket("objects").await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let expires = DateTime::from_secs(4_102_444_800); // 2100-01-01T00:00:00Z
     s3.put_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("doc.html")
         .body(ByteStream::from_static(b"<p>hi</p>"))
         .content_type("text/html; charset=utf-8")
@@ -211,7 +178,7 @@ async fn content_headers_and_user_metadata_are_stored_and_returned() {
 
     let head = s3
         .head_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("doc.html")
         .send()
         .await
@@ -261,7 +228,7 @@ async fn content_headers_and_user_metadata_are_stored_and_returned() {
 
 #[tokio::test]
 async fn default_content_type_is_binary() {
-    let (server, _s3) = server_with_bucket("objects").await;
+    let (server, _s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     server
         .request(Method::PUT, "/objects/untyped")
         .body("x")
@@ -278,9 +245,9 @@ async fn default_content_type_is_binary() {
 
 #[tokio::test]
 async fn response_content_overrides() {
-    let (server, s3) = server_with_bucket("objects").await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     s3.put_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("o")
         .body(ByteStream::from_static(b"data"))
         .content_type("text/plain")
@@ -289,7 +256,7 @@ async fn response_content_overrides() {
         .unwrap();
     let got = s3
         .get_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("o")
         .response_content_type("application/json")
         .response_content_disposition("inline; filename=\"x.json\"")
@@ -309,7 +276,7 @@ async fn response_content_overrides() {
     assert_eq!(got.content_language(), Some("de"));
     assert_eq!(got.cache_control(), Some("no-cache"));
     assert_eq!(got.expires_string(), Some("Thu, 01 Jan 1970 00:00:00 GMT"));
-    assert_eq!(&got.body.collect().await.unwrap().into_bytes()[..], b"data");
+    assert_eq!(&read_body(got.body).await[..], b"data");
 
     // The overrides apply to one response only.
     let head = server.request(Method::HEAD, "/objects/o").send().await;
@@ -326,9 +293,9 @@ async fn range(server: &TestServer, path: &str, range: &str) -> RawResponse {
 
 #[tokio::test]
 async fn single_range_reads() {
-    let (server, s3) = server_with_bucket("objects").await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let data = pseudo_random_bytes(200_000, 9);
-    put(&s3, "objects", "r", &data).await;
+    put_bytes(&s3, BUCKET, "r", &data).await;
     let cases: [(&str, usize, usize); 7] = [
         ("bytes=0-99", 0, 99),
         ("bytes=100-100", 100, 100),
@@ -373,30 +340,27 @@ async fn single_range_reads() {
 
     let sdk = s3
         .get_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("r")
         .range("bytes=1-3")
         .send()
         .await
         .unwrap();
     assert_eq!(sdk.content_range(), Some("bytes 1-3/200000"));
-    assert_eq!(
-        &sdk.body.collect().await.unwrap().into_bytes()[..],
-        &data[1..4]
-    );
+    assert_eq!(&read_body(sdk.body).await[..], &data[1..4]);
 }
 
 #[tokio::test]
 async fn unsatisfiable_range_is_invalid_range() {
-    let (server, s3) = server_with_bucket("objects").await;
-    put(&s3, "objects", "r", &[7u8; 1000]).await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    put_bytes(&s3, BUCKET, "r", &[7u8; 1000]).await;
     for header in ["bytes=1000-", "bytes=1000-2000", "bytes=5000-6000"] {
         let response = range(&server, "/objects/r", header).await;
         response.assert_error(416, "InvalidRange");
     }
     let err = s3
         .get_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("r")
         .range("bytes=2000-")
         .send()
@@ -407,8 +371,8 @@ async fn unsatisfiable_range_is_invalid_range() {
 
 #[tokio::test]
 async fn malformed_range_is_ignored() {
-    let (server, s3) = server_with_bucket("objects").await;
-    put(&s3, "objects", "r", b"0123456789").await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    put_bytes(&s3, BUCKET, "r", b"0123456789").await;
     // RFC 9110: a Range header that does not parse is ignored (S3 does the same).
     for header in ["bytes=abc", "lines=0-1", "bytes=5-2"] {
         let response = range(&server, "/objects/r", header).await;
@@ -422,21 +386,13 @@ async fn malformed_range_is_ignored() {
     }
 }
 
-fn http_date(secs_since_epoch: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(secs_since_epoch).unwrap();
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    t.format(&format).unwrap()
-}
-
 #[tokio::test]
 async fn conditional_get_and_head() {
-    let (server, s3) = server_with_bucket("objects").await;
-    let etag = put(&s3, "objects", "c", b"conditional").await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
+    let etag = put_bytes(&s3, BUCKET, "c", b"conditional").await;
     let head = s3
         .head_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("c")
         .send()
         .await
@@ -510,7 +466,7 @@ async fn conditional_get_and_head() {
 
     let err = s3
         .get_object()
-        .bucket("objects")
+        .bucket(BUCKET)
         .key("c")
         .if_match(other)
         .send()
@@ -521,7 +477,7 @@ async fn conditional_get_and_head() {
 
 #[tokio::test]
 async fn keys_with_unusual_characters() {
-    let (server, s3) = server_with_bucket("objects").await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let keys = [
         "plain",
         "with space",
@@ -541,9 +497,9 @@ async fn keys_with_unusual_characters() {
     ];
     for key in keys {
         let data = format!("body of {key}");
-        put(&s3, "objects", key, data.as_bytes()).await;
+        put_bytes(&s3, BUCKET, key, data.as_bytes()).await;
         assert_eq!(
-            get(&s3, "objects", key).await,
+            get_bytes(&s3, BUCKET, key).await,
             data.as_bytes(),
             "key {key:?}"
         );
@@ -561,19 +517,18 @@ async fn keys_with_unusual_characters() {
             "raw GET {key:?}"
         );
     }
-    let listed = s3.list_objects_v2().bucket("objects").send().await.unwrap();
-    let listed: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
     let mut expected: Vec<_> = keys.to_vec();
     expected.sort();
     assert_eq!(
-        listed, expected,
+        list_keys(&s3, BUCKET).await,
+        expected,
         "listing returns every key exactly, in UTF-8 byte order"
     );
 }
 
 #[tokio::test]
 async fn content_md5_is_accepted_when_correct() {
-    let (server, _s3) = server_with_bucket("objects").await;
+    let (server, _s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let data = b"checked".to_vec();
     server
         .request(Method::PUT, "/objects/md5")
@@ -605,17 +560,16 @@ async fn get_of_missing_bucket_is_no_such_bucket() {
 
 #[tokio::test]
 async fn objects_are_isolated_between_buckets() {
-    let (_server, s3) = server_with_bucket("one").await;
-    s3.create_bucket().bucket("two").send().await.unwrap();
-    put(&s3, "one", "shared-name", b"in one").await;
-    put(&s3, "two", "shared-name", b"in two").await;
-    assert_eq!(get(&s3, "one", "shared-name").await, b"in one");
-    assert_eq!(get(&s3, "two", "shared-name").await, b"in two");
+    let (_server, s3) = TestServer::start_with_buckets(&["one", "two"]).await;
+    put_bytes(&s3, "one", "shared-name", b"in one").await;
+    put_bytes(&s3, "two", "shared-name", b"in two").await;
+    assert_eq!(get_bytes(&s3, "one", "shared-name").await, b"in one");
+    assert_eq!(get_bytes(&s3, "two", "shared-name").await, b"in two");
     s3.delete_object()
         .bucket("one")
         .key("shared-name")
         .send()
         .await
         .unwrap();
-    assert_eq!(get(&s3, "two", "shared-name").await, b"in two");
+    assert_eq!(get_bytes(&s3, "two", "shared-name").await, b"in two");
 }

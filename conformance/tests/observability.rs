@@ -143,7 +143,9 @@ fn metric_names_in_deploy_files() -> BTreeSet<String> {
 
 #[tokio::test]
 async fn deploy_files_name_only_exported_metrics() {
-    let server = TestServer::start();
+    // The workload's bucket is listed, so that the per-bucket series exist too.
+    let server =
+        TestServer::start_with_config("[metrics]\nbucket_labels = [\"default/observed\"]\n", &[]);
     workload(&server).await;
     let url = format!("{}/metrics", server.admin_endpoint);
     let (_, text) = http_get(&url, Some(&admin_token(&server))).await;
@@ -156,6 +158,218 @@ async fn deploy_files_name_only_exported_metrics() {
             "{name} is used in deploy/ but the server does not export it"
         );
     }
+}
+
+/// The scrape, as the admin listener serves it to Prometheus.
+async fn scrape(server: &TestServer) -> String {
+    let url = format!("{}/metrics", server.admin_endpoint);
+    let (status, text) = http_get(&url, Some(&admin_token(server))).await;
+    assert_eq!(status, 200);
+    text
+}
+
+/// The value of the one sample named exactly `series` (name and labels), if exported.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn value(text: &str, series: &str) -> f64 {
+    sample(text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+/// Every file under `dir`.
+fn files_under(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut files = BTreeSet::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.insert(path);
+            }
+        }
+    }
+    files
+}
+
+const SEALS: &str = "coffre_encryption_operations_total{op=\"seal\"}";
+const OPENS: &str = "coffre_encryption_operations_total{op=\"open\"}";
+const FILES_WRITTEN: &str = "coffre_data_files_written_total{array=\"0\"}";
+const BYTES_WRITTEN: &str = "coffre_array_written_bytes_total{array=\"0\"}";
+const DATA_INTEGRITY: &str = "coffre_integrity_failures_total{kind=\"data\"}";
+const UNWRAPS: &str =
+    "coffre_key_provider_duration_seconds_count{op=\"unwrap\",provider=\"local-file\"}";
+
+#[tokio::test]
+async fn storage_key_provider_and_metadata_series_follow_the_workload() {
+    let mut server = TestServer::start_with_config("gc_interval_secs = 1\n", &[]);
+    let s3 = server.s3_client();
+    s3.create_bucket().bucket("observed").send().await.unwrap();
+    let before = scrape(&server).await;
+    for name in [SEALS, OPENS, FILES_WRITTEN, BYTES_WRITTEN, DATA_INTEGRITY] {
+        assert_eq!(value(&before, name), 0.0, "{name} before any object");
+    }
+    // The default tenant's KEK was wrapped by the root key when it was created.
+    let wraps = "coffre_key_provider_duration_seconds_count{op=\"wrap\",provider=\"local-file\"}";
+    assert!(value(&before, wraps) >= 1.0, "{before}");
+
+    // 200 000 bytes: a data file of four sealed segments.
+    let arrays = server.data_dir().join("arrays");
+    let existing = files_under(&arrays);
+    let body = vec![b'z'; 200_000];
+    s3.put_object()
+        .bucket("observed")
+        .key("large")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let got = s3
+        .get_object()
+        .bucket("observed")
+        .key("large")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().len(),
+        body.len()
+    );
+    let after = scrape(&server).await;
+    assert_eq!(value(&after, SEALS), 4.0);
+    assert_eq!(value(&after, OPENS), 4.0);
+    assert_eq!(value(&after, FILES_WRITTEN), 1.0);
+    // Header, plaintext and one 16-byte tag per segment.
+    assert_eq!(value(&after, BYTES_WRITTEN), (16 + 200_000 + 4 * 16) as f64);
+    for op in ["get", "batch", "scan"] {
+        let count = format!("coffre_meta_operation_duration_seconds_count{{op=\"{op}\"}}");
+        assert!(value(&after, &count) > 0.0, "{count} in\n{after}");
+    }
+    assert!(value(&after, "coffre_rocksdb_memtable_bytes{cf=\"objects\"}") > 0.0);
+    assert!(value(&after, "coffre_rocksdb_estimated_keys{cf=\"objects\"}") >= 1.0);
+    assert_eq!(value(&after, "coffre_rocksdb_background_errors"), 0.0);
+
+    // One flipped bit in the middle of the data file: the GET fails, and is counted.
+    let created: Vec<PathBuf> = files_under(&arrays)
+        .difference(&existing)
+        .cloned()
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    let mut sealed = std::fs::read(&created[0]).unwrap();
+    let middle = sealed.len() / 2;
+    sealed[middle] ^= 0x01;
+    std::fs::write(&created[0], sealed).unwrap();
+    // The status line has gone out when the damaged segment is reached: the body is cut.
+    let whole = match s3.get_object().bucket("observed").key("large").send().await {
+        Ok(response) => response.body.collect().await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(!whole, "a tampered object was read whole");
+    let tampered = scrape(&server).await;
+    assert!(value(&tampered, DATA_INTEGRITY) >= 1.0, "{tampered}");
+    for kind in ["wrapped_dek", "sealed_value", "wrapped_kek"] {
+        let series = format!("coffre_integrity_failures_total{{kind=\"{kind}\"}}");
+        assert_eq!(value(&tampered, &series), 0.0, "only the data was damaged");
+    }
+
+    // Deleted, its file is queued and collected by a pass (one a second here).
+    s3.delete_object()
+        .bucket("observed")
+        .key("large")
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = scrape(&server).await;
+        if value(&text, "coffre_gc_removed_files_total") >= 1.0 {
+            assert!(value(&text, "coffre_gc_removed_bytes_total") >= 200_000.0);
+            assert!(value(&text, "coffre_gc_passes_total{result=\"ok\"}") >= 1.0);
+            assert_eq!(value(&text, "coffre_gc_retained_files"), 0.0);
+            assert!(sample(&text, "coffre_gc_backlog_files{state=\"queued\"}").is_some());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the deleted file was never collected:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A new process knows no KEK: the first request has the root key provider unwrap it.
+    server.restart();
+    let s3 = server.s3_client();
+    s3.list_objects_v2()
+        .bucket("observed")
+        .send()
+        .await
+        .unwrap();
+    let restarted = scrape(&server).await;
+    assert!(value(&restarted, UNWRAPS) >= 1.0, "{restarted}");
+    let slowest = "coffre_key_provider_duration_seconds_bucket{le=\"+Inf\",op=\"unwrap\",provider=\"local-file\"}";
+    assert_eq!(sample(&restarted, slowest), sample(&restarted, UNWRAPS));
+}
+
+/// The default tenant's id, as the `tenant` label shows it.
+fn default_tenant_id(text: &str) -> String {
+    text.lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("coffre_tenant_requests_total{tenant=\"")?;
+            Some(rest.split('"').next()?.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no tenant series in\n{text}"))
+}
+
+#[tokio::test]
+async fn bucket_and_tenant_labels_follow_the_configuration() {
+    let server = TestServer::start_with_config(
+        "[metrics]\nbucket_labels = [\"default/listed\", \"nobody/listed\"]\n",
+        &[],
+    );
+    let s3 = server.s3_client();
+    for bucket in ["listed", "unlisted"] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+        s3.put_object()
+            .bucket(bucket)
+            .key("k")
+            .body(ByteStream::from(vec![b'x'; 100]))
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = scrape(&server).await;
+    let tenant = default_tenant_id(&text);
+    let listed = format!("{{tenant=\"{tenant}\",bucket=\"listed\"}}");
+    assert_eq!(
+        value(&text, &format!("coffre_bucket_requests_total{listed}")),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("coffre_bucket_received_bytes_total{listed}")
+        ),
+        100.0
+    );
+    assert!(!text.contains("bucket=\"unlisted\""), "{text}");
+
+    let server = TestServer::start_with_config("[metrics]\ntenant_labels = false\n", &[]);
+    workload(&server).await;
+    let text = scrape(&server).await;
+    assert_eq!(
+        value(
+            &text,
+            "coffre_requests_total{op=\"PutObject\",code=\"200\"}"
+        ),
+        5.0
+    );
+    assert!(!text.contains("tenant="), "tenant labels are off:\n{text}");
 }
 
 struct Prometheus {
@@ -297,4 +511,31 @@ async fn a_real_prometheus_scrapes_the_workload() {
     )
     .await;
     assert_eq!(puts, 10.0);
+    // Every object, inline ones too, is sealed and opened segment by segment.
+    for op in ["seal", "open"] {
+        let promql = format!("rate(coffre_encryption_operations_total{{op=\"{op}\"}}[1m]) > 0");
+        let rate = query(&prometheus, &promql, deadline).await;
+        assert!(rate > 0.0, "{op} rate {rate}");
+    }
+    let gets = query(
+        &prometheus,
+        "coffre_meta_operation_duration_seconds_count{op=\"get\"} > 0",
+        deadline,
+    )
+    .await;
+    assert!(gets > 0.0);
+    let kinds = query(
+        &prometheus,
+        "count(coffre_integrity_failures_total == 0)",
+        deadline,
+    )
+    .await;
+    assert_eq!(kinds, 4.0, "every kind exported, none failed");
+    let live = query(
+        &prometheus,
+        "sum(coffre_rocksdb_estimated_keys) > 0",
+        deadline,
+    )
+    .await;
+    assert!(live > 0.0);
 }

@@ -7,8 +7,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumMode;
 use coffre_conformance::raw_bucket::{assert_absent, assert_content, server_with_bucket};
 use coffre_conformance::{
-    crc32_base64, crc32c_base64, crc64nvme_base64, md5_base64, pseudo_random_bytes, sha1_base64,
-    sha256_base64, sha256_hex, simple_etag, AwsChunked, Payload, Tamper,
+    crc32_base64, crc32c_base64, crc64nvme_base64, md5_base64, pseudo_random_bytes, read_body,
+    sha1_base64, sha256_base64, sha256_hex, simple_etag, AwsChunked, Payload, Tamper,
 };
 use http::Method;
 
@@ -159,8 +159,7 @@ async fn sdk_default_checksums_round_trip() {
             .unwrap();
         assert_eq!(got.checksum_crc32(), Some(crc32_base64(&data).as_str()));
         // The SDK validates the returned checksum while reading the body.
-        let body = got.body.collect().await.unwrap().into_bytes();
-        assert!(body[..] == data[..]);
+        assert!(read_body(got.body).await == data);
         let head = s3
             .head_object()
             .bucket("auth")

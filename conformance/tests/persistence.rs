@@ -5,37 +5,27 @@
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
-use coffre_conformance::{multipart_etag, pseudo_random_bytes, simple_etag, Payload, TestServer};
+use coffre_conformance::{
+    create_upload, get_object, multipart_etag, multipart_object, pseudo_random_bytes, put_bytes,
+    read_body, simple_etag, Payload, TestServer,
+};
 use http::Method;
 use tokio::sync::mpsc;
 
 const MIB: usize = 1024 * 1024;
 
 async fn get(s3: &Client, bucket: &str, key: &str) -> (Vec<u8>, String) {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {key}: {e:?}"));
+    let out = get_object(s3, bucket, key).await;
     let etag = out.e_tag().unwrap().to_string();
-    (
-        out.body.collect().await.unwrap().into_bytes().to_vec(),
-        etag,
-    )
+    (read_body(out.body).await, etag)
 }
 
 #[tokio::test]
 async fn restart_keeps_buckets_and_objects() {
-    let mut server = TestServer::start();
+    let (mut server, s3) = TestServer::start_with_buckets(&["durable", "second"]).await;
     let credentials = (server.access_key.clone(), server.secret_key.clone());
-    let s3 = server.s3_client();
-    s3.create_bucket().bucket("durable").send().await.unwrap();
-    s3.create_bucket().bucket("second").send().await.unwrap();
     let small = b"tiny inline object".to_vec();
     let medium = pseudo_random_bytes(300_000, 1);
     s3.put_object()
@@ -47,68 +37,14 @@ async fn restart_keeps_buckets_and_objects() {
         .send()
         .await
         .unwrap();
-    s3.put_object()
-        .bucket("durable")
-        .key("dir/medium")
-        .body(ByteStream::from(medium.clone()))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, "durable", "dir/medium", &medium).await;
     let parts = [
         pseudo_random_bytes(5 * MIB, 2),
         pseudo_random_bytes(1000, 3),
     ];
-    let upload = s3
-        .create_multipart_upload()
-        .bucket("durable")
-        .key("multi")
-        .send()
-        .await
-        .unwrap();
-    let upload_id = upload.upload_id().unwrap();
-    let mut done = Vec::new();
-    for (i, part) in parts.iter().enumerate() {
-        let etag = s3
-            .upload_part()
-            .bucket("durable")
-            .key("multi")
-            .upload_id(upload_id)
-            .part_number(i as i32 + 1)
-            .body(ByteStream::from(part.clone()))
-            .send()
-            .await
-            .unwrap()
-            .e_tag()
-            .unwrap()
-            .to_string();
-        done.push(
-            CompletedPart::builder()
-                .part_number(i as i32 + 1)
-                .e_tag(etag)
-                .build(),
-        );
-    }
-    s3.complete_multipart_upload()
-        .bucket("durable")
-        .key("multi")
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    multipart_object(&s3, "durable", "multi", &parts, None).await;
     // An upload left open survives too.
-    let pending = s3
-        .create_multipart_upload()
-        .bucket("durable")
-        .key("pending")
-        .send()
-        .await
-        .unwrap();
-    let pending_id = pending.upload_id().unwrap().to_string();
+    let pending_id = create_upload(&s3, "durable", "pending").await;
 
     server.restart();
     assert_eq!(
@@ -159,13 +95,7 @@ async fn restart_keeps_buckets_and_objects() {
     assert_eq!(ids, [pending_id.as_str()]);
 
     // A crash right after acknowledged writes loses nothing either.
-    s3.put_object()
-        .bucket("second")
-        .key("acked")
-        .body(ByteStream::from_static(b"acknowledged"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, "second", "acked", b"acknowledged").await;
     s3.delete_object()
         .bucket("durable")
         .key("small")
@@ -207,11 +137,9 @@ async fn start_partial_upload(
     let task = tokio::spawn(async move {
         // The connection dies with the server; the outcome does not matter.
         let _ = tokio::time::timeout(Duration::from_secs(60), async move {
-            let request = request.build();
-            let client =
-                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .build_http();
-            let _ = client.request(request).await;
+            let _ = coffre_conformance::raw_client()
+                .request(request.build())
+                .await;
         })
         .await;
     });
@@ -227,17 +155,9 @@ async fn start_partial_upload(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_during_upload_keeps_the_old_object() {
-    let mut server = TestServer::start();
-    let s3 = server.s3_client();
-    s3.create_bucket().bucket("crash").send().await.unwrap();
+    let (mut server, s3) = TestServer::start_with_buckets(&["crash"]).await;
     let old = pseudo_random_bytes(6 * MIB + 5, 7);
-    s3.put_object()
-        .bucket("crash")
-        .key("precious")
-        .body(ByteStream::from(old.clone()))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, "crash", "precious", &old).await;
 
     let (overwrite_tx, overwrite) =
         start_partial_upload(&server, "/crash/precious", 32 * MIB, 20 * MIB).await;
@@ -277,12 +197,6 @@ async fn crash_during_upload_keeps_the_old_object() {
     assert_eq!(keys, [("precious", old.len() as i64)]);
 
     // The server still works normally after the crash.
-    s3.put_object()
-        .bucket("crash")
-        .key("precious")
-        .body(ByteStream::from_static(b"new"))
-        .send()
-        .await
-        .unwrap();
+    put_bytes(&s3, "crash", "precious", b"new").await;
     assert_eq!(get(&s3, "crash", "precious").await.0, b"new");
 }

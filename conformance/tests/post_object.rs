@@ -9,19 +9,15 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_s3::Client;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use coffre_conformance::{amz_date, md5_hex, pseudo_random_bytes, RawResponse, TestServer, REGION};
+use coffre_conformance::{
+    amz_date, get_object, list_keys, md5_hex, pseudo_random_bytes, read_body, RawResponse,
+    TestServer, REGION,
+};
 use http::Method;
 use serde_json::{json, Value};
 
 const BUCKET: &str = "uploads";
 const BOUNDARY: &str = "----CoffreFormBoundary7MA4YWxkTrZu0gW";
-
-async fn server_with_bucket() -> (TestServer, Client) {
-    let server = TestServer::start();
-    let s3 = server.s3_client();
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    (server, s3)
-}
 
 /// A form as a browser would send it: text fields in order, then the file, then whatever
 /// comes after it (a submit button).
@@ -180,32 +176,13 @@ fn in_one_hour() -> SystemTime {
 }
 
 async fn get(s3: &Client, key: &str) -> (Vec<u8>, Option<String>, Option<String>) {
-    let object = s3
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {key:?}: {e:?}"));
+    let object = get_object(s3, BUCKET, key).await;
     let content_type = object.content_type().map(str::to_owned);
     let color = object
         .metadata()
         .and_then(|m| m.get("color"))
         .map(String::to_owned);
-    let bytes = object.body.collect().await.unwrap().into_bytes().to_vec();
-    (bytes, content_type, color)
-}
-
-async fn keys(s3: &Client) -> Vec<String> {
-    s3.list_objects_v2()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .unwrap()
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_owned))
-        .collect()
+    (read_body(object.body).await, content_type, color)
 }
 
 fn upload_conditions() -> Vec<Value> {
@@ -227,7 +204,7 @@ fn upload_form(file: &[u8]) -> Form {
 
 #[tokio::test]
 async fn a_signed_form_stores_the_file_and_answers_204() {
-    let (server, s3) = server_with_bucket().await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     // Across the 1 MiB write batches and the multipart reader's buffer boundaries.
     let data = pseudo_random_bytes(3 * 1024 * 1024 + 7, 1);
     let response = upload_form(&data)
@@ -263,7 +240,7 @@ async fn a_signed_form_stores_the_file_and_answers_204() {
 
 #[tokio::test]
 async fn success_action_status_and_redirect() {
-    let (server, s3) = server_with_bucket().await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let mut conditions = upload_conditions();
     conditions.push(json!({"success_action_status": "201"}));
     let response = upload_form(b"created")
@@ -311,7 +288,7 @@ async fn success_action_status_and_redirect() {
 
 #[tokio::test]
 async fn refused_forms_store_nothing() {
-    let (server, s3) = server_with_bucket().await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let file = b"not to be stored";
     let signed = |form: Form| form.signed(&server, &upload_conditions(), in_one_hour());
 
@@ -473,12 +450,12 @@ async fn refused_forms_store_nothing() {
         response.text()
     );
 
-    assert_eq!(keys(&s3).await, Vec::<String>::new());
+    assert_eq!(list_keys(&s3, BUCKET).await, Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn the_form_fields_before_the_file_are_bounded() {
-    let (server, s3) = server_with_bucket().await;
+    let (server, s3) = TestServer::start_with_buckets(&[BUCKET]).await;
     let mut conditions = upload_conditions();
     conditions.push(json!(["starts-with", "$x-amz-meta-padding", ""]));
     let response = upload_form(b"x")
@@ -487,5 +464,5 @@ async fn the_form_fields_before_the_file_are_bounded() {
         .post(&server)
         .await;
     response.assert_error(400, "MaxPostPreDataLengthExceeded");
-    assert_eq!(keys(&s3).await, Vec::<String>::new());
+    assert_eq!(list_keys(&s3, BUCKET).await, Vec::<String>::new());
 }

@@ -10,7 +10,9 @@ use aws_sdk_s3::types::{
     Tagging, TaggingDirective,
 };
 use aws_sdk_s3::Client;
-use coffre_conformance::{md5_base64, sdk_error, RawResponse, TestServer};
+use coffre_conformance::{
+    create_buckets, md5_base64, read_body, sdk_error, RawResponse, TestServer,
+};
 use http::Method;
 
 const BUCKET: &str = "tagged";
@@ -20,7 +22,7 @@ const APP: &str = "https://app.example.com";
 async fn server_with_bucket() -> (TestServer, Client) {
     let server = TestServer::start_with_args(&["--domain", DOMAIN]);
     let s3 = server.s3_client();
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    create_buckets(&s3, &[BUCKET]).await;
     (server, s3)
 }
 
@@ -137,10 +139,7 @@ async fn tags_are_set_read_replaced_and_removed_without_touching_the_object() {
         "tagging is not a new object"
     );
     assert_eq!(got.last_modified().cloned(), modified);
-    assert_eq!(
-        got.body.collect().await.unwrap().into_bytes().as_ref(),
-        b"the data"
-    );
+    assert_eq!(read_body(got.body).await, b"the data");
 
     // An empty tag set removes the tags, as DeleteObjectTagging does.
     let response = put_tagging_raw(&server, "k", "<Tagging><TagSet/></Tagging>").await;

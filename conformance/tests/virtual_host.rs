@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_s3::primitives::ByteStream;
-use coffre_conformance::{pseudo_random_bytes, sdk_error, simple_etag, TestServer};
+use coffre_conformance::{pseudo_random_bytes, read_body, sdk_error, simple_etag, TestServer};
 use http::Method;
 
 const DOMAIN: &str = "s3.test";
@@ -33,7 +33,7 @@ async fn sdk_virtual_host_style() {
         .send()
         .await
         .unwrap();
-    assert!(got.body.collect().await.unwrap().into_bytes()[..] == data[..]);
+    assert!(read_body(got.body).await == data);
     let listed = s3.list_objects_v2().bucket("vhost").send().await.unwrap();
     let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["dir/file name"]);

@@ -116,7 +116,13 @@ impl KekCache {
         self.lock().retain(|(t, _), _| *t != tenant);
     }
 
-    /// Forgets everything (root rotation, shutdown).
+    /// Forgets one KEK version of `tenant`: after that version was destroyed (the end of
+    /// a KEK rotation), so that it does not outlive its destruction in memory.
+    pub fn evict(&self, tenant: TenantId, version: KekVersion) {
+        self.lock().remove(&(tenant, version));
+    }
+
+    /// Forgets everything (shutdown).
     pub fn clear(&self) {
         self.lock().clear();
     }
@@ -213,5 +219,20 @@ mod tests {
         cache.evict_tenant(a);
         assert_eq!(cache.stats().entries, 1);
         assert!(cache.get(b, KekVersion::FIRST).is_some());
+    }
+
+    #[test]
+    fn evicting_a_version_keeps_the_others() {
+        let cache = KekCache::new(8, Duration::from_secs(60));
+        let (a, b) = (TenantId::random(), TenantId::random());
+        for version in [KekVersion::FIRST, KekVersion::new(2)] {
+            cache.insert(a, Arc::new(Kek::generate(version).unwrap()));
+            cache.insert(b, Arc::new(Kek::generate(version).unwrap()));
+        }
+        cache.evict(a, KekVersion::FIRST);
+        assert!(cache.get(a, KekVersion::FIRST).is_none());
+        assert!(cache.get(a, KekVersion::new(2)).is_some());
+        assert!(cache.get(b, KekVersion::FIRST).is_some());
+        assert_eq!(cache.stats().entries, 3);
     }
 }

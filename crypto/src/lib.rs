@@ -30,7 +30,8 @@ pub use encryption_error::EncryptionError;
 pub use ids::{AccessKeyId, BucketId, IdError, ObjectId, Role, SecretKey, TenantId};
 pub use kek_cache::{KekCache, KekCacheStats};
 pub use key_hierarchy::{
-    Dek, DekContext, Kek, KekVersion, RootKeyVersion, ValueKey, WrappedDek, WrappedKek,
+    CustomerKey, CustomerKeyCheck, CustomerKeyError, Dek, DekContext, Kek, KekVersion,
+    RootKeyVersion, ValueKey, WrappedDek, WrappedKek, SSE_C_ALGORITHM,
 };
 pub use key_provider::{KeyProvider, LocalFileKeyProvider, Pkcs11Config, Pkcs11KeyProvider};
 pub use scope::{AdminScope, Credential, MaintenanceScope, TenantScope};

@@ -98,6 +98,78 @@ fn rotates_the_root_key(provider: &dyn KeyProvider, reopen: Reopen<'_>) {
     assert_integrity_failure(again.unwrap_kek(tenant, &old));
 }
 
+/// A crash between creating the new root version and destroying the old one: a restart
+/// finds both, the newest current, and every KEK of either still opens.
+fn an_unfinished_rotation_survives_a_restart(provider: &dyn KeyProvider, reopen: Reopen<'_>) {
+    let tenant = TenantId::random();
+    let kek = Kek::generate(KekVersion::FIRST).unwrap();
+    let under_first = provider.wrap_kek(tenant, &kek).unwrap();
+    let first = provider.current_root_version();
+    let second = provider.rotate_root().unwrap();
+
+    let again = reopen();
+    assert_eq!(again.root_versions(), vec![first, second]);
+    assert_eq!(
+        again.current_root_version(),
+        second,
+        "the newest is current"
+    );
+    assert_same_kek(&kek, &again.unwrap_kek(tenant, &under_first).unwrap());
+    let under_second = again.rewrap_kek(tenant, &under_first).unwrap();
+    assert_eq!(under_second.root_version, second);
+    assert_eq!(under_second.kek_version, KekVersion::FIRST);
+    assert_ne!(under_second.ciphertext, under_first.ciphertext);
+    // The rewrapped KEK is still bound to its tenant.
+    assert_integrity_failure(again.unwrap_kek(TenantId::random(), &under_second));
+
+    again.destroy_root(first).unwrap();
+    let after = reopen();
+    assert_eq!(after.root_versions(), vec![second]);
+    assert_eq!(after.current_root_version(), second);
+    assert_same_kek(&kek, &after.unwrap_kek(tenant, &under_second).unwrap());
+    assert_integrity_failure(after.unwrap_kek(tenant, &under_first));
+}
+
+/// Several rotations, then old versions destroyed in any order: each destruction takes
+/// exactly its own version, refusals change nothing, and the current version is found
+/// again after a restart.
+fn destroys_old_versions_in_any_order(provider: &dyn KeyProvider, reopen: Reopen<'_>) {
+    let tenant = TenantId::random();
+    let kek = Kek::generate(KekVersion::new(3)).unwrap();
+    let mut wrapped = vec![provider.wrap_kek(tenant, &kek).unwrap()];
+    for _ in 0..2 {
+        provider.rotate_root().unwrap();
+        wrapped.push(provider.wrap_kek(tenant, &kek).unwrap());
+    }
+    let versions: Vec<RootKeyVersion> = wrapped.iter().map(|w| w.root_version).collect();
+    assert_eq!(provider.root_versions(), versions);
+    let (oldest, middle, current) = (versions[0], versions[1], versions[2]);
+
+    provider.destroy_root(middle).unwrap();
+    assert_eq!(provider.root_versions(), vec![oldest, current]);
+    assert_integrity_failure(provider.unwrap_kek(tenant, &wrapped[1]));
+    assert_same_kek(&kek, &provider.unwrap_kek(tenant, &wrapped[0]).unwrap());
+    assert_same_kek(&kek, &provider.unwrap_kek(tenant, &wrapped[2]).unwrap());
+
+    assert!(provider.destroy_root(middle).is_err(), "already destroyed");
+    assert!(provider.destroy_root(RootKeyVersion::new(77)).is_err());
+    assert!(matches!(
+        provider.destroy_root(current),
+        Err(EncryptionError::Refused(_))
+    ));
+    assert_eq!(provider.root_versions(), vec![oldest, current]);
+
+    provider.destroy_root(oldest).unwrap();
+    let again = reopen();
+    assert_eq!(again.root_versions(), vec![current]);
+    assert_eq!(again.current_root_version(), current);
+    assert_same_kek(&kek, &again.unwrap_kek(tenant, &wrapped[2]).unwrap());
+    // Rotation goes on after the highest version ever used.
+    let next = again.rotate_root().unwrap();
+    assert!(next > current, "{next} after {current}");
+    assert_eq!(again.wrap_kek(tenant, &kek).unwrap().root_version, next);
+}
+
 fn survives_a_restart(provider: &dyn KeyProvider, reopen: Reopen<'_>) {
     let tenant = TenantId::random();
     let kek = Kek::generate(KekVersion::FIRST).unwrap();
@@ -176,6 +248,18 @@ macro_rules! behaviour_tests {
             fn rotates_the_root_key() {
                 let (_guard, provider, reopen) = super::$provider("rotates");
                 super::rotates_the_root_key(provider.as_ref(), &reopen);
+            }
+
+            #[test]
+            fn an_unfinished_rotation_survives_a_restart() {
+                let (_guard, provider, reopen) = super::$provider("unfinished");
+                super::an_unfinished_rotation_survives_a_restart(provider.as_ref(), &reopen);
+            }
+
+            #[test]
+            fn destroys_old_versions_in_any_order() {
+                let (_guard, provider, reopen) = super::$provider("any-order");
+                super::destroys_old_versions_in_any_order(provider.as_ref(), &reopen);
             }
 
             #[test]
@@ -381,7 +465,7 @@ fn pkcs11_root_key_is_sensitive_and_not_extractable() {
     let session = context.open_ro_session(slot).unwrap();
     let _ = session.login(cryptoki::session::UserType::User, Some(&USER_PIN.into()));
     let keys = session
-        .find_objects(&[Attribute::Label(b"coffre-root-attributes".to_vec())])
+        .find_objects(&[Attribute::Label(b"coffre-root-attributes/v1".to_vec())])
         .unwrap();
     assert_eq!(keys.len(), 1);
     let attributes = session
@@ -402,6 +486,100 @@ fn pkcs11_root_key_is_sensitive_and_not_extractable() {
         !attributes.iter().any(|a| matches!(a, Attribute::Value(_))),
         "the key value must not be readable"
     );
+}
+
+/// A session of its own on the test token, logged in, for looking at or planting objects.
+fn token_session() -> cryptoki::session::Session {
+    use cryptoki::context::Pkcs11;
+    let config = pkcs11_config("unused");
+    let context = Pkcs11::new(&config.module).unwrap();
+    // Already initialized by the provider in this process, or not yet.
+    let _ = context.initialize(cryptoki::context::CInitializeArgs::new(
+        cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
+    ));
+    let slot = context
+        .get_slots_with_initialized_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| context.get_token_info(*s).unwrap().label() == TOKEN_LABEL)
+        .unwrap();
+    let session = context.open_rw_session(slot).unwrap();
+    let _ = session.login(cryptoki::session::UserType::User, Some(&USER_PIN.into()));
+    session
+}
+
+fn aes_key(session: &cryptoki::session::Session, label: &str, id: u32) {
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::{Attribute, ObjectClass};
+    session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(cryptoki::object::KeyType::AES),
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Id(id.to_be_bytes().to_vec()),
+                Attribute::ValueLen(32.into()),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+            ],
+        )
+        .unwrap();
+}
+
+#[test]
+fn pkcs11_rotated_keys_carry_versioned_labels_and_legacy_ones_are_found() {
+    use cryptoki::object::{Attribute, AttributeType};
+    let _turn = hsm_turn();
+    // Version 1 as an earlier build made it: the plain label, the version in CKA_ID only.
+    let session = token_session();
+    aes_key(&session, "coffre-root-legacy", 1);
+    let config = pkcs11_config("coffre-root-legacy");
+    let provider = Pkcs11KeyProvider::open(config.clone()).unwrap();
+    assert_eq!(provider.root_versions(), vec![RootKeyVersion::FIRST]);
+    let second = provider.rotate_root().unwrap();
+    let labelled = session
+        .find_objects(&[Attribute::Label(
+            coffre_crypto::key_provider::root_key_label("coffre-root-legacy", second).into_bytes(),
+        )])
+        .unwrap();
+    assert_eq!(
+        labelled.len(),
+        1,
+        "the new version is labelled with its version"
+    );
+    let attributes = session
+        .get_attributes(
+            labelled[0],
+            &[
+                AttributeType::Id,
+                AttributeType::Extractable,
+                AttributeType::Sensitive,
+            ],
+        )
+        .unwrap();
+    assert!(attributes.contains(&Attribute::Id(second.get().to_be_bytes().to_vec())));
+    assert!(attributes.contains(&Attribute::Extractable(false)));
+    assert!(attributes.contains(&Attribute::Sensitive(true)));
+    let again = Pkcs11KeyProvider::open(config.clone()).unwrap();
+    assert_eq!(again.root_versions(), vec![RootKeyVersion::FIRST, second]);
+    assert_eq!(again.current_root_version(), second);
+
+    // Keys of other labels, or whose label and CKA_ID disagree, are not taken for ours.
+    aes_key(&session, "coffre-root-legacy-other/v9", 9);
+    assert_eq!(
+        Pkcs11KeyProvider::open(config.clone())
+            .unwrap()
+            .root_versions(),
+        vec![RootKeyVersion::FIRST, second]
+    );
+    aes_key(&session, "coffre-root-legacy/v7", 8);
+    let err = Pkcs11KeyProvider::open(config).unwrap_err();
+    assert!(err.to_string().contains("CKA_ID"), "{err}");
 }
 
 #[test]

@@ -77,6 +77,11 @@ pub enum AdminCommand {
     /// Access keys of a tenant.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Rotate the root key: a new version, every tenant KEK rewrapped under it, the older
+    /// versions destroyed. Object data is not rewritten.
+    RotateRoot,
+    /// Show the root key versions and how many tenant KEKs each wraps.
+    RootKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +124,9 @@ pub enum TenantCommand {
     Suspend { name: String },
     /// Let a suspended tenant's keys work again.
     Resume { name: String },
+    /// Rotate the tenant's KEK: the new version is current at once; its DEKs are rewrapped
+    /// in the background (see `tenant show`) and the old version destroyed at the end.
+    RotateKey { name: String },
     /// Delete a tenant (refused while it has buckets unless --force).
     Delete {
         name: String,

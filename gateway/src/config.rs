@@ -15,6 +15,12 @@ use serde::Deserialize;
 use crate::admin::token::TokenSource;
 use crate::tls::TlsFiles;
 
+mod metrics;
+pub use metrics::{BucketLabel, MetricsConfig, RawMetrics, MAX_BUCKET_LABELS};
+
+mod key_rotation;
+pub use key_rotation::{KeyRotationConfig, RawKeyRotation};
+
 /// The file as written by an operator.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +47,9 @@ pub struct RawConfig {
     /// PEM certificate chain and key of the S3 listener (both or neither): TLS when set.
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// The S3 listener serves plain HTTP but is reached only through a TLS terminator (a
+    /// load balancer or proxy) the operator trusts: SSE-C is accepted on it.
+    pub trusted_tls_terminator: Option<bool>,
     /// PEM certificate chain and key of the admin listener (both or neither).
     pub admin_tls_cert_file: Option<PathBuf>,
     pub admin_tls_key_file: Option<PathBuf>,
@@ -50,6 +59,10 @@ pub struct RawConfig {
     pub arrays: Vec<RawArray>,
     /// Where the root key lives (default: a local file, for development).
     pub key_provider: Option<RawKeyProvider>,
+    /// Labels of the per-tenant and per-bucket series of `/metrics`.
+    pub metrics: Option<RawMetrics>,
+    /// Pace of the background rewrap after a tenant KEK rotation.
+    pub key_rotation: Option<RawKeyRotation>,
 }
 
 /// `[key_provider]`: `kind = "local-file"` with `path`, or `kind = "pkcs11"` with `module`,
@@ -111,8 +124,12 @@ pub struct Config {
     pub key_provider: KeyProviderConfig,
     /// TLS of the S3 listener; plain HTTP when `None`.
     pub s3_tls: Option<TlsFiles>,
+    /// The plain-HTTP S3 listener is behind a trusted TLS terminator (SSE-C is accepted).
+    pub trusted_tls_terminator: bool,
     /// TLS (and optional client certificates) of the admin listener; plain HTTP when `None`.
     pub admin_tls: Option<TlsFiles>,
+    pub metrics: MetricsConfig,
+    pub key_rotation: KeyRotationConfig,
 }
 
 /// The root key provider to open at start (see `coffre_crypto::key_provider`).
@@ -329,10 +346,14 @@ impl Config {
             },
         };
         let key_provider = resolve_key_provider(raw.key_provider, &data_dir)?;
+        let metrics = MetricsConfig::resolve(raw.metrics)?;
+        let key_rotation = KeyRotationConfig::resolve(raw.key_rotation)?;
         let s3_tls = tls_files(
             ("tls_cert_file", raw.tls_cert_file),
             ("tls_key_file", raw.tls_key_file),
         )?;
+        // A listener that serves TLS itself is secure whatever this says.
+        let trusted_tls_terminator = raw.trusted_tls_terminator.unwrap_or(false);
         let mut admin_tls = tls_files(
             ("admin_tls_cert_file", raw.admin_tls_cert_file),
             ("admin_tls_key_file", raw.admin_tls_key_file),
@@ -349,8 +370,11 @@ impl Config {
         }
         Ok(Self {
             s3_tls,
+            trusted_tls_terminator,
             admin_tls,
             key_provider,
+            metrics,
+            key_rotation,
             audit,
             admin_token,
             meta_dir: data_dir.join("meta"),
@@ -548,6 +572,7 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Json);
         // Resolving it opened no HSM: this machine need not have the module or the PIN.
         assert_eq!(config.key_provider.kind(), "pkcs11");
+        assert_eq!(config.metrics.bucket_labels.len(), 1);
     }
 
     #[test]
@@ -585,6 +610,18 @@ mod tests {
                 key_label: "coffre-root".into(),
             })
         );
+    }
+
+    #[test]
+    fn a_plain_s3_listener_may_be_declared_behind_a_trusted_tls_terminator() {
+        let config = parse("").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!config.trusted_tls_terminator);
+        let config = parse("trusted_tls_terminator = true").unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.trusted_tls_terminator);
+        assert!(matches!(
+            parse("trusted_tls_terminator = \"yes\""),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod gc;
+pub mod key_rotation;
 pub mod metrics;
 pub mod s3;
 pub mod server;

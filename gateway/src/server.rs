@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use coffre_crypto::{KeyProvider, LocalFileKeyProvider, Pkcs11KeyProvider};
-use coffre_storage::{Store, StoreConfig};
+use coffre_crypto::{AdminScope, KeyProvider, LocalFileKeyProvider, Pkcs11KeyProvider};
+use coffre_storage::{RocksMetaStore, Store, StoreConfig};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -20,8 +20,9 @@ use crate::admin::token::AdminToken;
 use crate::admin::AdminService;
 use crate::audit::AuditLog;
 use crate::bootstrap;
-use crate::config::{Config, KeyProviderConfig};
+use crate::config::{BucketLabel, Config, KeyProviderConfig};
 use crate::gc;
+use crate::key_rotation::{self, RotationWaker};
 use crate::metrics::Metrics;
 use crate::s3::service::S3Service;
 use crate::tls::{ReloadableTls, TlsFiles};
@@ -89,13 +90,21 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         ..StoreConfig::new(config.meta_dir.clone(), config.arrays.clone())
     };
     let key_provider = config.key_provider.clone();
+    // Created first: the key provider and the metadata store are timed from their first call.
+    let metrics = Arc::new(Metrics::new(&config.metrics));
+    let layers = metrics.clone();
     let store = tokio::task::spawn_blocking(move || {
-        let keys = open_key_provider(&key_provider)?;
-        Store::open(store_config, keys).context("opening the metadata store")
+        let keys = layers.instrument_key_provider(open_key_provider(&key_provider)?);
+        open_store(store_config, keys, &layers)
     })
     .await??;
     let store = Arc::new(store);
     bootstrap::ensure_default_tenant(&store, &config).await?;
+    let (lookup, listed) = (store.clone(), config.metrics.bucket_labels.clone());
+    let buckets = tokio::task::spawn_blocking(move || resolve_bucket_labels(&lookup, &listed))
+        .await?
+        .context("resolving [metrics] bucket_labels")?;
+    metrics.label_buckets(buckets);
     let token_source = config.admin_token.clone();
     let token = tokio::task::spawn_blocking(move || AdminToken::load(&token_source))
         .await?
@@ -122,21 +131,25 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         .await?
         .with_context(|| format!("opening the audit trail in {}", config.audit.dir.display()))?;
 
-    let metrics = Arc::new(Metrics::new());
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let s3 = Arc::new(S3Service::new(
-        store.clone(),
-        config.region.clone(),
-        config.domain.clone(),
-        audit.clone(),
-        metrics.clone(),
-    ));
+    let s3 = Arc::new(
+        S3Service::new(
+            store.clone(),
+            config.region.clone(),
+            config.domain.clone(),
+            audit.clone(),
+            metrics.clone(),
+        )
+        .with_secure_transport(config.s3_tls.is_some() || config.trusted_tls_terminator),
+    );
+    let rotation_waker = RotationWaker::new();
     let admin = Arc::new(AdminService::new(
         store.clone(),
         config.arrays.clone(),
         token,
         metrics.clone(),
         audit.clone(),
+        rotation_waker.clone(),
     ));
 
     let s3_task = tokio::spawn(accept_loop(
@@ -157,13 +170,20 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
             async move { Ok::<_, Infallible>(admin.handle(req).await) }
         },
     ));
+    let rotation_task = tokio::spawn(key_rotation::run(
+        store.clone(),
+        audit.clone(),
+        config.key_rotation,
+        rotation_waker,
+        shutdown_rx.clone(),
+    ));
     let gc_task = tokio::spawn(gc::run(store, config.gc_interval, shutdown_rx));
 
     Ok(Running {
         s3_addr,
         admin_addr,
         shutdown,
-        tasks: vec![s3_task, admin_task, gc_task],
+        tasks: vec![s3_task, admin_task, gc_task, rotation_task],
         audit,
         s3_tls,
         admin_tls,
@@ -179,6 +199,42 @@ async fn load_tls(files: Option<TlsFiles>) -> anyhow::Result<Option<Arc<Reloadab
     let Some(files) = files else { return Ok(None) };
     let tls = tokio::task::spawn_blocking(move || ReloadableTls::load(files)).await??;
     Ok(Some(Arc::new(tls)))
+}
+
+/// Opens RocksDB in `config.meta_dir` (created as needed), with its calls timed, and the
+/// store over it.
+fn open_store(
+    config: StoreConfig,
+    keys: Arc<dyn KeyProvider>,
+    metrics: &Metrics,
+) -> anyhow::Result<Store> {
+    let dir = &config.meta_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let rocks = RocksMetaStore::open(dir)
+        .with_context(|| format!("opening the metadata store in {}", dir.display()))?;
+    let meta = metrics.instrument_meta_store(Box::new(rocks));
+    Store::with_meta_store(config, meta, keys).context("opening the store")
+}
+
+/// The buckets `[metrics] bucket_labels` lists, as (tenant id, bucket). A tenant that does
+/// not exist is skipped with a warning: its buckets get series of their own after a restart.
+fn resolve_bucket_labels(
+    store: &Store,
+    listed: &[BucketLabel],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let admin = AdminScope::local_operator();
+    let mut buckets = Vec::with_capacity(listed.len());
+    for label in listed {
+        match store.tenant_by_name(&admin, &label.tenant_name)? {
+            Some(tenant) => buckets.push((tenant.id.to_hex(), label.bucket.clone())),
+            None => tracing::warn!(
+                tenant = %label.tenant_name,
+                bucket = %label.bucket,
+                "[metrics] bucket_labels names a tenant that does not exist: no series of its own"
+            ),
+        }
+    }
+    Ok(buckets)
 }
 
 /// Opens the root key provider (blocking: a file, or an HSM login). A local key file is

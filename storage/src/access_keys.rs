@@ -21,6 +21,7 @@ use crate::records::{
     now, AccessKeyInfo, AccessKeyRecord, AccessKeyState, Record, SealedSecret, TenantRecord,
     TenantState,
 };
+use crate::stats::{CountIntegrity, IntegrityKind};
 use crate::store::Store;
 
 /// What authentication learns about an access key.
@@ -174,7 +175,9 @@ impl Store {
         }
         let credential = Credential {
             access_key: key.clone(),
-            secret: self.open_secret(key, &record)?,
+            secret: self
+                .open_secret(key, &record)
+                .count_integrity(self.stats(), IntegrityKind::SealedValue)?,
             tenant: record.tenant,
             role: record.role,
             buckets: record.buckets.clone(),
@@ -222,6 +225,41 @@ impl Store {
             reason: "sealed secret is not UTF-8".to_owned(),
         })?;
         Ok(SecretKey::new(secret.to_owned()))
+    }
+}
+
+// KEK rotation (see `key_rotation`).
+impl Store {
+    /// Seals every secret of `tenant`'s access keys that `kek` does not seal yet again
+    /// under it, adding the records to `batch`. The caller holds the admin lock, which every
+    /// access key write takes. Returns how many were resealed.
+    pub(crate) fn reseal_access_keys(
+        &self,
+        tenant: TenantId,
+        kek: &coffre_crypto::Kek,
+        batch: &mut crate::meta_store::Batch,
+    ) -> Result<usize> {
+        let mut resealed = 0;
+        for (id, mut record) in self.access_keys_of(tenant)? {
+            if record.secret.kek_version == kek.version() {
+                continue;
+            }
+            let secret = self.open_secret(&id, &record)?;
+            let binding = secret_binding(&id, tenant, kek.version());
+            record.secret = SealedSecret {
+                kek_version: kek.version(),
+                sealed: kek
+                    .access_key_secret_key()?
+                    .seal(&binding, secret.expose().as_bytes())?,
+            };
+            batch.put(
+                Cf::AccessKeys,
+                keys::access_key(id.as_str()),
+                record.encode()?,
+            );
+            resealed += 1;
+        }
+        Ok(resealed)
     }
 }
 

@@ -12,14 +12,19 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use coffre_crypto::{BucketId, Dek, NoncePrefix, ObjectId, SegmentEncryptor, TenantId};
+use coffre_crypto::aead::segment_count;
+use coffre_crypto::{
+    sealed_len, BucketId, CustomerKey, CustomerKeyCheck, Dek, NoncePrefix, ObjectId,
+    SegmentEncryptor, TenantId,
+};
 
 use crate::arrays;
-use crate::data_file::{ensure_dir, sync_dir, write_header};
+use crate::data_file::{ensure_dir, sync_dir, write_header, HEADER_LEN};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Batch, Cf, Durability};
 use crate::records::{DataLocation, FileLocation, GcEntry, GcState, Record};
+use crate::stats::AeadOp;
 use crate::store::Shared;
 
 /// What a [`DataWriter`] writes for: the data is sealed under that target's key.
@@ -55,7 +60,10 @@ pub struct DataWriter {
     tenant: TenantId,
     bucket: BucketId,
     binding: Binding,
+    /// The DEK the record wraps (for SSE-C, not the one the data is sealed under).
     dek: Dek,
+    /// For SSE-C data: the check of the customer key it is sealed under.
+    customer_key_check: Option<CustomerKeyCheck>,
     encryptor: SegmentEncryptor,
     /// The tenant's placement policy: where its files may go.
     placement: Vec<String>,
@@ -81,22 +89,33 @@ impl WriterState {
 }
 
 impl DataWriter {
+    /// Seals under `dek`'s part key, or with a customer key (SSE-C) under the part key of
+    /// [`Dek::with_customer_key`]. The caller has checked `customer_key` against the target.
     pub(crate) fn new(
         shared: Arc<Shared>,
         tenant: TenantId,
         bucket: BucketId,
         binding: Binding,
         dek: Dek,
+        customer_key: Option<&CustomerKey>,
         placement: Vec<String>,
     ) -> Result<Self> {
-        let encryptor =
-            SegmentEncryptor::new(dek.part_key(binding.part_number())?, NoncePrefix::random());
+        let part_number = binding.part_number();
+        let (part_key, customer_key_check) = match customer_key {
+            None => (dek.part_key(part_number)?, None),
+            Some(key) => (
+                dek.with_customer_key(key)?.part_key(part_number)?,
+                Some(dek.customer_key_check(key)?),
+            ),
+        };
+        let encryptor = SegmentEncryptor::new(part_key, NoncePrefix::random());
         Ok(Self {
             shared,
             tenant,
             bucket,
             binding,
             dek,
+            customer_key_check,
             encryptor,
             placement,
             state: WriterState::Buffer(Vec::new()),
@@ -132,21 +151,26 @@ impl DataWriter {
     pub fn finish(mut self) -> Result<WrittenData> {
         let last = self.encryptor.finish()?;
         self.state.take(last)?;
+        let size = self.encryptor.plain_len();
+        let stats = &self.shared.stats;
         let content = match self.state {
             WriterState::Buffer(buffer) => Content::Inline(buffer),
             WriterState::File { out, pending } => {
                 pending.io(out.sync_all())?;
                 drop(out);
                 pending.io(pending.publish())?;
+                stats.count_file_written(&pending.location.array, HEADER_LEN + sealed_len(size));
                 Content::File(pending)
             }
         };
+        stats.count_segments(AeadOp::Seal, segment_count(size));
         Ok(WrittenData {
-            size: self.encryptor.plain_len(),
+            size,
             tenant: self.tenant,
             bucket: self.bucket,
             binding: self.binding,
             dek: self.dek,
+            customer_key_check: self.customer_key_check,
             nonce: self.encryptor.nonce_prefix(),
             content,
         })
@@ -161,6 +185,7 @@ pub struct WrittenData {
     bucket: BucketId,
     binding: Binding,
     dek: Dek,
+    customer_key_check: Option<CustomerKeyCheck>,
     nonce: NoncePrefix,
     content: Content,
 }
@@ -175,6 +200,8 @@ pub(crate) struct DataToCommit {
     /// Plaintext bytes.
     pub size: u64,
     pub dek: Dek,
+    /// For SSE-C data: the check of its customer key.
+    pub customer_key_check: Option<CustomerKeyCheck>,
     pub nonce: NoncePrefix,
     pub location: DataLocation,
     /// For a file, the commit hook.
@@ -219,6 +246,7 @@ impl WrittenData {
         Ok(DataToCommit {
             size: self.size,
             dek: self.dek,
+            customer_key_check: self.customer_key_check,
             nonce: self.nonce,
             location,
             pending,

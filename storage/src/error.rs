@@ -43,6 +43,15 @@ pub enum Error {
     /// stores another: it is sealed under another key, so it would be unreadable there.
     #[error("written data was sealed for another object or part")]
     TargetMismatch,
+    /// The object (or upload) was stored with SSE-C and the request gave no customer key.
+    #[error("the object is encrypted with a customer key, and none was given")]
+    CustomerKeyRequired,
+    /// A customer key was given for an object (or upload) stored without SSE-C.
+    #[error("a customer key was given for an object stored without one")]
+    CustomerKeyNotApplicable,
+    /// The customer key given is not the one the object (or upload) was stored with.
+    #[error("the customer key is not the one the object was stored with")]
+    CustomerKeyMismatch,
     /// The store's configuration cannot be used (duplicate array names, no arrays, ...).
     #[error("invalid storage configuration: {0}")]
     InvalidConfig(String),

@@ -11,6 +11,7 @@ use crate::arrays;
 use crate::error::Result;
 use crate::meta_store::{Batch, Cf, Durability};
 use crate::records::{GcEntry, GcState, Record};
+use crate::stats::GcBacklog;
 use crate::store::Store;
 
 /// Deletions of `gc` records are flushed in batches of this many.
@@ -24,8 +25,16 @@ pub struct GcStats {
 
 impl Store {
     /// One pass over the queue. Intents of this process (writes in progress) are left
-    /// alone; entries on an array missing from the configuration are kept for later.
+    /// alone; entries on an array missing from the configuration are kept for later. What
+    /// the pass found and removed is counted in [`Store::stats`].
     pub fn collect_garbage(&self, maint: &MaintenanceScope) -> Result<GcStats> {
+        let mut backlog = GcBacklog::default();
+        let result = self.collect_pass(maint, &mut backlog);
+        self.shared.stats.count_gc_pass(&result, &backlog);
+        result
+    }
+
+    fn collect_pass(&self, maint: &MaintenanceScope, backlog: &mut GcBacklog) -> Result<GcStats> {
         let mut stats = GcStats::default();
         let mut done = Batch::new();
         let mut cursor = self.meta().cursor(Cf::Gc, None)?;
@@ -33,16 +42,28 @@ impl Store {
         while let Some((key, value)) = cursor.next_entry()? {
             let entry = GcEntry::decode(&value)?;
             let candidates = match &entry.state {
-                GcState::Pending { boot_id } if *boot_id == self.shared.boot_id => continue,
-                GcState::Pending { .. } => vec![temp_path(self, &entry), final_path(self, &entry)],
-                GcState::Queued => vec![final_path(self, &entry)],
+                GcState::Pending { boot_id } if *boot_id == self.shared.boot_id => {
+                    backlog.in_progress += 1;
+                    continue;
+                }
+                GcState::Pending { .. } => {
+                    backlog.orphaned += 1;
+                    vec![temp_path(self, &entry), final_path(self, &entry)]
+                }
+                GcState::Queued => {
+                    backlog.queued += 1;
+                    vec![final_path(self, &entry)]
+                }
             };
             let Some(candidates) = candidates.into_iter().collect::<Option<Vec<PathBuf>>>() else {
                 tracing::warn!(task = maint.task(), array = %entry.location.array, "gc entry on an unknown array kept");
+                backlog.retained += 1;
                 continue;
             };
             if remove_files(&candidates, &mut stats) {
                 done.delete(Cf::Gc, key);
+            } else {
+                backlog.retained += 1;
             }
             if done.ops.len() >= DELETE_BATCH {
                 self.meta()
@@ -174,12 +195,26 @@ mod tests {
         );
         assert!(!orphan_temp.exists() && !orphan_final.exists());
         assert!(live.exists(), "a write in progress is not touched");
+        let found = GcBacklog {
+            orphaned: 2,
+            in_progress: 1,
+            ..GcBacklog::default()
+        };
+        assert_eq!(store.stats().gc().backlog, found);
 
         // The dead intents are gone; the live one is still queued.
         let stats = store
             .collect_garbage(&MaintenanceScope::new("test"))
             .unwrap();
         assert_eq!(stats, GcStats::default());
+        let figures = store.stats().gc();
+        assert_eq!((figures.passes, figures.failed_passes), (2, 0));
+        assert_eq!((figures.files_removed, figures.bytes_removed), (2, 12));
+        let left = GcBacklog {
+            in_progress: 1,
+            ..GcBacklog::default()
+        };
+        assert_eq!(figures.backlog, left);
         let mut cursor = store.meta().cursor(Cf::Gc, None).unwrap();
         cursor.seek(&[]);
         assert!(cursor.next_entry().unwrap().is_some());

@@ -163,6 +163,22 @@ pub fn gc(file: ObjectId) -> Vec<u8> {
     file.as_bytes().to_vec()
 }
 
+/// `gc`, a release of a shared file's reference: the file's id, then a random id of the
+/// release, so that concurrent releases of one file never overwrite each other's entry.
+pub fn gc_release(file: ObjectId, release: ObjectId) -> Vec<u8> {
+    let mut key = gc(file);
+    key.extend_from_slice(release.as_bytes());
+    key
+}
+
+/// `refs`: tenant id | data file id.
+pub fn refs(tenant: TenantId, file: ObjectId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(32);
+    key.extend_from_slice(tenant.as_bytes());
+    key.extend_from_slice(file.as_bytes());
+    key
+}
+
 /// The smallest key greater than every key starting with `prefix`; `None` when no such key
 /// exists (empty or all 0xFF), meaning "scan to the end".
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {

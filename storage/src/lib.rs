@@ -22,6 +22,7 @@ mod data_file;
 mod data_writer;
 mod error;
 mod gc;
+mod key_rotation;
 mod keys;
 mod list_objects;
 mod list_uploads;
@@ -34,7 +35,9 @@ mod objects;
 mod records;
 #[cfg(feature = "rocksdb")]
 mod rocks_meta_store;
+mod root_rotation;
 mod sealed_records;
+mod stats;
 mod store;
 mod tenant_deletion;
 mod tenant_keys;
@@ -47,17 +50,23 @@ pub use bucket_cors::MAX_PREFLIGHT_TENANTS;
 pub use data_writer::{DataWriter, WriteTarget, WrittenData};
 pub use error::{Error, Result};
 pub use gc::GcStats;
+pub use key_rotation::{RewrapSettings, RewrapStep, DEFAULT_RETIRE_GRACE, DEFAULT_REWRAP_BATCH};
 pub use list_objects::{ListEntry, ListPage, ListQuery, ObjectSummary};
 pub use list_uploads::{UploadListPage, UploadListQuery};
 pub use memory_meta_store::MemoryMetaStore;
-pub use meta_store::{Batch, BatchOp, Cf, Cursor, Durability, MetaStore};
+pub use meta_store::{
+    Batch, BatchOp, Cf, Cursor, Durability, KeySpaceStats, MetaStore, MetaStoreStats,
+};
 pub use object_reader::ObjectReader;
 pub use records::{
     AccessKeyInfo, AccessKeyState, BucketRecord, CorsRule, DataLocation, ObjectMeta, ObjectRecord,
     PartInfo, PartLayout, PartRecord, Quotas, TenantRecord, TenantState, UploadRecord,
 };
+pub use records::{KekRotation, RewrapCursor, RewrapPhase, RotationState};
 #[cfg(feature = "rocksdb")]
 pub use rocks_meta_store::RocksMetaStore;
+pub use root_rotation::{RootKeyStatus, RootRotation};
+pub use stats::{AeadOp, ArrayWrites, GcBacklog, GcFigures, IntegrityKind, StoreStats};
 pub use store::{
     Store, StoreConfig, DEFAULT_INLINE_MAX, DEFAULT_KEK_CACHE_CAPACITY, DEFAULT_KEK_CACHE_TTL,
 };

@@ -11,6 +11,7 @@ use crate::keys;
 use crate::meta_store::Cf;
 use crate::records::{BucketRecord, Record};
 use crate::sealed_records::StoredObject;
+use crate::stats::{CountIntegrity, IntegrityKind};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -142,12 +143,16 @@ impl Store {
                         break;
                     }
                     let record = StoredObject::decode(&value)?;
-                    let dek =
-                        self.unwrap_dek(scope.tenant_id(), bucket.id, key, record.id, &record.dek)?;
+                    let dek = self
+                        .unwrap_dek(scope.tenant_id(), bucket.id, key, record.id, &record.dek)
+                        .count_integrity(self.stats(), IntegrityKind::WrappedDek)?;
+                    let etag = record
+                        .open_etag(&dek.value_key()?)
+                        .count_integrity(self.stats(), IntegrityKind::SealedValue)?;
                     ListEntry::Object(ObjectSummary {
                         key: key.to_owned(),
                         size: record.size(),
-                        etag: record.open_etag(&dek.value_key()?)?,
+                        etag,
                         last_modified: record.last_modified,
                     })
                 }

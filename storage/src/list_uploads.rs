@@ -9,6 +9,7 @@ use crate::list_objects::{common_prefix, prefix_passed};
 use crate::meta_store::Cf;
 use crate::records::{BucketRecord, Record, UploadRecord};
 use crate::sealed_records::StoredUpload;
+use crate::stats::{CountIntegrity, IntegrityKind};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,7 +106,10 @@ impl Store {
                 }
                 let stored = StoredUpload::decode(&value)?;
                 let dek = self.stored_upload_dek(tenant, bucket, id, &stored)?;
-                page.uploads.push(stored.open(&dek.value_key()?)?);
+                let upload = stored
+                    .open(&dek.value_key()?)
+                    .count_integrity(self.stats(), IntegrityKind::SealedValue)?;
+                page.uploads.push(upload);
                 last_was_prefix = false;
             }
             count += 1;

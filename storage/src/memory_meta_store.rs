@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::error::Result;
 use crate::meta_store::{
     add_counters, decode_counters, encode_counters, Batch, BatchOp, Cf, Cursor, Durability,
-    MetaStore,
+    MetaStore, MetaStoreStats,
 };
 
 type Tables = BTreeMap<Cf, BTreeMap<Vec<u8>, Vec<u8>>>;
@@ -75,6 +75,10 @@ impl MetaStore for MemoryMetaStore {
     /// Nothing to do: overwritten values are gone from memory at once.
     fn purge_stale(&self, _compact: &[Cf]) -> Result<()> {
         Ok(())
+    }
+
+    fn stats(&self) -> Option<MetaStoreStats> {
+        None
     }
 
     fn cursor<'a>(&'a self, cf: Cf, upper_bound: Option<Vec<u8>>) -> Result<Box<dyn Cursor + 'a>> {

@@ -20,10 +20,13 @@ pub enum Cf {
     Usage,
     /// Bucket name -> tenants whose bucket of that name has CORS rules, for preflights.
     CorsIndex,
+    /// Per-file reference counters of data files shared between objects (see `data_refs`),
+    /// changed only by [`BatchOp::Add`].
+    Refs,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 10] = [
+    pub const ALL: [Cf; 11] = [
         Cf::Tenants,
         Cf::TenantNames,
         Cf::AccessKeys,
@@ -34,6 +37,7 @@ impl Cf {
         Cf::Gc,
         Cf::Usage,
         Cf::CorsIndex,
+        Cf::Refs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +52,7 @@ impl Cf {
             Cf::Gc => "gc",
             Cf::Usage => "usage",
             Cf::CorsIndex => "cors_index",
+            Cf::Refs => "refs",
         }
     }
 }
@@ -168,4 +173,39 @@ pub trait MetaStore: Send + Sync {
     /// files: flushes every key space (so no write-ahead log still holds them) and rewrites
     /// the files of `compact`. Used after destroying a tenant's keys.
     fn purge_stale(&self, compact: &[Cf]) -> Result<()>;
+    /// Figures about the store's files and background work, for monitoring; `None` from a
+    /// store that keeps none. Cheap enough to call on every scrape.
+    fn stats(&self) -> Option<MetaStoreStats>;
+}
+
+/// What a store built of sorted files and background compactions (RocksDB) reports. A
+/// figure the store could not give reads 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetaStoreStats {
+    /// One entry per key space, in [`Cf::ALL`] order.
+    pub key_spaces: Vec<KeySpaceStats>,
+    pub running_compactions: u64,
+    pub running_flushes: u64,
+    /// Failed flushes or compactions since the store was opened: non-zero is an incident.
+    pub background_errors: u64,
+    /// Writes are stopped until compaction catches up.
+    pub writes_stopped: bool,
+}
+
+/// The files of one key space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpaceStats {
+    pub cf: Cf,
+    /// Sorted files of the current version.
+    pub live_sst_bytes: u64,
+    /// Every sorted file, including ones obsolete but still held (by a snapshot, an
+    /// iterator or a pending deletion).
+    pub total_sst_bytes: u64,
+    /// RocksDB's estimate of the live data, after overwritten and deleted values are gone.
+    pub estimated_live_data_bytes: u64,
+    /// Bytes compaction has to rewrite to bring every level under its target size.
+    pub pending_compaction_bytes: u64,
+    /// Memtables, active and not yet flushed.
+    pub memtable_bytes: u64,
+    pub estimated_keys: u64,
 }

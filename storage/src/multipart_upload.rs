@@ -1,18 +1,19 @@
 //! Multipart uploads: parts are written and superseded independently, then completion turns
 //! a chosen list of them into one object in a single synced batch.
 
-use coffre_crypto::{Dek, ObjectId, TenantId, TenantScope};
+use coffre_crypto::{CustomerKey, Dek, ObjectId, TenantId, TenantScope};
 
 use crate::data_writer::{Binding, WrittenData};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Batch, Cf, Durability};
-use crate::objects::{queue_locations, size_delta};
+use crate::objects::{check_customer_key, queue_locations, size_delta};
 use crate::records::{
     now, BucketRecord, ObjectMeta, ObjectRecord, PartInfo, PartLayout, PartRecord, Record,
     UploadRecord,
 };
 use crate::sealed_records::{StoredObject, StoredPartRecord, StoredUpload};
+use crate::stats::{CountIntegrity, IntegrityKind};
 use crate::store::Store;
 use crate::usage::UsageDelta;
 
@@ -23,13 +24,15 @@ pub(crate) fn parse_upload_id(upload_id: &str) -> Result<ObjectId> {
 
 impl Store {
     /// Starts an upload with its own DEK, which its parts are sealed under and the object
-    /// keeps; `meta` holds the headers given now (size and etag come at completion).
+    /// keeps; `meta` holds the headers given now (size and etag come at completion). With a
+    /// `customer_key` (SSE-C) every part must come with that key, and the object needs it.
     pub fn create_upload(
         &self,
         scope: &TenantScope,
         bucket: &BucketRecord,
         key: &str,
         meta: ObjectMeta,
+        customer_key: Option<&CustomerKey>,
     ) -> Result<UploadRecord> {
         let tenant = scope.tenant_id();
         let id = ObjectId::random();
@@ -40,6 +43,9 @@ impl Store {
             initiated: now(),
             meta,
             dek: self.wrap_dek(tenant, bucket.id, key, id, &dek)?,
+            customer_key_check: customer_key
+                .map(|k| dek.customer_key_check(k))
+                .transpose()?,
         };
         let value = StoredUpload::seal(&upload, &dek.value_key()?)?.encode()?;
         let mut batch = Batch::new();
@@ -71,7 +77,9 @@ impl Store {
         let id = parse_upload_id(upload_id)?;
         let stored = self.get_upload(tenant, bucket, id)?;
         let dek = self.stored_upload_dek(tenant, bucket, id, &stored)?;
-        stored.open(&dek.value_key()?)
+        stored
+            .open(&dek.value_key()?)
+            .count_integrity(self.stats(), IntegrityKind::SealedValue)
     }
 
     fn get_upload(
@@ -84,15 +92,34 @@ impl Store {
             .ok_or(Error::NoSuchUpload)
     }
 
-    /// The DEK of upload `id` (its parts' and its object's). `NoSuchUpload` if absent.
+    /// The DEK of upload `id` (its parts' and its object's), for a part sent with
+    /// `customer_key`: `NoSuchUpload` if absent, the customer key errors if the key is not
+    /// the one the upload was created with (or none when it had none).
     pub(crate) fn upload_dek(
         &self,
         tenant: TenantId,
         bucket: &BucketRecord,
         id: ObjectId,
+        customer_key: Option<&CustomerKey>,
     ) -> Result<Dek> {
         let stored = self.get_upload(tenant, bucket, id)?;
-        self.stored_upload_dek(tenant, bucket, id, &stored)
+        let dek = self.stored_upload_dek(tenant, bucket, id, &stored)?;
+        check_customer_key(&dek, stored.customer_key_check.as_ref(), customer_key)?;
+        Ok(dek)
+    }
+
+    /// Whether `customer_key` fits upload `upload_id`: its key if it was created with one
+    /// (SSE-C), none otherwise (the customer key errors, as for a part).
+    pub fn check_upload_customer_key(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        upload_id: &str,
+        customer_key: Option<&CustomerKey>,
+    ) -> Result<()> {
+        let id = parse_upload_id(upload_id)?;
+        self.upload_dek(scope.tenant_id(), bucket, id, customer_key)
+            .map(drop)
     }
 
     pub(crate) fn stored_upload_dek(
@@ -103,6 +130,7 @@ impl Store {
         stored: &StoredUpload,
     ) -> Result<Dek> {
         self.unwrap_dek(tenant, bucket.id, &stored.key, id, &stored.dek)
+            .count_integrity(self.stats(), IntegrityKind::WrappedDek)
     }
 
     /// Records a part, superseding (and queueing for collection) any earlier part with the
@@ -146,6 +174,10 @@ impl Store {
             let _upload_guard = self.shared.locks.upload(id);
             self.check_bucket_live(tenant, bucket)?;
             let upload = self.get_upload(tenant, bucket, id)?;
+            // Sealed with the upload's customer key, or without one if it has none.
+            if data.customer_key_check != upload.customer_key_check {
+                return Err(Error::TargetMismatch);
+            }
             let sealed = StoredPartRecord::seal(&record, &data.dek.value_key()?, &upload.key)?;
             let mut bytes = size_delta(size);
             if let Some(old) = self.get_record::<StoredPartRecord>(Cf::Parts, &part_key)? {
@@ -191,7 +223,8 @@ impl Store {
         let parts = parts
             .into_iter()
             .map(|p| p.open(&value_key, &upload.key))
-            .collect::<Result<_>>()?;
+            .collect::<Result<_>>()
+            .count_integrity(self.stats(), IntegrityKind::SealedValue)?;
         Ok((parts, truncated))
     }
 
@@ -240,12 +273,15 @@ impl Store {
         let stored_upload = self.get_upload(tenant, bucket, id)?;
         let dek = self.stored_upload_dek(tenant, bucket, id, &stored_upload)?;
         let value_key = dek.value_key()?;
-        let upload = stored_upload.open(&value_key)?;
+        let upload = stored_upload
+            .open(&value_key)
+            .count_integrity(self.stats(), IntegrityKind::SealedValue)?;
         let parts = self
             .scan_parts(tenant, bucket, id, 0, usize::MAX)?
             .into_iter()
             .map(|p| p.open(&value_key, &upload.key))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()
+            .count_integrity(self.stats(), IntegrityKind::SealedValue)?;
 
         let mut chosen_parts = Vec::with_capacity(chosen.len());
         for (part_number, etag) in chosen {
@@ -301,6 +337,7 @@ impl Store {
                 .collect(),
             bucket: bucket.id,
             dek: upload.dek.clone(),
+            customer_key_check: upload.customer_key_check,
         };
         let stored = StoredObject::seal(&record, &value_key)?;
         let _key_guard = self.shared.locks.object(tenant, bucket.id, &upload.key);

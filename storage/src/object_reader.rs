@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use coffre_crypto::aead::sealed_segment_len;
@@ -17,6 +18,7 @@ use crate::arrays::{self, Arrays};
 use crate::data_file::{open_for_read, read_sealed, seek_sealed};
 use crate::error::{Error, Result};
 use crate::records::{DataLocation, ObjectRecord};
+use crate::stats::{AeadOp, CountIntegrity, IntegrityKind, StoreStats};
 
 /// Objects of at most this many parts have their data files opened when the reader is
 /// made: a read that has started then survives the collector removing a superseded file
@@ -31,6 +33,8 @@ pub struct ObjectReader {
     key: String,
     parts: Vec<ReadPart>,
     size: u64,
+    /// Counts the segments opened and the integrity failures met.
+    stats: Arc<StoreStats>,
 }
 
 #[derive(Debug)]
@@ -55,10 +59,28 @@ enum Source {
 impl ObjectReader {
     pub(crate) fn new(
         arrays: &Arrays,
+        stats: Arc<StoreStats>,
         tenant: TenantId,
         object: &ObjectRecord,
         dek: &Dek,
     ) -> Result<Self> {
+        Self::open_parts(arrays, tenant, object, dek)
+            .count_integrity(&stats, IntegrityKind::Data)
+            .map(|(parts, size)| Self {
+                key: object.key.clone(),
+                parts,
+                size,
+                stats,
+            })
+    }
+
+    /// Each part's decryptor and source, and the total plaintext size.
+    fn open_parts(
+        arrays: &Arrays,
+        tenant: TenantId,
+        object: &ObjectRecord,
+        dek: &Dek,
+    ) -> Result<(Vec<ReadPart>, u64)> {
         let integrity = |e| Error::integrity(&object.key, e);
         let mut parts = Vec::with_capacity(object.parts.len());
         for part in &object.parts {
@@ -99,11 +121,7 @@ impl ObjectReader {
             });
         }
         let size = parts.iter().map(|p| p.size).sum();
-        Ok(Self {
-            key: object.key.clone(),
-            parts,
-            size,
-        })
+        Ok((parts, size))
     }
 
     /// Total plaintext size, from metadata.
@@ -115,6 +133,17 @@ impl ObjectReader {
     /// most `max_chunk` bytes, in order, until done or `sink` returns `false`. An error may
     /// come after some chunks were sent: they were all authentic, but the rest is missing.
     pub fn read_range(
+        &mut self,
+        start: u64,
+        end_exclusive: u64,
+        max_chunk: usize,
+        sink: &mut dyn FnMut(Bytes) -> bool,
+    ) -> Result<()> {
+        self.read_parts(start, end_exclusive, max_chunk, sink)
+            .count_integrity(&self.stats, IntegrityKind::Data)
+    }
+
+    fn read_parts(
         &mut self,
         start: u64,
         end_exclusive: u64,
@@ -135,7 +164,7 @@ impl ObjectReader {
             }
             let from = start.saturating_sub(part_start);
             let to = end.min(part_end) - part_start;
-            if !read_part(&self.key, part, from, to, max_chunk, sink)? {
+            if !read_part(&self.key, &self.stats, part, from, to, max_chunk, sink)? {
                 return Ok(());
             }
             part_start = part_end;
@@ -147,6 +176,7 @@ impl ObjectReader {
 /// Sends plaintext bytes `[from, to)` of one part; `false` when the sink asked to stop.
 fn read_part(
     object: &str,
+    stats: &StoreStats,
     part: &mut ReadPart,
     from: u64,
     to: u64,
@@ -175,6 +205,7 @@ fn read_part(
             .decryptor
             .open(index, sealed)
             .map_err(|e| Error::integrity(object, e))?;
+        stats.count_segments(AeadOp::Open, 1);
         let skip_now = skip.min(plain.len());
         let take = (plain.len() - skip_now).min(usize::try_from(remaining).unwrap_or(usize::MAX));
         let mut plain = plain.slice(skip_now..skip_now + take);

@@ -8,6 +8,7 @@ use crate::keys;
 use crate::meta_store::{Cf, Durability};
 use crate::records::{BucketRecord, Record};
 use crate::sealed_records::StoredObject;
+use crate::stats::{CountIntegrity, IntegrityKind};
 use crate::store::Store;
 
 impl Store {
@@ -30,7 +31,9 @@ impl Store {
         let mut stored: StoredObject = self
             .get_record(Cf::Objects, &db_key)?
             .ok_or(Error::NoSuchKey)?;
-        let dek = self.unwrap_dek(tenant, bucket.id, key, stored.id, &stored.dek)?;
+        let dek = self
+            .unwrap_dek(tenant, bucket.id, key, stored.id, &stored.dek)
+            .count_integrity(self.stats(), IntegrityKind::WrappedDek)?;
         stored.replace_tags(tags, &dek.value_key()?)?;
         self.meta()
             .put(Cf::Objects, &db_key, &stored.encode()?, Durability::Synced)

@@ -1,7 +1,7 @@
 //! Objects: writing, reading, overwriting and deleting them. Every change is one synced
 //! batch, and data it makes unreachable is queued for garbage collection in that batch.
 
-use coffre_crypto::{Dek, ObjectId, TenantId, TenantScope};
+use coffre_crypto::{CustomerKey, CustomerKeyCheck, Dek, ObjectId, TenantId, TenantScope};
 
 use crate::data_writer::{Binding, DataWriter, WriteTarget, WrittenData};
 use crate::error::{Error, Result};
@@ -14,6 +14,7 @@ use crate::records::{
     PartLayout, Record,
 };
 use crate::sealed_records::StoredObject;
+use crate::stats::{CountIntegrity, IntegrityKind};
 use crate::store::Store;
 use crate::usage::UsageDelta;
 
@@ -21,12 +22,15 @@ impl Store {
     /// A writer for one part's data: a single PUT's body (a fresh DEK) or one part of a
     /// multipart upload (the upload's DEK; `NoSuchUpload` if it is gone). The data is
     /// sealed as it is written; its file, if it needs one, goes to an array the tenant's
-    /// placement allows.
+    /// placement allows. With `customer_key` the data is sealed under it too (SSE-C); a part
+    /// must come with the key its upload was created with, or with none if it had none
+    /// (`CustomerKeyRequired`, `CustomerKeyMismatch`, `CustomerKeyNotApplicable`).
     pub fn data_writer(
         &self,
         scope: &TenantScope,
         bucket: &BucketRecord,
         target: WriteTarget,
+        customer_key: Option<&CustomerKey>,
     ) -> Result<DataWriter> {
         let tenant_id = scope.tenant_id();
         let tenant = self.live_tenant(tenant_id)?;
@@ -37,7 +41,7 @@ impl Store {
                 part_number,
             } => {
                 let upload = parse_upload_id(&upload_id)?;
-                let dek = self.upload_dek(tenant_id, bucket, upload)?;
+                let dek = self.upload_dek(tenant_id, bucket, upload, customer_key)?;
                 (
                     Binding::Part {
                         upload,
@@ -53,6 +57,7 @@ impl Store {
             bucket.id,
             binding,
             dek,
+            customer_key,
             tenant.placement,
         )
     }
@@ -85,6 +90,7 @@ impl Store {
             }],
             bucket: bucket.id,
             dek: self.wrap_dek(tenant, bucket.id, key, id, &data.dek)?,
+            customer_key_check: data.customer_key_check,
         };
         let stored = StoredObject::seal(&record, &data.dek.value_key()?)?;
         let pending = data.pending;
@@ -148,8 +154,13 @@ impl Store {
             )?
             .ok_or(Error::NoSuchKey)?;
         // Bound to the key asked for: a record moved under another key does not open.
-        let dek = self.unwrap_dek(tenant, bucket.id, key, stored.id, &stored.dek)?;
-        stored.open(bucket.id, &dek.value_key()?)
+        let stats = self.stats();
+        let dek = self
+            .unwrap_dek(tenant, bucket.id, key, stored.id, &stored.dek)
+            .count_integrity(stats, IntegrityKind::WrappedDek)?;
+        stored
+            .open(bucket.id, &dek.value_key()?)
+            .count_integrity(stats, IntegrityKind::SealedValue)
     }
 
     /// Removes `key`; succeeds when it is already absent, as S3 does.
@@ -181,15 +192,79 @@ impl Store {
     }
 
     /// A reader that decrypts `object`'s data. `Integrity` if the object's DEK does not
-    /// open for this tenant.
+    /// open for this tenant; for an SSE-C object, the errors of
+    /// [`Store::check_customer_key`] unless `customer_key` is its key.
     pub fn object_reader(
         &self,
         scope: &TenantScope,
         object: &ObjectRecord,
+        customer_key: Option<&CustomerKey>,
     ) -> Result<ObjectReader> {
         let tenant = scope.tenant_id();
-        let dek = self.unwrap_dek(tenant, object.bucket, &object.key, object.id, &object.dek)?;
-        ObjectReader::new(&self.shared.arrays, tenant, object, &dek)
+        let dek = self
+            .unwrap_dek(tenant, object.bucket, &object.key, object.id, &object.dek)
+            .count_integrity(self.stats(), IntegrityKind::WrappedDek)?;
+        check_customer_key(&dek, object.customer_key_check.as_ref(), customer_key)?;
+        let data_dek = match customer_key {
+            Some(key) => dek.with_customer_key(key)?,
+            None => dek,
+        };
+        let stats = self.shared.stats.clone();
+        ObjectReader::new(&self.shared.arrays, stats, tenant, object, &data_dek)
+    }
+
+    /// Whether `customer_key` may read `object`, as S3 decides it for SSE-C: an SSE-C object
+    /// needs its key (`CustomerKeyRequired`, `CustomerKeyMismatch`), any other refuses one
+    /// (`CustomerKeyNotApplicable`). Checking a given key unwraps the object's DEK.
+    pub fn check_customer_key(
+        &self,
+        scope: &TenantScope,
+        object: &ObjectRecord,
+        customer_key: Option<&CustomerKey>,
+    ) -> Result<()> {
+        check_customer_key_given(object.customer_key_check.as_ref(), customer_key)?;
+        if customer_key.is_none() {
+            return Ok(());
+        }
+        let dek = self
+            .unwrap_dek(
+                scope.tenant_id(),
+                object.bucket,
+                &object.key,
+                object.id,
+                &object.dek,
+            )
+            .count_integrity(self.stats(), IntegrityKind::WrappedDek)?;
+        check_customer_key(&dek, object.customer_key_check.as_ref(), customer_key)
+    }
+}
+
+/// The checks of [`check_customer_key`] that need no key material: a key is given exactly
+/// when one is required.
+fn check_customer_key_given(
+    check: Option<&CustomerKeyCheck>,
+    given: Option<&CustomerKey>,
+) -> Result<()> {
+    match (check, given) {
+        (Some(_), None) => Err(Error::CustomerKeyRequired),
+        (None, Some(_)) => Err(Error::CustomerKeyNotApplicable),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `given` is the customer key that `check` (made under `dek`) recognises, or both
+/// are absent.
+pub(crate) fn check_customer_key(
+    dek: &Dek,
+    check: Option<&CustomerKeyCheck>,
+    given: Option<&CustomerKey>,
+) -> Result<()> {
+    check_customer_key_given(check, given)?;
+    match (check, given) {
+        (Some(check), Some(key)) if !dek.matches_customer_key(key, check)? => {
+            Err(Error::CustomerKeyMismatch)
+        }
+        _ => Ok(()),
     }
 }
 

@@ -5,8 +5,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use coffre_crypto::{
-    AccessKeyId, BucketId, KekVersion, NoncePrefix, ObjectId, Role, TenantId, WrappedDek,
-    WrappedKek,
+    AccessKeyId, BucketId, CustomerKeyCheck, KekVersion, NoncePrefix, ObjectId, Role, TenantId,
+    WrappedDek, WrappedKek,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -123,11 +123,74 @@ pub struct TenantRecord {
     pub keks: Vec<WrappedKek>,
     /// The KEK version that wraps new DEKs.
     pub kek_version: KekVersion,
+    /// The latest KEK rotation: where its rewrap of the DEKs is while it runs (so that a
+    /// restart resumes it), what it did once finished. `None`: never rotated.
+    pub rotation: Option<KekRotation>,
 }
 
-/// Format 2 added placement and quotas, format 3 the wrapped KEKs. Tenants of formats 1
-/// and 2 have no keys (none were ever deployed): they decode, but cannot store or read data.
-const TENANT_FORMAT_VERSION: u8 = 3;
+/// A tenant's KEK rotation (see `key_rotation`): every DEK wrapped by an older KEK version
+/// is rewrapped to `target`, then the older versions are destroyed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KekRotation {
+    /// The KEK version DEKs move to: the one the rotation created.
+    pub target: KekVersion,
+    #[serde(with = "unix_millis")]
+    pub started: SystemTime,
+    /// Passes begun over the tenant's uploads and objects. The first moves the DEKs; the
+    /// rotation ends with a pass that finds none left to move.
+    pub passes: u32,
+    /// DEKs rewrapped, all passes together.
+    pub rewrapped: u64,
+    /// Object and upload records examined, all passes together.
+    pub scanned: u64,
+    pub state: RotationState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RotationState {
+    /// A pass is under way, or waiting for the next one.
+    Rewrapping(RewrapCursor),
+    /// Every DEK is under `target`; the older KEK versions (`destroyed`) are gone from the
+    /// record, and once `purged`, from the metadata store's files too.
+    Finished {
+        #[serde(with = "unix_millis")]
+        finished: SystemTime,
+        destroyed: Vec<KekVersion>,
+        purged: bool,
+    },
+}
+
+/// Where a rewrap pass is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewrapCursor {
+    pub phase: RewrapPhase,
+    /// The last key handled in the phase's key space; empty: from the start.
+    pub after: Vec<u8>,
+    #[serde(with = "unix_millis")]
+    pub pass_started: SystemTime,
+    /// DEKs this pass rewrapped.
+    pub pass_rewrapped: u64,
+    /// DEKs under an older KEK version that this pass could not open (a damaged record):
+    /// while any is left, the older versions are kept.
+    pub pass_unreadable: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RewrapPhase {
+    /// Multipart uploads in progress (first, so that completions mostly carry moved DEKs).
+    Uploads,
+    Objects,
+    /// The pass is over; the next one waits for the retirement grace period.
+    Settling,
+    /// The pass found DEKs it could not open: the older KEK versions stay until an operator
+    /// acts (a new rotation starts over).
+    Blocked,
+}
+
+/// Format 2 added placement and quotas, format 3 the wrapped KEKs, format 4 the KEK
+/// rotation. Tenants of formats 1 and 2 have no keys (none were ever deployed): they
+/// decode, but cannot store or read data.
+const TENANT_FORMAT_VERSION: u8 = 4;
 
 impl Record for TenantRecord {
     const KIND: &'static str = "tenant";
@@ -152,6 +215,18 @@ impl Record for TenantRecord {
             placement: Vec<String>,
             quotas: Quotas,
         }
+        #[derive(Deserialize)]
+        struct TenantRecordV3 {
+            id: TenantId,
+            name: String,
+            #[serde(with = "unix_millis")]
+            created: SystemTime,
+            state: TenantState,
+            placement: Vec<String>,
+            quotas: Quotas,
+            keks: Vec<WrappedKek>,
+            kek_version: KekVersion,
+        }
         match version {
             1 => {
                 let v1: TenantRecordV1 = decode_body(Self::KIND, body)?;
@@ -164,6 +239,7 @@ impl Record for TenantRecord {
                     quotas: Quotas::default(),
                     keks: Vec::new(),
                     kek_version: KekVersion::FIRST,
+                    rotation: None,
                 })
             }
             2 => {
@@ -177,6 +253,21 @@ impl Record for TenantRecord {
                     quotas: v2.quotas,
                     keks: Vec::new(),
                     kek_version: KekVersion::FIRST,
+                    rotation: None,
+                })
+            }
+            3 => {
+                let v3: TenantRecordV3 = decode_body(Self::KIND, body)?;
+                Ok(TenantRecord {
+                    id: v3.id,
+                    name: v3.name,
+                    created: v3.created,
+                    state: v3.state,
+                    placement: v3.placement,
+                    quotas: v3.quotas,
+                    keks: v3.keks,
+                    kek_version: v3.kek_version,
+                    rotation: None,
                 })
             }
             _ => Err(unknown_version(Self::KIND, version)),
@@ -387,6 +478,16 @@ pub struct ObjectRecord {
     /// The bucket incarnation it was read from: part of the DEK's context.
     pub(crate) bucket: BucketId,
     pub(crate) dek: WrappedDek,
+    /// Set for an SSE-C object: its data needs the customer key this recognises.
+    pub(crate) customer_key_check: Option<CustomerKeyCheck>,
+}
+
+impl ObjectRecord {
+    /// Whether the object was stored with a customer key (SSE-C): reading its data, or
+    /// anything beyond what a listing shows, takes that key.
+    pub fn is_sse_c(&self) -> bool {
+        self.customer_key_check.is_some()
+    }
 }
 
 /// What the gateway knows about an uploaded part.
@@ -421,6 +522,15 @@ pub struct UploadRecord {
     /// Content headers and metadata given at creation; size and etag are empty.
     pub meta: ObjectMeta,
     pub(crate) dek: WrappedDek,
+    /// Set for an upload created with a customer key (SSE-C): every part needs that key.
+    pub(crate) customer_key_check: Option<CustomerKeyCheck>,
+}
+
+impl UploadRecord {
+    /// Whether the upload was created with a customer key (SSE-C).
+    pub fn is_sse_c(&self) -> bool {
+        self.customer_key_check.is_some()
+    }
 }
 
 /// A data file, wherever it lives.
@@ -532,6 +642,62 @@ mod tests {
             TenantRecord::decode(&[9, 0]),
             Err(Error::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn format_3_tenants_keep_their_keys_and_read_as_never_rotated() {
+        use coffre_crypto::RootKeyVersion;
+        #[derive(Serialize)]
+        struct V3<'a> {
+            id: TenantId,
+            name: &'a str,
+            created: u64,
+            state: TenantState,
+            placement: Vec<String>,
+            quotas: Quotas,
+            keks: Vec<WrappedKek>,
+            kek_version: KekVersion,
+        }
+        let kek = WrappedKek {
+            root_version: RootKeyVersion::new(2),
+            kek_version: KekVersion::FIRST,
+            nonce: [7; 12],
+            ciphertext: vec![9; 48],
+        };
+        let id = TenantId::random();
+        let v3 = V3 {
+            id,
+            name: "keyed",
+            created: 1234,
+            state: TenantState::Active,
+            placement: vec!["a1".into()],
+            quotas: Quotas::default(),
+            keks: vec![kek.clone()],
+            kek_version: KekVersion::FIRST,
+        };
+        let bytes = postcard::to_extend(&v3, vec![3]).unwrap();
+        let tenant = TenantRecord::decode(&bytes).unwrap();
+        assert_eq!(tenant.keks, vec![kek]);
+        assert_eq!(tenant.kek_version, KekVersion::FIRST);
+        assert_eq!(tenant.rotation, None);
+        let mut rotated = tenant.clone();
+        rotated.rotation = Some(KekRotation {
+            target: KekVersion::new(2),
+            started: from_millis(5),
+            passes: 1,
+            rewrapped: 3,
+            scanned: 4,
+            state: RotationState::Rewrapping(RewrapCursor {
+                phase: RewrapPhase::Objects,
+                after: b"cursor".to_vec(),
+                pass_started: from_millis(6),
+                pass_rewrapped: 3,
+                pass_unreadable: 0,
+            }),
+        });
+        let encoded = rotated.encode().unwrap();
+        assert_eq!(encoded[0], TENANT_FORMAT_VERSION);
+        assert_eq!(TenantRecord::decode(&encoded).unwrap(), rotated);
     }
 
     #[test]

@@ -10,12 +10,13 @@
 //! - part `n`: `part:<n>:etag`, `part:<n>:checksum:<ALGORITHM>`.
 //!
 //! Sizes, times, content headers (Content-Type and the like), user metadata names, checksum
-//! algorithms and data locations stay plaintext. The plaintext forms ([`ObjectRecord`],
+//! algorithms and data locations stay plaintext. An SSE-C object or upload also keeps the
+//! [`CustomerKeyCheck`] of its customer key (never the key). The plaintext forms ([`ObjectRecord`],
 //! [`UploadRecord`], [`PartRecord`]) are not [`Record`]s, so they cannot be written as is.
 
 use std::time::SystemTime;
 
-use coffre_crypto::{BucketId, NoncePrefix, ObjectId, ValueKey, WrappedDek};
+use coffre_crypto::{BucketId, CustomerKeyCheck, NoncePrefix, ObjectId, ValueKey, WrappedDek};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -29,6 +30,8 @@ use crate::records::{
 const SEALED_FORMAT_VERSION: u8 = 2;
 /// Objects and uploads of format 3 add the sealed tag set; format 2 ones read as untagged.
 const TAGGED_FORMAT_VERSION: u8 = 3;
+/// Objects and uploads of format 4 add the SSE-C key check; older ones read as not SSE-C.
+const SSE_C_FORMAT_VERSION: u8 = 4;
 
 const ETAG: &str = "etag";
 const TAGS: &str = "tags";
@@ -241,6 +244,8 @@ pub(crate) struct StoredObject {
     #[serde(with = "unix_millis")]
     pub last_modified: SystemTime,
     pub parts: Vec<StoredPart>,
+    /// Set for an SSE-C object.
+    pub customer_key_check: Option<CustomerKeyCheck>,
 }
 
 /// A [`PartLayout`] at rest.
@@ -256,31 +261,42 @@ pub(crate) struct StoredPart {
 
 impl Record for StoredObject {
     const KIND: &'static str = "object";
-    const VERSION: u8 = TAGGED_FORMAT_VERSION;
+    const VERSION: u8 = SSE_C_FORMAT_VERSION;
 
     fn decode_older(version: u8, body: &[u8]) -> Result<Self> {
+        /// Formats 2 and 3: no key check; format 2 has no tags either (`M`).
         #[derive(Deserialize)]
-        struct StoredObjectV2 {
+        struct StoredObjectV2<M> {
             key: String,
             id: ObjectId,
             dek: WrappedDek,
-            meta: SealedMetaV2,
+            meta: M,
             #[serde(with = "unix_millis")]
             last_modified: SystemTime,
             parts: Vec<StoredPart>,
         }
+        let older = |v: StoredObjectV2<SealedMeta>| Self {
+            key: v.key,
+            id: v.id,
+            dek: v.dek,
+            meta: v.meta,
+            last_modified: v.last_modified,
+            parts: v.parts,
+            customer_key_check: None,
+        };
         match version {
             SEALED_FORMAT_VERSION => {
-                let v2: StoredObjectV2 = decode_body(Self::KIND, body)?;
-                Ok(Self {
+                let v2: StoredObjectV2<SealedMetaV2> = decode_body(Self::KIND, body)?;
+                Ok(older(StoredObjectV2 {
                     key: v2.key,
                     id: v2.id,
                     dek: v2.dek,
                     meta: v2.meta.into(),
                     last_modified: v2.last_modified,
                     parts: v2.parts,
-                })
+                }))
             }
+            TAGGED_FORMAT_VERSION => decode_body(Self::KIND, body).map(older),
             _ => Err(unknown_version(Self::KIND, version)),
         }
     }
@@ -298,6 +314,7 @@ impl StoredObject {
             dek: record.dek.clone(),
             meta: SealedMeta::seal(&record.meta, &values)?,
             last_modified: record.last_modified,
+            customer_key_check: record.customer_key_check,
             parts: record
                 .parts
                 .iter()
@@ -343,6 +360,7 @@ impl StoredObject {
             parts,
             bucket,
             dek: self.dek,
+            customer_key_check: self.customer_key_check,
         })
     }
 
@@ -430,33 +448,45 @@ pub(crate) struct StoredUpload {
     pub initiated: SystemTime,
     pub dek: WrappedDek,
     pub meta: SealedMeta,
+    /// Set for an upload created with SSE-C.
+    pub customer_key_check: Option<CustomerKeyCheck>,
 }
 
 impl Record for StoredUpload {
     const KIND: &'static str = "upload";
-    const VERSION: u8 = TAGGED_FORMAT_VERSION;
+    const VERSION: u8 = SSE_C_FORMAT_VERSION;
 
     fn decode_older(version: u8, body: &[u8]) -> Result<Self> {
+        /// Formats 2 and 3: no key check; format 2 has no tags either (`M`).
         #[derive(Deserialize)]
-        struct StoredUploadV2 {
+        struct StoredUploadV2<M> {
             upload_id: String,
             key: String,
             #[serde(with = "unix_millis")]
             initiated: SystemTime,
             dek: WrappedDek,
-            meta: SealedMetaV2,
+            meta: M,
         }
+        let older = |v: StoredUploadV2<SealedMeta>| Self {
+            upload_id: v.upload_id,
+            key: v.key,
+            initiated: v.initiated,
+            dek: v.dek,
+            meta: v.meta,
+            customer_key_check: None,
+        };
         match version {
             SEALED_FORMAT_VERSION => {
-                let v2: StoredUploadV2 = decode_body(Self::KIND, body)?;
-                Ok(Self {
+                let v2: StoredUploadV2<SealedMetaV2> = decode_body(Self::KIND, body)?;
+                Ok(older(StoredUploadV2 {
                     upload_id: v2.upload_id,
                     key: v2.key,
                     initiated: v2.initiated,
                     dek: v2.dek,
                     meta: v2.meta.into(),
-                })
+                }))
             }
+            TAGGED_FORMAT_VERSION => decode_body(Self::KIND, body).map(older),
             _ => Err(unknown_version(Self::KIND, version)),
         }
     }
@@ -474,6 +504,7 @@ impl StoredUpload {
             initiated: record.initiated,
             dek: record.dek.clone(),
             meta: SealedMeta::seal(&record.meta, &values)?,
+            customer_key_check: record.customer_key_check,
         })
     }
 
@@ -488,178 +519,10 @@ impl StoredUpload {
             initiated: self.initiated,
             meta,
             dek: self.dek,
+            customer_key_check: self.customer_key_check,
         })
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::records::now;
-    use coffre_crypto::{Dek, DekContext, Kek, KekVersion, TenantId};
-
-    fn record(dek: &Dek) -> ObjectRecord {
-        let kek = Kek::generate(KekVersion::FIRST).unwrap();
-        let (bucket, id) = (BucketId::random(), ObjectId::random());
-        let context = DekContext {
-            tenant: TenantId::random(),
-            bucket,
-            key: "k",
-            object: id,
-            version: 0,
-        };
-        ObjectRecord {
-            key: "k".into(),
-            id,
-            meta: ObjectMeta {
-                size: 3,
-                etag: "the-etag".into(),
-                user_metadata: vec![("a".into(), "one".into()), ("b".into(), "two".into())],
-                tags: vec![("project".into(), "zephyr".into())],
-                checksums: vec![("CRC32".into(), "AAAAAA==".into())],
-                ..ObjectMeta::default()
-            },
-            last_modified: now(),
-            parts: vec![PartLayout {
-                part_number: 0,
-                size: 3,
-                location: DataLocation::Inline(vec![1, 2, 3]),
-                checksums: vec![("CRC32".into(), "BBBBBB==".into())],
-                nonce: NoncePrefix::random(),
-            }],
-            bucket,
-            dek: kek.wrap_dek(dek, &context).unwrap(),
-        }
-    }
-
-    #[test]
-    fn objects_round_trip_and_hold_no_plaintext_value() {
-        let dek = Dek::generate();
-        let key = dek.value_key().unwrap();
-        let record = record(&dek);
-        let encoded = StoredObject::seal(&record, &key).unwrap().encode().unwrap();
-        for plain in [
-            "the-etag", "one", "two", "AAAAAA==", "BBBBBB==", "project", "zephyr",
-        ] {
-            assert!(
-                !encoded.windows(plain.len()).any(|w| w == plain.as_bytes()),
-                "{plain} in the clear"
-            );
-        }
-        let stored = StoredObject::decode(&encoded).unwrap();
-        assert_eq!(stored.open_etag(&key).unwrap(), "the-etag");
-        assert_eq!(stored.open(record.bucket, &key).unwrap(), record);
-    }
-
-    #[test]
-    fn swapped_values_or_another_key_fail() {
-        let dek = Dek::generate();
-        let key = dek.value_key().unwrap();
-        let record = record(&dek);
-        let mut stored = StoredObject::seal(&record, &key).unwrap();
-        let first = stored.meta.user_metadata[0].1.clone();
-        stored.meta.user_metadata[0].1 = stored.meta.user_metadata[1].1.clone();
-        stored.meta.user_metadata[1].1 = first;
-        assert!(matches!(
-            stored.open(record.bucket, &key),
-            Err(Error::Integrity { .. })
-        ));
-
-        let mut stored = StoredObject::seal(&record, &key).unwrap();
-        stored.meta.etag = stored.meta.user_metadata[0].1.clone();
-        assert!(matches!(
-            stored.open(record.bucket, &key),
-            Err(Error::Integrity { .. })
-        ));
-
-        let other = Dek::generate().value_key().unwrap();
-        let stored = StoredObject::seal(&record, &key).unwrap();
-        assert!(matches!(
-            stored.open(record.bucket, &other),
-            Err(Error::Integrity { .. })
-        ));
-    }
-
-    #[test]
-    fn tags_are_replaced_alone_and_bound_to_their_object() {
-        let dek = Dek::generate();
-        let key = dek.value_key().unwrap();
-        let mut record = record(&dek);
-        let mut stored = StoredObject::seal(&record, &key).unwrap();
-        let tags = vec![
-            ("a".to_owned(), "1".to_owned()),
-            ("b".to_owned(), String::new()),
-        ];
-        stored.replace_tags(&tags, &key).unwrap();
-        record.meta.tags = tags;
-        assert_eq!(stored.clone().open(record.bucket, &key).unwrap(), record);
-        stored.replace_tags(&[], &key).unwrap();
-        assert_eq!(stored.meta.tags, None);
-
-        // Another object's sealed tags do not open here, nor does another sealed value.
-        let other_dek = Dek::generate();
-        let other =
-            StoredObject::seal(&self::record(&other_dek), &other_dek.value_key().unwrap()).unwrap();
-        let mut swapped = StoredObject::seal(&record, &key).unwrap();
-        swapped.meta.tags = other.meta.tags.clone();
-        assert!(matches!(
-            swapped.open(record.bucket, &key),
-            Err(Error::Integrity { .. })
-        ));
-        let mut swapped = StoredObject::seal(&record, &key).unwrap();
-        swapped.meta.tags = Some(swapped.meta.etag.clone());
-        assert!(matches!(
-            swapped.open(record.bucket, &key),
-            Err(Error::Integrity { .. })
-        ));
-    }
-
-    #[test]
-    fn format_2_objects_read_as_untagged() {
-        let dek = Dek::generate();
-        let key = dek.value_key().unwrap();
-        let mut record = record(&dek);
-        record.meta.tags.clear();
-        let s = StoredObject::seal(&record, &key).unwrap();
-        let m = &s.meta;
-        // Postcard writes a struct as the tuple of its fields.
-        let v2 = (
-            &s.key,
-            s.id,
-            &s.dek,
-            (
-                m.size,
-                &m.etag,
-                &m.content_type,
-                &m.content_encoding,
-                &m.content_disposition,
-                &m.content_language,
-                &m.cache_control,
-                &m.expires,
-                &m.user_metadata,
-                &m.checksums,
-                &m.checksum_type,
-            ),
-            crate::records::to_millis(s.last_modified),
-            &s.parts,
-        );
-        let bytes = postcard::to_extend(&v2, vec![SEALED_FORMAT_VERSION]).unwrap();
-        let decoded = StoredObject::decode(&bytes).unwrap();
-        assert_eq!(decoded.open(record.bucket, &key).unwrap(), record);
-    }
-
-    #[test]
-    fn plaintext_format_1_records_are_refused() {
-        let dek = Dek::generate();
-        let mut bytes = StoredObject::seal(&record(&dek), &dek.value_key().unwrap())
-            .unwrap()
-            .encode()
-            .unwrap();
-        bytes[0] = 1;
-        assert!(matches!(
-            StoredObject::decode(&bytes),
-            Err(Error::Corrupt(_))
-        ));
-    }
-}
+mod tests;

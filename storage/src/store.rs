@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Cf, MetaStore};
 use crate::records::{BucketRecord, Record, TenantRecord, TenantState};
+use crate::stats::StoreStats;
 use crate::tenant_keys::TenantKeys;
 use crate::usage::UsageTracker;
 
@@ -68,6 +69,8 @@ pub(crate) struct Shared {
     pub usage: UsageTracker,
     /// The root key provider and the unwrapped tenant KEKs.
     pub keys: TenantKeys,
+    /// Monitoring counters; object readers keep a handle after the call that made them.
+    pub stats: Arc<StoreStats>,
 }
 
 impl Store {
@@ -86,6 +89,7 @@ impl Store {
         meta: Box<dyn MetaStore>,
         keys: Arc<dyn KeyProvider>,
     ) -> Result<Store> {
+        let stats = StoreStats::new(config.arrays.iter().map(|a| a.name.as_str()));
         let arrays = Arrays::new(config.arrays)?;
         let mut boot_id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut boot_id);
@@ -98,6 +102,7 @@ impl Store {
                 locks: Locks::new(),
                 usage: UsageTracker::default(),
                 keys: TenantKeys::new(keys, config.kek_cache_capacity, config.kek_cache_ttl),
+                stats: Arc::new(stats),
             }),
         })
     }
@@ -169,6 +174,30 @@ impl Locks {
         self.objects[stripe]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The locks of two object keys (a copy's source and destination), taken in stripe
+    /// order so that two copies between the same keys in opposite directions cannot
+    /// deadlock; one lock when both keys fall in the same stripe.
+    pub fn object_pair(
+        &self,
+        a: (TenantId, BucketId, &str),
+        b: (TenantId, BucketId, &str),
+    ) -> (MutexGuard<'_, ()>, Option<MutexGuard<'_, ()>>) {
+        let lock = |stripe: usize| {
+            self.objects[stripe]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        let (first, second) = (stripe(&a), stripe(&b));
+        match first.cmp(&second) {
+            std::cmp::Ordering::Equal => (lock(first), None),
+            std::cmp::Ordering::Less => (lock(first), Some(lock(second))),
+            std::cmp::Ordering::Greater => {
+                let low = lock(second);
+                (low, Some(lock(first)))
+            }
+        }
     }
 
     pub fn upload(&self, upload: ObjectId) -> MutexGuard<'_, ()> {

@@ -1,16 +1,17 @@
 //! Tenant key-encryption keys and the DEKs they wrap.
 //!
-//! A tenant's KEK versions are created with it, wrapped by the root key provider and kept
-//! in its record. Unwrapped KEKs live in a bounded [`KekCache`], so the provider (an HSM
-//! round trip) is not on the per-request path once a KEK is cached. Deleting a tenant
-//! destroys its wrapped KEKs first (crypto-shredding), then makes RocksDB drop every stale
-//! copy of them.
+//! A tenant's KEK versions are created with it and by its rotations (`key_rotation`),
+//! wrapped by the root key provider and kept in its record. Unwrapped KEKs live in a
+//! bounded [`KekCache`], so the provider (an HSM round trip) is not on the per-request path
+//! once a KEK is cached. Deleting a tenant destroys its wrapped KEKs first
+//! (crypto-shredding), then makes RocksDB drop every stale copy of them; the end of a KEK
+//! rotation does the same for the versions it retires.
 //!
 //! A DEK is bound to (tenant, bucket id, object key, object id, version 0): Coffre keeps one
 //! version per key, and the object id already names it. A multipart upload's DEK is
 //! wrapped for the upload id, which becomes the object id, so completion reuses it as is.
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use coffre_crypto::{
@@ -22,15 +23,18 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Batch, Cf, Durability};
 use crate::records::{Record, TenantRecord, TenantState};
+use crate::sealed_records::{StoredObject, StoredUpload};
 use crate::store::Store;
 
 /// The root key provider and the cache of unwrapped KEKs.
 pub(crate) struct TenantKeys {
     provider: Arc<dyn KeyProvider>,
     cache: KekCache,
-    /// Shared while a KEK is read from its record and cached, exclusive while a tenant's
-    /// KEKs are destroyed: a KEK read before the destruction is never cached after it.
+    /// Shared while a KEK is read from its record and cached, exclusive while KEKs are
+    /// destroyed: a KEK read before its destruction is never cached after it.
     shredding: RwLock<()>,
+    /// Held through a root rotation: one at a time.
+    root_rotation: Mutex<()>,
 }
 
 impl TenantKeys {
@@ -39,19 +43,33 @@ impl TenantKeys {
             provider,
             cache: KekCache::new(capacity, ttl),
             shredding: RwLock::new(()),
+            root_rotation: Mutex::new(()),
         }
     }
 
     /// KEK version 1 of a new tenant, and its wrapped form for the record.
     pub fn generate(&self, tenant: TenantId) -> Result<(Arc<Kek>, WrappedKek)> {
-        let kek = Kek::generate(KekVersion::FIRST)?;
+        self.generate_version(tenant, KekVersion::FIRST)
+    }
+
+    /// A fresh KEK `version` of `tenant`, wrapped under the current root key.
+    pub fn generate_version(
+        &self,
+        tenant: TenantId,
+        version: KekVersion,
+    ) -> Result<(Arc<Kek>, WrappedKek)> {
+        let kek = Kek::generate(version)?;
         let wrapped = self.provider.wrap_kek(tenant, &kek)?;
         Ok((Arc::new(kek), wrapped))
     }
 
-    /// Caches the KEK of a tenant just created.
+    /// Caches a KEK just created.
     pub fn remember(&self, tenant: TenantId, kek: Arc<Kek>) {
         self.cache.insert(tenant, kek);
+    }
+
+    pub fn provider(&self) -> &dyn KeyProvider {
+        self.provider.as_ref()
     }
 
     // A poisoned lock guards no data.
@@ -61,6 +79,10 @@ impl TenantKeys {
 
     fn shredding(&self) -> RwLockWriteGuard<'_, ()> {
         self.shredding.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn root_rotation(&self) -> MutexGuard<'_, ()> {
+        self.root_rotation.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -74,7 +96,12 @@ impl std::fmt::Debug for TenantKeys {
 }
 
 /// What a DEK is bound to.
-fn dek_context(tenant: TenantId, bucket: BucketId, key: &str, object: ObjectId) -> DekContext<'_> {
+pub(crate) fn dek_context(
+    tenant: TenantId,
+    bucket: BucketId,
+    key: &str,
+    object: ObjectId,
+) -> DekContext<'_> {
     DekContext {
         tenant,
         bucket,
@@ -93,24 +120,36 @@ impl Store {
     /// A KEK version of `tenant`: from the cache, or unwrapped by the key provider and
     /// cached. `NoSuchTenant` once the tenant is deleted (its KEKs are gone).
     pub(crate) fn kek(&self, tenant: TenantId, version: KekVersion) -> Result<Arc<Kek>> {
+        self.kept_kek(tenant, version)?.ok_or_else(|| {
+            Error::Corrupt(format!(
+                "tenant {tenant} no longer has KEK {version}: a rotation retired it"
+            ))
+        })
+    }
+
+    /// Like [`Store::kek`], but `None` when a KEK rotation retired `version` (the tenant
+    /// has a newer current version): whatever it wrapped was rewrapped before.
+    fn kept_kek(&self, tenant: TenantId, version: KekVersion) -> Result<Option<Arc<Kek>>> {
         let held = &self.shared.keys;
         if let Some(kek) = held.cache.get(tenant, version) {
-            return Ok(kek);
+            return Ok(Some(kek));
         }
         let _reading = held.reading();
         let record = self
             .get_record::<TenantRecord>(Cf::Tenants, &keys::tenant(tenant))?
             .ok_or(Error::NoSuchTenant)?;
         let Some(wrapped) = record.keks.iter().find(|k| k.kek_version == version) else {
-            return Err(if record.state == TenantState::Deleting {
-                Error::NoSuchTenant
-            } else {
-                Error::Corrupt(format!("tenant {tenant} has no KEK {version}"))
-            });
+            return match record.state {
+                TenantState::Deleting => Err(Error::NoSuchTenant),
+                _ if version < record.kek_version => Ok(None),
+                _ => Err(Error::Corrupt(format!(
+                    "tenant {tenant} has no KEK {version}"
+                ))),
+            };
         };
         let kek = Arc::new(held.provider.unwrap_kek(tenant, wrapped)?);
         held.cache.insert(tenant, kek.clone());
-        Ok(kek)
+        Ok(Some(kek))
     }
 
     /// Wraps a new object's (or upload's) DEK under the tenant's current KEK. Fails if the
@@ -130,6 +169,10 @@ impl Store {
 
     /// Opens the DEK of `key` (object `object` in `bucket`): an integrity error if the
     /// record was tampered with or belongs to another tenant, bucket, key or object.
+    ///
+    /// A caller may hold a copy of a record read just before a KEK rotation rewrapped it
+    /// and retired the KEK version it names: the DEK is then opened from the record as it
+    /// now is, provided it is still the same object (or upload).
     pub(crate) fn unwrap_dek(
         &self,
         tenant: TenantId,
@@ -138,9 +181,47 @@ impl Store {
         object: ObjectId,
         wrapped: &WrappedDek,
     ) -> Result<Dek> {
-        let kek = self.kek(tenant, wrapped.kek_version)?;
-        kek.unwrap_dek(wrapped, &dek_context(tenant, bucket, key, object))
-            .map_err(|e| Error::integrity(key, e))
+        let context = dek_context(tenant, bucket, key, object);
+        match self.kept_kek(tenant, wrapped.kek_version)? {
+            Some(kek) => kek
+                .unwrap_dek(wrapped, &context)
+                .map_err(|e| Error::integrity(key, e)),
+            None => {
+                let current = self.current_wrapped_dek(tenant, bucket, key, object)?;
+                match current {
+                    Some(current) if current.kek_version != wrapped.kek_version => self
+                        .kek(tenant, current.kek_version)?
+                        .unwrap_dek(&current, &context)
+                        .map_err(|e| Error::integrity(key, e)),
+                    _ => Err(Error::Integrity {
+                        object: key.to_owned(),
+                        reason: format!(
+                            "its DEK names KEK {}, which a rotation retired",
+                            wrapped.kek_version
+                        ),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// The wrapped DEK stored now for object `object` under `key`, or for the upload of
+    /// that id.
+    fn current_wrapped_dek(
+        &self,
+        tenant: TenantId,
+        bucket: BucketId,
+        key: &str,
+        object: ObjectId,
+    ) -> Result<Option<WrappedDek>> {
+        let stored: Option<StoredObject> =
+            self.get_record(Cf::Objects, &keys::object(tenant, bucket, key.as_bytes()))?;
+        if let Some(stored) = stored.filter(|s| s.id == object) {
+            return Ok(Some(stored.dek));
+        }
+        let upload: Option<StoredUpload> =
+            self.get_record(Cf::Uploads, &keys::upload_by_id(tenant, bucket, object))?;
+        Ok(upload.filter(|u| u.key == key).map(|u| u.dek))
     }
 
     /// Crypto-shredding, step one: writes `tenant` without its wrapped KEKs (with the rest
@@ -159,6 +240,32 @@ impl Store {
         self.meta().write(batch, Durability::Synced)?;
         held.cache.evict_tenant(tenant.id);
         tracing::info!(tenant = %tenant.id, destroyed, "tenant key-encryption keys destroyed");
+        Ok(())
+    }
+
+    /// The end of a KEK rotation: writes `tenant`, from whose record the caller removed
+    /// the `retired` versions, with the rest of `batch`, and forgets those versions'
+    /// cached KEKs. Like [`Store::shred_tenant_keys`], followed by
+    /// [`Store::purge_shredded_keys`]. The caller holds the admin lock.
+    pub(crate) fn destroy_retired_keks(
+        &self,
+        tenant: &TenantRecord,
+        retired: &[KekVersion],
+        mut batch: Batch,
+    ) -> Result<()> {
+        let held = &self.shared.keys;
+        let _shredding = held.shredding();
+        batch.put(Cf::Tenants, keys::tenant(tenant.id), tenant.encode()?);
+        self.meta().write(batch, Durability::Synced)?;
+        for version in retired {
+            held.cache.evict(tenant.id, *version);
+        }
+        tracing::info!(
+            tenant = %tenant.id,
+            retired = ?retired.iter().map(|v| v.get()).collect::<Vec<_>>(),
+            current = %tenant.kek_version,
+            "retired key-encryption key versions destroyed"
+        );
         Ok(())
     }
 

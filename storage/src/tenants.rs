@@ -53,6 +53,7 @@ impl Store {
             quotas: settings.quotas,
             kek_version: wrapped_kek.kek_version,
             keks: vec![wrapped_kek],
+            rotation: None,
         };
         let mut batch = Batch::new();
         batch.put(Cf::Tenants, keys::tenant(tenant.id), tenant.encode()?);

@@ -160,7 +160,7 @@ fn multipart(
     meta: ObjectMeta,
     part_etag: impl Fn(u32) -> String,
 ) -> (ObjectRecord, Vec<u8>) {
-    let upload = store.create_upload(scope, bucket, key, meta).unwrap();
+    let upload = store.create_upload(scope, bucket, key, meta, None).unwrap();
     let mut all = Vec::new();
     let mut chosen = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
@@ -235,7 +235,7 @@ fn a_part_must_be_written_for_its_upload_and_number() {
         let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         let upload = store
-            .create_upload(&alice, &bucket, "k", ObjectMeta::default())
+            .create_upload(&alice, &bucket, "k", ObjectMeta::default(), None)
             .unwrap();
         let info = PartInfo::default();
         let as_object = write(store, &alice, &bucket, b"data", 10);
@@ -334,7 +334,7 @@ fn no_plaintext_reaches_the_arrays_or_rocksdb() {
             |n| format!("{MARKER}-part-{n}"),
         );
         let open = store
-            .create_upload(&alice, &bucket, "open", meta(b""))
+            .create_upload(&alice, &bucket, "open", meta(b""), None)
             .unwrap();
         let part = marked(2000);
         let written = write_part(&store, &alice, &bucket, &open.upload_id, 1, &part, 500);
@@ -404,12 +404,14 @@ fn read_collecting(
     record: &ObjectRecord,
 ) -> (Vec<u8>, coffre_storage::Result<()>) {
     let mut got = Vec::new();
-    let result = store.object_reader(scope, record).and_then(|mut reader| {
-        reader.read_range(0, u64::MAX, 1000, &mut |bytes| {
-            got.extend_from_slice(&bytes);
-            true
-        })
-    });
+    let result = store
+        .object_reader(scope, record, None)
+        .and_then(|mut reader| {
+            reader.read_range(0, u64::MAX, 1000, &mut |bytes| {
+                got.extend_from_slice(&bytes);
+                true
+            })
+        });
     (got, result)
 }
 
@@ -523,7 +525,7 @@ fn tenants_have_their_own_keys() {
 
         // Alice's record does not open under Bob's scope.
         assert!(matches!(
-            store.object_reader(&bob, &a),
+            store.object_reader(&bob, &a, None),
             Err(Error::Integrity { .. })
         ));
         // Alice's data under Bob's object (header forged to match) fails.
@@ -548,7 +550,7 @@ fn a_dropped_writer_leaves_nothing() {
         let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         let upload = store
-            .create_upload(&alice, &bucket, "k", ObjectMeta::default())
+            .create_upload(&alice, &bucket, "k", ObjectMeta::default(), None)
             .unwrap();
         for target in [
             WriteTarget::Object,
@@ -557,7 +559,7 @@ fn a_dropped_writer_leaves_nothing() {
                 part_number: 1,
             },
         ] {
-            let mut writer = store.data_writer(&alice, &bucket, target).unwrap();
+            let mut writer = store.data_writer(&alice, &bucket, target, None).unwrap();
             writer.write(&bytes(2 * SEG + 5, 4)).unwrap();
             assert_eq!(writer.size(), 2 * SEG as u64 + 5);
             assert_eq!(array_files(dir).len(), 1, "a temp file while writing");
@@ -614,7 +616,7 @@ fn deleting_a_tenant_destroys_its_keys_everywhere_in_rocksdb() {
         .unwrap();
     assert_eq!(files_containing(&meta_dir, &wrapped), Vec::<PathBuf>::new());
     // A record kept from before cannot be read any more.
-    assert!(store.object_reader(&alice, &record).is_err());
+    assert!(store.object_reader(&alice, &record, None).is_err());
     drop(store);
     assert_eq!(files_containing(&meta_dir, &wrapped), Vec::<PathBuf>::new());
 }

@@ -63,7 +63,7 @@ fn parts_are_superseded_then_completed_into_one_object() {
             ..ObjectMeta::default()
         };
         let upload = store
-            .create_upload(&alice, &bucket, "big", meta.clone())
+            .create_upload(&alice, &bucket, "big", meta.clone(), None)
             .unwrap();
         let id = upload.upload_id.clone();
         assert_eq!(store.upload(&alice, &bucket, &id).unwrap(), upload);
@@ -184,7 +184,7 @@ fn abort_removes_the_upload_and_its_data() {
         let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         let upload = store
-            .create_upload(&alice, &bucket, "k", ObjectMeta::default())
+            .create_upload(&alice, &bucket, "k", ObjectMeta::default(), None)
             .unwrap();
         put_part(
             store,
@@ -250,7 +250,7 @@ fn malformed_or_unknown_upload_ids_are_no_such_upload() {
                 part_number: 1,
             };
             assert!(matches!(
-                store.data_writer(&alice, &bucket, target),
+                store.data_writer(&alice, &bucket, target, None),
                 Err(Error::NoSuchUpload)
             ));
             assert!(matches!(
@@ -349,7 +349,7 @@ fn upload_listing_matches_the_model() {
                 for (key, count) in keys {
                     for _ in 0..count {
                         let upload = store
-                            .create_upload(&alice, &bucket, &key, ObjectMeta::default())
+                            .create_upload(&alice, &bucket, &key, ObjectMeta::default(), None)
                             .unwrap();
                         uploads.insert((key.clone(), upload.upload_id));
                     }

@@ -74,7 +74,7 @@ fn ranges_read_exactly_the_requested_bytes() {
                 }
             }
             // The sink can stop early.
-            let mut reader = store.object_reader(&alice, &record).unwrap();
+            let mut reader = store.object_reader(&alice, &record, None).unwrap();
             let mut calls = 0;
             reader
                 .read_range(0, len as u64, 1, &mut |_| {
@@ -140,7 +140,7 @@ fn an_abandoned_writer_or_uncommitted_data_leaves_no_file() {
         let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         let mut writer = store
-            .data_writer(&alice, &bucket, WriteTarget::Object)
+            .data_writer(&alice, &bucket, WriteTarget::Object, None)
             .unwrap();
         writer.write(&bytes(5000, 7)).unwrap();
         assert_eq!(
@@ -279,7 +279,7 @@ fn a_read_that_started_survives_an_overwrite_and_its_collection() {
         let old = bytes(3 * INLINE_MAX, 7);
         let record = put(store, &alice, &bucket, "k", &old);
         // A GET has looked the object up and made its reader...
-        let mut reader = store.object_reader(&alice, &record).unwrap();
+        let mut reader = store.object_reader(&alice, &record, None).unwrap();
         // ...when the key is overwritten and the old data file collected.
         put(store, &alice, &bucket, "k", &bytes(100, 8));
         assert_eq!(gc(store).files_removed, 1);

@@ -75,7 +75,7 @@ fn usage_follows_puts_overwrites_deletes_and_uploads() {
 
         // Parts count while the upload is open; unchosen ones stop counting at completion.
         let upload = store
-            .create_upload(&alice, &bucket, "mp", ObjectMeta::default())
+            .create_upload(&alice, &bucket, "mp", ObjectMeta::default(), None)
             .unwrap();
         put_part(
             store,
@@ -110,7 +110,7 @@ fn usage_follows_puts_overwrites_deletes_and_uploads() {
         );
 
         let aborted = store
-            .create_upload(&alice, &bucket, "gone", ObjectMeta::default())
+            .create_upload(&alice, &bucket, "gone", ObjectMeta::default(), None)
             .unwrap();
         put_part(
             store,
@@ -190,7 +190,7 @@ fn the_object_quota_refuses_new_objects_and_completions() {
         put(store, &alice, &bucket, "a", b"one");
 
         let upload = store
-            .create_upload(&alice, &bucket, "c", ObjectMeta::default())
+            .create_upload(&alice, &bucket, "c", ObjectMeta::default(), None)
             .unwrap();
         put_part(store, &alice, &bucket, &upload.upload_id, 1, b"part").unwrap();
         let refused = store.complete_upload(
@@ -223,7 +223,7 @@ fn a_part_past_the_byte_quota_is_refused() {
         let alice = limited(store, Some(3000), None);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         let upload = store
-            .create_upload(&alice, &bucket, "k", ObjectMeta::default())
+            .create_upload(&alice, &bucket, "k", ObjectMeta::default(), None)
             .unwrap();
         put_part(
             store,

@@ -75,7 +75,9 @@ fn uploads_carry_their_tags_to_the_object() {
             tags: tags(&[("a", "1")]),
             ..ObjectMeta::default()
         };
-        let upload = store.create_upload(&alice, &bucket, "mp", meta).unwrap();
+        let upload = store
+            .create_upload(&alice, &bucket, "mp", meta, None)
+            .unwrap();
         let reread = store.upload(&alice, &bucket, &upload.upload_id).unwrap();
         assert_eq!(reread.meta.tags, tags(&[("a", "1")]));
     });

@@ -23,7 +23,7 @@ fn delete_is_refused_while_buckets_remain_unless_forced() {
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         put(store, &alice, &bucket, "big", &bytes(5000, 1));
         let upload = store
-            .create_upload(&alice, &bucket, "mp", ObjectMeta::default())
+            .create_upload(&alice, &bucket, "mp", ObjectMeta::default(), None)
             .unwrap();
         let written = write_part(
             store,

@@ -2,16 +2,19 @@
 //! (versioned, stored as a [`WrappedKek`]) -> random [`Dek`] per object version (stored as a
 //! [`WrappedDek`] bound to its [`DekContext`]) -> per-part keys and the value key (HKDF).
 //! A KEK also derives the key that seals its tenant's access key secrets
-//! ([`Kek::access_key_secret_key`]).
+//! ([`Kek::access_key_secret_key`]). An SSE-C object's data keys derive from its DEK and the
+//! client's [`CustomerKey`] ([`Dek::with_customer_key`]).
 //!
 //! Key material is zeroized on drop, redacted in `Debug` and not `Clone`.
 
+mod customer_key;
 mod dek;
 mod kdf;
 mod kek;
 mod secret_key;
 mod value_key;
 
+pub use customer_key::{CustomerKey, CustomerKeyCheck, CustomerKeyError, SSE_C_ALGORITHM};
 pub use dek::{Dek, DekContext, WrappedDek};
 pub use kek::{Kek, KekVersion, RootKeyVersion, WrappedKek};
 pub use value_key::ValueKey;

@@ -22,7 +22,9 @@ mod local_file;
 mod pkcs11;
 
 pub use local_file::LocalFileKeyProvider;
-pub use pkcs11::{Pkcs11Config, Pkcs11KeyProvider, DEFAULT_PKCS11_MODULE, DEFAULT_ROOT_KEY_LABEL};
+pub use pkcs11::{
+    root_key_label, Pkcs11Config, Pkcs11KeyProvider, DEFAULT_PKCS11_MODULE, DEFAULT_ROOT_KEY_LABEL,
+};
 
 /// Holds the root keys and wraps tenant KEKs with them. Calls may block (an HSM round trip):
 /// call from a blocking context, and cache unwrapped KEKs ([`crate::KekCache`]).

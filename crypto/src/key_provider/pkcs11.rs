@@ -1,6 +1,8 @@
-//! `pkcs11`: root keys are non-extractable AES-256 keys in an HSM token, found by label (the
-//! version is the key's `CKA_ID`, 4 bytes big-endian) or generated on first start. KEKs are
-//! sealed and opened with `CKM_AES_GCM` inside the token: the root key never leaves it.
+//! `pkcs11`: root keys are non-extractable AES-256 keys in an HSM token, generated on first
+//! start and by each rotation, labelled `<key label>/v<version>` (a key labelled just
+//! `<key label>`, as earlier builds made version 1, is found too). The version is the key's
+//! `CKA_ID`, 4 bytes big-endian, which must agree with the label. KEKs are sealed and
+//! opened with `CKM_AES_GCM` inside the token: the root key never leaves it.
 
 use std::fmt;
 use std::fs;
@@ -26,7 +28,7 @@ use crate::EncryptionError;
 
 /// Debian's SoftHSM2 module.
 pub const DEFAULT_PKCS11_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-/// Label of the root keys in the token.
+/// Label of the root keys in the token (each version's is `<label>/v<version>`).
 pub const DEFAULT_ROOT_KEY_LABEL: &str = "coffre-root";
 
 /// Where the HSM is and how to log in.
@@ -38,7 +40,8 @@ pub struct Pkcs11Config {
     pub token_label: String,
     /// File holding the user PIN (trailing newline ignored); mode 0600 or stricter.
     pub pin_file: PathBuf,
-    /// Label of the root keys, [`DEFAULT_ROOT_KEY_LABEL`] by default.
+    /// Label of the root keys, [`DEFAULT_ROOT_KEY_LABEL`] by default; version N is
+    /// labelled `<key_label>/vN`.
     pub key_label: String,
 }
 
@@ -282,26 +285,52 @@ fn read_pin(path: &Path) -> Result<AuthPin, EncryptionError> {
     Ok(AuthPin::from(pin))
 }
 
-fn root_key_template(label: &str) -> Vec<Attribute> {
+/// The label of root key `version`.
+pub fn root_key_label(label: &str, version: RootKeyVersion) -> String {
+    format!("{label}/v{}", version.get())
+}
+
+fn aes_secret_keys() -> Vec<Attribute> {
     vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::AES),
-        Attribute::Label(label.as_bytes().to_vec()),
     ]
+}
+
+/// The version a key labelled `found` claims to be, if it is one of the root keys labelled
+/// `label`: `Some(None)` for the plain label (the version is only in its `CKA_ID`).
+fn labelled_version(found: &[u8], label: &str) -> Option<Option<u32>> {
+    let found = std::str::from_utf8(found).ok()?;
+    if found == label {
+        return Some(None);
+    }
+    let version = found.strip_prefix(label)?.strip_prefix("/v")?;
+    if version.starts_with('0') || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    version.parse().ok().map(Some)
 }
 
 fn find_root_keys(
     session: &Session,
     label: &str,
 ) -> Result<Vec<(RootKeyVersion, ObjectHandle)>, EncryptionError> {
+    // PKCS#11 matches labels exactly: list the AES keys and pick ours by label.
     let handles = session
-        .find_objects(&root_key_template(label))
+        .find_objects(&aes_secret_keys())
         .map_err(pkcs11_error("finding root keys"))?;
     let mut keys = Vec::with_capacity(handles.len());
     for handle in handles {
         let attributes = session
-            .get_attributes(handle, &[AttributeType::Id])
-            .map_err(pkcs11_error("reading a root key id"))?;
+            .get_attributes(handle, &[AttributeType::Label, AttributeType::Id])
+            .map_err(pkcs11_error("reading a root key's label and id"))?;
+        let claimed = attributes.iter().find_map(|a| match a {
+            Attribute::Label(found) => labelled_version(found, label),
+            _ => None,
+        });
+        let Some(claimed) = claimed else {
+            continue;
+        };
         let version = attributes.iter().find_map(|a| match a {
             Attribute::Id(id) => <[u8; 4]>::try_from(id.as_slice())
                 .ok()
@@ -313,6 +342,12 @@ fn find_root_keys(
                 "a key labelled {label:?} has no 4-byte CKA_ID version"
             )));
         };
+        if let Some(claimed) = claimed.filter(|c| *c != version.get()) {
+            return Err(EncryptionError::Pkcs11Setup(format!(
+                "the key labelled {:?} has CKA_ID version {version}",
+                root_key_label(label, RootKeyVersion::new(claimed))
+            )));
+        }
         if keys.iter().any(|(v, _)| *v == version) {
             return Err(EncryptionError::Pkcs11Setup(format!(
                 "two keys labelled {label:?} have version {version}"
@@ -329,8 +364,9 @@ fn generate_root_key(
     label: &str,
     version: RootKeyVersion,
 ) -> Result<ObjectHandle, EncryptionError> {
-    let mut template = root_key_template(label);
+    let mut template = aes_secret_keys();
     template.extend([
+        Attribute::Label(root_key_label(label, version).into_bytes()),
         Attribute::Id(version.get().to_be_bytes().to_vec()),
         Attribute::ValueLen(32.into()),
         Attribute::Token(true),
@@ -348,4 +384,36 @@ fn generate_root_key(
     session
         .generate_key(&Mechanism::AesKeyGen, &template)
         .map_err(pkcs11_error(format!("generating root key {version}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_name_their_version() {
+        let v = |n| RootKeyVersion::new(n);
+        assert_eq!(root_key_label("coffre-root", v(2)), "coffre-root/v2");
+        assert_eq!(labelled_version(b"coffre-root", "coffre-root"), Some(None));
+        assert_eq!(
+            labelled_version(b"coffre-root/v2", "coffre-root"),
+            Some(Some(2))
+        );
+        assert_eq!(
+            labelled_version(b"coffre-root/v17", "coffre-root"),
+            Some(Some(17))
+        );
+        for other in [
+            &b"coffre-root-other"[..],
+            b"coffre-root/v",
+            b"coffre-root/v02",
+            b"coffre-root/v2x",
+            b"coffre-root/2",
+            b"coffre-roo",
+            b"other/v2",
+            b"\xff",
+        ] {
+            assert_eq!(labelled_version(other, "coffre-root"), None, "{other:?}");
+        }
+    }
 }

@@ -327,7 +327,9 @@ fn check_scope_date(
 /// `host` must be signed. For presigned URLs, so must every `x-amz-*` header the request
 /// carries, so that a captured URL cannot be replayed with added instructions (S3's
 /// HeadersNotSigned); the exceptions are headers the payload line already binds or that SDKs
-/// leave unsigned in presigned URLs.
+/// leave unsigned in presigned URLs, and the SSE-C key and its MD5: AWS has the URL's
+/// signature name the customer key algorithm, while the key itself is sent by whoever uses
+/// the URL (a URL must not carry the key).
 fn check_signed_headers(
     headers: &HeaderMap,
     signed: &[String],
@@ -341,7 +343,13 @@ fn check_signed_headers(
                 name.starts_with("x-amz-")
                     && !matches!(
                         name,
-                        X_AMZ_CONTENT_SHA256 | "x-amz-user-agent" | "x-amz-checksum-mode"
+                        X_AMZ_CONTENT_SHA256
+                            | "x-amz-user-agent"
+                            | "x-amz-checksum-mode"
+                            | "x-amz-server-side-encryption-customer-key"
+                            | "x-amz-server-side-encryption-customer-key-md5"
+                            | "x-amz-copy-source-server-side-encryption-customer-key"
+                            | "x-amz-copy-source-server-side-encryption-customer-key-md5"
                     )
                     && !is_signed(name)
             }));

@@ -655,3 +655,29 @@ mod arbitrary_input {
         }
     }
 }
+
+#[test]
+fn presigned_urls_may_leave_the_customer_key_unsigned_but_not_its_algorithm() {
+    let signed = ["host".to_owned()];
+    let key_headers = headers(&[
+        ("x-amz-server-side-encryption-customer-key", "a2V5"),
+        ("x-amz-server-side-encryption-customer-key-md5", "bWQ1"),
+        (
+            "x-amz-copy-source-server-side-encryption-customer-key",
+            "a2V5",
+        ),
+        (
+            "x-amz-copy-source-server-side-encryption-customer-key-md5",
+            "bWQ1",
+        ),
+    ]);
+    assert!(check_signed_headers(&key_headers, &signed, true).is_ok());
+    let algorithm = headers(&[("x-amz-server-side-encryption-customer-algorithm", "AES256")]);
+    let err = check_signed_headers(&algorithm, &signed, true).unwrap_err();
+    assert_eq!(err.code(), AuthErrorCode::AccessDenied);
+    let with_algorithm = [
+        "host".to_owned(),
+        "x-amz-server-side-encryption-customer-algorithm".to_owned(),
+    ];
+    assert!(check_signed_headers(&algorithm, &with_algorithm, true).is_ok());
+}

@@ -17,6 +17,8 @@ pub struct AdminEvent<'a> {
     pub error: Option<&'a str>,
     /// Whether the bearer token was valid.
     pub authenticated: bool,
+    /// What a successful action did, when its handler says (a rotation's new version).
+    pub result: Option<&'a serde_json::Value>,
 }
 
 /// Records one admin action, successful or not, in the hash-chained audit trail.
@@ -33,6 +35,7 @@ pub fn record(log: &AuditLog, event: &AdminEvent<'_>) {
             "target": event.target,
             "authenticated": event.authenticated,
             "error": event.error,
+            "result": event.result,
         })),
         ..AuditRecord::default()
     });

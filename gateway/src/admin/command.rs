@@ -9,8 +9,8 @@ use serde::{de::DeserializeOwned, Serialize};
 use super::byte_size::format_size;
 use super::client::{AdminClient, ClientError};
 use super::schema::{
-    CreateKey, CreateTenant, KeyDoc, KeyList, QuotasDoc, QuotasUpdate, RoleDoc, TenantDoc,
-    TenantList, UpdateTenant,
+    CreateKey, CreateTenant, EncryptionDoc, KeyDoc, KeyList, QuotasDoc, QuotasUpdate, RoleDoc,
+    RootKeyDoc, RootRotationDoc, TenantDoc, TenantList, UpdateTenant,
 };
 use crate::cli::{AdminArgs, AdminCommand, KeyCommand, KeyRole, TenantCommand};
 
@@ -21,6 +21,20 @@ pub async fn run(args: AdminArgs) -> Result<(), ClientError> {
     match args.command {
         AdminCommand::Tenant(command) => tenant(&client, &out, command).await,
         AdminCommand::Key(command) => key(&client, &out, command).await,
+        AdminCommand::RotateRoot => {
+            let rotation: RootRotationDoc = expect_body(
+                client
+                    .call(Method::POST, "/admin/v1/rotate-root", None::<&()>)
+                    .await?,
+            )?;
+            out.print(&rotation, root_rotation_text);
+            Ok(())
+        }
+        AdminCommand::RootKey => {
+            let root: RootKeyDoc = get(&client, "/admin/v1/root-key").await?;
+            out.print(&root, root_key_text);
+            Ok(())
+        }
     }
 }
 
@@ -141,6 +155,18 @@ async fn tenant(
             let tenant: TenantDoc =
                 expect_body(client.call(Method::POST, &path, None::<&()>).await?)?;
             out.print(&tenant, |t| format!("Resumed tenant {}.\n", t.name));
+        }
+        TenantCommand::RotateKey { name } => {
+            let path = format!("/admin/v1/tenants/{}/rotate-key", segment(&name));
+            let tenant: TenantDoc =
+                expect_body(client.call(Method::POST, &path, None::<&()>).await?)?;
+            out.print(&tenant, |t| {
+                format!(
+                    "Rotated the KEK of tenant {}: version {} wraps new objects now; existing \
+                     DEKs are being rewrapped (see `coffre admin tenant show {}`).\n",
+                    t.name, t.encryption.kek_version, t.name
+                )
+            });
         }
         TenantCommand::Delete { name, force } => {
             let path = format!(
@@ -268,7 +294,7 @@ fn tenant_details(t: &TenantDoc) -> String {
     };
     format!(
         "name:       {}\nid:         {}\nstate:      {}\ncreated:    {}\nplacement:  {}\n\
-         quotas:     {} bytes, {} objects\nusage:      {} in {} objects, {} buckets\n",
+         quotas:     {} bytes, {} objects\nusage:      {} in {} objects, {} buckets\n{}",
         t.name,
         t.id,
         state_text(&t.state),
@@ -279,6 +305,84 @@ fn tenant_details(t: &TenantDoc) -> String {
         format_size(t.usage.bytes),
         t.usage.objects,
         t.usage.buckets,
+        encryption_text(&t.encryption),
+    )
+}
+
+fn encryption_text(e: &EncryptionDoc) -> String {
+    let keks: Vec<String> = e
+        .keks
+        .iter()
+        .map(|k| format!("v{} (root v{})", k.version, k.root_version))
+        .collect();
+    let mut text = format!(
+        "KEK:        v{} current; held: {}\n",
+        e.kek_version,
+        keks.join(", ")
+    );
+    if let Some(r) = &e.rotation {
+        let phase = r
+            .phase
+            .map(|p| format!(" {}", state_text(&p)))
+            .unwrap_or_default();
+        let _ = write!(
+            text,
+            "rotation:   to v{}, {}{}, started {}; pass {}, {} DEKs rewrapped, {} records scanned",
+            r.kek_version,
+            state_text(&r.state),
+            phase,
+            r.started,
+            r.passes,
+            r.deks_rewrapped,
+            r.records_scanned,
+        );
+        if r.unreadable_deks > 0 {
+            let _ = write!(text, ", {} DEKs do not open", r.unreadable_deks);
+        }
+        if let Some(finished) = &r.finished {
+            let retired: Vec<String> = r
+                .retired_kek_versions
+                .iter()
+                .map(|v| format!("v{v}"))
+                .collect();
+            let _ = write!(
+                text,
+                "; finished {finished}, destroyed {}",
+                retired.join(", ")
+            );
+        }
+        text.push('\n');
+    }
+    text
+}
+
+fn root_key_text(root: &RootKeyDoc) -> String {
+    let mut text = format!(
+        "provider:   {}\ncurrent:    v{}\n",
+        root.provider, root.current_version
+    );
+    for v in &root.versions {
+        let _ = writeln!(text, "version v{}: wraps {} tenant KEKs", v.version, v.keks);
+    }
+    text
+}
+
+fn root_rotation_text(r: &RootRotationDoc) -> String {
+    let retired: Vec<String> = r
+        .retired_root_versions
+        .iter()
+        .map(|v| format!("v{v}"))
+        .collect();
+    format!(
+        "Rotated the root key: v{} is current; {} KEKs of {} tenants rewrapped; destroyed: {}.\n",
+        r.root_version,
+        r.keks_rewrapped,
+        r.tenants_rewrapped,
+        if retired.is_empty() {
+            "none".to_owned()
+        } else {
+            retired.join(", ")
+        },
     )
 }
 

@@ -1,5 +1,5 @@
 //! The admin listener: `/health` and `/ready` for probes, and the admin API under
-//! `/admin/v1/` (tenants, access keys), authenticated with the bearer token and documented
+//! `/admin/v1/` (tenants, access keys, key rotation), authenticated with the bearer token and documented
 //! in `gateway/ADMIN_API.md`. Every API request is recorded by [`audit::record`].
 //!
 //! The `coffre admin` command line drives the API through [`client`] and [`command`].
@@ -10,6 +10,7 @@ pub mod byte_size;
 pub mod client;
 pub mod command;
 pub mod error;
+pub mod key_rotation;
 pub mod routes;
 pub mod schema;
 pub mod tenants;
@@ -27,6 +28,7 @@ use hyper::body::Incoming;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::audit::AuditLog;
+use crate::key_rotation::RotationWaker;
 use crate::metrics::Metrics;
 use crate::s3::body::{self, Body};
 use error::{AdminError, AdminErrorCode};
@@ -42,19 +44,24 @@ pub struct AdminService {
     token: AdminToken,
     metrics: Arc<Metrics>,
     audit: AuditLog,
+    rotation: RotationWaker,
 }
 
-/// What a handler gets: the store and the scope the token check produced.
+/// What a handler gets: the store, the scope the token check produced, and the waker of
+/// the background key rotation.
 #[derive(Clone)]
 pub struct AdminContext {
     pub store: Arc<Store>,
     pub admin: Arc<AdminScope>,
+    pub rotation: RotationWaker,
 }
 
-/// A handler's answer: a status and a JSON body (none for 204).
+/// A handler's answer: a status and a JSON body (none for 204), and what the audit record
+/// should say the action did, beyond its name and target.
 pub struct JsonReply {
     status: StatusCode,
     body: Option<String>,
+    audit: Option<serde_json::Value>,
 }
 
 impl JsonReply {
@@ -64,7 +71,14 @@ impl JsonReply {
         Ok(Self {
             status,
             body: Some(text),
+            audit: None,
         })
+    }
+
+    /// Adds `result` (ids and versions, never a secret) to the action's audit record.
+    pub fn audited(mut self, result: serde_json::Value) -> Self {
+        self.audit = Some(result);
+        self
     }
 
     pub fn ok(value: &impl Serialize) -> Result<Self, AdminError> {
@@ -75,6 +89,7 @@ impl JsonReply {
         Self {
             status: StatusCode::NO_CONTENT,
             body: None,
+            audit: None,
         }
     }
 }
@@ -86,6 +101,7 @@ impl AdminService {
         token: AdminToken,
         metrics: Arc<Metrics>,
         audit: AuditLog,
+        rotation: RotationWaker,
     ) -> Self {
         Self {
             store,
@@ -93,6 +109,7 @@ impl AdminService {
             token,
             metrics,
             audit,
+            rotation,
         }
     }
 
@@ -136,6 +153,7 @@ impl AdminService {
                 let ctx = AdminContext {
                     store: self.store.clone(),
                     admin: Arc::new(admin),
+                    rotation: self.rotation.clone(),
                 };
                 dispatch(&ctx, route.clone(), request).await
             }
@@ -151,8 +169,10 @@ impl AdminService {
             }
             _ => None,
         };
+        let mut result_detail = None;
         let (mut response, error_code) = match result {
             Ok(reply) => {
+                result_detail = reply.audit;
                 let response = match reply.body {
                     Some(text) => json(reply.status, text),
                     None => {
@@ -185,6 +205,7 @@ impl AdminService {
                 status: response.status(),
                 error: error_code,
                 authenticated,
+                result: result_detail.as_ref(),
             },
         );
         response
@@ -200,6 +221,7 @@ impl AdminService {
         let kek = self.store.kek_cache_stats();
         self.metrics
             .set_kek_cache(kek.hits, kek.misses, kek.entries as u64);
+        self.metrics.set_store(&self.store);
         for array in &self.arrays {
             // statvfs is one cheap system call per array.
             if let Some((free, size)) = coffre_storage::array_space(&array.path) {
@@ -285,6 +307,9 @@ async fn dispatch(
         Route::DisableKey { key } => access_keys::set_enabled(ctx, key, false).await,
         Route::EnableKey { key } => access_keys::set_enabled(ctx, key, true).await,
         Route::DeleteKey { key } => access_keys::delete(ctx, key).await,
+        Route::RotateTenantKey { tenant } => key_rotation::rotate_tenant_key(ctx, tenant).await,
+        Route::ShowRootKey => key_rotation::show_root(ctx).await,
+        Route::RotateRoot => key_rotation::rotate_root(ctx).await,
     }
 }
 

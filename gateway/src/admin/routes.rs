@@ -18,11 +18,14 @@ pub enum Route {
     DeleteTenant { tenant: String },
     SuspendTenant { tenant: String },
     ResumeTenant { tenant: String },
+    RotateTenantKey { tenant: String },
     ListKeys { tenant: String },
     CreateKey { tenant: String },
     DisableKey { key: String },
     EnableKey { key: String },
     DeleteKey { key: String },
+    ShowRootKey,
+    RotateRoot,
 }
 
 impl Route {
@@ -39,11 +42,14 @@ impl Route {
             Route::DeleteTenant { .. } => "DeleteTenant",
             Route::SuspendTenant { .. } => "SuspendTenant",
             Route::ResumeTenant { .. } => "ResumeTenant",
+            Route::RotateTenantKey { .. } => "RotateTenantKey",
             Route::ListKeys { .. } => "ListKeys",
             Route::CreateKey { .. } => "CreateKey",
             Route::DisableKey { .. } => "DisableKey",
             Route::EnableKey { .. } => "EnableKey",
             Route::DeleteKey { .. } => "DeleteKey",
+            Route::ShowRootKey => "ShowRootKey",
+            Route::RotateRoot => "RotateRoot",
         }
     }
 
@@ -60,6 +66,7 @@ impl Route {
             | Route::DeleteTenant { tenant }
             | Route::SuspendTenant { tenant }
             | Route::ResumeTenant { tenant }
+            | Route::RotateTenantKey { tenant }
             | Route::ListKeys { tenant }
             | Route::CreateKey { tenant } => Some(tenant),
             Route::DisableKey { key } | Route::EnableKey { key } | Route::DeleteKey { key } => {
@@ -109,11 +116,14 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(DELETE "/admin/v1/tenants/{name}" => DeleteTenant { tenant }),
     route!(POST "/admin/v1/tenants/{name}/suspend" => SuspendTenant { tenant }),
     route!(POST "/admin/v1/tenants/{name}/resume" => ResumeTenant { tenant }),
+    route!(POST "/admin/v1/tenants/{name}/rotate-key" => RotateTenantKey { tenant }),
     route!(GET "/admin/v1/tenants/{name}/keys" => ListKeys { tenant }),
     route!(POST "/admin/v1/tenants/{name}/keys" => CreateKey { tenant }),
     route!(POST "/admin/v1/keys/{access_key_id}/disable" => DisableKey { key }),
     route!(POST "/admin/v1/keys/{access_key_id}/enable" => EnableKey { key }),
     route!(DELETE "/admin/v1/keys/{access_key_id}" => DeleteKey { key }),
+    route!(GET "/admin/v1/root-key" => ShowRootKey),
+    route!(POST "/admin/v1/rotate-root" => RotateRoot),
 ];
 
 /// Why a request has no route.
@@ -177,6 +187,20 @@ mod tests {
             Ok(Route::SuspendTenant {
                 tenant: "acme".into()
             })
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/admin/v1/tenants/acme/rotate-key"),
+            Ok(Route::RotateTenantKey {
+                tenant: "acme".into()
+            })
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/admin/v1/rotate-root"),
+            Ok(Route::RotateRoot)
+        );
+        assert_eq!(
+            resolve(&Method::GET, "/admin/v1/rotate-root"),
+            Err(Unrouted::MethodNotAllowed(vec![Method::POST]))
         );
         assert_eq!(
             resolve(&Method::DELETE, "/admin/v1/keys/CO123"),

@@ -79,6 +79,101 @@ pub struct TenantDoc {
     pub placement: Vec<String>,
     pub quotas: QuotasDoc,
     pub usage: UsageDoc,
+    /// Its keys and their rotation.
+    #[serde(default)]
+    pub encryption: EncryptionDoc,
+}
+
+/// A tenant's key-encryption keys, in the Tenant document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionDoc {
+    /// The KEK version that wraps the DEKs of new objects and uploads.
+    pub kek_version: u32,
+    /// The KEK versions the tenant holds, oldest first: older ones until the rotation that
+    /// replaced them has rewrapped every DEK.
+    pub keks: Vec<KekDoc>,
+    /// The latest KEK rotation; `null` if the tenant's KEK was never rotated.
+    pub rotation: Option<RotationDoc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KekDoc {
+    pub version: u32,
+    /// The root key version that wraps it.
+    pub root_version: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RotationStateDoc {
+    /// DEKs are being rewrapped (`phase` says where).
+    Rewrapping,
+    /// A pass is over; the next one waits for the grace period.
+    Settling,
+    /// DEKs under an older version do not open: the older versions are kept.
+    Blocked,
+    /// Every DEK is under `kek_version`; the older versions are destroyed.
+    Finished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RewrapPhaseDoc {
+    Uploads,
+    Objects,
+}
+
+/// A KEK rotation and its background rewrap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationDoc {
+    /// The version the rotation created, to which every DEK moves.
+    pub kek_version: u32,
+    pub state: RotationStateDoc,
+    /// While rewrapping: the records being gone through.
+    pub phase: Option<RewrapPhaseDoc>,
+    /// RFC 3339.
+    pub started: String,
+    /// RFC 3339, once finished.
+    pub finished: Option<String>,
+    /// Passes over the tenant's records begun; the last one finds nothing left to move.
+    pub passes: u32,
+    pub deks_rewrapped: u64,
+    pub records_scanned: u64,
+    /// DEKs of the current pass that do not open (a damaged record).
+    pub unreadable_deks: u64,
+    /// The KEK versions destroyed at the end.
+    pub retired_kek_versions: Vec<u32>,
+}
+
+/// `GET /admin/v1/root-key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootKeyDoc {
+    /// `local-file` or `pkcs11`.
+    pub provider: String,
+    /// The version that wraps KEKs from now on.
+    pub current_version: u32,
+    /// Every version the provider holds, oldest first.
+    pub versions: Vec<RootVersionDoc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootVersionDoc {
+    pub version: u32,
+    /// Tenant KEKs it wraps.
+    pub keks: usize,
+}
+
+/// `POST /admin/v1/rotate-root`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootRotationDoc {
+    /// The new current root key version.
+    pub root_version: u32,
+    /// Older versions destroyed in the provider.
+    pub retired_root_versions: Vec<u32>,
+    pub tenants_rewrapped: usize,
+    pub keks_rewrapped: usize,
+    /// The root keys after the rotation.
+    pub root_key: RootKeyDoc,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,10 +1,12 @@
-//! Tenant routes: list, create, show, update, suspend, resume, delete.
+//! Tenant routes: list, create, show, update, suspend, resume, delete. (Rotating a
+//! tenant's KEK is in `key_rotation`.)
 
 use coffre_crypto::AdminScope;
 use coffre_storage::{Quotas, Store, TenantRecord, TenantSettings, TenantState, TenantUpdate};
 use http::StatusCode;
 
 use super::error::{AdminError, AdminErrorCode};
+use super::key_rotation::encryption_doc;
 use super::schema::{
     valid_tenant_name, CreateTenant, QuotasDoc, TenantDoc, TenantList, TenantStateDoc,
     UpdateTenant, UsageDoc,
@@ -28,8 +30,13 @@ pub(crate) fn by_name(
         })
 }
 
-fn doc(store: &Store, admin: &AdminScope, tenant: TenantRecord) -> Result<TenantDoc, AdminError> {
+pub(crate) fn doc(
+    store: &Store,
+    admin: &AdminScope,
+    tenant: TenantRecord,
+) -> Result<TenantDoc, AdminError> {
     let usage = store.tenant_usage(admin, tenant.id)?;
+    let encryption = encryption_doc(&tenant);
     Ok(TenantDoc {
         id: tenant.id.to_hex(),
         name: tenant.name,
@@ -48,6 +55,7 @@ fn doc(store: &Store, admin: &AdminScope, tenant: TenantRecord) -> Result<Tenant
             objects: usage.objects,
             buckets: usage.buckets,
         },
+        encryption,
     })
 }
 

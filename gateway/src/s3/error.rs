@@ -50,6 +50,7 @@ s3_error_codes! {
     InvalidArgument => StatusCode::BAD_REQUEST, "Invalid Argument";
     InvalidBucketName => StatusCode::BAD_REQUEST, "The specified bucket is not valid.";
     InvalidDigest => StatusCode::BAD_REQUEST, "The Content-MD5 you specified is not valid.";
+    InvalidEncryptionAlgorithmError => StatusCode::BAD_REQUEST, "The encryption request that you specified is not valid. The valid value is AES256.";
     InvalidPart => StatusCode::BAD_REQUEST, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.";
     InvalidPartNumber => StatusCode::RANGE_NOT_SATISFIABLE, "The requested partnumber is not satisfiable";
     InvalidPolicyDocument => StatusCode::BAD_REQUEST, "The content of the form does not meet the conditions specified in the policy document.";
@@ -206,6 +207,22 @@ impl From<coffre_storage::Error> for S3Error {
             E::BucketNotEmpty => S3Error::new(S3ErrorCode::BucketNotEmpty),
             E::NoSuchKey => S3Error::new(S3ErrorCode::NoSuchKey),
             E::NoSuchUpload => S3Error::new(S3ErrorCode::NoSuchUpload),
+            // SSE-C on a read (GET, HEAD, attributes, a copy's source), as AWS answers it;
+            // parts of an upload are answered by `server_side_encryption::upload_key_error`.
+            E::CustomerKeyRequired => S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "The object was stored using a form of Server Side Encryption. The correct \
+                 parameters must be provided to retrieve the object.",
+            ),
+            E::CustomerKeyNotApplicable => S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "The encryption parameters are not applicable to this object.",
+            ),
+            E::CustomerKeyMismatch => S3Error::with_message(
+                S3ErrorCode::AccessDenied,
+                "Requests specifying Server Side Encryption with Customer provided keys must \
+                 provide the correct secret key.",
+            ),
             E::InvalidPart { part_number } => S3Error::with_message(
                 S3ErrorCode::InvalidPart,
                 format!(

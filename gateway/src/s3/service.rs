@@ -21,6 +21,7 @@ use super::handlers::{
 use super::operation::Operation;
 use super::query::Query;
 use super::request_body::RequestBody;
+use super::server_side_encryption;
 use super::RequestContext;
 use crate::audit::{AuditLog, AuditRecord};
 use crate::metrics::{Metrics, RequestOutcome};
@@ -34,6 +35,9 @@ pub struct S3Service {
     domain: Option<String>,
     audit: AuditLog,
     metrics: Arc<Metrics>,
+    /// The listener serves TLS, or is configured as behind a trusted TLS terminator: SSE-C
+    /// headers are accepted.
+    secure_transport: bool,
 }
 
 /// What the pipeline learned about a request, for its audit record.
@@ -63,7 +67,15 @@ impl S3Service {
             domain,
             audit,
             metrics,
+            secure_transport: false,
         }
+    }
+
+    /// Whether the connections this service answers are encrypted (a TLS listener, or one
+    /// behind a trusted TLS terminator): SSE-C is refused otherwise.
+    pub fn with_secure_transport(mut self, secure_transport: bool) -> Self {
+        self.secure_transport = secure_transport;
+        self
     }
 
     pub async fn handle(
@@ -132,6 +144,7 @@ impl S3Service {
             status: response.status().as_u16(),
             error: error_code,
             tenant: seen.tenant.as_deref(),
+            bucket: seen.bucket.as_deref(),
             bytes_in,
             bytes_out,
             seconds: started.elapsed().as_secs_f64(),
@@ -207,6 +220,9 @@ impl S3Service {
             (seen.tenant, seen.access_key, seen.key) = (by.tenant, by.access_key, by.key);
             return result;
         }
+
+        // Customer keys travel in the clear over plain HTTP: refused before anything else.
+        server_side_encryption::check_transport(&parts.headers, &query, self.secure_transport)?;
 
         let auth = authenticate(&self.store, &parts, &self.region).await?;
         seen.tenant = Some(auth.scope.tenant_id().to_hex());

@@ -116,7 +116,7 @@ pub fn write_for(
     data: &[u8],
     slice: usize,
 ) -> WrittenData {
-    let mut writer = store.data_writer(scope, bucket, target).unwrap();
+    let mut writer = store.data_writer(scope, bucket, target, None).unwrap();
     for chunk in data.chunks(slice.max(1)) {
         writer.write(chunk).unwrap();
     }
@@ -144,7 +144,7 @@ pub fn read_range(
     end: u64,
     chunk: usize,
 ) -> coffre_storage::Result<Vec<u8>> {
-    let mut reader = store.object_reader(scope, object)?;
+    let mut reader = store.object_reader(scope, object, None)?;
     let mut out = Vec::new();
     reader.read_range(start, end, chunk, &mut |bytes| {
         assert!(bytes.len() <= chunk.max(1));

@@ -1,6 +1,9 @@
 //! CopyObject and UploadPartCopy within a tenant. The source is streamed from its data
 //! files into a new data file on the blocking pool, hashing on the way; nothing is held in
-//! memory beyond one read chunk.
+//! memory beyond one read chunk. An SSE-C source is read with the
+//! `x-amz-copy-source-server-side-encryption-customer-*` key, and the copy is sealed under the
+//! `x-amz-server-side-encryption-customer-*` key if one is given (else under the tenant's
+//! keys alone), so a copy can add, change or drop a customer key.
 
 use std::sync::Arc;
 
@@ -13,14 +16,16 @@ use http::{HeaderMap, HeaderValue, Response};
 use md5::{Digest, Md5};
 
 use super::bucket_config::check_acl_headers;
-use super::objects::{bucket_record, object_record};
+use super::objects::{bucket_record, readable_object};
 use super::xml_response;
 use crate::s3::body::Body;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::object_headers::meta_from_request;
 use crate::s3::operation::CopySource;
 use crate::s3::range::ByteRange;
-use crate::s3::server_side_encryption::{self, mark_encrypted};
+use crate::s3::server_side_encryption::{
+    self, mark_stored, sse_c_etag, upload_key_error, RequestKey, SSE_HEADER,
+};
 use crate::s3::tagging;
 use crate::s3::timestamp::{iso8601, parse_http_date};
 use crate::s3::xml::XmlWriter;
@@ -78,20 +83,46 @@ struct Copied {
     checksum: (ChecksumAlgorithm, String),
 }
 
-/// Streams `range` of `source` into a new data file of `target`'s tenant.
-#[allow(clippy::too_many_arguments)]
+/// Where a copy reads from and writes to, with the customer keys of each (SSE-C).
+struct CopyJob {
+    source: ObjectRecord,
+    source_key: Option<RequestKey>,
+    range: ByteRange,
+    target: BucketRecord,
+    write_target: WriteTarget,
+    target_key: Option<RequestKey>,
+    algorithm: ChecksumAlgorithm,
+}
+
+/// Streams `job.range` of its source into a new data file of the target's tenant. A part
+/// whose customer key does not fit its upload gets the error AWS gives UploadPartCopy.
 async fn copy_data(
     store: Arc<Store>,
     scope: Arc<TenantScope>,
-    target: BucketRecord,
-    write_target: WriteTarget,
-    source: ObjectRecord,
-    range: ByteRange,
-    algorithm: ChecksumAlgorithm,
+    job: CopyJob,
 ) -> Result<Copied, S3Error> {
+    let CopyJob {
+        source,
+        source_key,
+        range,
+        target,
+        write_target,
+        target_key,
+        algorithm,
+    } = job;
+    let mut reader = {
+        let (store, scope) = (store.clone(), scope.clone());
+        blocking(move || store.object_reader(&scope, &source, source_key.as_deref())).await?
+    };
+    let mut writer = {
+        let (store, scope) = (store.clone(), scope.clone());
+        blocking(move || {
+            Ok(store.data_writer(&scope, &target, write_target, target_key.as_deref()))
+        })
+        .await?
+        .map_err(upload_key_error)?
+    };
     blocking(move || {
-        let mut reader = store.object_reader(&scope, &source)?;
-        let mut writer = store.data_writer(&scope, &target, write_target)?;
         let mut md5 = Md5::new();
         let mut hasher: ChecksumHasher = algorithm.hasher();
         let mut failure = None;
@@ -119,9 +150,14 @@ async fn copy_data(
     .await
 }
 
-/// The source object, checked against the copy-source conditions.
-async fn source_object(ctx: &RequestContext, source: &CopySource) -> Result<ObjectRecord, S3Error> {
-    let (_, object) = object_record(ctx, &source.bucket, &source.key).await?;
+/// The source object, checked against its customer key (an SSE-C source needs its key, any
+/// other refuses one) and the copy-source conditions.
+async fn source_object(
+    ctx: &RequestContext,
+    source: &CopySource,
+    source_key: Option<RequestKey>,
+) -> Result<ObjectRecord, S3Error> {
+    let object = readable_object(ctx, &source.bucket, &source.key, source_key).await?;
     check_source_conditions(&ctx.headers, &object)?;
     Ok(object)
 }
@@ -160,6 +196,8 @@ pub async fn copy_object(
     source: CopySource,
 ) -> Result<Response<Body>, S3Error> {
     check_acl_headers(&ctx.headers)?;
+    let target_key = server_side_encryption::customer_key(&ctx.headers, &ctx.query)?;
+    let source_key = server_side_encryption::copy_source_customer_key(&ctx.headers, &ctx.query)?;
     server_side_encryption::check_requested(&ctx.headers)?;
     let replace = match ctx
         .headers
@@ -175,7 +213,10 @@ pub async fn copy_object(
             ))
         }
     };
-    if !replace && source.bucket == bucket && source.key == key {
+    // Naming an encryption (even the same one) changes the object's encryption attributes.
+    let encryption_named =
+        target_key.is_some() || source_key.is_some() || ctx.headers.contains_key(SSE_HEADER);
+    if !replace && !encryption_named && source.bucket == bucket && source.key == key {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself \
@@ -183,7 +224,7 @@ pub async fn copy_object(
              or encryption attributes.",
         ));
     }
-    let source_object = source_object(&ctx, &source).await?;
+    let source_object = source_object(&ctx, &source, source_key.clone()).await?;
     if source_object.meta.size > MAX_COPY_BYTES {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
@@ -203,18 +244,23 @@ pub async fn copy_object(
         start: 0,
         end: source_object.meta.size,
     };
-    let copied = copy_data(
-        ctx.store.clone(),
-        ctx.scope.clone(),
-        target.clone(),
-        WriteTarget::Object,
-        source_object,
+    let job = CopyJob {
+        source: source_object,
+        source_key,
         range,
+        target: target.clone(),
+        write_target: WriteTarget::Object,
+        target_key: target_key.clone(),
         algorithm,
-    )
-    .await?;
+    };
+    let copied = copy_data(ctx.store.clone(), ctx.scope.clone(), job).await?;
+    // An SSE-C copy's ETag is not the MD5 of its data, as on AWS.
+    let etag = match &target_key {
+        Some(_) => sse_c_etag(),
+        None => copied.md5_hex.clone(),
+    };
     meta.size = copied.data.size();
-    meta.etag = copied.md5_hex.clone();
+    meta.etag = etag.clone();
     meta.checksums = vec![(algorithm.name().to_owned(), copied.checksum.1.clone())];
     meta.checksum_type = Some("FULL_OBJECT".to_owned());
     let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
@@ -224,12 +270,12 @@ pub async fn copy_object(
     let mut w = XmlWriter::new();
     w.open_root("CopyObjectResult");
     w.element("LastModified", &iso8601(object.last_modified));
-    w.element("ETag", &format!("\"{}\"", copied.md5_hex));
+    w.element("ETag", &format!("\"{etag}\""));
     w.element(checksum_element(algorithm), &copied.checksum.1);
     w.element("ChecksumType", "FULL_OBJECT");
     w.close("CopyObjectResult");
     let mut response = xml_response(w.finish());
-    mark_encrypted(response.headers_mut());
+    mark_stored(response.headers_mut(), target_key.as_deref());
     Ok(response)
 }
 
@@ -272,7 +318,9 @@ pub async fn upload_part_copy(
     part_number: u32,
     source: CopySource,
 ) -> Result<Response<Body>, S3Error> {
-    let source_object = source_object(&ctx, &source).await?;
+    let target_key = server_side_encryption::customer_key(&ctx.headers, &ctx.query)?;
+    let source_key = server_side_encryption::copy_source_customer_key(&ctx.headers, &ctx.query)?;
+    let source_object = source_object(&ctx, &source, source_key.clone()).await?;
     let range = copy_range(&ctx.headers, source_object.meta.size)?;
     if range.len() > MAX_COPY_BYTES {
         return Err(S3Error::new(S3ErrorCode::EntityTooLarge));
@@ -291,21 +339,27 @@ pub async fn upload_part_copy(
         .await?;
     }
     let algorithm = ChecksumAlgorithm::Crc64Nvme;
-    let copied = copy_data(
-        ctx.store.clone(),
-        ctx.scope.clone(),
-        target.clone(),
-        WriteTarget::Part {
+    let job = CopyJob {
+        source: source_object,
+        source_key,
+        range,
+        target: target.clone(),
+        write_target: WriteTarget::Part {
             upload_id: upload_id.clone(),
             part_number,
         },
-        source_object,
-        range,
+        target_key: target_key.clone(),
         algorithm,
-    )
-    .await?;
+    };
+    let copied = copy_data(ctx.store.clone(), ctx.scope.clone(), job).await?;
+    // The part is sealed under the upload's customer key if it has one (the writer checked
+    // it): its ETag is then not the MD5 of its data, as on AWS.
+    let etag = match &target_key {
+        Some(_) => sse_c_etag(),
+        None => copied.md5_hex.clone(),
+    };
     let part = PartInfo {
-        etag: copied.md5_hex.clone(),
+        etag: etag.clone(),
         size: copied.data.size(),
         checksums: vec![(algorithm.name().to_owned(), copied.checksum.1.clone())],
     };
@@ -316,13 +370,13 @@ pub async fn upload_part_copy(
     let mut w = XmlWriter::new();
     w.open_root("CopyPartResult");
     w.element("LastModified", &iso8601(std::time::SystemTime::now()));
-    w.element("ETag", &format!("\"{}\"", copied.md5_hex));
+    w.element("ETag", &format!("\"{etag}\""));
     w.close("CopyPartResult");
     let mut response = xml_response(w.finish());
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", copied.md5_hex)) {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
         response.headers_mut().insert(http::header::ETAG, v);
     }
-    mark_encrypted(response.headers_mut());
+    mark_stored(response.headers_mut(), target_key.as_deref());
     Ok(response)
 }
 

@@ -20,7 +20,9 @@ use crate::s3::object_headers::meta_from_request;
 use crate::s3::operation::MAX_PART_NUMBER;
 use crate::s3::payload_digest::PayloadDigest;
 use crate::s3::payload_writer::receive_payload;
-use crate::s3::server_side_encryption::{self, mark_encrypted};
+use crate::s3::server_side_encryption::{
+    self, mark_customer_key, mark_stored, sse_c_etag, upload_key_error,
+};
 use crate::s3::timestamp::iso8601;
 use crate::s3::xml::{self, XmlWriter};
 use crate::s3::{blocking, RequestContext};
@@ -53,6 +55,7 @@ pub async fn create_multipart_upload(
 ) -> Result<Response<Body>, S3Error> {
     let record = bucket_record(&ctx, &bucket).await?;
     check_acl_headers(&ctx.headers)?;
+    let customer_key = server_side_encryption::customer_key(&ctx.headers, &ctx.query)?;
     server_side_encryption::check_requested(&ctx.headers)?;
     let mut meta = meta_from_request(&ctx.headers)?;
     let checksum = UploadChecksum::from_create_headers(&ctx.headers)?;
@@ -60,7 +63,10 @@ pub async fn create_multipart_upload(
         checksum.store_in(&mut meta);
     }
     let (store, scope, name) = (ctx.store.clone(), ctx.scope.clone(), key.clone());
-    let upload = blocking(move || store.create_upload(&scope, &record, &name, meta)).await?;
+    let sse_c = customer_key.clone();
+    let upload =
+        blocking(move || store.create_upload(&scope, &record, &name, meta, sse_c.as_deref()))
+            .await?;
 
     let mut w = XmlWriter::new();
     w.open_root("InitiateMultipartUploadResult");
@@ -69,7 +75,7 @@ pub async fn create_multipart_upload(
     w.element("UploadId", &upload.upload_id);
     w.close("InitiateMultipartUploadResult");
     let mut response = xml_response(w.finish());
-    mark_encrypted(response.headers_mut());
+    mark_stored(response.headers_mut(), customer_key.as_deref());
     if let Some(checksum) = checksum {
         let headers = response.headers_mut();
         headers.insert(
@@ -92,6 +98,7 @@ pub async fn upload_part(
     part_number: u32,
 ) -> Result<Response<Body>, S3Error> {
     let record = Arc::new(bucket_record(&ctx, &bucket).await?);
+    let customer_key = server_side_encryption::customer_key(&ctx.headers, &ctx.query)?;
     {
         let (store, scope, record, id) = (
             ctx.store.clone(),
@@ -102,18 +109,27 @@ pub async fn upload_part(
         blocking(move || upload_of_key(&store, &scope, &record, &id, &key)).await?;
     }
     let digest = PayloadDigest::from_headers(&ctx.headers)?;
+    // The part must come with its upload's customer key, or none if it has none.
     let writer = {
         let (store, scope, record) = (ctx.store.clone(), ctx.scope.clone(), record.clone());
         let target = WriteTarget::Part {
             upload_id: upload_id.clone(),
             part_number,
         };
-        blocking(move || store.data_writer(&scope, &record, target)).await?
+        let key = customer_key.clone();
+        blocking(move || Ok(store.data_writer(&scope, &record, target, key.as_deref())))
+            .await?
+            .map_err(upload_key_error)?
     };
     let (data, digests) = receive_payload(&mut ctx.body, writer, digest).await?;
     let (algorithm, value) = digests.checksum.clone();
+    // An SSE-C part's ETag is not the MD5 of its data, as on AWS.
+    let etag = match &customer_key {
+        Some(_) => sse_c_etag(),
+        None => digests.md5_hex.clone(),
+    };
     let part = PartInfo {
-        etag: digests.md5_hex.clone(),
+        etag: etag.clone(),
         size: data.size(),
         checksums: vec![(algorithm.name().to_owned(), value.clone())],
     };
@@ -122,8 +138,8 @@ pub async fn upload_part(
 
     let mut response = empty_response(StatusCode::OK);
     let headers = response.headers_mut();
-    headers.insert(http::header::ETAG, quoted_etag(&digests.md5_hex));
-    mark_encrypted(headers);
+    headers.insert(http::header::ETAG, quoted_etag(&etag));
+    mark_stored(headers, customer_key.as_deref());
     if digests.requested {
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(algorithm.header_name(), v);
@@ -204,6 +220,30 @@ pub async fn complete_multipart_upload(
 ) -> Result<Response<Body>, S3Error> {
     let body = ctx.body.collect(MAX_COMPLETE_BODY).await?;
     let chosen = parse_complete_body(&body)?;
+    // The customer key is optional here (AWS needs it only for checksummed uploads); a key
+    // given must be the upload's. The response says how the object is encrypted before the
+    // completion runs, since a slow one answers 200 at once.
+    let customer_key = server_side_encryption::customer_key(&ctx.headers, &ctx.query)?;
+    let sse_c = {
+        let (store, scope, id, key) = (
+            ctx.store.clone(),
+            ctx.scope.clone(),
+            upload_id.clone(),
+            key.clone(),
+        );
+        let record = bucket_record(&ctx, &bucket).await?;
+        let given = customer_key.clone();
+        blocking(move || {
+            let upload = upload_of_key(&store, &scope, &record, &id, &key)?;
+            let checked = match given {
+                Some(given) => store.check_upload_customer_key(&scope, &record, &id, Some(&given)),
+                None => Ok(()),
+            };
+            Ok(checked.map(|()| upload.is_sse_c()))
+        })
+        .await?
+        .map_err(upload_key_error)?
+    };
     let request_id = ctx.request_id.clone();
     let mut work = tokio::spawn(complete(ctx, bucket, key, upload_id, chosen));
     let mut response = match tokio::time::timeout(COMPLETE_FAST_PATH, &mut work).await {
@@ -213,7 +253,13 @@ pub async fn complete_multipart_upload(
         }
         Err(_) => keepalive_response(work, request_id),
     };
-    mark_encrypted(response.headers_mut());
+    // Without the key, an SSE-C completion names no encryption (as AWS answers).
+    let headers = response.headers_mut();
+    match (&customer_key, sse_c) {
+        (Some(key), _) => mark_customer_key(headers, key),
+        (None, true) => {}
+        (None, false) => mark_stored(headers, None),
+    }
     Ok(response)
 }
 

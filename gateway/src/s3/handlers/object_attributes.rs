@@ -3,10 +3,11 @@
 use http::{HeaderValue, Response};
 
 use super::copy_object::checksum_element;
-use super::objects::object_record;
+use super::objects::readable_object;
 use super::xml_response;
 use crate::s3::body::Body;
 use crate::s3::error::{S3Error, S3ErrorCode};
+use crate::s3::server_side_encryption;
 use crate::s3::timestamp::http_date;
 use crate::s3::xml::XmlWriter;
 use crate::s3::RequestContext;
@@ -47,7 +48,9 @@ pub async fn get_object_attributes(
         ));
     }
     let wants = |name: &str| requested.iter().any(|a| a == name);
-    let (_, object) = object_record(&ctx, &bucket, &key).await?;
+    // An SSE-C object's attributes need its key, as its metadata does on HEAD.
+    let customer_key = server_side_encryption::customer_key(&ctx.headers, &ctx.query)?;
+    let object = readable_object(&ctx, &bucket, &key, customer_key).await?;
     let max_parts = ctx
         .headers
         .get("x-amz-max-parts")

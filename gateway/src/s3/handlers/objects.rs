@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use coffre_crypto::CustomerKey;
 use coffre_storage::{BucketRecord, ObjectRecord, WriteTarget};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use tokio::sync::mpsc;
@@ -15,7 +16,7 @@ use crate::s3::object_headers::{meta_from_request, write_response_headers};
 use crate::s3::payload_digest::PayloadDigest;
 use crate::s3::payload_writer::receive_payload;
 use crate::s3::range::{parse_range, ByteRange};
-use crate::s3::server_side_encryption::{self, mark_encrypted};
+use crate::s3::server_side_encryption::{self, mark_stored, sse_c_etag, RequestKey};
 use crate::s3::timestamp::http_date;
 use crate::s3::{blocking, conditional, RequestContext};
 
@@ -87,6 +88,7 @@ pub async fn put_object(
 ) -> Result<Response<Body>, S3Error> {
     let record = Arc::new(bucket_record(&ctx, &bucket).await?);
     check_acl_headers(&ctx.headers)?;
+    let customer_key = server_side_encryption::customer_key(&ctx.headers, &ctx.query)?;
     server_side_encryption::check_requested(&ctx.headers)?;
     let mut meta = meta_from_request(&ctx.headers)?;
     let digest = PayloadDigest::from_headers(&ctx.headers)?;
@@ -95,11 +97,18 @@ pub async fn put_object(
     }
     let writer = {
         let (store, scope, record) = (ctx.store.clone(), ctx.scope.clone(), record.clone());
-        blocking(move || store.data_writer(&scope, &record, WriteTarget::Object)).await?
+        let key = customer_key.clone();
+        blocking(move || store.data_writer(&scope, &record, WriteTarget::Object, key.as_deref()))
+            .await?
     };
     let (data, digests) = receive_payload(&mut ctx.body, writer, digest).await?;
+    // SSE-C ETags are not the MD5 of the data, as on AWS.
+    let etag = match &customer_key {
+        Some(_) => sse_c_etag(),
+        None => digests.md5_hex.clone(),
+    };
     meta.size = data.size();
-    meta.etag = digests.md5_hex.clone();
+    meta.etag = etag.clone();
     let (algorithm, value) = digests.checksum.clone();
     meta.checksums = vec![(algorithm.name().to_owned(), value.clone())];
     meta.checksum_type = Some("FULL_OBJECT".to_owned());
@@ -108,8 +117,8 @@ pub async fn put_object(
 
     let mut response = empty_response(StatusCode::OK);
     let headers = response.headers_mut();
-    headers.insert(http::header::ETAG, quoted_etag(&digests.md5_hex));
-    mark_encrypted(headers);
+    headers.insert(http::header::ETAG, quoted_etag(&etag));
+    mark_stored(headers, customer_key.as_deref());
     if digests.requested {
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(algorithm.header_name(), v);
@@ -139,8 +148,27 @@ pub async fn object_record(
     Ok((record, object))
 }
 
-/// Headers shared by GET and HEAD.
-fn object_headers(ctx: &RequestContext, object: &ObjectRecord, out: &mut HeaderMap) {
+/// The object, once `customer_key` is checked against it: an SSE-C object needs its key,
+/// any other refuses one (the errors AWS gives a GET, HEAD or GetObjectAttributes).
+pub async fn readable_object(
+    ctx: &RequestContext,
+    bucket: &str,
+    key: &str,
+    customer_key: Option<RequestKey>,
+) -> Result<ObjectRecord, S3Error> {
+    let (_, object) = object_record(ctx, bucket, key).await?;
+    let (store, scope, checked) = (ctx.store.clone(), ctx.scope.clone(), object.clone());
+    blocking(move || store.check_customer_key(&scope, &checked, customer_key.as_deref())).await?;
+    Ok(object)
+}
+
+/// Headers shared by GET and HEAD; `customer_key` is the SSE-C object's (checked) key.
+fn object_headers(
+    ctx: &RequestContext,
+    object: &ObjectRecord,
+    customer_key: Option<&CustomerKey>,
+    out: &mut HeaderMap,
+) {
     out.insert(http::header::ETAG, quoted_etag(&object.meta.etag));
     if let Ok(v) = HeaderValue::from_str(&http_date(object.last_modified)) {
         out.insert(http::header::LAST_MODIFIED, v);
@@ -149,7 +177,7 @@ fn object_headers(ctx: &RequestContext, object: &ObjectRecord, out: &mut HeaderM
         http::header::ACCEPT_RANGES,
         HeaderValue::from_static("bytes"),
     );
-    mark_encrypted(out);
+    mark_stored(out, customer_key);
     write_response_headers(&object.meta, &ctx.query, out);
 }
 
@@ -258,7 +286,8 @@ pub async fn head_object(
     key: String,
     part_number: Option<u32>,
 ) -> Result<Response<Body>, S3Error> {
-    let (_, object) = object_record(&ctx, &bucket, &key).await?;
+    let customer_key = server_side_encryption::customer_key(&ctx.headers, &ctx.query)?;
+    let object = readable_object(&ctx, &bucket, &key, customer_key.clone()).await?;
     if let Some(response) = check_conditions(&ctx, &object)? {
         return Ok(response);
     }
@@ -266,7 +295,7 @@ pub async fn head_object(
     let range = requested_range(&ctx, &object, part_number)?;
     let mut response = empty_response(StatusCode::OK);
     let headers = response.headers_mut();
-    object_headers(&ctx, &object, headers);
+    object_headers(&ctx, &object, customer_key.as_deref(), headers);
     parts_count_header(&object, part_number, headers);
     let length = match range {
         Some(range) => {
@@ -291,7 +320,8 @@ pub async fn get_object(
     key: String,
     part_number: Option<u32>,
 ) -> Result<Response<Body>, S3Error> {
-    let (_, object) = object_record(&ctx, &bucket, &key).await?;
+    let customer_key = server_side_encryption::customer_key(&ctx.headers, &ctx.query)?;
+    let object = readable_object(&ctx, &bucket, &key, customer_key.clone()).await?;
     if let Some(response) = check_conditions(&ctx, &object)? {
         return Ok(response);
     }
@@ -304,7 +334,8 @@ pub async fn get_object(
 
     let reader = {
         let (store, scope, object) = (ctx.store.clone(), ctx.scope.clone(), object.clone());
-        blocking(move || store.object_reader(&scope, &object)).await?
+        let key = customer_key.clone();
+        blocking(move || store.object_reader(&scope, &object, key.as_deref())).await?
     };
     let body = if start == end {
         body::empty()
@@ -314,7 +345,7 @@ pub async fn get_object(
 
     let mut response = Response::new(body);
     let headers = response.headers_mut();
-    object_headers(&ctx, &object, headers);
+    object_headers(&ctx, &object, customer_key.as_deref(), headers);
     parts_count_header(&object, part_number, headers);
     headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(end - start));
     match range {

@@ -179,12 +179,23 @@ async fn upload(
         )
     };
     let headers = object_headers(&fields)?;
+    // SSE-C form fields are not taken (yet): refused rather than storing without the key.
+    if fields.iter().any(|(name, _)| {
+        name.to_ascii_lowercase()
+            .starts_with("x-amz-server-side-encryption-customer-")
+    }) {
+        return Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "Server-side encryption with customer-provided keys is not implemented for POST \
+             uploads by Coffre.",
+        ));
+    }
     check_acl_headers(&headers)?;
     let mut meta = meta_from_request(&headers)?;
     let digest = PayloadDigest::from_headers(&headers)?;
     let writer = {
         let (store, scope, record) = (store.clone(), scope.clone(), record.clone());
-        blocking(move || store.data_writer(&scope, &record, WriteTarget::Object)).await?
+        blocking(move || store.data_writer(&scope, &record, WriteTarget::Object, None)).await?
     };
     let (data, digests) = receive_file(file, writer, digest, &policy).await?;
     meta.size = data.size();

@@ -1,0 +1,208 @@
+//! The key rotation schedule, in the background like garbage collection. At start it
+//! finishes a root rotation that a crash interrupted. Then it carries out the rewrap of
+//! every tenant KEK rotation: one bounded step per tenant in turn, paced by
+//! `[key_rotation]`, woken by the admin API when a rotation begins, resumed from the
+//! cursor in the tenant's record after a restart. Each retirement of KEK versions, and
+//! each finished root rotation, is recorded in the audit trail.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffre_crypto::{MaintenanceScope, TenantId};
+use coffre_storage::{RewrapStep, RootRotation, Store};
+use tokio::sync::{watch, Notify};
+
+use crate::audit::{AuditLog, AuditRecord};
+use crate::config::KeyRotationConfig;
+
+/// How long to wait before retrying after a failed step (an HSM unreachable, ...).
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How often to look for work nobody announced.
+const IDLE_POLL: Duration = Duration::from_secs(300);
+const TASK: &str = "key-rotation";
+
+/// Wakes the schedule when a rotation begins. Cheap to clone.
+#[derive(Clone, Default, Debug)]
+pub struct RotationWaker(Arc<Notify>);
+
+impl RotationWaker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the schedule to look for work now (remembered if it is busy).
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+pub async fn run(
+    store: Arc<Store>,
+    audit: AuditLog,
+    config: KeyRotationConfig,
+    waker: RotationWaker,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    finish_root_rotation(&store, &audit).await;
+    loop {
+        let wait = rewrap_round(&store, &audit, &config, &mut shutdown).await;
+        let Some(wait) = wait else { return };
+        tokio::select! {
+            _ = waker.0.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn finish_root_rotation(store: &Arc<Store>, audit: &AuditLog) {
+    let pass = store.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        pass.resume_root_rotation(&MaintenanceScope::new(TASK))
+    })
+    .await;
+    match result {
+        Ok(Ok(Some(rotation))) => {
+            tracing::info!(
+                root_version = %rotation.root_version,
+                keks = rotation.keks,
+                retired = ?rotation.retired.iter().map(|v| v.get()).collect::<Vec<_>>(),
+                "interrupted root key rotation finished"
+            );
+            audit.record(root_record(&rotation));
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e,
+            "an interrupted root key rotation could not be finished; the older root versions are kept"),
+        Err(e) => tracing::error!(error = %e, "root key rotation task panicked"),
+    }
+}
+
+/// Steps every tenant with rewrap work, in turn, until none has any left now. Returns how
+/// long to sleep before the next round (`None`: shutting down).
+async fn rewrap_round(
+    store: &Arc<Store>,
+    audit: &AuditLog,
+    config: &KeyRotationConfig,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Duration> {
+    let list = store.clone();
+    let mut turn: VecDeque<TenantId> = match tokio::task::spawn_blocking(move || {
+        list.tenants_rewrapping(&MaintenanceScope::new(TASK))
+    })
+    .await
+    {
+        Ok(Ok(tenants)) => tenants.into(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "listing the tenants with a KEK rotation failed");
+            return Some(RETRY_AFTER);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "key rotation task panicked");
+            return Some(RETRY_AFTER);
+        }
+    };
+    let settings = config.rewrap();
+    let mut next = IDLE_POLL;
+    while let Some(tenant) = turn.pop_front() {
+        if *shutdown.borrow() {
+            return None;
+        }
+        let step = store.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            step.rewrap_step(&MaintenanceScope::new(TASK), tenant, &settings)
+        })
+        .await;
+        match result {
+            Ok(Ok(RewrapStep::Progress)) => {
+                turn.push_back(tenant);
+                if !config.pause.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(config.pause) => {}
+                        _ = shutdown.changed() => return None,
+                    }
+                }
+            }
+            // A little past the grace period, so that the next step finds it over.
+            Ok(Ok(RewrapStep::Wait(wait))) => {
+                next = next.min(wait + Duration::from_millis(50));
+            }
+            Ok(Ok(RewrapStep::Finished {
+                kek_version,
+                retired,
+                rewrapped,
+            })) => {
+                tracing::info!(
+                    tenant = %tenant,
+                    kek_version = %kek_version,
+                    rewrapped,
+                    retired = ?retired.iter().map(|v| v.get()).collect::<Vec<_>>(),
+                    "KEK rotation finished; older versions destroyed"
+                );
+                audit.record(AuditRecord {
+                    time: AuditRecord::now(),
+                    kind: "admin",
+                    tenant: Some(tenant.to_hex()),
+                    operation: "RetireKekVersions".to_owned(),
+                    status: 200,
+                    change: Some(serde_json::json!({
+                        "task": TASK,
+                        "kek_version": kek_version.get(),
+                        "destroyed_kek_versions": retired.iter().map(|v| v.get()).collect::<Vec<_>>(),
+                        "deks_rewrapped": rewrapped,
+                    })),
+                    ..AuditRecord::default()
+                });
+            }
+            Ok(Ok(RewrapStep::Blocked { unreadable })) => {
+                tracing::error!(
+                    tenant = %tenant,
+                    unreadable,
+                    "KEK rotation blocked: DEKs under older KEK versions do not open; those \
+                     versions are kept (see `coffre admin tenant show`)"
+                );
+                audit.record(AuditRecord {
+                    time: AuditRecord::now(),
+                    kind: "admin",
+                    tenant: Some(tenant.to_hex()),
+                    operation: "RetireKekVersions".to_owned(),
+                    status: 500,
+                    change: Some(serde_json::json!({
+                        "task": TASK,
+                        "blocked": true,
+                        "unreadable_deks": unreadable,
+                    })),
+                    ..AuditRecord::default()
+                });
+            }
+            Ok(Ok(RewrapStep::Idle)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(tenant = %tenant, error = %e, "KEK rewrap step failed; will retry");
+                next = next.min(RETRY_AFTER);
+            }
+            Err(e) => {
+                tracing::error!(tenant = %tenant, error = %e, "KEK rewrap step panicked");
+                next = next.min(RETRY_AFTER);
+            }
+        }
+    }
+    Some(next)
+}
+
+/// The audit record of a root rotation finished in the background.
+fn root_record(rotation: &RootRotation) -> AuditRecord {
+    AuditRecord {
+        time: AuditRecord::now(),
+        kind: "admin",
+        operation: "FinishRootRotation".to_owned(),
+        status: 200,
+        change: Some(serde_json::json!({
+            "task": TASK,
+            "root_version": rotation.root_version.get(),
+            "retired_root_versions": rotation.retired.iter().map(|v| v.get()).collect::<Vec<_>>(),
+            "keks_rewrapped": rotation.keks,
+        })),
+        ..AuditRecord::default()
+    }
+}

@@ -1,0 +1,551 @@
+//! Tenant KEK rotation. A new KEK version becomes current at once: new objects and uploads
+//! wrap their DEKs under it, and the tenant's access key secrets are resealed under it in
+//! the same synced batch. A background rewrap then moves every existing DEK to it, and the
+//! older versions are destroyed once no DEK names them. Object data is never rewritten:
+//! only the wrapped DEK in each object and upload record changes.
+//!
+//! The rewrap runs in bounded steps ([`Store::rewrap_step`]) that the gateway drives. A
+//! step handles one batch of records of one key space (uploads in progress, then objects)
+//! and writes its cursor into the tenant record, synced: a restart resumes after the last
+//! batch written.
+//!
+//! Concurrency: a record is rewrapped under the locks its writers take (the shared bucket
+//! lock, then the upload's or the object key's stripe) and read again under them; the copy
+//! the scan saw is only a hint, never written back. An object overwritten meanwhile is
+//! rewrapped as it now is, or left alone if its DEK is already current; one deleted
+//! meanwhile stays deleted. The rewrap's own writes are buffered: the step's synced cursor
+//! write, later in the same write-ahead log, makes them durable with it.
+//!
+//! Retirement: a pass that finds no DEK left to move ends the rotation, provided it began
+//! at least the grace period after the rotation, so that a write that wrapped its DEK
+//! under the old version just before the rotation has landed and been seen. The older
+//! versions are then removed from the tenant record in one synced write and purged from the
+//! store's files, as a deleted tenant's keys are. A DEK that does not open (a damaged
+//! record) blocks the retirement: no KEK that a record still names is destroyed.
+
+use std::time::{Duration, SystemTime};
+
+use coffre_crypto::{
+    AdminScope, BucketId, EncryptionError, Kek, KekVersion, MaintenanceScope, ObjectId, TenantId,
+};
+
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::meta_store::{Batch, Cf, Durability};
+use crate::records::{
+    now, KekRotation, Record, RewrapCursor, RewrapPhase, RotationState, TenantRecord, TenantState,
+};
+use crate::sealed_records::{StoredObject, StoredUpload};
+use crate::store::Store;
+use crate::tenant_keys::dek_context;
+
+/// How the background rewrap proceeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RewrapSettings {
+    /// Records examined per step, at most (at least 1).
+    pub batch_size: usize,
+    /// How long after a rotation the pass that ends it may begin.
+    pub retire_grace: Duration,
+}
+
+/// Default [`RewrapSettings::batch_size`].
+pub const DEFAULT_REWRAP_BATCH: usize = 256;
+/// Default [`RewrapSettings::retire_grace`].
+pub const DEFAULT_RETIRE_GRACE: Duration = Duration::from_secs(60);
+
+impl Default for RewrapSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: DEFAULT_REWRAP_BATCH,
+            retire_grace: DEFAULT_RETIRE_GRACE,
+        }
+    }
+}
+
+/// What one [`Store::rewrap_step`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RewrapStep {
+    /// Nothing to do for this tenant.
+    Idle,
+    /// A batch was handled; there is more.
+    Progress,
+    /// Nothing to do before this long has passed (the grace period).
+    Wait(Duration),
+    /// The rotation ended: every DEK is under `kek_version`, and the `retired` versions
+    /// were destroyed.
+    Finished {
+        kek_version: KekVersion,
+        retired: Vec<KekVersion>,
+        rewrapped: u64,
+    },
+    /// The pass found DEKs under an older version that do not open: the older versions are
+    /// kept, and the rewrap stops until a new rotation.
+    Blocked { unreadable: u64 },
+}
+
+/// A key and its value, as a scan returns them.
+type Entry = (Vec<u8>, Vec<u8>);
+
+/// What rewrapping one record came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rewrap {
+    Rewrapped,
+    /// Already under the target version, or gone by the time its lock was held.
+    Untouched,
+    /// Under an older version, and it does not open.
+    Unreadable,
+    /// An index entry, not a record.
+    Skipped,
+}
+
+impl Store {
+    /// Creates KEK version n+1 of `tenant` and makes it current, reseals its access key
+    /// secrets under it, and records a rotation for the background rewrap to carry out,
+    /// all in one synced batch. A rotation already under way starts over towards the new
+    /// version (every older version is retired at its end).
+    pub fn rotate_tenant_key(&self, admin: &AdminScope, id: TenantId) -> Result<TenantRecord> {
+        let _guard = self.shared.locks.admin();
+        let mut tenant = self.existing_tenant(admin, id)?;
+        let newest = tenant
+            .keks
+            .iter()
+            .map(|k| k.kek_version)
+            .fold(tenant.kek_version, KekVersion::max);
+        let version = newest
+            .next()
+            .ok_or(EncryptionError::Refused("KEK versions exhausted"))?;
+        let (kek, wrapped) = self.shared.keys.generate_version(id, version)?;
+        let mut batch = Batch::new();
+        let resealed = self.reseal_access_keys(id, &kek, &mut batch)?;
+        tenant.keks.push(wrapped);
+        tenant.kek_version = version;
+        let started = now();
+        tenant.rotation = Some(KekRotation {
+            target: version,
+            started,
+            passes: 1,
+            rewrapped: 0,
+            scanned: 0,
+            state: RotationState::Rewrapping(RewrapCursor::first_phase(started)),
+        });
+        batch.put(Cf::Tenants, keys::tenant(id), tenant.encode()?);
+        self.meta().write(batch, Durability::Synced)?;
+        self.shared.keys.remember(id, kek);
+        tracing::info!(tenant = %id, kek_version = %version, resealed, "tenant KEK rotated");
+        Ok(tenant)
+    }
+
+    /// The tenants whose KEK rotation has work left for [`Store::rewrap_step`].
+    pub fn tenants_rewrapping(&self, _maint: &MaintenanceScope) -> Result<Vec<TenantId>> {
+        let mut found = Vec::new();
+        let mut cursor = self.meta().cursor(Cf::Tenants, None)?;
+        cursor.seek(&[]);
+        while let Some((_, value)) = cursor.next_entry()? {
+            let tenant = TenantRecord::decode(&value)?;
+            if tenant.state != TenantState::Deleting
+                && tenant.rotation.as_ref().is_some_and(KekRotation::has_work)
+            {
+                found.push(tenant.id);
+            }
+        }
+        Ok(found)
+    }
+
+    /// One bounded step of `tenant`'s rewrap: a batch of at most `settings.batch_size`
+    /// records, or the end of a pass, or the retirement of the older KEK versions.
+    pub fn rewrap_step(
+        &self,
+        _maint: &MaintenanceScope,
+        tenant: TenantId,
+        settings: &RewrapSettings,
+    ) -> Result<RewrapStep> {
+        let Some(record) = self.get_record::<TenantRecord>(Cf::Tenants, &keys::tenant(tenant))?
+        else {
+            return Ok(RewrapStep::Idle);
+        };
+        let Some(rotation) = record
+            .rotation
+            .filter(|_| record.state != TenantState::Deleting)
+        else {
+            return Ok(RewrapStep::Idle);
+        };
+        let cursor = match &rotation.state {
+            RotationState::Finished { purged: false, .. } => {
+                self.purge_retired(tenant, rotation.target)?;
+                return Ok(RewrapStep::Idle);
+            }
+            RotationState::Finished { .. } => return Ok(RewrapStep::Idle),
+            RotationState::Rewrapping(cursor) => cursor.clone(),
+        };
+        match cursor.phase {
+            RewrapPhase::Blocked => Ok(RewrapStep::Idle),
+            RewrapPhase::Settling => {
+                let wait = until(rotation.started, settings.retire_grace);
+                if !wait.is_zero() {
+                    return Ok(RewrapStep::Wait(wait));
+                }
+                let mut next = rotation.clone();
+                next.passes = next.passes.saturating_add(1);
+                next.state = RotationState::Rewrapping(RewrapCursor::first_phase(now()));
+                self.save_rotation(tenant, &rotation, next)?;
+                Ok(RewrapStep::Progress)
+            }
+            RewrapPhase::Uploads | RewrapPhase::Objects => {
+                match self.rewrap_batch(tenant, &rotation, &cursor, settings) {
+                    // Deleted meanwhile: the deletion purges what is left.
+                    Err(Error::NoSuchTenant) => Ok(RewrapStep::Idle),
+                    result => result,
+                }
+            }
+        }
+    }
+
+    fn rewrap_batch(
+        &self,
+        tenant: TenantId,
+        rotation: &KekRotation,
+        cursor: &RewrapCursor,
+        settings: &RewrapSettings,
+    ) -> Result<RewrapStep> {
+        let target = self.kek(tenant, rotation.target)?;
+        let cf = match cursor.phase {
+            RewrapPhase::Uploads => Cf::Uploads,
+            _ => Cf::Objects,
+        };
+        let prefix = keys::tenant(tenant);
+        let (entries, exhausted) = self.scan_after(cf, &prefix, &cursor.after, settings)?;
+
+        let (mut scanned, mut rewrapped, mut unreadable) = (0u64, 0u64, 0u64);
+        for (key, value) in &entries {
+            let outcome = match cf {
+                Cf::Uploads => self.rewrap_upload(tenant, key, value, &target)?,
+                _ => self.rewrap_object(tenant, key, value, &target)?,
+            };
+            match outcome {
+                Rewrap::Rewrapped => rewrapped += 1,
+                Rewrap::Unreadable => unreadable += 1,
+                Rewrap::Untouched | Rewrap::Skipped => {}
+            }
+            if outcome != Rewrap::Skipped {
+                scanned += 1;
+            }
+        }
+
+        let mut next = rotation.clone();
+        next.scanned = next.scanned.saturating_add(scanned);
+        next.rewrapped = next.rewrapped.saturating_add(rewrapped);
+        let mut moved = cursor.clone();
+        moved.pass_rewrapped = moved.pass_rewrapped.saturating_add(rewrapped);
+        moved.pass_unreadable = moved.pass_unreadable.saturating_add(unreadable);
+        match (exhausted, cursor.phase) {
+            (false, _) => {
+                if let Some((last, _)) = entries.last() {
+                    moved.after.clone_from(last);
+                }
+            }
+            (true, RewrapPhase::Uploads) => {
+                moved.phase = RewrapPhase::Objects;
+                moved.after.clear();
+            }
+            (true, _) => {
+                moved.after.clear();
+                if moved.pass_unreadable > 0 {
+                    moved.phase = RewrapPhase::Blocked;
+                    tracing::warn!(
+                        tenant = %tenant,
+                        unreadable = moved.pass_unreadable,
+                        "KEK rotation blocked: some DEKs under older KEK versions do not open; \
+                         the older versions are kept"
+                    );
+                } else if moved.pass_rewrapped == 0
+                    && rotation
+                        .started
+                        .checked_add(settings.retire_grace)
+                        .is_some_and(|ready| moved.pass_started >= ready)
+                {
+                    return self.retire_older_keks(tenant, rotation, next);
+                } else {
+                    moved.phase = RewrapPhase::Settling;
+                }
+            }
+        }
+        let blocked = (moved.phase == RewrapPhase::Blocked).then_some(moved.pass_unreadable);
+        next.state = RotationState::Rewrapping(moved);
+        self.save_rotation(tenant, rotation, next)?;
+        Ok(match blocked {
+            Some(unreadable) => RewrapStep::Blocked { unreadable },
+            None => RewrapStep::Progress,
+        })
+    }
+
+    /// Up to `settings.batch_size` entries of `cf` under `prefix`, after the key `after`
+    /// (from the start when empty), and whether the scan reached the end of the prefix.
+    fn scan_after(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        after: &[u8],
+        settings: &RewrapSettings,
+    ) -> Result<(Vec<Entry>, bool)> {
+        let start = if after.is_empty() {
+            prefix.to_vec()
+        } else {
+            // The smallest key greater than `after`.
+            [after, &[0]].concat()
+        };
+        let mut cursor = self.meta().cursor(cf, keys::prefix_end(prefix))?;
+        cursor.seek(&start);
+        let mut entries = Vec::new();
+        while entries.len() < settings.batch_size.max(1) {
+            match cursor.next_entry()? {
+                Some((key, value)) if key.starts_with(prefix) => entries.push((key, value)),
+                _ => return Ok((entries, true)),
+            }
+        }
+        Ok((entries, false))
+    }
+
+    /// Rewraps the DEK of the object at `db_key` (`scanned`: its value as the scan saw it)
+    /// under `target`, under the object's lock and as the record now is.
+    fn rewrap_object(
+        &self,
+        tenant: TenantId,
+        db_key: &[u8],
+        scanned: &[u8],
+        target: &Kek,
+    ) -> Result<Rewrap> {
+        let Ok(hint) = StoredObject::decode(scanned) else {
+            tracing::warn!(tenant = %tenant, "KEK rotation: an object record does not decode");
+            return Ok(Rewrap::Unreadable);
+        };
+        if hint.dek.kek_version >= target.version() {
+            return Ok(Rewrap::Untouched);
+        }
+        let bucket = bucket_of(db_key)?;
+        let _bucket_guard = self.shared.locks.buckets_shared();
+        // A tenant being deleted is purged without these locks: leave it alone.
+        self.live_tenant(tenant)?;
+        let _key_guard = self.shared.locks.object(tenant, bucket, &hint.key);
+        let Some(mut stored) = self.get_record::<StoredObject>(Cf::Objects, db_key)? else {
+            return Ok(Rewrap::Untouched);
+        };
+        if stored.dek.kek_version >= target.version() {
+            return Ok(Rewrap::Untouched);
+        }
+        let context = dek_context(tenant, bucket, &stored.key, stored.id);
+        let old = self.kek(tenant, stored.dek.kek_version)?;
+        let dek = match old.unwrap_dek(&stored.dek, &context) {
+            Ok(dek) => dek,
+            Err(e) if e.is_integrity_failure() => {
+                tracing::warn!(tenant = %tenant, key = %stored.key, error = %e,
+                    "KEK rotation: an object's DEK does not open");
+                return Ok(Rewrap::Unreadable);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        stored.dek = target.wrap_dek(&dek, &context)?;
+        self.meta()
+            .put(Cf::Objects, db_key, &stored.encode()?, Durability::Buffered)?;
+        Ok(Rewrap::Rewrapped)
+    }
+
+    /// Rewraps the DEK of the upload whose primary record is at `db_key`, under the
+    /// upload's lock and as the record now is; both copies of the record (by id, and in the
+    /// listing index) are written together.
+    fn rewrap_upload(
+        &self,
+        tenant: TenantId,
+        db_key: &[u8],
+        scanned: &[u8],
+        target: &Kek,
+    ) -> Result<Rewrap> {
+        let Some(id) = upload_of(db_key) else {
+            return Ok(Rewrap::Skipped);
+        };
+        let Ok(hint) = StoredUpload::decode(scanned) else {
+            tracing::warn!(tenant = %tenant, "KEK rotation: an upload record does not decode");
+            return Ok(Rewrap::Unreadable);
+        };
+        if hint.dek.kek_version >= target.version() {
+            return Ok(Rewrap::Untouched);
+        }
+        let bucket = bucket_of(db_key)?;
+        let _bucket_guard = self.shared.locks.buckets_shared();
+        self.live_tenant(tenant)?;
+        let _upload_guard = self.shared.locks.upload(id);
+        let Some(mut stored) = self.get_record::<StoredUpload>(Cf::Uploads, db_key)? else {
+            return Ok(Rewrap::Untouched);
+        };
+        if stored.dek.kek_version >= target.version() {
+            return Ok(Rewrap::Untouched);
+        }
+        let context = dek_context(tenant, bucket, &stored.key, id);
+        let old = self.kek(tenant, stored.dek.kek_version)?;
+        let dek = match old.unwrap_dek(&stored.dek, &context) {
+            Ok(dek) => dek,
+            Err(e) if e.is_integrity_failure() => {
+                tracing::warn!(tenant = %tenant, key = %stored.key, error = %e,
+                    "KEK rotation: an upload's DEK does not open");
+                return Ok(Rewrap::Unreadable);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        stored.dek = target.wrap_dek(&dek, &context)?;
+        let value = stored.encode()?;
+        let mut batch = Batch::new();
+        batch.put(
+            Cf::Uploads,
+            keys::upload_by_key(tenant, bucket, stored.key.as_bytes(), id),
+            value.clone(),
+        );
+        batch.put(Cf::Uploads, db_key, value);
+        self.meta().write(batch, Durability::Buffered)?;
+        Ok(Rewrap::Rewrapped)
+    }
+
+    /// Replaces the tenant's rotation `read` by `next`, synced, unless the rotation changed
+    /// since it was read (a new one began): that one's progress wins.
+    fn save_rotation(&self, tenant: TenantId, read: &KekRotation, next: KekRotation) -> Result<()> {
+        let _guard = self.shared.locks.admin();
+        let Some(mut record) =
+            self.get_record::<TenantRecord>(Cf::Tenants, &keys::tenant(tenant))?
+        else {
+            return Ok(());
+        };
+        if record.state == TenantState::Deleting || record.rotation.as_ref() != Some(read) {
+            return Ok(());
+        }
+        record.rotation = Some(next);
+        self.meta().put(
+            Cf::Tenants,
+            &keys::tenant(tenant),
+            &record.encode()?,
+            Durability::Synced,
+        )
+    }
+
+    /// The end of a rotation: no DEK is left under an older KEK version, so those versions
+    /// are destroyed (record written, synced), then purged from the store's files.
+    fn retire_older_keks(
+        &self,
+        tenant: TenantId,
+        read: &KekRotation,
+        mut next: KekRotation,
+    ) -> Result<RewrapStep> {
+        let retired = {
+            let _guard = self.shared.locks.admin();
+            let Some(mut record) =
+                self.get_record::<TenantRecord>(Cf::Tenants, &keys::tenant(tenant))?
+            else {
+                return Ok(RewrapStep::Idle);
+            };
+            if record.state == TenantState::Deleting || record.rotation.as_ref() != Some(read) {
+                return Ok(RewrapStep::Progress);
+            }
+            // Access key secrets moved with the rotation; any still under an older version
+            // (there should be none) moves now, before that version goes.
+            let kek = self.kek(tenant, read.target)?;
+            let mut batch = Batch::new();
+            self.reseal_access_keys(tenant, &kek, &mut batch)?;
+            let retired: Vec<KekVersion> = record
+                .keks
+                .iter()
+                .map(|k| k.kek_version)
+                .filter(|v| *v < read.target)
+                .collect();
+            record.keks.retain(|k| k.kek_version >= read.target);
+            next.state = RotationState::Finished {
+                finished: now(),
+                destroyed: retired.clone(),
+                purged: false,
+            };
+            record.rotation = Some(next.clone());
+            self.destroy_retired_keks(&record, &retired, batch)?;
+            retired
+        };
+        self.purge_retired(tenant, read.target)?;
+        Ok(RewrapStep::Finished {
+            kek_version: read.target,
+            retired,
+            rewrapped: next.rewrapped,
+        })
+    }
+
+    /// Makes the store's files drop the stale copies of the KEK versions a finished
+    /// rotation destroyed, then records that it did.
+    fn purge_retired(&self, tenant: TenantId, target: KekVersion) -> Result<()> {
+        self.purge_shredded_keys()?;
+        let _guard = self.shared.locks.admin();
+        let Some(mut record) =
+            self.get_record::<TenantRecord>(Cf::Tenants, &keys::tenant(tenant))?
+        else {
+            return Ok(());
+        };
+        match &mut record.rotation {
+            Some(KekRotation {
+                target: t,
+                state: RotationState::Finished { purged, .. },
+                ..
+            }) if *t == target && !*purged => *purged = true,
+            _ => return Ok(()),
+        }
+        self.meta().put(
+            Cf::Tenants,
+            &keys::tenant(tenant),
+            &record.encode()?,
+            Durability::Synced,
+        )
+    }
+}
+
+impl KekRotation {
+    /// Whether [`Store::rewrap_step`] has anything left to do.
+    pub fn has_work(&self) -> bool {
+        match &self.state {
+            RotationState::Rewrapping(cursor) => cursor.phase != RewrapPhase::Blocked,
+            RotationState::Finished { purged, .. } => !purged,
+        }
+    }
+}
+
+impl RewrapCursor {
+    fn first_phase(pass_started: SystemTime) -> Self {
+        Self {
+            phase: RewrapPhase::Uploads,
+            after: Vec::new(),
+            pass_started,
+            pass_rewrapped: 0,
+            pass_unreadable: 0,
+        }
+    }
+}
+
+/// How long until `grace` has passed since `since` (zero once it has).
+fn until(since: SystemTime, grace: Duration) -> Duration {
+    since
+        .checked_add(grace)
+        .and_then(|ready| ready.duration_since(SystemTime::now()).ok())
+        .unwrap_or(Duration::ZERO)
+}
+
+/// The bucket id of an `objects` or `uploads` key: tenant id | bucket id | ...
+fn bucket_of(db_key: &[u8]) -> Result<BucketId> {
+    db_key
+        .get(16..32)
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .map(BucketId::from_bytes)
+        .ok_or_else(|| Error::Corrupt("a record key too short for a bucket id".into()))
+}
+
+/// The upload id of a primary `uploads` key ([`keys::upload_by_id`]); `None` for the
+/// listing index's entries.
+fn upload_of(db_key: &[u8]) -> Option<ObjectId> {
+    let (head, id) = db_key.split_at_checked(33)?;
+    if head.last() != Some(&b'I') {
+        return None;
+    }
+    <[u8; 16]>::try_from(id).ok().map(ObjectId::from_bytes)
+}
+
+#[cfg(test)]
+mod tests;

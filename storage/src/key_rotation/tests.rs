@@ -1,0 +1,342 @@
+//! The rewrap's concurrency rule, made deterministic: a record is rewrapped as it is under
+//! its lock, whatever the scan saw, so an overwrite, a deletion or a completion that lands
+//! between the scan and the rewrap wins.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffre_crypto::{AdminScope, LocalFileKeyProvider, MaintenanceScope, TenantScope};
+
+use super::*;
+use crate::data_writer::WriteTarget;
+use crate::records::{BucketRecord, ObjectMeta, PartInfo};
+use crate::{ArrayConfig, MemoryMetaStore, StoreConfig, TenantSettings};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Store,
+    scope: TenantScope,
+    bucket: BucketRecord,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let array = ArrayConfig {
+        name: "a1".into(),
+        path: dir.path().join("a1"),
+        weight: 1,
+        site: None,
+    };
+    let keys = LocalFileKeyProvider::open_or_create(dir.path().join("root.key")).unwrap();
+    let store = Store::with_meta_store(
+        StoreConfig::new(dir.path().join("meta"), vec![array]),
+        Box::new(MemoryMetaStore::new()),
+        Arc::new(keys),
+    )
+    .unwrap();
+    let tenant = store
+        .create_tenant(
+            &AdminScope::local_operator(),
+            "acme",
+            TenantSettings::default(),
+        )
+        .unwrap();
+    let scope = TenantScope::for_tests(tenant.id);
+    let bucket = store.create_bucket(&scope, "b", "r").unwrap();
+    Fixture {
+        _dir: dir,
+        store,
+        scope,
+        bucket,
+    }
+}
+
+impl Fixture {
+    fn tenant(&self) -> TenantId {
+        self.scope.tenant_id()
+    }
+
+    fn put(&self, key: &str, data: &[u8]) {
+        let mut writer = self
+            .store
+            .data_writer(&self.scope, &self.bucket, WriteTarget::Object, None)
+            .unwrap();
+        writer.write(data).unwrap();
+        let written = writer.finish().unwrap();
+        let meta = ObjectMeta {
+            size: data.len() as u64,
+            etag: format!("etag-{}", data.len()),
+            ..ObjectMeta::default()
+        };
+        self.store
+            .put_object(&self.scope, &self.bucket, key, meta, written)
+            .unwrap();
+    }
+
+    fn read(&self, key: &str) -> Result<Vec<u8>> {
+        let record = self.store.object(&self.scope, &self.bucket, key)?;
+        let mut reader = self.store.object_reader(&self.scope, &record, None)?;
+        let mut out = Vec::new();
+        reader.read_range(0, u64::MAX, 4096, &mut |bytes| {
+            out.extend_from_slice(&bytes);
+            true
+        })?;
+        Ok(out)
+    }
+
+    fn object_key(&self, key: &str) -> Vec<u8> {
+        keys::object(self.tenant(), self.bucket.id, key.as_bytes())
+    }
+
+    fn raw(&self, cf: Cf, key: &[u8]) -> Option<Vec<u8>> {
+        self.store.meta().get(cf, key).unwrap()
+    }
+
+    fn rotate(&self) -> Arc<Kek> {
+        let tenant = self
+            .store
+            .rotate_tenant_key(&AdminScope::local_operator(), self.tenant())
+            .unwrap();
+        self.store.kek(self.tenant(), tenant.kek_version).unwrap()
+    }
+
+    fn kek_version_of(&self, key: &str) -> KekVersion {
+        let raw = self.raw(Cf::Objects, &self.object_key(key)).unwrap();
+        StoredObject::decode(&raw).unwrap().dek.kek_version
+    }
+
+    fn drive(&self) -> Vec<RewrapStep> {
+        let settings = RewrapSettings {
+            batch_size: 2,
+            retire_grace: Duration::ZERO,
+        };
+        let maint = MaintenanceScope::new("test");
+        let mut steps = Vec::new();
+        loop {
+            match self
+                .store
+                .rewrap_step(&maint, self.tenant(), &settings)
+                .unwrap()
+            {
+                RewrapStep::Idle => return steps,
+                RewrapStep::Wait(wait) => panic!("waits {wait:?} without a grace period"),
+                step => steps.push(step),
+            }
+            assert!(steps.len() < 1000, "the rewrap does not end: {steps:?}");
+        }
+    }
+}
+
+#[test]
+fn an_object_overwritten_after_the_scan_is_rewrapped_as_it_now_is() {
+    let f = fixture();
+    f.put("k", b"first version");
+    let scanned = f.raw(Cf::Objects, &f.object_key("k")).unwrap();
+    // Overwritten before the rotation: still under KEK 1, but another object.
+    f.put("k", b"second version");
+    let target = f.rotate();
+    let outcome = f
+        .store
+        .rewrap_object(f.tenant(), &f.object_key("k"), &scanned, &target)
+        .unwrap();
+    assert_eq!(outcome, Rewrap::Rewrapped);
+    assert_eq!(f.kek_version_of("k"), target.version());
+    assert_eq!(f.read("k").unwrap(), b"second version");
+}
+
+#[test]
+fn an_object_overwritten_after_the_rotation_is_left_as_written() {
+    let f = fixture();
+    f.put("k", b"old");
+    let scanned = f.raw(Cf::Objects, &f.object_key("k")).unwrap();
+    let target = f.rotate();
+    f.put("k", b"written during the rewrap");
+    let written = f.raw(Cf::Objects, &f.object_key("k")).unwrap();
+    let outcome = f
+        .store
+        .rewrap_object(f.tenant(), &f.object_key("k"), &scanned, &target)
+        .unwrap();
+    assert_eq!(outcome, Rewrap::Untouched);
+    assert_eq!(f.raw(Cf::Objects, &f.object_key("k")).unwrap(), written);
+    assert_eq!(f.read("k").unwrap(), b"written during the rewrap");
+}
+
+#[test]
+fn an_object_deleted_after_the_scan_stays_deleted() {
+    let f = fixture();
+    f.put("k", b"doomed");
+    let scanned = f.raw(Cf::Objects, &f.object_key("k")).unwrap();
+    let target = f.rotate();
+    f.store.delete_object(&f.scope, &f.bucket, "k").unwrap();
+    let outcome = f
+        .store
+        .rewrap_object(f.tenant(), &f.object_key("k"), &scanned, &target)
+        .unwrap();
+    assert_eq!(outcome, Rewrap::Untouched);
+    assert_eq!(f.raw(Cf::Objects, &f.object_key("k")), None);
+    assert!(matches!(f.read("k"), Err(Error::NoSuchKey)));
+}
+
+#[test]
+fn an_upload_completed_after_the_scan_is_not_resurrected() {
+    let f = fixture();
+    let upload = f
+        .store
+        .create_upload(&f.scope, &f.bucket, "mp", ObjectMeta::default(), None)
+        .unwrap();
+    let id = ObjectId::parse_hex(&upload.upload_id).unwrap();
+    let by_id = keys::upload_by_id(f.tenant(), f.bucket.id, id);
+    let scanned = f.raw(Cf::Uploads, &by_id).unwrap();
+    let target = f.rotate();
+    let target_version = target.version();
+    let mut writer = f
+        .store
+        .data_writer(
+            &f.scope,
+            &f.bucket,
+            WriteTarget::Part {
+                upload_id: upload.upload_id.clone(),
+                part_number: 1,
+            },
+            None,
+        )
+        .unwrap();
+    writer.write(b"the only part").unwrap();
+    let written = writer.finish().unwrap();
+    let part = PartInfo {
+        etag: "p1".into(),
+        size: 13,
+        checksums: Vec::new(),
+    };
+    f.store
+        .put_part(&f.scope, &f.bucket, &upload.upload_id, 1, part, written)
+        .unwrap();
+    f.store
+        .complete_upload(
+            &f.scope,
+            &f.bucket,
+            &upload.upload_id,
+            &[(1, "p1".into())],
+            |_, _| {
+                Ok(ObjectMeta {
+                    size: 13,
+                    etag: "mp-1".into(),
+                    ..ObjectMeta::default()
+                })
+            },
+        )
+        .unwrap();
+    let outcome = f
+        .store
+        .rewrap_upload(f.tenant(), &by_id, &scanned, &target)
+        .unwrap();
+    assert_eq!(outcome, Rewrap::Untouched);
+    assert_eq!(f.raw(Cf::Uploads, &by_id), None, "no upload resurrected");
+    let index = keys::upload_by_key(f.tenant(), f.bucket.id, b"mp", id);
+    assert_eq!(f.raw(Cf::Uploads, &index), None);
+    assert_eq!(f.read("mp").unwrap(), b"the only part");
+    // The object carried the upload's DEK, wrapped under KEK 1 when it was created.
+    assert!(f.kek_version_of("mp") < target_version);
+    f.drive();
+    assert_eq!(f.kek_version_of("mp"), target_version);
+    assert_eq!(f.read("mp").unwrap(), b"the only part");
+}
+
+#[test]
+fn both_copies_of_an_upload_record_are_rewrapped_together() {
+    let f = fixture();
+    let upload = f
+        .store
+        .create_upload(&f.scope, &f.bucket, "mp", ObjectMeta::default(), None)
+        .unwrap();
+    let id = ObjectId::parse_hex(&upload.upload_id).unwrap();
+    let by_id = keys::upload_by_id(f.tenant(), f.bucket.id, id);
+    let index = keys::upload_by_key(f.tenant(), f.bucket.id, b"mp", id);
+    let target = f.rotate();
+    // The index entry is not a record of its own.
+    let index_value = f.raw(Cf::Uploads, &index).unwrap();
+    assert_eq!(
+        f.store
+            .rewrap_upload(f.tenant(), &index, &index_value, &target)
+            .unwrap(),
+        Rewrap::Skipped
+    );
+    let scanned = f.raw(Cf::Uploads, &by_id).unwrap();
+    assert_eq!(
+        f.store
+            .rewrap_upload(f.tenant(), &by_id, &scanned, &target)
+            .unwrap(),
+        Rewrap::Rewrapped
+    );
+    let primary = f.raw(Cf::Uploads, &by_id).unwrap();
+    assert_eq!(f.raw(Cf::Uploads, &index).unwrap(), primary);
+    assert_ne!(primary, scanned);
+    let stored = StoredUpload::decode(&primary).unwrap();
+    assert_eq!(stored.dek.kek_version, target.version());
+    f.store
+        .upload(&f.scope, &f.bucket, &upload.upload_id)
+        .unwrap();
+}
+
+#[test]
+fn a_dek_that_does_not_open_blocks_the_retirement() {
+    let f = fixture();
+    f.put("good", b"fine");
+    f.put("damaged", b"bit rot");
+    let db_key = f.object_key("damaged");
+    let mut stored = StoredObject::decode(&f.raw(Cf::Objects, &db_key).unwrap()).unwrap();
+    stored.dek.ciphertext[3] ^= 0x40;
+    f.store
+        .meta()
+        .put(
+            Cf::Objects,
+            &db_key,
+            &stored.encode().unwrap(),
+            Durability::Synced,
+        )
+        .unwrap();
+    let target = f.rotate();
+
+    let steps = f.drive();
+    assert_eq!(
+        steps.last(),
+        Some(&RewrapStep::Blocked { unreadable: 1 }),
+        "{steps:?}"
+    );
+    let tenant = f
+        .store
+        .tenant(&AdminScope::local_operator(), f.tenant())
+        .unwrap();
+    let versions: Vec<KekVersion> = tenant.keks.iter().map(|k| k.kek_version).collect();
+    assert_eq!(
+        versions,
+        [KekVersion::FIRST, target.version()],
+        "KEK 1 kept"
+    );
+    assert!(!tenant.rotation.unwrap().has_work());
+    assert_eq!(f.read("good").unwrap(), b"fine");
+    assert_eq!(f.kek_version_of("good"), target.version());
+    assert!(matches!(f.read("damaged"), Err(Error::Integrity { .. })));
+    assert!(f
+        .store
+        .tenants_rewrapping(&MaintenanceScope::new("test"))
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn upload_keys_are_told_from_index_keys() {
+    let (t, b) = (TenantId::random(), BucketId::random());
+    let id = ObjectId::random();
+    assert_eq!(upload_of(&keys::upload_by_id(t, b, id)), Some(id));
+    for key in ["", "k", "a/b/c"] {
+        assert_eq!(
+            upload_of(&keys::upload_by_key(t, b, key.as_bytes(), id)),
+            None
+        );
+    }
+    assert_eq!(bucket_of(&keys::object(t, b, b"k")).unwrap(), b);
+    assert!(bucket_of(&[0; 20]).is_err());
+}

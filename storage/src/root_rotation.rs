@@ -1,0 +1,211 @@
+//! Root key rotation. The key provider makes a new root key version current, every tenant's
+//! wrapped KEKs are rewrapped under it (one synced write per tenant), then the older root
+//! versions that no KEK uses any more are destroyed in the provider: the line leaves the
+//! `local-file` key file, the key object is destroyed in the `pkcs11` token. KEKs, DEKs
+//! and object data do not change; only each KEK's wrapped form does.
+//!
+//! Crash safety: the new version is durable in the provider (key file rewritten and
+//! synced, or token object created) before anything is wrapped under it. Every wrapped KEK
+//! names the root version that wraps it, so each tenant stays readable whichever side of
+//! its rewrap a crash falls, as long as both versions exist. An old version is destroyed
+//! only after every tenant record has been read back, under the admin lock, without a KEK
+//! under it; the stale copies of the records are then purged from the store's files. A
+//! rotation a crash interrupted is finished at the next start
+//! ([`Store::resume_root_rotation`]).
+//!
+//! The provider's root key versions belong to this store's metadata: two deployments must
+//! not share one key file or one token key label.
+
+use std::collections::BTreeMap;
+
+use coffre_crypto::{AdminScope, MaintenanceScope, RootKeyVersion, TenantId};
+
+use crate::error::Result;
+use crate::keys;
+use crate::meta_store::{Cf, Durability};
+use crate::records::{Record, TenantRecord};
+use crate::store::Store;
+
+/// What a root rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootRotation {
+    /// The current root key version.
+    pub root_version: RootKeyVersion,
+    /// Tenants whose records were rewritten, and the KEKs rewrapped in them.
+    pub tenants: usize,
+    pub keks: usize,
+    /// Older root versions destroyed in the provider.
+    pub retired: Vec<RootKeyVersion>,
+}
+
+/// The root keys, as the admin interface shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootKeyStatus {
+    /// `local-file` or `pkcs11`.
+    pub provider: &'static str,
+    pub current: RootKeyVersion,
+    /// Every version the provider holds, oldest first.
+    pub versions: Vec<RootKeyVersion>,
+    /// How many tenant KEKs each version wraps.
+    pub keks: BTreeMap<RootKeyVersion, usize>,
+}
+
+impl Store {
+    /// Rotates the root key: a new version, every KEK rewrapped under it, the older
+    /// versions destroyed. On error the older versions are kept, and everything stays
+    /// readable; calling it again (or restarting) finishes the job.
+    pub fn rotate_root_key(&self, _admin: &AdminScope) -> Result<RootRotation> {
+        let _rotation = self.shared.keys.root_rotation();
+        let provider = self.shared.keys.provider();
+        let version = provider.rotate_root()?;
+        tracing::info!(provider = provider.kind(), root_version = %version, "root key rotated");
+        self.finish_root_rotation()
+    }
+
+    /// Finishes a root rotation that a crash interrupted: rewraps the KEKs still under an
+    /// older root version and destroys the versions no KEK uses. `None` when there was
+    /// nothing to finish.
+    pub fn resume_root_rotation(&self, maint: &MaintenanceScope) -> Result<Option<RootRotation>> {
+        let _rotation = self.shared.keys.root_rotation();
+        let status = self.root_status()?;
+        let stale = status.keks.keys().any(|v| *v != status.current);
+        if status.versions.len() <= 1 && !stale {
+            return Ok(None);
+        }
+        tracing::info!(
+            task = maint.task(),
+            current = %status.current,
+            versions = ?status.versions.iter().map(|v| v.get()).collect::<Vec<_>>(),
+            "finishing an interrupted root key rotation"
+        );
+        self.finish_root_rotation().map(Some)
+    }
+
+    /// The provider's root key versions and what they wrap.
+    pub fn root_key_status(&self, _admin: &AdminScope) -> Result<RootKeyStatus> {
+        self.root_status()
+    }
+
+    fn root_status(&self) -> Result<RootKeyStatus> {
+        let provider = self.shared.keys.provider();
+        let mut keks = BTreeMap::new();
+        for tenant in self.all_tenants()? {
+            for wrapped in &tenant.keks {
+                *keks.entry(wrapped.root_version).or_insert(0) += 1;
+            }
+        }
+        Ok(RootKeyStatus {
+            provider: provider.kind(),
+            current: provider.current_root_version(),
+            versions: provider.root_versions(),
+            keks,
+        })
+    }
+
+    /// Rewraps every KEK not under the current root version, then destroys the versions no
+    /// KEK uses. The caller holds the root rotation lock.
+    fn finish_root_rotation(&self) -> Result<RootRotation> {
+        let provider = self.shared.keys.provider();
+        let current = provider.current_root_version();
+        let (mut tenants, mut keks) = (0, 0);
+        // Tenant by tenant under the admin lock, so that no tenant write is held up for
+        // the whole rotation. A tenant that fails does not stop the others; nothing is
+        // retired then.
+        let mut failed = None;
+        for id in self.all_tenants()?.into_iter().map(|t| t.id) {
+            let _guard = self.shared.locks.admin();
+            match self.rewrap_tenant_keks(id) {
+                Ok(rewrapped) => {
+                    tenants += usize::from(rewrapped > 0);
+                    keks += rewrapped;
+                }
+                Err(e) => {
+                    tracing::error!(tenant = %id, error = %e,
+                        "root rotation: a tenant's KEKs could not be rewrapped; \
+                         the older root versions are kept");
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let retired = {
+            let _guard = self.shared.locks.admin();
+            // A tenant created while the loop ran may have wrapped its KEK just before the
+            // rotation: with tenant writes held off, move whatever is left, then check.
+            for tenant in self.all_tenants()? {
+                let rewrapped = self.rewrap_tenant_keks(tenant.id)?;
+                tenants += usize::from(rewrapped > 0);
+                keks += rewrapped;
+            }
+            let in_use: Vec<RootKeyVersion> = self
+                .all_tenants()?
+                .iter()
+                .flat_map(|t| t.keks.iter().map(|k| k.root_version))
+                .collect();
+            let mut retired = Vec::new();
+            for version in provider.root_versions() {
+                if version != current && !in_use.contains(&version) {
+                    provider.destroy_root(version)?;
+                    tracing::info!(provider = provider.kind(), root_version = %version,
+                        "retired root key version destroyed");
+                    retired.push(version);
+                }
+            }
+            retired
+        };
+        if !retired.is_empty() {
+            // The tenant records as they were before the rewrap hold KEKs under the
+            // destroyed versions: useless now, but not left in the store's files either.
+            self.purge_shredded_keys()?;
+        }
+        Ok(RootRotation {
+            root_version: current,
+            tenants,
+            keks,
+            retired,
+        })
+    }
+
+    /// Rewraps the KEKs of `id` that the current root version does not wrap, in one synced
+    /// write. The caller holds the admin lock. Returns how many were rewrapped.
+    fn rewrap_tenant_keks(&self, id: TenantId) -> Result<usize> {
+        let provider = self.shared.keys.provider();
+        let current = provider.current_root_version();
+        let Some(mut tenant) = self.get_record::<TenantRecord>(Cf::Tenants, &keys::tenant(id))?
+        else {
+            return Ok(0);
+        };
+        let mut rewrapped = 0;
+        for wrapped in &mut tenant.keks {
+            if wrapped.root_version != current {
+                *wrapped = provider.rewrap_kek(id, wrapped)?;
+                rewrapped += 1;
+            }
+        }
+        if rewrapped > 0 {
+            self.meta().put(
+                Cf::Tenants,
+                &keys::tenant(id),
+                &tenant.encode()?,
+                Durability::Synced,
+            )?;
+        }
+        Ok(rewrapped)
+    }
+
+    /// Every tenant record, those being deleted included.
+    fn all_tenants(&self) -> Result<Vec<TenantRecord>> {
+        let mut tenants = Vec::new();
+        let mut cursor = self.meta().cursor(Cf::Tenants, None)?;
+        cursor.seek(&[]);
+        while let Some((_, value)) = cursor.next_entry()? {
+            tenants.push(TenantRecord::decode(&value)?);
+        }
+        Ok(tenants)
+    }
+}
+
+#[cfg(test)]
+mod tests;
