@@ -20,8 +20,6 @@ use coffre_conformance::softhsm::SoftHsmToken;
 use coffre_conformance::{md5_hex, multipart_etag, pseudo_random_bytes, simple_etag, TestServer};
 use http::Method;
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::TokioExecutor;
 
 const BUCKET: &str = "control-visible-bucket-name";
 /// Written into every object body every 4 KiB: a plaintext segment would show it.
@@ -398,7 +396,7 @@ async fn raw_get(server: &TestServer, key: &str) -> Outcome {
     let request = server
         .request(Method::GET, &format!("/{BUCKET}/{key}"))
         .build();
-    let client = HyperClient::builder(TokioExecutor::new()).build_http();
+    let client = coffre_conformance::raw_client();
     let Ok(response) = client.request(request).await else {
         return Outcome::Cut { received: 0 };
     };

@@ -635,6 +635,22 @@ async fn actual_responses_carry_the_callers_own_cors_headers() {
     let other = get("https://evil.example").send().await;
     other.assert_status(200);
     assert!(other.header("access-control-allow-origin").is_none());
+    // Errors too: a page must be able to read S3's answer when the request fails.
+    let missing = server
+        .request(Method::GET, &format!("/{BUCKET}/no-such-key"))
+        .header("origin", APP)
+        .send()
+        .await;
+    missing.assert_error(404, "NoSuchKey");
+    assert_eq!(missing.header("access-control-allow-origin"), Some(APP));
+    assert_eq!(missing.header("vary"), Some("Origin"));
+    let refused = server
+        .request(Method::GET, &format!("/{BUCKET}/no-such-key"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await;
+    refused.assert_error(404, "NoSuchKey");
+    assert!(refused.header("access-control-allow-origin").is_none());
     // DELETE is not in the rule for this origin.
     let delete = server
         .request(Method::DELETE, &format!("/{BUCKET}/k"))

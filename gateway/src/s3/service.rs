@@ -214,9 +214,15 @@ impl S3Service {
         // A browser form has no Authorization header: it is authenticated by its fields.
         if let Operation::PostObject { .. } = operation {
             let (store, region) = (self.store.clone(), self.region.clone());
+            let scheme = if self.secure_transport {
+                post_object::Scheme::Https
+            } else {
+                post_object::Scheme::Http
+            };
             let mut by = post_object::PostedBy::default();
             let result =
-                post_object::post_object(store, region, parts, incoming, operation, &mut by).await;
+                post_object::post_object(store, region, parts, incoming, operation, scheme, &mut by)
+                    .await;
             (seen.tenant, seen.access_key, seen.key) = (by.tenant, by.access_key, by.key);
             return result;
         }

@@ -67,6 +67,7 @@ pub async fn post_object(
     parts: http::request::Parts,
     incoming: Incoming,
     operation: Operation,
+    scheme: Scheme,
     posted_by: &mut PostedBy,
 ) -> Result<Response<Body>, S3Error> {
     let Operation::PostObject { bucket } = &operation else {
@@ -90,6 +91,7 @@ pub async fn post_object(
         parts: &parts,
         operation: &operation,
         bucket,
+        scheme,
     };
     let result = upload(request, fields, &mut file, posted_by).await;
     if result.is_err() {
@@ -109,6 +111,24 @@ struct Request<'a> {
     parts: &'a http::request::Parts,
     operation: &'a Operation,
     bucket: &'a str,
+    scheme: Scheme,
+}
+
+/// How the client reached the S3 listener, for the `Location` of the stored object: `Https`
+/// on a TLS listener or behind a trusted TLS terminator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
 }
 
 /// Authenticates the form, checks it against its policy, stores the file and answers.
@@ -124,6 +144,7 @@ async fn upload(
         parts,
         operation,
         bucket,
+        scheme,
     } = request;
     // No anonymous access, ever: a form without a signature is denied.
     let auth =
@@ -209,7 +230,7 @@ async fn upload(
         blocking(move || store.put_object(&scope, &record, &key, meta, data)).await?;
     }
 
-    let location = object_location(parts, bucket, &key);
+    let location = object_location(scheme, parts, bucket, &key);
     let mut response = success_response(&fields, bucket, &key, &digests.md5_hex, &location);
     let headers = response.headers_mut();
     headers.insert(ETAG, quoted_etag(&digests.md5_hex));
@@ -329,7 +350,13 @@ async fn receive_file(
 
 /// The object's URL, in the style the form was posted with; the key is encoded whole,
 /// `/` included, as S3 writes it.
-fn object_location(parts: &http::request::Parts, bucket: &str, key: &str) -> String {
+fn object_location(
+    scheme: Scheme,
+    parts: &http::request::Parts,
+    bucket: &str,
+    key: &str,
+) -> String {
+    let scheme = scheme.as_str();
     let host = parts
         .headers
         .get(http::header::HOST)
@@ -339,9 +366,9 @@ fn object_location(parts: &http::request::Parts, bucket: &str, key: &str) -> Str
     let virtual_host = parts.uri.path().trim_matches('/').is_empty();
     let key = percent_encode(key, false);
     if virtual_host {
-        format!("http://{host}/{key}")
+        format!("{scheme}://{host}/{key}")
     } else {
-        format!("http://{host}/{}/{key}", percent_encode(bucket, false))
+        format!("{scheme}://{host}/{}/{key}", percent_encode(bucket, false))
     }
 }
 
