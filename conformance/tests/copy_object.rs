@@ -713,3 +713,211 @@ async fn a_copy_source_without_a_key_is_invalid_argument() {
         );
     }
 }
+
+// Issue 5: a whole-object copy that keeps its data key shares its source's data files
+// instead of re-encrypting them; a shared file goes with the last object that uses it.
+
+/// Every data file under the server's arrays, with its size (temp files included).
+fn data_files(server: &TestServer) -> Vec<(std::path::PathBuf, u64)> {
+    let mut found = Vec::new();
+    let mut pending = vec![server.data_dir().join("arrays")];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else {
+                found.push((entry.path(), meta.len()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// A server that collects garbage every second.
+async fn start_collecting() -> (TestServer, Client) {
+    let server = TestServer::start_with_config("gc_interval_secs = 1\n", &[]);
+    let s3 = server.s3_client();
+    coffre_conformance::create_buckets(&s3, &[SRC, DST]).await;
+    (server, s3)
+}
+
+/// Waits (a bounded time, polling) until the data files are `expected`.
+async fn await_data_files(server: &TestServer, expected: &[(std::path::PathBuf, u64)]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let files = data_files(server);
+        if files == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "data files {files:#?}, expected {expected:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Long enough for several collection passes (every second).
+async fn let_collections_run() {
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+}
+
+#[tokio::test]
+async fn r5_a_copy_shares_its_source_data_until_both_are_deleted() {
+    let (mut server, s3) = start_collecting().await;
+    let data = pseudo_random_bytes(6 * MIB + 123, 55);
+    put_bytes(&s3, SRC, "big", &data).await;
+    let files = data_files(&server);
+    assert_eq!(files.len(), 1, "one data file: {files:#?}");
+
+    let out = copy(&s3, SRC, "big", DST, "big-copy").send().await.unwrap();
+    let result = out.copy_object_result().unwrap();
+    assert_eq!(result.e_tag(), Some(simple_etag(&data).as_str()));
+    assert_eq!(
+        result.checksum_type(),
+        Some(&aws_sdk_s3::types::ChecksumType::FullObject)
+    );
+    copy(&s3, SRC, "big", SRC, "big-copy-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(data_files(&server), files, "the copies wrote no data");
+    assert!(get_bytes(&s3, DST, "big-copy").await == data);
+
+    server.restart();
+    let s3 = server.s3_client();
+    s3.delete_object()
+        .bucket(SRC)
+        .key("big")
+        .send()
+        .await
+        .unwrap();
+    s3.delete_object()
+        .bucket(SRC)
+        .key("big-copy-2")
+        .send()
+        .await
+        .unwrap();
+    let_collections_run().await;
+    assert_eq!(data_files(&server), files, "the copy still uses the file");
+    assert!(get_bytes(&s3, DST, "big-copy").await == data);
+
+    server.restart();
+    let s3 = server.s3_client();
+    assert!(get_bytes(&s3, DST, "big-copy").await == data);
+    s3.delete_object()
+        .bucket(DST)
+        .key("big-copy")
+        .send()
+        .await
+        .unwrap();
+    await_data_files(&server, &[]).await;
+}
+
+#[tokio::test]
+async fn r5_overwriting_a_copy_or_its_source_keeps_the_other() {
+    let (server, s3) = start_collecting().await;
+    let data = pseudo_random_bytes(3 * MIB, 56);
+    put_bytes(&s3, SRC, "a", &data).await;
+    copy(&s3, SRC, "a", DST, "b").send().await.unwrap();
+    // Onto itself (a new version sharing its own data) and onto a key sharing the file.
+    copy(&s3, SRC, "a", SRC, "a")
+        .metadata_directive(MetadataDirective::Replace)
+        .content_type("text/plain")
+        .send()
+        .await
+        .unwrap();
+    copy(&s3, DST, "b", DST, "b")
+        .metadata_directive(MetadataDirective::Replace)
+        .send()
+        .await
+        .unwrap();
+    let files = data_files(&server);
+    assert_eq!(files.len(), 1);
+    put_bytes(&s3, SRC, "a", b"replaced").await;
+    let_collections_run().await;
+    assert_eq!(data_files(&server), files);
+    assert!(get_bytes(&s3, DST, "b").await == data);
+    let replacement = pseudo_random_bytes(2 * MIB, 57);
+    put_bytes(&s3, DST, "b", &replacement).await;
+    let_collections_run().await;
+    let left = data_files(&server);
+    assert_eq!(left.len(), 1);
+    assert_ne!(left, files, "the shared file went with its last object");
+    assert!(get_bytes(&s3, DST, "b").await == replacement);
+}
+
+#[tokio::test]
+async fn r5_a_copy_of_a_multipart_object_shares_its_parts_and_is_a_single_part_object() {
+    let (server, s3) = start_collecting().await;
+    let parts = vec![
+        pseudo_random_bytes(5 * MIB, 60),
+        pseudo_random_bytes(5 * MIB, 61),
+        pseudo_random_bytes(1234, 62),
+    ];
+    multipart_object(&s3, SRC, "mpu", &parts, None).await;
+    // The last part is small enough to stay inline in the metadata.
+    let files = data_files(&server);
+    assert_eq!(files.len(), 2);
+    let whole = parts.concat();
+
+    let out = copy(&s3, SRC, "mpu", DST, "copy").send().await.unwrap();
+    // As on AWS: the copy of a multipart object is a single-part object whose ETag is the
+    // MD5 of its bytes, with a full-object checksum.
+    let result = out.copy_object_result().unwrap();
+    assert_eq!(result.e_tag(), Some(simple_etag(&whole).as_str()));
+    assert_eq!(
+        result.checksum_type(),
+        Some(&aws_sdk_s3::types::ChecksumType::FullObject)
+    );
+    assert_eq!(data_files(&server), files, "the copy wrote no data");
+    assert!(get_bytes(&s3, DST, "copy").await == whole);
+
+    let part = s3
+        .get_object()
+        .bucket(DST)
+        .key("copy")
+        .part_number(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.parts_count(), None);
+    assert_eq!(part.content_length(), Some(whole.len() as i64));
+    let attributes = s3
+        .get_object_attributes()
+        .bucket(DST)
+        .key("copy")
+        .object_attributes(aws_sdk_s3::types::ObjectAttributes::ObjectParts)
+        .object_attributes(aws_sdk_s3::types::ObjectAttributes::Etag)
+        .send()
+        .await
+        .unwrap();
+    assert!(attributes.object_parts().is_none());
+    assert_eq!(
+        attributes.e_tag().map(|e| format!("\"{e}\"")),
+        Some(simple_etag(&whole))
+    );
+
+    s3.delete_object()
+        .bucket(SRC)
+        .key("mpu")
+        .send()
+        .await
+        .unwrap();
+    let_collections_run().await;
+    assert_eq!(data_files(&server), files);
+    assert!(get_bytes(&s3, DST, "copy").await == whole);
+    s3.delete_object()
+        .bucket(DST)
+        .key("copy")
+        .send()
+        .await
+        .unwrap();
+    await_data_files(&server, &[]).await;
+}

@@ -1,6 +1,7 @@
 //! Garbage collection: removes data files that no record references any more, either
 //! queued by the batch that superseded them or left behind by a process that died while
-//! writing them.
+//! writing them. A queued file shared between objects is removed only once its reference
+//! counter says the last of them is gone (see `data_refs`).
 
 use std::io;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::path::PathBuf;
 use coffre_crypto::MaintenanceScope;
 
 use crate::arrays;
+use crate::data_refs::FileRefs;
 use crate::error::Result;
 use crate::meta_store::{Batch, Cf, Durability};
 use crate::records::{GcEntry, GcState, Record};
@@ -41,6 +43,7 @@ impl Store {
         cursor.seek(&[]);
         while let Some((key, value)) = cursor.next_entry()? {
             let entry = GcEntry::decode(&value)?;
+            let mut counter = None;
             let candidates = match &entry.state {
                 GcState::Pending { boot_id } if *boot_id == self.shared.boot_id => {
                     backlog.in_progress += 1;
@@ -52,6 +55,15 @@ impl Store {
                 }
                 GcState::Queued => {
                     backlog.queued += 1;
+                    match self.file_refs(&entry.location)? {
+                        // Another object still shares it: its last release queues it again.
+                        FileRefs::Referenced => {
+                            done.delete(Cf::Gc, key);
+                            continue;
+                        }
+                        FileRefs::Released(key) => counter = Some(key),
+                        FileRefs::Unshared => {}
+                    }
                     vec![final_path(self, &entry)]
                 }
             };
@@ -62,6 +74,9 @@ impl Store {
             };
             if remove_files(&candidates, &mut stats) {
                 done.delete(Cf::Gc, key);
+                if let Some(counter) = counter {
+                    done.delete(Cf::Refs, counter);
+                }
             } else {
                 backlog.retained += 1;
             }

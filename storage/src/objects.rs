@@ -1,5 +1,6 @@
 //! Objects: writing, reading, overwriting and deleting them. Every change is one synced
-//! batch, and data it makes unreachable is queued for garbage collection in that batch.
+//! batch, and data it makes unreachable is queued for garbage collection in that batch
+//! (data shared with a copy is released, see `data_refs`).
 
 use coffre_crypto::{CustomerKey, CustomerKeyCheck, Dek, ObjectId, TenantId, TenantScope};
 
@@ -108,7 +109,7 @@ impl Store {
         Ok(record)
     }
 
-    /// Writes `record` with the rest of `batch`, queueing the data of the version it
+    /// Writes `record` with the rest of `batch`, releasing the data of the version it
     /// replaces and charging the tenant's usage: `bytes_added` (data newly counted with
     /// this batch) less the replaced version's size, and one object unless one is replaced.
     /// The caller holds the bucket lock (shared) and the key's lock, and has checked that
@@ -118,17 +119,40 @@ impl Store {
         tenant: TenantId,
         bucket: &BucketRecord,
         record: &StoredObject,
+        batch: Batch,
+        bytes_added: i64,
+    ) -> Result<()> {
+        self.commit_record(tenant, bucket, record, batch, bytes_added, false)
+    }
+
+    /// [`Store::commit_object`]; with `shares_data`, `record`'s data files are those of a
+    /// live record, and each gains a reference (see `data_refs`). The caller then also
+    /// holds that record's key lock and has checked that it is unchanged.
+    pub(crate) fn commit_record(
+        &self,
+        tenant: TenantId,
+        bucket: &BucketRecord,
+        record: &StoredObject,
         mut batch: Batch,
         bytes_added: i64,
+        shares_data: bool,
     ) -> Result<()> {
         let db_key = keys::object(tenant, bucket.id, record.key.as_bytes());
         let mut delta = UsageDelta {
             bytes: bytes_added,
             objects: 1,
         };
-        if let Some(old) = self.get_record::<StoredObject>(Cf::Objects, &db_key)? {
-            queue_locations(&mut batch, tenant, old.parts.iter().map(|p| &p.location))?;
-            delta.bytes = delta.bytes.saturating_sub(stored_size(&old));
+        let gained = record.parts.iter().filter(|_| shares_data);
+        let old = self.get_record::<StoredObject>(Cf::Objects, &db_key)?;
+        let released = old.iter().flat_map(|old| old.parts.iter());
+        self.change_refs(
+            &mut batch,
+            tenant,
+            gained.map(|p| &p.location),
+            released.map(|p| &p.location),
+        )?;
+        if let Some(old) = &old {
+            delta.bytes = delta.bytes.saturating_sub(stored_size(old));
             delta.objects = 0;
         }
         let charge = self.charge(tenant, delta, &mut batch)?;
@@ -179,7 +203,12 @@ impl Store {
             return Ok(());
         };
         let mut batch = Batch::new();
-        queue_locations(&mut batch, tenant, old.parts.iter().map(|p| &p.location))?;
+        self.change_refs(
+            &mut batch,
+            tenant,
+            [],
+            old.parts.iter().map(|p| &p.location),
+        )?;
         batch.delete(Cf::Objects, db_key);
         let delta = UsageDelta {
             bytes: -stored_size(&old),
@@ -282,7 +311,8 @@ pub(crate) fn stored_size(object: &StoredObject) -> i64 {
         .fold(0i64, i64::saturating_add)
 }
 
-/// Adds the files among `locations` to the garbage collection queue.
+/// Adds the files among `locations` to the garbage collection queue. For files that no
+/// other record can share: parts of uploads, or see `Store::change_refs`.
 pub(crate) fn queue_locations<'a>(
     batch: &mut Batch,
     tenant: TenantId,

@@ -1,6 +1,9 @@
-//! CopyObject and UploadPartCopy within a tenant. The source is streamed from its data
-//! files into a new data file on the blocking pool, hashing on the way; nothing is held in
-//! memory beyond one read chunk. An SSE-C source is read with the
+//! CopyObject and UploadPartCopy within a tenant. A whole-object copy that keeps its data
+//! key (no customer key on either side, or the same one) shares the source's data: nothing
+//! is re-encrypted or written but the copy's record, and the data is only read when the
+//! copy needs a digest the source does not have (see [`carried_digests`]). Any other copy,
+//! and every UploadPartCopy, streams the source from its data files into a new data file on
+//! the blocking pool, hashing on the way; nothing is held in memory beyond one read chunk. An SSE-C source is read with the
 //! `x-amz-copy-source-server-side-encryption-customer-*` key, and the copy is sealed under the
 //! `x-amz-server-side-encryption-customer-*` key if one is given (else under the tenant's
 //! keys alone), so a copy can add, change or drop a customer key.
@@ -224,28 +227,173 @@ pub async fn copy_object(
              or encryption attributes.",
         ));
     }
-    let source_object = source_object(&ctx, &source, source_key.clone()).await?;
-    if source_object.meta.size > MAX_COPY_BYTES {
-        return Err(S3Error::with_message(
-            S3ErrorCode::InvalidRequest,
-            "The specified copy source is larger than the maximum allowable size for a copy \
-             source: 5368709120",
-        ));
+    // A source overwritten between being read and the copy's commit is read again.
+    for _ in 0..SHARE_ATTEMPTS {
+        let source_object = source_object(&ctx, &source, source_key.clone()).await?;
+        if source_object.meta.size > MAX_COPY_BYTES {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "The specified copy source is larger than the maximum allowable size for a \
+                 copy source: 5368709120",
+            ));
+        }
+        let target = bucket_record(&ctx, &bucket).await?;
+        let mut meta: ObjectMeta = if replace {
+            meta_from_request(&ctx.headers)?
+        } else {
+            source_object.meta.clone()
+        };
+        meta.tags = tagging::for_copy(&ctx.headers, &source_object.meta.tags)?;
+        let algorithm = copy_algorithm(&ctx.headers, &source_object)?;
+        let keeps_data_key = {
+            let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
+            let (checked, key) = (source_object.clone(), target_key.clone());
+            blocking(move || store.copy_keeps_data_key(&scope, &checked, key.as_deref())).await?
+        };
+        if !keeps_data_key {
+            let copy = Reencrypted {
+                source: source_object,
+                source_key,
+                target,
+                key,
+                target_key,
+                meta,
+                algorithm,
+            };
+            return reencrypt_copy(&ctx, copy).await;
+        }
+        let digests = match carried_digests(&source_object, algorithm, target_key.is_some()) {
+            Some(digests) => digests,
+            None => {
+                let source = source_object.clone();
+                hash_source(&ctx, source, source_key.clone(), algorithm).await?
+            }
+        };
+        // An SSE-C copy's ETag is not the MD5 of its data, as on AWS.
+        let etag = match &target_key {
+            Some(_) => sse_c_etag(),
+            None => digests.md5_hex.clone(),
+        };
+        meta.etag = etag;
+        meta.checksums = vec![(algorithm.name().to_owned(), digests.checksum.clone())];
+        meta.checksum_type = Some("FULL_OBJECT".to_owned());
+        let (store, scope, object_key) = (ctx.store.clone(), ctx.scope.clone(), key.clone());
+        let customer_key = target_key.clone();
+        let copied = blocking(move || {
+            store.copy_object(
+                &scope,
+                &source_object,
+                &target,
+                &object_key,
+                meta,
+                customer_key.as_deref(),
+            )
+        })
+        .await?;
+        if let Some(object) = copied {
+            return Ok(copy_result(&object, algorithm, target_key.as_deref()));
+        }
     }
-    let target = bucket_record(&ctx, &bucket).await?;
-    let mut meta: ObjectMeta = if replace {
-        meta_from_request(&ctx.headers)?
+    Err(S3Error::with_message(
+        S3ErrorCode::ServiceUnavailable,
+        "The copy source kept changing during the copy; please try again.",
+    ))
+}
+
+/// Copies that share their source's data retry at most this many times when the source
+/// changes under them.
+const SHARE_ATTEMPTS: usize = 3;
+
+/// The MD5 (for the ETag) and the checksum of a copy's data.
+struct Digests {
+    /// Empty when the copy's ETag does not need it (SSE-C).
+    md5_hex: String,
+    checksum: String,
+}
+
+/// The digests a copy that shares its source's data can take over without reading it: the
+/// source's full-object checksum in `algorithm`, and unless the copy is SSE-C, the source's
+/// ETag when it is the MD5 of its data. A multipart source's ETag is not: AWS gives the copy
+/// (a single-part object, whose parts are not listed) the MD5 of its data.
+fn carried_digests(
+    source: &ObjectRecord,
+    algorithm: ChecksumAlgorithm,
+    sse_c: bool,
+) -> Option<Digests> {
+    let full_object = source.meta.checksum_type.as_deref() == Some("FULL_OBJECT");
+    let checksum = source
+        .meta
+        .checksums
+        .iter()
+        .find(|(name, _)| full_object && name == algorithm.name())?
+        .1
+        .clone();
+    let md5_hex = if sse_c {
+        String::new()
+    } else if source.is_sse_c() || source.meta.etag.contains('-') {
+        return None;
     } else {
-        source_object.meta.clone()
+        source.meta.etag.clone()
     };
-    meta.tags = tagging::for_copy(&ctx.headers, &source_object.meta.tags)?;
-    let algorithm = copy_algorithm(&ctx.headers, &source_object)?;
+    Some(Digests { md5_hex, checksum })
+}
+
+/// Reads (decrypts) the source to compute the digests the copy cannot take over; nothing is
+/// written.
+async fn hash_source(
+    ctx: &RequestContext,
+    source: ObjectRecord,
+    source_key: Option<RequestKey>,
+    algorithm: ChecksumAlgorithm,
+) -> Result<Digests, S3Error> {
+    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
+    blocking(move || {
+        let mut reader = store.object_reader(&scope, &source, source_key.as_deref())?;
+        let mut md5 = Md5::new();
+        let mut hasher: ChecksumHasher = algorithm.hasher();
+        reader.read_range(0, source.meta.size, COPY_CHUNK, &mut |chunk| {
+            md5.update(&chunk);
+            hasher.update(&chunk);
+            true
+        })?;
+        Ok(Digests {
+            md5_hex: hex::encode(md5.finalize()),
+            checksum: hasher.finalize_base64(),
+        })
+    })
+    .await
+}
+
+/// A copy that changes its data key: its data is read and sealed anew.
+struct Reencrypted {
+    source: ObjectRecord,
+    source_key: Option<RequestKey>,
+    target: BucketRecord,
+    key: String,
+    target_key: Option<RequestKey>,
+    meta: ObjectMeta,
+    algorithm: ChecksumAlgorithm,
+}
+
+async fn reencrypt_copy(
+    ctx: &RequestContext,
+    copy: Reencrypted,
+) -> Result<Response<Body>, S3Error> {
+    let Reencrypted {
+        source,
+        source_key,
+        target,
+        key,
+        target_key,
+        mut meta,
+        algorithm,
+    } = copy;
     let range = ByteRange {
         start: 0,
-        end: source_object.meta.size,
+        end: source.meta.size,
     };
     let job = CopyJob {
-        source: source_object,
+        source,
         source_key,
         range,
         target: target.clone(),
@@ -260,23 +408,37 @@ pub async fn copy_object(
         None => copied.md5_hex.clone(),
     };
     meta.size = copied.data.size();
-    meta.etag = etag.clone();
+    meta.etag = etag;
     meta.checksums = vec![(algorithm.name().to_owned(), copied.checksum.1.clone())];
     meta.checksum_type = Some("FULL_OBJECT".to_owned());
     let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
     let data = copied.data;
     let object = blocking(move || store.put_object(&scope, &target, &key, meta, data)).await?;
+    Ok(copy_result(&object, algorithm, target_key.as_deref()))
+}
 
+/// The CopyObject response for the stored copy.
+fn copy_result(
+    object: &ObjectRecord,
+    algorithm: ChecksumAlgorithm,
+    target_key: Option<&coffre_crypto::CustomerKey>,
+) -> Response<Body> {
+    let checksum = object
+        .meta
+        .checksums
+        .first()
+        .map(|(_, value)| value.as_str())
+        .unwrap_or_default();
     let mut w = XmlWriter::new();
     w.open_root("CopyObjectResult");
     w.element("LastModified", &iso8601(object.last_modified));
-    w.element("ETag", &format!("\"{etag}\""));
-    w.element(checksum_element(algorithm), &copied.checksum.1);
+    w.element("ETag", &format!("\"{}\"", object.meta.etag));
+    w.element(checksum_element(algorithm), checksum);
     w.element("ChecksumType", "FULL_OBJECT");
     w.close("CopyObjectResult");
     let mut response = xml_response(w.finish());
-    mark_stored(response.headers_mut(), target_key.as_deref());
-    Ok(response)
+    mark_stored(response.headers_mut(), target_key);
+    response
 }
 
 /// `x-amz-copy-source-range: bytes=a-b`, which must lie inside the source.
