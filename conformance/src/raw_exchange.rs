@@ -57,24 +57,6 @@ pub(crate) async fn exchange(request: Request<RawBody>) -> Result<RawResponse, E
     })
 }
 
-/// Whether the connection was closed by the server while the request was still being
-/// written (a broken pipe, or a reset met writing the body).
-pub(crate) fn lost_while_sending(error: &Error) -> bool {
-    let mut writing_body = false;
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
-            writing_body |= hyper.to_string() == "error writing a body to connection";
-        }
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return io.kind() == std::io::ErrorKind::BrokenPipe
-                || (writing_body && io.kind() == std::io::ErrorKind::ConnectionReset);
-        }
-        source = cause.source();
-    }
-    false
-}
-
 /// A complete response.
 #[derive(Debug)]
 pub struct RawResponse {

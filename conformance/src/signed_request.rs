@@ -24,7 +24,7 @@ use http_body_util::{BodyExt, Full};
 use tokio::sync::mpsc;
 
 use crate::chunked_body::{flip_hex, AwsChunked, ChunkSigner};
-use crate::raw_exchange::{describe, exchange, lost_while_sending, RawBody, RawResponse};
+use crate::raw_exchange::{describe, exchange, RawBody, RawResponse};
 use crate::server::TestServer;
 use crate::REGION;
 
@@ -324,59 +324,19 @@ impl RawRequest {
         self.build().uri().to_string()
     }
 
-    /// Signs and sends the request, and reads the whole response.
-    ///
-    /// A request whose connection the server closed while it was still being sent is sent
-    /// again, in up to three attempts in all: a server that refuses a request before reading
-    /// its body may close the connection with the rest of the body unread, and a client still
-    /// writing it then fails with a broken pipe before it reads the refusal (seen over TLS on
-    /// loopback). The refusal, not that race, is what a test checks.
+    /// Signs and sends the request, and reads the whole response. A server that answers
+    /// before it has read the body must still let the client read the answer (Coffre drains
+    /// what is left, `gateway/src/s3/unread_body.rs`): a connection cut while sending fails the
+    /// test.
     pub async fn send(self) -> RawResponse {
-        let mut request = self;
-        for attempt in 1.. {
-            let again = request.try_clone().filter(|_| attempt < SEND_ATTEMPTS);
-            let built = request.build();
-            let description = describe(&built);
-            match exchange(built).await {
-                Ok(response) => return response,
-                Err(e) => match again {
-                    Some(again) if lost_while_sending(&e) => {
-                        eprintln!("{description}: {e:?}; sending it again (attempt {attempt})");
-                        request = again;
-                    }
-                    _ => panic!("{description}: {e:?}"),
-                },
-            }
+        let built = self.build();
+        let description = describe(&built);
+        match exchange(built).await {
+            Ok(response) => response,
+            Err(e) => panic!("{description}: {e:?}"),
         }
-        unreachable!("the loop returns or panics")
-    }
-
-    /// A copy to send again, unless the body is a stream.
-    fn try_clone(&self) -> Option<Self> {
-        let RequestBody::Bytes(body) = &self.body else {
-            return None;
-        };
-        Some(RawRequest {
-            scheme: self.scheme,
-            addr: self.addr,
-            method: self.method.clone(),
-            path: self.path.clone(),
-            query: self.query.clone(),
-            headers: self.headers.clone(),
-            body: RequestBody::Bytes(body.clone()),
-            host: self.host.clone(),
-            auth: self.auth,
-            payload: self.payload.clone(),
-            access_key: self.access_key.clone(),
-            secret_key: self.secret_key.clone(),
-            time: self.time,
-            corrupt_signature: self.corrupt_signature,
-        })
     }
 }
-
-/// How many times [`RawRequest::send`] sends a request the server hung up on mid-send.
-const SEND_ATTEMPTS: usize = 3;
 
 struct ChannelBody {
     receiver: mpsc::Receiver<Bytes>,

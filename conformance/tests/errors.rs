@@ -235,3 +235,53 @@ async fn malformed_requests_get_s3_errors() {
     );
     assert!(response.error_code().is_some());
 }
+
+/// A PUT refused before its body is read (here: a signature from an unknown key) must not
+/// cut the client off mid-send: the server drains the rest of the body (up to a bound)
+/// while it answers, so a client that writes its whole body before reading gets the 403
+/// instead of a broken pipe. Raw TCP, so that the timing is the test's: headers and the
+/// first 64 KiB, a pause while the server answers, then the rest of a 4 MiB body.
+#[tokio::test]
+async fn a_refused_upload_body_is_drained_so_the_client_reads_the_refusal() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = TestServer::start();
+    if server.is_https() {
+        eprintln!("skipped over HTTPS: this test speaks raw HTTP/1.1 over TCP");
+        return;
+    }
+    let mut stream = tokio::net::TcpStream::connect(server.authority())
+        .await
+        .unwrap();
+    let length = 4 << 20;
+    let head = format!(
+        "PUT /drained/key HTTP/1.1\r\nHost: {}\r\nContent-Length: {length}\r\n\
+         x-amz-content-sha256: UNSIGNED-PAYLOAD\r\nx-amz-date: 20261128T000000Z\r\n\
+         Authorization: AWS4-HMAC-SHA256 \
+         Credential=AKIANOSUCHKEY0000000/20261128/us-east-1/s3/aws4_request, \
+         SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={}\r\n\r\n",
+        server.authority(),
+        "0".repeat(64)
+    );
+    let piece = vec![b'x'; 64 * 1024];
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&piece).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for _ in 1..length / piece.len() {
+        stream
+            .write_all(&piece)
+            .await
+            .expect("the server hung up while the body was being sent");
+    }
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("no answer within 10 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(
+        answer.starts_with("HTTP/1.1 403"),
+        "expected the 403, got: {answer}"
+    );
+    assert!(answer.contains("InvalidAccessKeyId"), "{answer}");
+}

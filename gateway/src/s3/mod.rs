@@ -17,6 +17,7 @@ pub mod server_side_encryption;
 pub mod service;
 pub mod tagging;
 pub mod timestamp;
+pub mod unread_body;
 pub mod xml;
 
 use std::sync::Arc;

@@ -10,16 +10,17 @@ use coffre_crypto::chunked_body::ChunkedDecoder;
 use coffre_crypto::sigv4::{ChunkSigner, PayloadMode};
 use http::HeaderMap;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
 
 use super::error::{S3Error, S3ErrorCode};
+use super::unread_body::UnreadBody;
 
 /// How long the client may stay silent while sending a body.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct RequestBody {
-    incoming: Incoming,
+    /// Drained in the background if the request is answered before its end.
+    incoming: UnreadBody,
     decoder: Option<ChunkedDecoder>,
     framed: BytesMut,
     signed_sha256: Option<(Sha256, [u8; 32])>,
@@ -32,7 +33,7 @@ pub struct RequestBody {
 impl RequestBody {
     /// `limit`: the most payload bytes this operation accepts (EntityTooLarge beyond).
     pub fn new(
-        incoming: Incoming,
+        incoming: UnreadBody,
         headers: &HeaderMap,
         payload: &PayloadMode,
         chunk_signer: Option<ChunkSigner>,
@@ -168,7 +169,10 @@ impl RequestBody {
 
     async fn read_frame(&mut self) -> Result<Option<Bytes>, S3Error> {
         loop {
-            let frame = tokio::time::timeout(IDLE_TIMEOUT, self.incoming.frame())
+            let Some(incoming) = self.incoming.get_mut() else {
+                return Ok(None);
+            };
+            let frame = tokio::time::timeout(IDLE_TIMEOUT, incoming.frame())
                 .await
                 .map_err(|_| S3Error::new(S3ErrorCode::RequestTimeout))?;
             match frame {

@@ -22,6 +22,7 @@ use super::operation::Operation;
 use super::query::Query;
 use super::request_body::RequestBody;
 use super::server_side_encryption;
+use super::unread_body::UnreadBody;
 use super::RequestContext;
 use crate::audit::{AuditLog, AuditRecord};
 use crate::metrics::{Metrics, RequestOutcome};
@@ -220,12 +221,17 @@ impl S3Service {
                 post_object::Scheme::Http
             };
             let mut by = post_object::PostedBy::default();
-            let result =
-                post_object::post_object(store, region, parts, incoming, operation, scheme, &mut by)
-                    .await;
+            let result = post_object::post_object(
+                store, region, parts, incoming, operation, scheme, &mut by,
+            )
+            .await;
             (seen.tenant, seen.access_key, seen.key) = (by.tenant, by.access_key, by.key);
             return result;
         }
+
+        // From here on, a body left unread when the answer is ready is drained in the
+        // background, so that the client can read the answer.
+        let incoming = UnreadBody::new(incoming);
 
         // Customer keys travel in the clear over plain HTTP: refused before anything else.
         server_side_encryption::check_transport(&parts.headers, &query, self.secure_transport)?;

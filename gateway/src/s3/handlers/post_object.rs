@@ -30,6 +30,7 @@ use crate::s3::payload_writer::{receive_payload, PayloadSource};
 use crate::s3::request_body::RequestBody;
 use crate::s3::server_side_encryption::mark_encrypted;
 use crate::s3::tagging;
+use crate::s3::unread_body::UnreadBody;
 use crate::s3::xml::{self, XmlWriter};
 use form::{FilePart, PostForm};
 
@@ -77,7 +78,7 @@ pub async fn post_object(
     };
     let boundary = form::boundary(&parts.headers)?;
     let body = RequestBody::new(
-        incoming,
+        UnreadBody::new(incoming),
         &parts.headers,
         &PayloadMode::Unsigned,
         None,
