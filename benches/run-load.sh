@@ -5,6 +5,7 @@
 #
 #   benches/run-load.sh                 # full run (a few minutes)
 #   QUICK=1 benches/run-load.sh         # small counts, to check the setup
+#   SCENARIO_SET=encryption TARGETS="coffre coffre-plain rclone-crypt" benches/run-load.sh
 #   TARGETS=rclone benches/run-load.sh  # one server only
 #   TARGETS="coffre coffre-plain rclone-crypt" benches/run-load.sh
 #                                       # encrypted vs unencrypted vs rclone over crypt
@@ -36,7 +37,14 @@ LOADGEN="$BIN/loadgen"
 COFFRE="$BIN/coffre"
 
 # name | loadgen arguments. Counts keep the whole run within a few minutes per server.
-if [[ "${QUICK:-0}" == 1 ]]; then
+# SCENARIO_SET=encryption: only the figures issue 3 compares (64 MiB objects at concurrency 4,
+# 4 KiB PUTs at concurrency 32), for TARGETS="coffre coffre-plain rclone-crypt".
+if [[ "${SCENARIO_SET:-}" == encryption ]]; then
+    SCENARIOS=(
+        "64MiB c4|putget --size 64MiB --count 32 --concurrency 4"
+        "4KiB c32|small --size 4KiB --count 5000 --concurrency 32"
+    )
+elif [[ "${QUICK:-0}" == 1 ]]; then
     SCENARIOS=(
         "64MiB c1|putget --size 64MiB --count 2 --concurrency 1"
         "64MiB c4|putget --size 64MiB --count 4 --concurrency 4"

@@ -30,7 +30,7 @@ pub use encryption_error::EncryptionError;
 pub use ids::{AccessKeyId, BucketId, IdError, ObjectId, Role, SecretKey, TenantId};
 pub use kek_cache::{KekCache, KekCacheStats};
 pub use key_hierarchy::{
-    CustomerKey, CustomerKeyCheck, CustomerKeyError, Dek, DekContext, Kek, KekVersion,
+    CustomerKey, CustomerKeyCheck, CustomerKeyError, Dek, DekContext, Kek, KekVersion, KekWrapper,
     RootKeyVersion, ValueKey, WrappedDek, WrappedKek, SSE_C_ALGORITHM,
 };
 pub use key_provider::{KeyProvider, LocalFileKeyProvider, Pkcs11Config, Pkcs11KeyProvider};

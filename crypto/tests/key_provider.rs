@@ -15,8 +15,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use coffre_crypto::{
-    EncryptionError, Kek, KekCache, KekVersion, KeyProvider, LocalFileKeyProvider, Pkcs11Config,
-    Pkcs11KeyProvider, RootKeyVersion, TenantId,
+    EncryptionError, Kek, KekCache, KekVersion, KekWrapper, KeyProvider, LocalFileKeyProvider,
+    Pkcs11Config, Pkcs11KeyProvider, RootKeyVersion, TenantId,
 };
 
 // ---- the behaviour suite ----
@@ -30,7 +30,10 @@ fn wraps_and_unwraps(provider: &dyn KeyProvider) {
         let kek = Kek::generate(version).unwrap();
         let wrapped = provider.wrap_kek(tenant, &kek).unwrap();
         assert_eq!(wrapped.kek_version, version);
-        assert_eq!(wrapped.root_version, provider.current_root_version());
+        assert_eq!(
+            wrapped.root_version(),
+            Some(provider.current_root_version())
+        );
         assert_eq!(wrapped.ciphertext.len(), 48);
         let unwrapped = provider.unwrap_kek(tenant, &wrapped).unwrap();
         assert_eq!(unwrapped.version(), version);
@@ -56,7 +59,7 @@ fn binds_tenant_and_versions(provider: &dyn KeyProvider) {
     nonce.nonce[5] ^= 1;
     assert_integrity_failure(provider.unwrap_kek(tenant, &nonce));
     let mut unknown_root = wrapped.clone();
-    unknown_root.root_version = RootKeyVersion::new(9_999);
+    unknown_root.wrapper = KekWrapper::Root(RootKeyVersion::new(9_999));
     assert_integrity_failure(provider.unwrap_kek(tenant, &unknown_root));
     let mut short = wrapped;
     short.ciphertext.truncate(40);
@@ -76,10 +79,10 @@ fn rotates_the_root_key(provider: &dyn KeyProvider, reopen: Reopen<'_>) {
     // Both versions readable while KEKs are rewrapped.
     assert_same_kek(&kek, &provider.unwrap_kek(tenant, &old).unwrap());
     let rewrapped = provider.rewrap_kek(tenant, &old).unwrap();
-    assert_eq!(rewrapped.root_version, second);
+    assert_eq!(rewrapped.root_version(), Some(second));
     assert_eq!(
-        provider.wrap_kek(tenant, &kek).unwrap().root_version,
-        second
+        provider.wrap_kek(tenant, &kek).unwrap().root_version(),
+        Some(second)
     );
 
     assert!(matches!(
@@ -116,7 +119,7 @@ fn an_unfinished_rotation_survives_a_restart(provider: &dyn KeyProvider, reopen:
     );
     assert_same_kek(&kek, &again.unwrap_kek(tenant, &under_first).unwrap());
     let under_second = again.rewrap_kek(tenant, &under_first).unwrap();
-    assert_eq!(under_second.root_version, second);
+    assert_eq!(under_second.root_version(), Some(second));
     assert_eq!(under_second.kek_version, KekVersion::FIRST);
     assert_ne!(under_second.ciphertext, under_first.ciphertext);
     // The rewrapped KEK is still bound to its tenant.
@@ -141,7 +144,7 @@ fn destroys_old_versions_in_any_order(provider: &dyn KeyProvider, reopen: Reopen
         provider.rotate_root().unwrap();
         wrapped.push(provider.wrap_kek(tenant, &kek).unwrap());
     }
-    let versions: Vec<RootKeyVersion> = wrapped.iter().map(|w| w.root_version).collect();
+    let versions: Vec<RootKeyVersion> = wrapped.iter().filter_map(|w| w.root_version()).collect();
     assert_eq!(provider.root_versions(), versions);
     let (oldest, middle, current) = (versions[0], versions[1], versions[2]);
 
@@ -167,7 +170,10 @@ fn destroys_old_versions_in_any_order(provider: &dyn KeyProvider, reopen: Reopen
     // Rotation goes on after the highest version ever used.
     let next = again.rotate_root().unwrap();
     assert!(next > current, "{next} after {current}");
-    assert_eq!(again.wrap_kek(tenant, &kek).unwrap().root_version, next);
+    assert_eq!(
+        again.wrap_kek(tenant, &kek).unwrap().root_version(),
+        Some(next)
+    );
 }
 
 fn survives_a_restart(provider: &dyn KeyProvider, reopen: Reopen<'_>) {
@@ -196,6 +202,29 @@ fn feeds_the_kek_cache(provider: &dyn KeyProvider) {
     assert!(cache
         .get_or_unwrap(TenantId::random(), &wrapped, provider)
         .is_err());
+}
+
+/// Without `tenant_keys_in_hsm` (the default, and the only way for `local-file`), a new KEK
+/// version is wrapped by the root key and no tenant key is made; a KEK wrapped under a tenant
+/// key does not open without one.
+fn wraps_new_keks_under_the_root_by_default(provider: &dyn KeyProvider) {
+    let tenant = TenantId::random();
+    let kek = Kek::generate(KekVersion::FIRST).unwrap();
+    let wrapped = provider.wrap_new_kek(tenant, &kek).unwrap();
+    assert_eq!(
+        wrapped.wrapper,
+        KekWrapper::Root(provider.current_root_version())
+    );
+    assert_same_kek(&kek, &provider.unwrap_kek(tenant, &wrapped).unwrap());
+    assert_eq!(provider.tenant_keys(tenant).unwrap(), vec![]);
+    assert_eq!(provider.destroy_tenant_keys(tenant, None).unwrap(), vec![]);
+    let mut posing = wrapped;
+    posing.wrapper = KekWrapper::TenantKey;
+    assert!(provider.unwrap_kek(tenant, &posing).is_err());
+    assert!(matches!(
+        provider.rewrap_kek(tenant, &posing),
+        Err(EncryptionError::Refused(_))
+    ));
 }
 
 fn keeps_secrets_out_of_debug(provider: &dyn KeyProvider) {
@@ -272,6 +301,12 @@ macro_rules! behaviour_tests {
             fn feeds_the_kek_cache() {
                 let (_guard, provider, _) = super::$provider("cache");
                 super::feeds_the_kek_cache(provider.as_ref());
+            }
+
+            #[test]
+            fn wraps_new_keks_under_the_root_by_default() {
+                let (_guard, provider, _) = super::$provider("default-new");
+                super::wraps_new_keks_under_the_root_by_default(provider.as_ref());
             }
 
             #[test]
@@ -603,4 +638,139 @@ fn pkcs11_reports_what_is_wrong() {
     readable_pin.pin_file = open_pin;
     let err = Pkcs11KeyProvider::open(readable_pin).unwrap_err();
     assert!(err.to_string().contains("chmod 600"), "{err}");
+}
+
+// ---- pkcs11 tenant keys (tenant_keys_in_hsm) ----
+
+/// The label of `tenant`'s key for KEK `version` under `key_label`.
+fn tenant_key_objects(
+    session: &cryptoki::session::Session,
+    key_label: &str,
+    tenant: TenantId,
+    version: KekVersion,
+) -> Vec<cryptoki::object::ObjectHandle> {
+    use cryptoki::object::Attribute;
+    let label = coffre_crypto::key_provider::tenant_key_label(key_label, tenant, version);
+    session
+        .find_objects(&[Attribute::Label(label.into_bytes())])
+        .unwrap()
+}
+
+#[test]
+fn pkcs11_tenant_keys_are_token_objects_found_after_a_restart_and_destroyed() {
+    use cryptoki::object::{Attribute, AttributeType};
+    let _turn = hsm_turn();
+    const LABEL: &str = "coffre-root-tenant-keys";
+    let mut config = pkcs11_config(LABEL);
+    config.tenant_keys_in_hsm = true;
+    let provider = Pkcs11KeyProvider::open(config.clone()).unwrap();
+    let (tenant, other) = (TenantId::random(), TenantId::random());
+    let (v1, v2) = (KekVersion::FIRST, KekVersion::new(2));
+    let kek1 = Kek::generate(v1).unwrap();
+    let kek2 = Kek::generate(v2).unwrap();
+    let other_kek = Kek::generate(v1).unwrap();
+    let wrapped1 = provider.wrap_new_kek(tenant, &kek1).unwrap();
+    let wrapped2 = provider.wrap_new_kek(tenant, &kek2).unwrap();
+    let other_wrapped = provider.wrap_new_kek(other, &other_kek).unwrap();
+    assert_eq!(wrapped1.wrapper, KekWrapper::TenantKey);
+    assert_eq!(wrapped1.root_version(), None);
+    assert_eq!(provider.tenant_keys(tenant).unwrap(), vec![v1, v2]);
+    assert_same_kek(&kek1, &provider.unwrap_kek(tenant, &wrapped1).unwrap());
+
+    // Each is a persistent, sensitive, non-extractable object named by tenant and version.
+    let session = token_session();
+    let found = tenant_key_objects(&session, LABEL, tenant, v1);
+    assert_eq!(found.len(), 1);
+    let attributes = session
+        .get_attributes(
+            found[0],
+            &[
+                AttributeType::Token,
+                AttributeType::Private,
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::Id,
+                AttributeType::Value,
+            ],
+        )
+        .unwrap();
+    for expected in [
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+    ] {
+        assert!(
+            attributes.contains(&expected),
+            "{expected:?} in {attributes:?}"
+        );
+    }
+    let id = [tenant.as_bytes().as_slice(), &1u32.to_be_bytes()].concat();
+    assert!(attributes.contains(&Attribute::Id(id)));
+    assert!(!attributes.iter().any(|a| matches!(a, Attribute::Value(_))));
+
+    // Bound to tenant and version; not the root key's to rewrap, nor to take away.
+    assert_integrity_failure(provider.unwrap_kek(other, &wrapped1));
+    assert_integrity_failure(provider.unwrap_kek(TenantId::random(), &wrapped1));
+    let mut relabelled = wrapped1.clone();
+    relabelled.kek_version = v2;
+    assert_integrity_failure(provider.unwrap_kek(tenant, &relabelled));
+    let mut flipped = wrapped1.clone();
+    flipped.ciphertext[3] ^= 1;
+    assert_integrity_failure(provider.unwrap_kek(tenant, &flipped));
+    assert!(matches!(
+        provider.rewrap_kek(tenant, &wrapped1),
+        Err(EncryptionError::Refused(_))
+    ));
+    let second_root = provider.rotate_root().unwrap();
+    provider.destroy_root(RootKeyVersion::FIRST).unwrap();
+    assert_eq!(provider.root_versions(), vec![second_root]);
+    assert_same_kek(&kek1, &provider.unwrap_kek(tenant, &wrapped1).unwrap());
+
+    // Found again after a restart, with the setting off too (it governs new versions only).
+    let mut plain = config.clone();
+    plain.tenant_keys_in_hsm = false;
+    let again = Pkcs11KeyProvider::open(plain).unwrap();
+    assert_eq!(again.tenant_keys(tenant).unwrap(), vec![v1, v2]);
+    assert_same_kek(&kek1, &again.unwrap_kek(tenant, &wrapped1).unwrap());
+    assert_same_kek(&kek2, &again.unwrap_kek(tenant, &wrapped2).unwrap());
+    assert_eq!(
+        again.wrap_new_kek(tenant, &kek2).unwrap().root_version(),
+        Some(second_root)
+    );
+
+    // Retirement of a version, then deletion of the tenant: the objects go, the KEKs with them.
+    assert_eq!(
+        again.destroy_tenant_keys(tenant, Some(v2)).unwrap(),
+        vec![v1]
+    );
+    assert!(tenant_key_objects(&session, LABEL, tenant, v1).is_empty());
+    assert_integrity_failure(again.unwrap_kek(tenant, &wrapped1));
+    assert_same_kek(&kek2, &again.unwrap_kek(tenant, &wrapped2).unwrap());
+    assert_eq!(again.destroy_tenant_keys(tenant, None).unwrap(), vec![v2]);
+    assert!(tenant_key_objects(&session, LABEL, tenant, v2).is_empty());
+    assert_eq!(again.tenant_keys(tenant).unwrap(), vec![]);
+    let reopened = Pkcs11KeyProvider::open(config.clone()).unwrap();
+    assert_integrity_failure(reopened.unwrap_kek(tenant, &wrapped2));
+    assert_integrity_failure(provider.unwrap_kek(tenant, &wrapped2));
+    assert_eq!(reopened.destroy_tenant_keys(tenant, None).unwrap(), vec![]);
+    // The other tenant's key is untouched.
+    assert_same_kek(
+        &other_kek,
+        &reopened.unwrap_kek(other, &other_wrapped).unwrap(),
+    );
+    assert_eq!(
+        tenant_key_objects(&session, LABEL, other, v1).len(),
+        1,
+        "only the deleted tenant's keys go"
+    );
+
+    // A version made again (its first record never written) replaces the orphan.
+    let orphan = reopened
+        .wrap_new_kek(other, &Kek::generate(v2).unwrap())
+        .unwrap();
+    let kept = reopened.wrap_new_kek(other, &kek2).unwrap();
+    assert_eq!(tenant_key_objects(&session, LABEL, other, v2).len(), 1);
+    assert_integrity_failure(reopened.unwrap_kek(other, &orphan));
+    assert_same_kek(&kek2, &reopened.unwrap_kek(other, &kept).unwrap());
 }

@@ -66,7 +66,7 @@ pub struct RawConfig {
 }
 
 /// `[key_provider]`: `kind = "local-file"` with `path`, or `kind = "pkcs11"` with `module`,
-/// `token_label`, `pin_file` and `key_label`.
+/// `token_label`, `pin_file`, `key_label` and `tenant_keys_in_hsm`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawKeyProvider {
@@ -76,6 +76,9 @@ pub struct RawKeyProvider {
     pub token_label: Option<String>,
     pub pin_file: Option<PathBuf>,
     pub key_label: Option<String>,
+    /// pkcs11 only: wrap each new tenant KEK version under a tenant key of its own in the
+    /// token, destroyed with the tenant or the version (default false).
+    pub tenant_keys_in_hsm: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -424,6 +427,7 @@ fn resolve_key_provider(
                 ("token_label", raw.token_label.is_some()),
                 ("pin_file", raw.pin_file.is_some()),
                 ("key_label", raw.key_label.is_some()),
+                ("tenant_keys_in_hsm", raw.tenant_keys_in_hsm.is_some()),
             ] {
                 if given {
                     return Err(only_for(setting, "pkcs11"));
@@ -461,6 +465,7 @@ fn resolve_key_provider(
                 token_label,
                 pin_file: non_empty_path("pin_file", pin_file)?,
                 key_label,
+                tenant_keys_in_hsm: raw.tenant_keys_in_hsm.unwrap_or(false),
             }))
         }
         other => Err(invalid(
@@ -608,8 +613,21 @@ mod tests {
                 token_label: "coffre".into(),
                 pin_file: PathBuf::from("/etc/coffre/hsm-pin"),
                 key_label: "coffre-root".into(),
+                tenant_keys_in_hsm: false,
             })
         );
+        let config = parse(
+            "[key_provider]\nkind = \"pkcs11\"\ntoken_label = \"coffre\"\n\
+             pin_file = \"/p\"\ntenant_keys_in_hsm = true",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            config.key_provider,
+            KeyProviderConfig::Pkcs11(Pkcs11Config {
+                tenant_keys_in_hsm: true,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -691,6 +709,10 @@ mod tests {
             ),
             (
                 "[key_provider]\nkind = \"local-file\"\ntoken_label = \"t\"",
+                "key_provider",
+            ),
+            (
+                "[key_provider]\nkind = \"local-file\"\ntenant_keys_in_hsm = true",
                 "key_provider",
             ),
         ] {

@@ -262,6 +262,7 @@ fn open_key_provider(config: &KeyProviderConfig) -> anyhow::Result<Arc<dyn KeyPr
             tracing::info!(
                 token = %pkcs11.token_label,
                 key_label = %pkcs11.key_label,
+                tenant_keys_in_hsm = pkcs11.tenant_keys_in_hsm,
                 root_versions = keys.root_versions().len(),
                 "root key provider: pkcs11"
             );

@@ -19,8 +19,11 @@
 //! Retirement: a pass that finds no DEK left to move ends the rotation, provided it began
 //! at least the grace period after the rotation, so that a write that wrapped its DEK
 //! under the old version just before the rotation has landed and been seen. The older
-//! versions are then removed from the tenant record in one synced write and purged from the
-//! store's files, as a deleted tenant's keys are. A DEK that does not open (a damaged
+//! versions are then removed from the tenant record in one synced write, their tenant keys
+//! destroyed in the HSM if they have any (`tenant_keys_in_hsm`), and purged from the store's
+//! files, as a deleted tenant's keys are. A rotation's new version gets a tenant key of its
+//! own when the setting is on, whatever wrapped the older ones: rotating a tenant created
+//! before it moves the tenant's keys into the HSM. A DEK that does not open (a damaged
 //! record) blocks the retirement: no KEK that a record still names is destroyed.
 
 use std::time::{Duration, SystemTime};
@@ -471,9 +474,11 @@ impl Store {
         })
     }
 
-    /// Makes the store's files drop the stale copies of the KEK versions a finished
-    /// rotation destroyed, then records that it did.
+    /// Destroys the tenant keys in the HSM of the KEK versions a finished rotation
+    /// retired, makes the store's files drop the stale copies of those versions, then
+    /// records that it did (until then, each step tries again).
     fn purge_retired(&self, tenant: TenantId, target: KekVersion) -> Result<()> {
+        self.destroy_hsm_tenant_keys(tenant, Some(target))?;
         self.purge_shredded_keys()?;
         let _guard = self.shared.locks.admin();
         let Some(mut record) =

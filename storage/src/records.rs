@@ -4,9 +4,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use coffre_crypto::key_hierarchy::WRAP_NONCE_LEN;
 use coffre_crypto::{
-    AccessKeyId, BucketId, CustomerKeyCheck, KekVersion, NoncePrefix, ObjectId, Role, TenantId,
-    WrappedDek, WrappedKek,
+    AccessKeyId, BucketId, CustomerKeyCheck, KekVersion, KekWrapper, NoncePrefix, ObjectId, Role,
+    RootKeyVersion, TenantId, WrappedDek, WrappedKek,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -118,8 +119,8 @@ pub struct TenantRecord {
     /// Array names or site labels the tenant's data files may be placed on; empty: any.
     pub placement: Vec<String>,
     pub quotas: Quotas,
-    /// The tenant's key-encryption keys, each wrapped by the root key; emptied when the
-    /// tenant is deleted (crypto-shredding).
+    /// The tenant's key-encryption keys, each wrapped by a root key version or by its own
+    /// tenant key in the HSM; emptied when the tenant is deleted (crypto-shredding).
     pub keks: Vec<WrappedKek>,
     /// The KEK version that wraps new DEKs.
     pub kek_version: KekVersion,
@@ -188,9 +189,31 @@ pub enum RewrapPhase {
 }
 
 /// Format 2 added placement and quotas, format 3 the wrapped KEKs, format 4 the KEK
-/// rotation. Tenants of formats 1 and 2 have no keys (none were ever deployed): they
-/// decode, but cannot store or read data.
-const TENANT_FORMAT_VERSION: u8 = 4;
+/// rotation, format 5 what wraps each KEK (a root key version or, with
+/// `tenant_keys_in_hsm`, a tenant key in the HSM; formats 3 and 4 name a root version).
+/// Tenants of formats 1 and 2 have no keys (none were ever deployed): they decode, but
+/// cannot store or read data.
+const TENANT_FORMAT_VERSION: u8 = 5;
+
+/// A wrapped KEK as formats 3 and 4 store it: always under a root key version.
+#[derive(Serialize, Deserialize)]
+struct RootWrappedKekV1 {
+    root_version: RootKeyVersion,
+    kek_version: KekVersion,
+    nonce: [u8; WRAP_NONCE_LEN],
+    ciphertext: Vec<u8>,
+}
+
+impl From<RootWrappedKekV1> for WrappedKek {
+    fn from(old: RootWrappedKekV1) -> Self {
+        WrappedKek {
+            wrapper: KekWrapper::Root(old.root_version),
+            kek_version: old.kek_version,
+            nonce: old.nonce,
+            ciphertext: old.ciphertext,
+        }
+    }
+}
 
 impl Record for TenantRecord {
     const KIND: &'static str = "tenant";
@@ -224,8 +247,21 @@ impl Record for TenantRecord {
             state: TenantState,
             placement: Vec<String>,
             quotas: Quotas,
-            keks: Vec<WrappedKek>,
+            keks: Vec<RootWrappedKekV1>,
             kek_version: KekVersion,
+        }
+        #[derive(Deserialize)]
+        struct TenantRecordV4 {
+            id: TenantId,
+            name: String,
+            #[serde(with = "unix_millis")]
+            created: SystemTime,
+            state: TenantState,
+            placement: Vec<String>,
+            quotas: Quotas,
+            keks: Vec<RootWrappedKekV1>,
+            kek_version: KekVersion,
+            rotation: Option<KekRotation>,
         }
         match version {
             1 => {
@@ -265,9 +301,23 @@ impl Record for TenantRecord {
                     state: v3.state,
                     placement: v3.placement,
                     quotas: v3.quotas,
-                    keks: v3.keks,
+                    keks: v3.keks.into_iter().map(WrappedKek::from).collect(),
                     kek_version: v3.kek_version,
                     rotation: None,
+                })
+            }
+            4 => {
+                let v4: TenantRecordV4 = decode_body(Self::KIND, body)?;
+                Ok(TenantRecord {
+                    id: v4.id,
+                    name: v4.name,
+                    created: v4.created,
+                    state: v4.state,
+                    placement: v4.placement,
+                    quotas: v4.quotas,
+                    keks: v4.keks.into_iter().map(WrappedKek::from).collect(),
+                    kek_version: v4.kek_version,
+                    rotation: v4.rotation,
                 })
             }
             _ => Err(unknown_version(Self::KIND, version)),
@@ -646,7 +696,6 @@ mod tests {
 
     #[test]
     fn format_3_tenants_keep_their_keys_and_read_as_never_rotated() {
-        use coffre_crypto::RootKeyVersion;
         #[derive(Serialize)]
         struct V3<'a> {
             id: TenantId,
@@ -655,15 +704,17 @@ mod tests {
             state: TenantState,
             placement: Vec<String>,
             quotas: Quotas,
-            keks: Vec<WrappedKek>,
+            keks: Vec<RootWrappedKekV1>,
             kek_version: KekVersion,
         }
-        let kek = WrappedKek {
+        let old_kek = || RootWrappedKekV1 {
             root_version: RootKeyVersion::new(2),
             kek_version: KekVersion::FIRST,
             nonce: [7; 12],
             ciphertext: vec![9; 48],
         };
+        let kek = WrappedKek::from(old_kek());
+        assert_eq!(kek.root_version(), Some(RootKeyVersion::new(2)));
         let id = TenantId::random();
         let v3 = V3 {
             id,
@@ -672,7 +723,7 @@ mod tests {
             state: TenantState::Active,
             placement: vec!["a1".into()],
             quotas: Quotas::default(),
-            keks: vec![kek.clone()],
+            keks: vec![old_kek()],
             kek_version: KekVersion::FIRST,
         };
         let bytes = postcard::to_extend(&v3, vec![3]).unwrap();
@@ -698,6 +749,67 @@ mod tests {
         let encoded = rotated.encode().unwrap();
         assert_eq!(encoded[0], TENANT_FORMAT_VERSION);
         assert_eq!(TenantRecord::decode(&encoded).unwrap(), rotated);
+    }
+
+    #[test]
+    fn format_4_tenants_keep_their_rotation_and_keys_under_the_root() {
+        #[derive(Serialize)]
+        struct V4<'a> {
+            id: TenantId,
+            name: &'a str,
+            created: u64,
+            state: TenantState,
+            placement: Vec<String>,
+            quotas: Quotas,
+            keks: Vec<RootWrappedKekV1>,
+            kek_version: KekVersion,
+            rotation: Option<KekRotation>,
+        }
+        let rotation = KekRotation {
+            target: KekVersion::new(2),
+            started: from_millis(5),
+            passes: 2,
+            rewrapped: 1,
+            scanned: 1,
+            state: RotationState::Finished {
+                finished: from_millis(9),
+                destroyed: vec![KekVersion::FIRST],
+                purged: true,
+            },
+        };
+        let v4 = V4 {
+            id: TenantId::random(),
+            name: "rotated",
+            created: 1234,
+            state: TenantState::Active,
+            placement: Vec::new(),
+            quotas: Quotas::default(),
+            keks: vec![RootWrappedKekV1 {
+                root_version: RootKeyVersion::new(3),
+                kek_version: KekVersion::new(2),
+                nonce: [1; 12],
+                ciphertext: vec![2; 48],
+            }],
+            kek_version: KekVersion::new(2),
+            rotation: Some(rotation.clone()),
+        };
+        let tenant = TenantRecord::decode(&postcard::to_extend(&v4, vec![4]).unwrap()).unwrap();
+        assert_eq!(tenant.rotation, Some(rotation));
+        assert_eq!(
+            tenant.keks[0].wrapper,
+            KekWrapper::Root(RootKeyVersion::new(3))
+        );
+        assert_eq!(tenant.keks[0].ciphertext, vec![2; 48]);
+
+        // Format 5 tells a KEK under a tenant key in the HSM from one under the root.
+        let mut in_hsm = tenant.clone();
+        in_hsm.keks[0].wrapper = KekWrapper::TenantKey;
+        let encoded = in_hsm.encode().unwrap();
+        assert_eq!(encoded[0], 5);
+        let decoded = TenantRecord::decode(&encoded).unwrap();
+        assert_eq!(decoded.keks[0].root_version(), None);
+        assert_eq!(decoded, in_hsm);
+        assert_ne!(encoded, tenant.encode().unwrap());
     }
 
     #[test]

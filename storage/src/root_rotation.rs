@@ -13,12 +13,16 @@
 //! rotation a crash interrupted is finished at the next start
 //! ([`Store::resume_root_rotation`]).
 //!
+//! KEKs wrapped under tenant keys in the HSM (`tenant_keys_in_hsm`) are not under any root
+//! version: a root rotation leaves them as they are (their tenant keys are not wrapped by the
+//! root key; a tenant KEK rotation replaces them).
+//!
 //! The provider's root key versions belong to this store's metadata: two deployments must
 //! not share one key file or one token key label.
 
 use std::collections::BTreeMap;
 
-use coffre_crypto::{AdminScope, MaintenanceScope, RootKeyVersion, TenantId};
+use coffre_crypto::{AdminScope, MaintenanceScope, RootKeyVersion, TenantId, WrappedKek};
 
 use crate::error::Result;
 use crate::keys;
@@ -90,8 +94,8 @@ impl Store {
         let provider = self.shared.keys.provider();
         let mut keks = BTreeMap::new();
         for tenant in self.all_tenants()? {
-            for wrapped in &tenant.keks {
-                *keks.entry(wrapped.root_version).or_insert(0) += 1;
+            for root_version in tenant.keks.iter().filter_map(WrappedKek::root_version) {
+                *keks.entry(root_version).or_insert(0) += 1;
             }
         }
         Ok(RootKeyStatus {
@@ -142,7 +146,7 @@ impl Store {
             let in_use: Vec<RootKeyVersion> = self
                 .all_tenants()?
                 .iter()
-                .flat_map(|t| t.keks.iter().map(|k| k.root_version))
+                .flat_map(|t| t.keks.iter().filter_map(WrappedKek::root_version))
                 .collect();
             let mut retired = Vec::new();
             for version in provider.root_versions() {
@@ -179,7 +183,7 @@ impl Store {
         };
         let mut rewrapped = 0;
         for wrapped in &mut tenant.keks {
-            if wrapped.root_version != current {
+            if wrapped.root_version().is_some_and(|v| v != current) {
                 *wrapped = provider.rewrap_kek(id, wrapped)?;
                 rewrapped += 1;
             }

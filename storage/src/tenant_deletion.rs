@@ -1,6 +1,6 @@
 //! Deleting a tenant: first, in one synced batch, its keys go, its name is freed and its
 //! key-encryption keys are destroyed, so nothing of it is reachable or readable any more;
-//! then its buckets, objects, uploads and parts are removed in bounded batches and its data
+//! its tenant keys in the HSM (`tenant_keys_in_hsm`) are destroyed next; then its buckets, objects, uploads and parts are removed in bounded batches and its data
 //! files queued for garbage collection. A crash in between leaves the tenant in the
 //! `Deleting` state, which [`Store::resume_tenant_deletions`] finishes.
 
@@ -44,6 +44,9 @@ impl Store {
             // The tenant's KEKs go in the batch that marks it deleted (crypto-shredding).
             self.shred_tenant_keys(tenant, batch)?;
         }
+        // The record says `Deleting` from now on, so a failure here (an HSM outage) is
+        // retried by `resume_tenant_deletions` at the next start.
+        self.destroy_hsm_tenant_keys(id, None)?;
         self.purge_shredded_keys()?;
         tracing::info!(tenant = %id, force, "tenant deleted; purging its records");
         self.purge_tenant(id)
@@ -68,6 +71,7 @@ impl Store {
         }
         for id in &deleting {
             tracing::info!(task = maint.task(), tenant = %id, "resuming a tenant deletion");
+            self.destroy_hsm_tenant_keys(*id, None)?;
             self.purge_tenant(*id)?;
         }
         Ok(deleting.len())
@@ -87,13 +91,16 @@ impl Store {
         }
         self.purge_prefix(Cf::Objects, &prefix, |batch, value| {
             let object = StoredObject::decode(value)?;
-            queue_locations(batch, id, object.parts.iter().map(|p| &p.location))
+            self.change_refs(batch, id, [], object.parts.iter().map(|p| &p.location))
         })?;
         self.purge_prefix(Cf::Parts, &prefix, |batch, value| {
             let part = StoredPartRecord::decode(value)?;
             queue_locations(batch, id, [&part.location])
         })?;
         self.purge_prefix(Cf::Uploads, &prefix, |_, _| Ok(()))?;
+        // No record of the tenant is left to reference a file: every file is queued, and
+        // without its counter garbage collection removes it.
+        self.purge_prefix(Cf::Refs, &prefix, |_, _| Ok(()))?;
         let mut batch = Batch::new();
         batch.delete(Cf::Usage, keys::usage(id));
         batch.delete(Cf::Tenants, keys::tenant(id));

@@ -1,7 +1,11 @@
 //! Tenant key-encryption keys and the DEKs they wrap.
 //!
 //! A tenant's KEK versions are created with it and by its rotations (`key_rotation`),
-//! wrapped by the root key provider and kept in its record. Unwrapped KEKs live in a
+//! wrapped by the root key provider and kept in its record. With the `pkcs11` provider's
+//! `tenant_keys_in_hsm`, each new version is wrapped under a tenant key of its own in the
+//! token instead, and destroying the tenant (or retiring the version) destroys that token
+//! object too: every copy of the wrapped KEK, in the store's files or in backups, is then
+//! useless even with the root key. Unwrapped KEKs live in a
 //! bounded [`KekCache`], so the provider (an HSM round trip) is not on the per-request path
 //! once a KEK is cached. Deleting a tenant destroys its wrapped KEKs first
 //! (crypto-shredding), then makes RocksDB drop every stale copy of them; the end of a KEK
@@ -52,15 +56,26 @@ impl TenantKeys {
         self.generate_version(tenant, KekVersion::FIRST)
     }
 
-    /// A fresh KEK `version` of `tenant`, wrapped under the current root key.
+    /// A fresh KEK `version` of `tenant`, wrapped under the current root key or under a
+    /// new tenant key in the HSM (`tenant_keys_in_hsm`).
     pub fn generate_version(
         &self,
         tenant: TenantId,
         version: KekVersion,
     ) -> Result<(Arc<Kek>, WrappedKek)> {
         let kek = Kek::generate(version)?;
-        let wrapped = self.provider.wrap_kek(tenant, &kek)?;
+        let wrapped = self.provider.wrap_new_kek(tenant, &kek)?;
         Ok((Arc::new(kek), wrapped))
+    }
+
+    /// Undoes [`TenantKeys::generate`] for a tenant whose record could not be written:
+    /// destroys the tenant key it may have made in the HSM (best effort: the tenant never
+    /// existed, and its id is never used again).
+    pub fn discard_new_tenant(&self, tenant: TenantId) {
+        if let Err(e) = self.provider.destroy_tenant_keys(tenant, None) {
+            tracing::warn!(tenant = %tenant, error = %e,
+                "the tenant key of a tenant never created could not be destroyed in the HSM");
+        }
     }
 
     /// Caches a KEK just created.
@@ -266,6 +281,28 @@ impl Store {
             current = %tenant.kek_version,
             "retired key-encryption key versions destroyed"
         );
+        Ok(())
+    }
+
+    /// Crypto-shredding in the HSM: destroys the tenant keys of `tenant` for the KEK
+    /// versions below `below` (all of them when `None`). Nothing to do unless the provider
+    /// holds tenant keys; what is already gone is not an error, so a deletion or retirement
+    /// that a crash or an HSM outage interrupted is finished by running it again.
+    pub(crate) fn destroy_hsm_tenant_keys(
+        &self,
+        tenant: TenantId,
+        below: Option<KekVersion>,
+    ) -> Result<()> {
+        let provider = self.shared.keys.provider();
+        let destroyed = provider.destroy_tenant_keys(tenant, below)?;
+        if !destroyed.is_empty() {
+            tracing::info!(
+                tenant = %tenant,
+                provider = provider.kind(),
+                destroyed = ?destroyed.iter().map(|v| v.get()).collect::<Vec<_>>(),
+                "tenant keys destroyed in the HSM"
+            );
+        }
         Ok(())
     }
 

@@ -27,7 +27,8 @@ pub struct TenantUpdate {
 }
 
 impl Store {
-    /// A new, active tenant with a fresh KEK (version 1, wrapped by the root key).
+    /// A new, active tenant with a fresh KEK (version 1, wrapped by the root key, or by a
+    /// tenant key in the HSM with `tenant_keys_in_hsm`).
     /// `TenantExists` if the name is taken, `InvalidPlacement` if the placement names an
     /// unknown array or site.
     pub fn create_tenant(
@@ -62,7 +63,10 @@ impl Store {
             name_key,
             TenantNameRecord { tenant: tenant.id }.encode()?,
         );
-        self.meta().write(batch, Durability::Synced)?;
+        if let Err(e) = self.meta().write(batch, Durability::Synced) {
+            self.shared.keys.discard_new_tenant(id);
+            return Err(e);
+        }
         self.shared.keys.remember(id, kek);
         Ok(tenant)
     }

@@ -619,7 +619,7 @@ fn a_root_rotation_rewraps_every_kek_and_retires_the_old_root() {
         );
         for scope in [&alice, &bob] {
             for kek in record(&store, scope).keks {
-                assert_eq!(kek.root_version, rotation.root_version);
+                assert_eq!(kek.root_version(), Some(rotation.root_version));
             }
         }
         assert_eq!(

@@ -12,6 +12,7 @@ use crate::ids::TenantId;
 use crate::EncryptionError;
 
 const KEK_WRAP_LABEL: &[u8] = b"coffre/v1/kek-wrap";
+const TENANT_KEY_WRAP_LABEL: &[u8] = b"coffre/v1/kek-wrap/tenant-key";
 
 macro_rules! key_version {
     ($(#[$doc:meta])* $name:ident) => {
@@ -101,15 +102,36 @@ impl fmt::Debug for Kek {
     }
 }
 
-/// A tenant KEK sealed under a root key (AES-256-GCM, inside the HSM for `pkcs11`): what
-/// the tenant record stores, one per KEK version.
+/// What seals a wrapped KEK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KekWrapper {
+    /// A root key version of the provider, shared by every tenant.
+    Root(RootKeyVersion),
+    /// The tenant's own key for this KEK version, a persistent object in the `pkcs11` token
+    /// (`tenant_keys_in_hsm`). Destroying that object makes every copy of the wrapped KEK
+    /// useless, whatever root key is at hand.
+    TenantKey,
+}
+
+/// A tenant KEK sealed (AES-256-GCM) under a root key or under the tenant's own key in the
+/// HSM: what the tenant record stores, one per KEK version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WrappedKek {
-    pub root_version: RootKeyVersion,
+    pub wrapper: KekWrapper,
     pub kek_version: KekVersion,
     pub nonce: [u8; WRAP_NONCE_LEN],
     /// The KEK's ciphertext and tag (48 bytes).
     pub ciphertext: Vec<u8>,
+}
+
+impl WrappedKek {
+    /// The root key version that wraps it; `None` when a tenant key in the HSM does.
+    pub fn root_version(&self) -> Option<RootKeyVersion> {
+        match self.wrapper {
+            KekWrapper::Root(version) => Some(version),
+            KekWrapper::TenantKey => None,
+        }
+    }
 }
 
 /// Label | tenant | KEK version | root key version: what every provider binds a wrapped KEK
@@ -124,5 +146,18 @@ pub(crate) fn kek_wrap_associated_data(
     ad.extend_from_slice(tenant.as_bytes());
     ad.extend_from_slice(&kek_version.get().to_be_bytes());
     ad.extend_from_slice(&root_version.get().to_be_bytes());
+    ad
+}
+
+/// Label | tenant | KEK version: what a KEK wrapped under its tenant key is bound to (the
+/// key itself is the tenant's and the version's).
+pub(crate) fn tenant_key_wrap_associated_data(
+    tenant: TenantId,
+    kek_version: KekVersion,
+) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(TENANT_KEY_WRAP_LABEL.len() + 20);
+    ad.extend_from_slice(TENANT_KEY_WRAP_LABEL);
+    ad.extend_from_slice(tenant.as_bytes());
+    ad.extend_from_slice(&kek_version.get().to_be_bytes());
     ad
 }

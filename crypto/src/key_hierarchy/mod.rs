@@ -16,11 +16,11 @@ mod value_key;
 
 pub use customer_key::{CustomerKey, CustomerKeyCheck, CustomerKeyError, SSE_C_ALGORITHM};
 pub use dek::{Dek, DekContext, WrappedDek};
-pub use kek::{Kek, KekVersion, RootKeyVersion, WrappedKek};
+pub use kek::{Kek, KekVersion, KekWrapper, RootKeyVersion, WrappedKek};
 pub use value_key::ValueKey;
 
 pub(crate) use kdf::aes_key;
-pub(crate) use kek::kek_wrap_associated_data;
+pub(crate) use kek::{kek_wrap_associated_data, tenant_key_wrap_associated_data};
 
 /// AES-GCM nonce length of the key wraps.
 pub const WRAP_NONCE_LEN: usize = 12;

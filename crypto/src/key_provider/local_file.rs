@@ -14,7 +14,9 @@ use zeroize::Zeroizing;
 use super::{kek_from_plaintext, unknown_root, KeyProvider};
 use crate::aead::TAG_LEN;
 use crate::ids::TenantId;
-use crate::key_hierarchy::{aes_key, kek_wrap_associated_data, Kek, RootKeyVersion, WrappedKek};
+use crate::key_hierarchy::{
+    aes_key, kek_wrap_associated_data, Kek, KekVersion, KekWrapper, RootKeyVersion, WrappedKek,
+};
 use crate::EncryptionError;
 
 const HEADER: &str = "# Coffre root keys (local-file provider): for development only; use the \
@@ -113,7 +115,7 @@ impl KeyProvider for LocalFileKeyProvider {
             .map_err(|_| EncryptionError::Seal)?;
         ciphertext.extend_from_slice(tag.as_ref());
         Ok(WrappedKek {
-            root_version: root.version,
+            wrapper: KekWrapper::Root(root.version),
             kek_version: kek.version(),
             nonce,
             ciphertext,
@@ -121,15 +123,20 @@ impl KeyProvider for LocalFileKeyProvider {
     }
 
     fn unwrap_kek(&self, tenant: TenantId, wrapped: &WrappedKek) -> Result<Kek, EncryptionError> {
+        let Some(root_version) = wrapped.root_version() else {
+            return Err(EncryptionError::Refused(
+                "the KEK is wrapped under a tenant key that only a pkcs11 token holds",
+            ));
+        };
         let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
         let root = keys
             .iter()
-            .find(|k| k.version == wrapped.root_version)
+            .find(|k| k.version == root_version)
             .ok_or_else(|| {
                 let known: Vec<_> = keys.iter().map(|k| k.version).collect();
-                unknown_root(wrapped.root_version, &known)
+                unknown_root(root_version, &known)
             })?;
-        let ad = kek_wrap_associated_data(tenant, wrapped.kek_version, wrapped.root_version);
+        let ad = kek_wrap_associated_data(tenant, wrapped.kek_version, root_version);
         let mut in_out = Zeroizing::new(wrapped.ciphertext.clone());
         let plain = root
             .aead
@@ -140,6 +147,22 @@ impl KeyProvider for LocalFileKeyProvider {
             )
             .map_err(|_| EncryptionError::Integrity("wrapped KEK does not open"))?;
         kek_from_plaintext(wrapped.kek_version, plain)
+    }
+
+    fn wrap_new_kek(&self, tenant: TenantId, kek: &Kek) -> Result<WrappedKek, EncryptionError> {
+        self.wrap_kek(tenant, kek)
+    }
+
+    fn tenant_keys(&self, _tenant: TenantId) -> Result<Vec<KekVersion>, EncryptionError> {
+        Ok(Vec::new())
+    }
+
+    fn destroy_tenant_keys(
+        &self,
+        _tenant: TenantId,
+        _below: Option<KekVersion>,
+    ) -> Result<Vec<KekVersion>, EncryptionError> {
+        Ok(Vec::new())
     }
 
     fn rotate_root(&self) -> Result<RootKeyVersion, EncryptionError> {

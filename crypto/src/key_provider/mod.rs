@@ -9,13 +9,19 @@
 //! and keep several root key versions so that root rotation can rewrap KEKs while every
 //! stored KEK stays readable. Both are checked by one behaviour suite
 //! (`crypto/tests/key_provider.rs`).
+//!
+//! With `tenant_keys_in_hsm`, the `pkcs11` provider wraps each new KEK version under a key of
+//! its own, a persistent non-extractable object in the token named after the tenant and the
+//! version, instead of under the shared root key ([`KekWrapper::TenantKey`]). Destroying
+//! that object (tenant deletion, the end of a KEK rotation) is then the HSM's evidence that
+//! every copy of the wrapped KEK, in the metadata store or in any backup of it, is useless.
 
 use std::fmt;
 
 use zeroize::Zeroizing;
 
 use crate::ids::TenantId;
-use crate::key_hierarchy::{Kek, KekVersion, RootKeyVersion, WrappedKek};
+use crate::key_hierarchy::{Kek, KekVersion, KekWrapper, RootKeyVersion, WrappedKek};
 use crate::EncryptionError;
 
 mod local_file;
@@ -23,7 +29,8 @@ mod pkcs11;
 
 pub use local_file::LocalFileKeyProvider;
 pub use pkcs11::{
-    root_key_label, Pkcs11Config, Pkcs11KeyProvider, DEFAULT_PKCS11_MODULE, DEFAULT_ROOT_KEY_LABEL,
+    root_key_label, tenant_key_label, Pkcs11Config, Pkcs11KeyProvider, DEFAULT_PKCS11_MODULE,
+    DEFAULT_ROOT_KEY_LABEL,
 };
 
 /// Holds the root keys and wraps tenant KEKs with them. Calls may block (an HSM round trip):
@@ -54,14 +61,40 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
     fn destroy_root(&self, version: RootKeyVersion) -> Result<(), EncryptionError>;
 
     /// Unwraps and wraps again under the current root key: one step of root rotation.
+    /// Refuses a KEK under a tenant key: the root key does not wrap it, and moving it under
+    /// the root key would undo what the tenant key is for.
     fn rewrap_kek(
         &self,
         tenant: TenantId,
         wrapped: &WrappedKek,
     ) -> Result<WrappedKek, EncryptionError> {
+        if wrapped.wrapper == KekWrapper::TenantKey {
+            return Err(EncryptionError::Refused(
+                "a KEK under a tenant key in the HSM is not rewrapped by root rotation",
+            ));
+        }
         let kek = self.unwrap_kek(tenant, wrapped)?;
         self.wrap_kek(tenant, &kek)
     }
+
+    /// Wraps a new KEK version (tenant creation, KEK rotation): under the current root key,
+    /// or, with `pkcs11` and `tenant_keys_in_hsm`, under a new tenant key created for
+    /// `tenant` and `kek.version()` in the token (replacing an orphan of that name, left by
+    /// an attempt whose record was never written).
+    fn wrap_new_kek(&self, tenant: TenantId, kek: &Kek) -> Result<WrappedKek, EncryptionError>;
+
+    /// The KEK versions of `tenant` whose tenant keys the provider holds, oldest first
+    /// (always empty for `local-file`).
+    fn tenant_keys(&self, tenant: TenantId) -> Result<Vec<KekVersion>, EncryptionError>;
+
+    /// Destroys the tenant keys of `tenant` for the KEK versions below `below`, or all of
+    /// them when `None`, and returns the versions destroyed. Destroying what is already gone
+    /// is not an error, so that an interrupted deletion or retirement can be finished.
+    fn destroy_tenant_keys(
+        &self,
+        tenant: TenantId,
+        below: Option<KekVersion>,
+    ) -> Result<Vec<KekVersion>, EncryptionError>;
 }
 
 /// The KEK out of an unwrapped plaintext, whatever produced it.

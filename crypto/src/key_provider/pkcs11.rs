@@ -3,6 +3,9 @@
 //! `<key label>`, as earlier builds made version 1, is found too). The version is the key's
 //! `CKA_ID`, 4 bytes big-endian, which must agree with the label. KEKs are sealed and
 //! opened with `CKM_AES_GCM` inside the token: the root key never leaves it.
+//!
+//! With `tenant_keys_in_hsm`, new KEK versions are sealed under tenant keys instead
+//! (`tenant_keys`).
 
 use std::fmt;
 use std::fs;
@@ -22,9 +25,14 @@ use super::local_file::check_private_file;
 use super::{kek_from_plaintext, unknown_root, KeyProvider};
 use crate::ids::TenantId;
 use crate::key_hierarchy::{
-    kek_wrap_associated_data, random_nonce, Kek, RootKeyVersion, WrappedKek,
+    kek_wrap_associated_data, random_nonce, tenant_key_wrap_associated_data, Kek, KekVersion,
+    KekWrapper, RootKeyVersion, WrappedKek, WRAP_NONCE_LEN,
 };
 use crate::EncryptionError;
+
+mod tenant_keys;
+
+pub use tenant_keys::tenant_key_label;
 
 /// Debian's SoftHSM2 module.
 pub const DEFAULT_PKCS11_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -43,6 +51,9 @@ pub struct Pkcs11Config {
     /// Label of the root keys, [`DEFAULT_ROOT_KEY_LABEL`] by default; version N is
     /// labelled `<key_label>/vN`.
     pub key_label: String,
+    /// Whether new KEK versions are wrapped under tenant keys in the token (labelled
+    /// `<key_label>/tenant/<tenant id>/v<N>`) rather than under the root key.
+    pub tenant_keys_in_hsm: bool,
 }
 
 impl Pkcs11Config {
@@ -52,6 +63,7 @@ impl Pkcs11Config {
             token_label: token_label.into(),
             pin_file: pin_file.into(),
             key_label: DEFAULT_ROOT_KEY_LABEL.to_owned(),
+            tenant_keys_in_hsm: false,
         }
     }
 }
@@ -131,6 +143,7 @@ impl fmt::Debug for Pkcs11KeyProvider {
             .field("module", &self.config.module)
             .field("token_label", &self.config.token_label)
             .field("key_label", &self.config.key_label)
+            .field("tenant_keys_in_hsm", &self.config.tenant_keys_in_hsm)
             .field("root_versions", &self.root_versions())
             .finish_non_exhaustive()
     }
@@ -154,17 +167,11 @@ impl KeyProvider for Pkcs11KeyProvider {
     fn wrap_kek(&self, tenant: TenantId, kek: &Kek) -> Result<WrappedKek, EncryptionError> {
         let root_version = self.current_root_version();
         let handle = self.root_handle(root_version)?;
-        let nonce = random_nonce();
-        let mut iv = nonce;
         let ad = kek_wrap_associated_data(tenant, kek.version(), root_version);
-        let params =
-            GcmParams::new(&mut iv, &ad, 128.into()).map_err(pkcs11_error("AES-GCM parameters"))?;
         let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        let ciphertext = session
-            .encrypt(&Mechanism::AesGcm(params), handle, kek.secret_bytes())
-            .map_err(pkcs11_error("wrapping a KEK"))?;
+        let (nonce, ciphertext) = seal_kek(&session, handle, &ad, kek)?;
         Ok(WrappedKek {
-            root_version,
+            wrapper: KekWrapper::Root(root_version),
             kek_version: kek.version(),
             nonce,
             ciphertext,
@@ -172,12 +179,33 @@ impl KeyProvider for Pkcs11KeyProvider {
     }
 
     fn unwrap_kek(&self, tenant: TenantId, wrapped: &WrappedKek) -> Result<Kek, EncryptionError> {
-        let handle = self.root_handle(wrapped.root_version)?;
+        let (handle, ad, session) = match wrapped.wrapper {
+            KekWrapper::Root(root_version) => {
+                let handle = self.root_handle(root_version)?;
+                let ad = kek_wrap_associated_data(tenant, wrapped.kek_version, root_version);
+                let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+                (handle, ad, session)
+            }
+            KekWrapper::TenantKey => {
+                let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+                let handle = tenant_keys::find(
+                    &session,
+                    &self.config.key_label,
+                    tenant,
+                    wrapped.kek_version,
+                )?
+                .ok_or_else(|| EncryptionError::KeyVersion {
+                    kind: "tenant key in the HSM",
+                    found: wrapped.kek_version.get(),
+                    expected: "none: it was destroyed".to_owned(),
+                })?;
+                let ad = tenant_key_wrap_associated_data(tenant, wrapped.kek_version);
+                (handle, ad, session)
+            }
+        };
         let mut iv = wrapped.nonce;
-        let ad = kek_wrap_associated_data(tenant, wrapped.kek_version, wrapped.root_version);
         let params =
             GcmParams::new(&mut iv, &ad, 128.into()).map_err(pkcs11_error("AES-GCM parameters"))?;
-        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
         let plaintext = session
             .decrypt(&Mechanism::AesGcm(params), handle, &wrapped.ciphertext)
             .map(Zeroizing::new)
@@ -196,6 +224,50 @@ impl KeyProvider for Pkcs11KeyProvider {
                 e => pkcs11_error("unwrapping a KEK")(e),
             })?;
         kek_from_plaintext(wrapped.kek_version, &plaintext)
+    }
+
+    fn wrap_new_kek(&self, tenant: TenantId, kek: &Kek) -> Result<WrappedKek, EncryptionError> {
+        if !self.config.tenant_keys_in_hsm {
+            return self.wrap_kek(tenant, kek);
+        }
+        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let handle =
+            tenant_keys::generate(&session, &self.config.key_label, tenant, kek.version())?;
+        let ad = tenant_key_wrap_associated_data(tenant, kek.version());
+        let (nonce, ciphertext) = seal_kek(&session, handle, &ad, kek)?;
+        Ok(WrappedKek {
+            wrapper: KekWrapper::TenantKey,
+            kek_version: kek.version(),
+            nonce,
+            ciphertext,
+        })
+    }
+
+    fn tenant_keys(&self, tenant: TenantId) -> Result<Vec<KekVersion>, EncryptionError> {
+        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let keys = tenant_keys::find_all(&session, &self.config.key_label, tenant)?;
+        Ok(keys.into_iter().map(|(v, _)| v).collect())
+    }
+
+    fn destroy_tenant_keys(
+        &self,
+        tenant: TenantId,
+        below: Option<KekVersion>,
+    ) -> Result<Vec<KekVersion>, EncryptionError> {
+        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut destroyed = Vec::new();
+        for (version, handle) in tenant_keys::find_all(&session, &self.config.key_label, tenant)? {
+            if below.is_some_and(|below| version >= below) {
+                continue;
+            }
+            session
+                .destroy_object(handle)
+                .map_err(pkcs11_error(format!(
+                    "destroying the tenant key of {tenant} {version}"
+                )))?;
+            destroyed.push(version);
+        }
+        Ok(destroyed)
     }
 
     fn rotate_root(&self) -> Result<RootKeyVersion, EncryptionError> {
@@ -227,6 +299,24 @@ impl KeyProvider for Pkcs11KeyProvider {
         keys.remove(position);
         Ok(())
     }
+}
+
+/// Seals a KEK's bytes with `CKM_AES_GCM` under `handle` inside the token; returns the
+/// nonce and the ciphertext with its tag.
+fn seal_kek(
+    session: &Session,
+    handle: ObjectHandle,
+    ad: &[u8],
+    kek: &Kek,
+) -> Result<([u8; WRAP_NONCE_LEN], Vec<u8>), EncryptionError> {
+    let nonce = random_nonce();
+    let mut iv = nonce;
+    let params =
+        GcmParams::new(&mut iv, ad, 128.into()).map_err(pkcs11_error("AES-GCM parameters"))?;
+    let ciphertext = session
+        .encrypt(&Mechanism::AesGcm(params), handle, kek.secret_bytes())
+        .map_err(pkcs11_error("wrapping a KEK"))?;
+    Ok((nonce, ciphertext))
 }
 
 /// The one context per module in this process: `C_Initialize` may run only once, is not
@@ -365,9 +455,21 @@ fn generate_root_key(
     version: RootKeyVersion,
 ) -> Result<ObjectHandle, EncryptionError> {
     let mut template = aes_secret_keys();
-    template.extend([
-        Attribute::Label(root_key_label(label, version).into_bytes()),
-        Attribute::Id(version.get().to_be_bytes().to_vec()),
+    template.extend(sealing_key_attributes(
+        root_key_label(label, version),
+        version.get().to_be_bytes().to_vec(),
+    ));
+    session
+        .generate_key(&Mechanism::AesKeyGen, &template)
+        .map_err(pkcs11_error(format!("generating root key {version}")))
+}
+
+/// A persistent, private, sensitive, non-extractable AES-256 key that only encrypts and
+/// decrypts: the attributes of root keys and tenant keys alike.
+fn sealing_key_attributes(label: String, id: Vec<u8>) -> Vec<Attribute> {
+    vec![
+        Attribute::Label(label.into_bytes()),
+        Attribute::Id(id),
         Attribute::ValueLen(32.into()),
         Attribute::Token(true),
         Attribute::Private(true),
@@ -380,10 +482,7 @@ fn generate_root_key(
         Attribute::Sign(false),
         Attribute::Verify(false),
         Attribute::Derive(false),
-    ]);
-    session
-        .generate_key(&Mechanism::AesKeyGen, &template)
-        .map_err(pkcs11_error(format!("generating root key {version}")))
+    ]
 }
 
 #[cfg(test)]

@@ -313,7 +313,10 @@ fn encryption_text(e: &EncryptionDoc) -> String {
     let keks: Vec<String> = e
         .keks
         .iter()
-        .map(|k| format!("v{} (root v{})", k.version, k.root_version))
+        .map(|k| match k.root_version {
+            Some(root) => format!("v{} (root v{root})", k.version),
+            None => format!("v{} (tenant key in the HSM)", k.version),
+        })
         .collect();
     let mut text = format!(
         "KEK:        v{} current; held: {}\n",

@@ -64,7 +64,7 @@ pub(crate) fn encryption_doc(tenant: &TenantRecord) -> EncryptionDoc {
         .iter()
         .map(|k| KekDoc {
             version: k.kek_version.get(),
-            root_version: k.root_version.get(),
+            root_version: k.root_version().map(|v| v.get()),
         })
         .collect();
     keks.sort_by_key(|k| k.version);

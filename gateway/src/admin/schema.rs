@@ -99,8 +99,9 @@ pub struct EncryptionDoc {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KekDoc {
     pub version: u32,
-    /// The root key version that wraps it.
-    pub root_version: u32,
+    /// The root key version that wraps it; `null` when the tenant's own key in the HSM
+    /// does (`tenant_keys_in_hsm`).
+    pub root_version: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

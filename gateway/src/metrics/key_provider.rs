@@ -6,7 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use coffre_crypto::{EncryptionError, Kek, KeyProvider, RootKeyVersion, TenantId, WrappedKek};
+use coffre_crypto::{
+    EncryptionError, Kek, KekVersion, KeyProvider, RootKeyVersion, TenantId, WrappedKek,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -123,6 +125,24 @@ impl KeyProvider for InstrumentedKeyProvider {
         wrapped: &WrappedKek,
     ) -> Result<WrappedKek, EncryptionError> {
         self.timed("rewrap", |inner| inner.rewrap_kek(tenant, wrapped))
+    }
+
+    fn wrap_new_kek(&self, tenant: TenantId, kek: &Kek) -> Result<WrappedKek, EncryptionError> {
+        self.timed("wrap", |inner| inner.wrap_new_kek(tenant, kek))
+    }
+
+    fn tenant_keys(&self, tenant: TenantId) -> Result<Vec<KekVersion>, EncryptionError> {
+        self.timed("find_tenant_keys", |inner| inner.tenant_keys(tenant))
+    }
+
+    fn destroy_tenant_keys(
+        &self,
+        tenant: TenantId,
+        below: Option<KekVersion>,
+    ) -> Result<Vec<KekVersion>, EncryptionError> {
+        self.timed("destroy_tenant_keys", |inner| {
+            inner.destroy_tenant_keys(tenant, below)
+        })
     }
 }
 
