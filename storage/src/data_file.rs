@@ -15,6 +15,8 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use bytes::{Bytes, BytesMut};
+
 use coffre_crypto::{sealed_len, NoncePrefix};
 
 use crate::error::{Error, Result};
@@ -74,14 +76,27 @@ pub(crate) fn seek_sealed(file: &mut File, offset: u64) -> io::Result<()> {
 }
 
 /// Reads exactly `buf.len()` bytes; a short file is an integrity error naming `object`.
+/// The next `len` sealed bytes of `file`, in a buffer of their own. Read into fresh capacity
+/// (no zeroing pass first: the GET path reads every stored byte through here).
 pub(crate) fn read_sealed(
     file: &mut File,
     path: &Path,
     object: &str,
-    buf: &mut [u8],
-) -> Result<()> {
-    file.read_exact(buf)
-        .map_err(|e| read_error(e, path, object))
+    len: usize,
+) -> Result<BytesMut> {
+    let mut sealed = Vec::with_capacity(len);
+    Read::take(&mut *file, len as u64)
+        .read_to_end(&mut sealed)
+        .map_err(|e| read_error(e, path, object))?;
+    if sealed.len() != len {
+        return Err(read_error(
+            io::ErrorKind::UnexpectedEof.into(),
+            path,
+            object,
+        ));
+    }
+    // Both conversions keep the allocation.
+    Ok(BytesMut::from(Bytes::from(sealed)))
 }
 
 fn read_error(err: io::Error, path: &Path, object: &str) -> Error {

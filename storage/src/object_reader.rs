@@ -57,6 +57,14 @@ enum Source {
 }
 
 impl ObjectReader {
+    /// Whether every byte is in memory (inline data, no file): a read is then a few
+    /// microseconds of decryption and needs no blocking thread.
+    pub fn in_memory(&self) -> bool {
+        self.parts
+            .iter()
+            .all(|part| matches!(part.source, Source::Inline(_)))
+    }
+
     pub(crate) fn new(
         arrays: &Arrays,
         stats: Arc<StoreStats>,
@@ -233,9 +241,8 @@ fn read_segment(
         object: object.to_owned(),
         reason: format!("segment {index} past the end of a part"),
     })?;
-    let mut sealed = BytesMut::zeroed(len);
     match (&part.source, file) {
-        (_, Some((file, path))) => read_sealed(file, path, object, &mut sealed)?,
+        (_, Some((file, path))) => read_sealed(file, path, object, len),
         (Source::Inline(bytes), None) => {
             let start = usize::try_from(stored_offset(index)).unwrap_or(usize::MAX);
             let stored = start
@@ -245,13 +252,10 @@ fn read_segment(
                     object: object.to_owned(),
                     reason: "inline part shorter than recorded".into(),
                 })?;
-            sealed.copy_from_slice(stored);
+            Ok(BytesMut::from(stored))
         }
-        (Source::File { .. }, None) => {
-            return Err(Error::Corrupt(format!(
-                "object {object}: data file not open"
-            )))
-        }
+        (Source::File { .. }, None) => Err(Error::Corrupt(format!(
+            "object {object}: data file not open"
+        ))),
     }
-    Ok(sealed)
 }

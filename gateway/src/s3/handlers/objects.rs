@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use coffre_crypto::CustomerKey;
 use coffre_storage::{BucketRecord, ObjectRecord, WriteTarget};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
@@ -136,16 +136,38 @@ pub async fn object_record(
     bucket: &str,
     key: &str,
 ) -> Result<(BucketRecord, ObjectRecord), S3Error> {
-    let record = bucket_record(ctx, bucket).await?;
-    let (store, scope, name) = (ctx.store.clone(), ctx.scope.clone(), key.to_owned());
-    let bucket_record = record.clone();
-    let object = blocking(move || store.object(&scope, &bucket_record, &name))
-        .await
-        .map_err(|e| match e.code() {
-            S3ErrorCode::NoSuchKey => e.resource(format!("/{bucket}/{key}")).detail("Key", key),
-            _ => e,
-        })?;
-    Ok((record, object))
+    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
+    let (bucket_name, name) = (bucket.to_owned(), key.to_owned());
+    // One hand-off to the blocking pool for both lookups: this is every object request's
+    // first step.
+    let found = tokio::task::spawn_blocking(move || {
+        let record = store
+            .bucket(&scope, &bucket_name)
+            .map_err(Missing::Bucket)?;
+        let object = store
+            .object(&scope, &record, &name)
+            .map_err(Missing::Object)?;
+        Ok((record, object))
+    })
+    .await
+    .unwrap_or_else(|e| Err(Missing::Task(S3Error::internal(e))));
+    found.map_err(|missing: Missing| match missing {
+        Missing::Bucket(e) => with_bucket(S3Error::from(e), bucket),
+        Missing::Object(e) => match S3Error::from(e) {
+            e if e.code() == S3ErrorCode::NoSuchKey => {
+                e.resource(format!("/{bucket}/{key}")).detail("Key", key)
+            }
+            e => e,
+        },
+        Missing::Task(e) => e,
+    })
+}
+
+/// Which lookup of [`object_record`] failed, to name the right resource in the error.
+enum Missing {
+    Bucket(coffre_storage::Error),
+    Object(coffre_storage::Error),
+    Task(S3Error),
 }
 
 /// The object, once `customer_key` is checked against it: an SSE-C object needs its key,
@@ -157,6 +179,10 @@ pub async fn readable_object(
     customer_key: Option<RequestKey>,
 ) -> Result<ObjectRecord, S3Error> {
     let (_, object) = object_record(ctx, bucket, key).await?;
+    if customer_key.is_none() && !object.is_sse_c() {
+        // Nothing to check, and no key material to unwrap: no hand-off.
+        return Ok(object);
+    }
     let (store, scope, checked) = (ctx.store.clone(), ctx.scope.clone(), object.clone());
     blocking(move || store.check_customer_key(&scope, &checked, customer_key.as_deref())).await?;
     Ok(object)
@@ -332,15 +358,29 @@ pub async fn get_object(
         end: size,
     });
 
-    let reader = {
+    let data = {
         let (store, scope, object) = (ctx.store.clone(), ctx.scope.clone(), object.clone());
         let key = customer_key.clone();
-        blocking(move || store.object_reader(&scope, &object, key.as_deref())).await?
+        blocking(move || {
+            let mut reader = store.object_reader(&scope, &object, key.as_deref())?;
+            if !reader.in_memory() {
+                return Ok(Data::Stream(reader));
+            }
+            // Inline (at most 64 KiB): decrypted in this same call, so a damaged value is
+            // an error response rather than a cut connection, and no second hand-off.
+            let mut plain = BytesMut::with_capacity(usize::try_from(end - start).unwrap_or(0));
+            reader.read_range(start, end, usize::MAX, &mut |chunk| {
+                plain.extend_from_slice(&chunk);
+                true
+            })?;
+            Ok(Data::Inline(plain.freeze()))
+        })
+        .await?
     };
-    let body = if start == end {
-        body::empty()
-    } else {
-        stream_range(reader, start, end, object.key.clone())
+    let body = match data {
+        _ if start == end => body::empty(),
+        Data::Inline(plain) => body::full(plain),
+        Data::Stream(reader) => stream_range(reader, start, end, object.key.clone()),
     };
 
     let mut response = Response::new(body);
@@ -356,6 +396,12 @@ pub async fn get_object(
         None => checksum_headers(&ctx, &object, headers),
     }
     Ok(response)
+}
+
+/// An object's bytes for a GET: already decrypted when they were held inline.
+enum Data {
+    Inline(Bytes),
+    Stream(coffre_storage::ObjectReader),
 }
 
 /// Reads `start..end` on the blocking pool and streams it; a failure mid-way (a corrupt or
