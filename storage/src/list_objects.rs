@@ -108,6 +108,7 @@ impl Store {
             _ => cursor.seek(&scan_prefix),
         }
 
+        let mut found = Vec::new();
         while let Some((db_key, value)) = cursor.next_entry()? {
             if !db_key.starts_with(&scan_prefix) {
                 break;
@@ -131,37 +132,117 @@ impl Store {
                     if prefix_passed(&prefix, start_after) {
                         continue;
                     }
-                    if page.entries.len() == query.max_keys {
+                    if found.len() == query.max_keys {
                         page.is_truncated = true;
                         break;
                     }
-                    ListEntry::CommonPrefix(prefix)
+                    Found::CommonPrefix(prefix)
                 }
                 None => {
-                    if page.entries.len() == query.max_keys {
+                    if found.len() == query.max_keys {
                         page.is_truncated = true;
                         break;
                     }
-                    let record = StoredObject::decode(&value)?;
-                    let dek = self
-                        .unwrap_dek(scope.tenant_id(), bucket.id, key, record.id, &record.dek)
-                        .count_integrity(self.stats(), IntegrityKind::WrappedDek)?;
-                    let etag = record
-                        .open_etag(&dek.value_key()?)
-                        .count_integrity(self.stats(), IntegrityKind::SealedValue)?;
-                    ListEntry::Object(ObjectSummary {
+                    Found::Object {
                         key: key.to_owned(),
-                        size: record.size(),
-                        etag,
-                        last_modified: record.last_modified,
-                    })
+                        value,
+                    }
                 }
             };
-            page.entries.push(entry);
+            found.push(entry);
         }
+        page.entries = self.open_entries(scope, bucket, found)?;
         if page.is_truncated {
             page.next_marker = page.entries.last().map(|e| e.name().to_owned());
         }
         Ok(page)
     }
+
+    /// The listed objects' ETags are sealed under each object's own DEK: opening them (a
+    /// DEK unwrap, an HKDF and an AES-GCM open per object) is most of a listing's cost, so a
+    /// large page is opened on several threads, in order.
+    fn open_entries(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        found: Vec<Found>,
+    ) -> Result<Vec<ListEntry>> {
+        let threads = if found.len() < PARALLEL_OPEN_MIN {
+            1
+        } else {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_OPEN_THREADS)
+        };
+        if threads <= 1 {
+            return found
+                .into_iter()
+                .map(|f| self.open_entry(scope, bucket, f))
+                .collect();
+        }
+        let chunk = found.len().div_ceil(threads);
+        let mut chunks = Vec::with_capacity(threads);
+        let mut rest = found;
+        while rest.len() > chunk {
+            let tail = rest.split_off(chunk);
+            chunks.push(rest);
+            rest = tail;
+        }
+        chunks.push(rest);
+        let open_chunk = |chunk: Vec<Found>| -> Result<Vec<ListEntry>> {
+            chunk
+                .into_iter()
+                .map(|f| self.open_entry(scope, bucket, f))
+                .collect()
+        };
+        std::thread::scope(|s| {
+            let mut chunks = chunks.into_iter();
+            let first = chunks.next().unwrap_or_default();
+            let others: Vec<_> = chunks.map(|c| s.spawn(move || open_chunk(c))).collect();
+            let mut entries = open_chunk(first)?;
+            for handle in others {
+                let opened = handle
+                    .join()
+                    .map_err(|_| Error::Corrupt("a listing thread panicked".into()))??;
+                entries.extend(opened);
+            }
+            Ok(entries)
+        })
+    }
+
+    fn open_entry(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        found: Found,
+    ) -> Result<ListEntry> {
+        let (key, value) = match found {
+            Found::CommonPrefix(prefix) => return Ok(ListEntry::CommonPrefix(prefix)),
+            Found::Object { key, value } => (key, value),
+        };
+        let record = StoredObject::decode(&value)?;
+        let dek = self
+            .unwrap_dek(scope.tenant_id(), bucket.id, &key, record.id, &record.dek)
+            .count_integrity(self.stats(), IntegrityKind::WrappedDek)?;
+        let etag = record
+            .open_etag(&dek.value_key()?)
+            .count_integrity(self.stats(), IntegrityKind::SealedValue)?;
+        Ok(ListEntry::Object(ObjectSummary {
+            size: record.size(),
+            etag,
+            last_modified: record.last_modified,
+            key,
+        }))
+    }
 }
+
+/// A page entry found by the scan, its ETag not opened yet.
+enum Found {
+    Object { key: String, value: Vec<u8> },
+    CommonPrefix(String),
+}
+
+/// Pages of fewer entries are opened on the calling thread alone.
+const PARALLEL_OPEN_MIN: usize = 128;
+/// At most this many threads open one page.
+const MAX_OPEN_THREADS: usize = 4;

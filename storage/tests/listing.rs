@@ -229,3 +229,65 @@ fn s3_examples() {
         assert_eq!(list("zz", None, None, 10), (vec![], false));
     });
 }
+
+/// Pages of more than a hundred objects open their ETags on several threads: the entries
+/// still come in key order, each with its own object's ETag and size, common prefixes in
+/// their place, and truncation at exactly max-keys.
+#[test]
+fn large_pages_keep_order_and_each_objects_own_etag() {
+    each_store(|store, _| {
+        let alice = scope(store);
+        let bucket = store.create_bucket(&alice, "big", "r").unwrap();
+        let mut expected = BTreeMap::new();
+        for i in 0..600u32 {
+            // Every 7th key sits under a prefix of its own, so prefixes interleave.
+            let key = if i % 7 == 0 {
+                format!("k{i:04}/x")
+            } else {
+                format!("k{i:04}")
+            };
+            let body = vec![(i % 251) as u8; (i % 13) as usize + 1];
+            put(store, &alice, &bucket, &key, &body);
+            expected.insert(key, meta_for(&body));
+        }
+        let list = |delimiter: Option<&str>, max_keys| {
+            let query = ListQuery {
+                prefix: String::new(),
+                delimiter: delimiter.map(Into::into),
+                start_after: None,
+                max_keys,
+            };
+            store.list_objects(&alice, &bucket, &query).unwrap()
+        };
+
+        let page = list(None, 1000);
+        assert!(!page.is_truncated);
+        assert_eq!(page.entries.len(), 600);
+        for (entry, (key, meta)) in page.entries.iter().zip(&expected) {
+            let ListEntry::Object(summary) = entry else {
+                panic!("no delimiter, yet a common prefix: {entry:?}");
+            };
+            assert_eq!(&summary.key, key);
+            assert_eq!(summary.etag, meta.etag, "{key}");
+            assert_eq!(summary.size, meta.size, "{key}");
+        }
+
+        let page = list(Some("/"), 400);
+        assert!(page.is_truncated);
+        let keys: BTreeSet<String> = expected.keys().cloned().collect();
+        let (model_entries, _) = model(
+            &keys,
+            &ListQuery {
+                prefix: String::new(),
+                delimiter: Some("/".into()),
+                start_after: None,
+                max_keys: 400,
+            },
+        );
+        assert_eq!(names(&page.entries), model_entries);
+        assert_eq!(
+            page.next_marker.as_deref(),
+            page.entries.last().map(ListEntry::name)
+        );
+    });
+}
