@@ -8,6 +8,7 @@
 
 mod admin_client;
 mod chunked_body;
+mod disk;
 pub mod raw_bucket;
 mod raw_exchange;
 pub mod s3_xml;
@@ -21,6 +22,7 @@ mod transport;
 
 pub use admin_client::{AdminApi, AdminResponse, KeyPair};
 pub use chunked_body::{sha256_hex, AwsChunked, ChunkSigner, ChunkedMode, Tamper};
+pub use disk::{audit_records, files_under};
 pub use raw_exchange::{raw_client, send_request, RawBody, RawResponse};
 pub use sdk_client::sdk_error;
 pub use sdk_objects::{

@@ -6,26 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use aws_sdk_s3::primitives::ByteStream;
-use coffre_conformance::{coffre_binary, TestServer};
-
-fn records(dir: &Path) -> Vec<serde_json::Value> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
+use coffre_conformance::{audit_records, coffre_binary, TestServer};
 
 fn verify(dir: &Path) -> (bool, String) {
     let out = Command::new(coffre_binary())
@@ -63,7 +44,7 @@ async fn every_request_is_recorded_and_tampering_is_found() {
     server.stop();
 
     let dir = server.data_dir().join("audit");
-    let all = records(&dir);
+    let all = audit_records(&dir);
     let find = |op: &str, status: u64| {
         all.iter()
             .find(|r| r["operation"] == op && r["status"] == status)

@@ -17,7 +17,9 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use coffre_conformance::softhsm::SoftHsmToken;
-use coffre_conformance::{md5_hex, multipart_etag, pseudo_random_bytes, simple_etag, TestServer};
+use coffre_conformance::{
+    files_under, md5_hex, multipart_etag, pseudo_random_bytes, simple_etag, TestServer,
+};
 use http::Method;
 use http_body_util::BodyExt;
 
@@ -259,28 +261,6 @@ async fn check_readable(s3: &Client, workload: &Workload) {
         let body = got.body.collect().await.unwrap().into_bytes();
         assert!(body == object.body, "{key}: the bytes read back differ");
     }
-}
-
-/// Every regular file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let entry = entry.unwrap();
-            let kind = entry.file_type().unwrap();
-            if kind.is_dir() {
-                pending.push(entry.path());
-            } else if kind.is_file() {
-                found.push(entry.path());
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 /// For each needle, the files (under the arrays and the RocksDB directory) that contain it.

@@ -9,7 +9,6 @@
 //! that it is observably in progress while the test reads and restarts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use coffre_conformance::softhsm::SoftHsmToken;
-use coffre_conformance::{coffre_binary, pseudo_random_bytes, TestServer};
+use coffre_conformance::{audit_records, coffre_binary, pseudo_random_bytes, TestServer};
 use serde_json::Value;
 
 const BUCKET: &str = "rotation";
@@ -249,25 +248,6 @@ async fn wait_for(server: &TestServer, what: &str, done: impl Fn(&Value) -> bool
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn audit_records(dir: &Path) -> Vec<Value> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<Value>>()
-        })
-        .collect()
 }
 
 /// The whole story, on whichever root key provider `server` has.

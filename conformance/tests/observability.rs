@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use coffre_conformance::TestServer;
+use coffre_conformance::{files_under, TestServer};
 
 fn admin_token(server: &TestServer) -> String {
     std::fs::read_to_string(server.data_dir().join("admin-token"))
@@ -178,26 +178,6 @@ fn value(text: &str, series: &str) -> f64 {
     sample(text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
 }
 
-/// Every file under `dir`.
-fn files_under(dir: &Path) -> BTreeSet<PathBuf> {
-    let mut files = BTreeSet::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.insert(path);
-            }
-        }
-    }
-    files
-}
-
 const SEALS: &str = "coffre_encryption_operations_total{op=\"seal\"}";
 const OPENS: &str = "coffre_encryption_operations_total{op=\"open\"}";
 const FILES_WRITTEN: &str = "coffre_data_files_written_total{array=\"0\"}";
@@ -221,7 +201,7 @@ async fn storage_key_provider_and_metadata_series_follow_the_workload() {
 
     // 200 000 bytes: a data file of four sealed segments.
     let arrays = server.data_dir().join("arrays");
-    let existing = files_under(&arrays);
+    let existing: BTreeSet<PathBuf> = files_under(&arrays).into_iter().collect();
     let body = vec![b'z'; 200_000];
     s3.put_object()
         .bucket("observed")
@@ -257,8 +237,8 @@ async fn storage_key_provider_and_metadata_series_follow_the_workload() {
 
     // One flipped bit in the middle of the data file: the GET fails, and is counted.
     let created: Vec<PathBuf> = files_under(&arrays)
-        .difference(&existing)
-        .cloned()
+        .into_iter()
+        .filter(|file| !existing.contains(file))
         .collect();
     assert_eq!(created.len(), 1, "{created:?}");
     let mut sealed = std::fs::read(&created[0]).unwrap();

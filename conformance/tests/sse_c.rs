@@ -5,7 +5,7 @@
 //! customer key is stored nowhere.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectAttributes};
@@ -13,7 +13,7 @@ use aws_sdk_s3::Client;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use coffre_conformance::{
-    md5_base64, md5_hex, pseudo_random_bytes, sdk_error, send_request, TestServer,
+    files_under, md5_base64, md5_hex, pseudo_random_bytes, sdk_error, send_request, TestServer,
 };
 use http::{HeaderValue, Method};
 use rcgen::{
@@ -937,25 +937,6 @@ async fn presigned_gets_take_the_key_in_headers() {
     send_request(request)
         .await
         .assert_error(403, "AccessDenied");
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                pending.push(entry.path());
-            } else {
-                found.push(entry.path());
-            }
-        }
-    }
-    found
 }
 
 /// The (needle index, file) pairs where a needle occurs. Candidates are found by their first

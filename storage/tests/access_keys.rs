@@ -5,31 +5,11 @@
 
 mod harness;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use coffre_crypto::{AccessKeyId, AdminScope, Role};
 use coffre_storage::{KeyLookup, Store};
 use harness::*;
-
-/// The files under `dir`, recursively, that contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            for entry in std::fs::read_dir(&path).unwrap() {
-                stack.push(entry.unwrap().path());
-            }
-        } else if std::fs::read(&path)
-            .unwrap_or_default()
-            .windows(needle.len())
-            .any(|w| w == needle)
-        {
-            found.push(path);
-        }
-    }
-    found
-}
 
 fn secret_of(store: &Store, id: &AccessKeyId) -> String {
     match store.credential(id).unwrap() {

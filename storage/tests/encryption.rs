@@ -6,7 +6,7 @@
 
 mod harness;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use coffre_crypto::{AdminScope, MaintenanceScope, TenantScope, SEGMENT_LEN};
 use coffre_storage::{
@@ -261,33 +261,6 @@ fn a_part_must_be_written_for_its_upload_and_number() {
             Err(Error::TargetMismatch)
         ));
     });
-}
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            for entry in std::fs::read_dir(&path).unwrap() {
-                stack.push(entry.unwrap().path());
-            }
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-/// The files under `dir` that contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    files_under(dir)
-        .into_iter()
-        .filter(|path| {
-            let content = std::fs::read(path).unwrap_or_default();
-            content.windows(needle.len()).any(|w| w == needle)
-        })
-        .collect()
 }
 
 #[test]

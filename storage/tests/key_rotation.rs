@@ -8,7 +8,7 @@
 mod harness;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -411,32 +411,6 @@ fn overwrites_and_deletes_racing_the_rewrap_win() {
         }
         assert_eq!(kek_versions(store, &alice), [2]);
     });
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    files_under(dir)
-        .into_iter()
-        .filter(|path| {
-            let content = std::fs::read(path).unwrap_or_default();
-            content.windows(needle.len()).any(|w| w == needle)
-        })
-        .collect()
 }
 
 #[test]
