@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use coffre_conformance::softhsm::SoftHsmToken;
 use coffre_conformance::TestServer;
@@ -15,6 +16,19 @@ use coffre_crypto::{KekVersion, KeyProvider, Pkcs11Config, Pkcs11KeyProvider, Te
 use http::Method;
 
 const BUCKET: &str = "vault";
+
+/// One token for the tests of this file, which look into it from this process: SoftHSM2 reads
+/// `SOFTHSM2_CONF` (process-wide) when the module loads, so the tests share one token and
+/// take turns (under `cargo test` they are threads of one process).
+fn shared_token() -> &'static SoftHsmToken {
+    static TOKEN: OnceLock<SoftHsmToken> = OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let token = SoftHsmToken::init("coffre-tenant-keys");
+        std::env::set_var("SOFTHSM2_CONF", &token.conf);
+        token
+    })
+}
+static TAKING_TURNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const KEY: &str = "contract.pdf";
 
 /// The tenant keys the token holds for `tenant`, as the provider finds them (opened in this
@@ -84,15 +98,14 @@ async fn read(server: &TestServer, key: &(String, String)) -> Result<Vec<u8>, St
 
 #[tokio::test]
 async fn deleting_a_tenant_destroys_its_keys_in_the_hsm_and_every_copy_of_its_data_is_useless() {
-    let token = SoftHsmToken::init("coffre-tenant-keys");
-    // This process looks into the token too; nothing else in it loads the module.
-    std::env::set_var("SOFTHSM2_CONF", &token.conf);
+    let _turn = TAKING_TURNS.lock().await;
+    let token = shared_token();
     let mut server = TestServer::start_with_config(&token.key_provider_toml(), &token.env());
     let (legacy_id, legacy) = tenant_with_object(&server, "legacy", b"under the root key").await;
 
     // The setting applies to tenants created from now on; the older one keeps working.
     server.stop();
-    assert_eq!(tenant_keys_in_token(&token, legacy_id), vec![]);
+    assert_eq!(tenant_keys_in_token(token, legacy_id), vec![]);
     enable_tenant_keys_in_hsm(server.data_dir());
     server.start_again();
     let (hsm_id, hsm) = tenant_with_object(&server, "hsm", b"under a tenant key").await;
@@ -107,10 +120,7 @@ async fn deleting_a_tenant_destroys_its_keys_in_the_hsm_and_every_copy_of_its_da
 
     // Found again after a restart.
     server.stop();
-    assert_eq!(
-        tenant_keys_in_token(&token, hsm_id),
-        vec![KekVersion::FIRST]
-    );
+    assert_eq!(tenant_keys_in_token(token, hsm_id), vec![KekVersion::FIRST]);
     let backup = tempfile::tempdir().unwrap();
     copy_dir(server.data_dir(), backup.path());
     server.start_again();
@@ -130,7 +140,7 @@ async fn deleting_a_tenant_destroys_its_keys_in_the_hsm_and_every_copy_of_its_da
     }
     server.stop();
     assert_eq!(
-        tenant_keys_in_token(&token, hsm_id),
+        tenant_keys_in_token(token, hsm_id),
         vec![],
         "the deleted tenant's keys are gone from the token"
     );
@@ -151,4 +161,60 @@ async fn deleting_a_tenant_destroys_its_keys_in_the_hsm_and_every_copy_of_its_da
         refused.is_err(),
         "the deleted tenant's object was read from the copy: {refused:?}"
     );
+}
+
+/// A tenant KEK rotation under `tenant_keys_in_hsm`: the new version gets a key of its own
+/// in the token, and retiring the old version (once every DEK is rewrapped) destroys the old
+/// version's key there; the tenant's objects stay readable throughout and after a restart.
+#[tokio::test]
+async fn retiring_a_rotated_kek_version_destroys_its_key_in_the_hsm() {
+    let _turn = TAKING_TURNS.lock().await;
+    let token = shared_token();
+    // The `[key_provider]` table is the last of the generated configuration.
+    let config = format!(
+        "{}tenant_keys_in_hsm = true\n\n[key_rotation]\nrewrap_batch = 1\nretire_grace_secs = 1\n",
+        token.key_provider_toml()
+    );
+    let mut server = TestServer::start_with_config(&config, &token.env());
+    let (id, key) = tenant_with_object(&server, "rotating", b"kept across versions").await;
+
+    server
+        .admin()
+        .send(Method::POST, "/admin/v1/tenants/rotating/rotate-key", None)
+        .await
+        .assert_status(202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let doc = loop {
+        let doc = server.admin().tenant("rotating").await.json;
+        let versions: Vec<u64> = doc["encryption"]["keks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["version"].as_u64().unwrap())
+            .collect();
+        if doc["encryption"]["rotation"]["state"] == "finished" && versions == [2] {
+            break doc;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotation did not finish: {doc:#}"
+        );
+        assert_eq!(read(&server, &key).await.unwrap(), b"kept across versions");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        doc["encryption"]["keks"][0]["root_version"],
+        serde_json::Value::Null,
+        "the new version is under a tenant key too: {doc:#}"
+    );
+    assert_eq!(read(&server, &key).await.unwrap(), b"kept across versions");
+
+    server.stop();
+    assert_eq!(
+        tenant_keys_in_token(token, id),
+        vec![KekVersion::new(2)],
+        "the retired version's key is destroyed in the token"
+    );
+    server.start_again();
+    assert_eq!(read(&server, &key).await.unwrap(), b"kept across versions");
 }
