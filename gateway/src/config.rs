@@ -5,11 +5,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use coffre_crypto::key_provider::{DEFAULT_PKCS11_MODULE, DEFAULT_ROOT_KEY_LABEL};
-use coffre_crypto::Pkcs11Config;
 use coffre_storage::ArrayConfig;
 
-use crate::audit::{AuditConfig, OnFailure};
+use crate::audit::AuditConfig;
 use serde::Deserialize;
 
 use crate::admin::token::TokenSource;
@@ -20,6 +18,20 @@ pub use metrics::{BucketLabel, MetricsConfig, RawMetrics, MAX_BUCKET_LABELS};
 
 mod key_rotation;
 pub use key_rotation::{KeyRotationConfig, RawKeyRotation};
+
+mod key_provider;
+use key_provider::resolve_key_provider;
+pub use key_provider::{KeyProviderConfig, RawKeyProvider};
+
+mod arrays;
+use arrays::resolve_arrays;
+pub use arrays::RawArray;
+
+mod audit;
+use audit::resolve_audit;
+
+mod tls;
+use tls::{non_empty, tls_files};
 
 /// The file as written by an operator.
 #[derive(Debug, Default, Deserialize)]
@@ -65,31 +77,6 @@ pub struct RawConfig {
     pub key_rotation: Option<RawKeyRotation>,
 }
 
-/// `[key_provider]`: `kind = "local-file"` with `path`, or `kind = "pkcs11"` with `module`,
-/// `token_label`, `pin_file`, `key_label` and `tenant_keys_in_hsm`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawKeyProvider {
-    pub kind: String,
-    pub path: Option<PathBuf>,
-    pub module: Option<PathBuf>,
-    pub token_label: Option<String>,
-    pub pin_file: Option<PathBuf>,
-    pub key_label: Option<String>,
-    /// pkcs11 only: wrap each new tenant KEK version under a tenant key of its own in the
-    /// token, destroyed with the tenant or the version (default false).
-    pub tenant_keys_in_hsm: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawArray {
-    pub name: String,
-    pub path: PathBuf,
-    pub weight: Option<u32>,
-    pub site: Option<String>,
-}
-
 /// Values given on the command line or in the environment; each wins over the file.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -133,25 +120,6 @@ pub struct Config {
     pub admin_tls: Option<TlsFiles>,
     pub metrics: MetricsConfig,
     pub key_rotation: KeyRotationConfig,
-}
-
-/// The root key provider to open at start (see `coffre_crypto::key_provider`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyProviderConfig {
-    /// Root keys in a 0600 file, created on first start: development and embedded use.
-    LocalFile { path: PathBuf },
-    /// Root keys inside an HSM token, reached through its PKCS#11 module.
-    Pkcs11(Pkcs11Config),
-}
-
-impl KeyProviderConfig {
-    /// `"local-file"` or `"pkcs11"`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::LocalFile { .. } => "local-file",
-            Self::Pkcs11(_) => "pkcs11",
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -262,44 +230,7 @@ impl Config {
             return Err(invalid("gc_interval_secs", "must be at least 1"));
         }
 
-        let arrays = if raw.arrays.is_empty() {
-            vec![ArrayConfig {
-                name: "0".to_owned(),
-                path: data_dir.join("arrays").join("0"),
-                weight: 1,
-                site: None,
-            }]
-        } else {
-            let mut arrays: Vec<ArrayConfig> = Vec::new();
-            for a in raw.arrays {
-                if a.name.is_empty() || arrays.iter().any(|b| b.name == a.name) {
-                    return Err(invalid(
-                        "arrays",
-                        format!("array names must be unique and non-empty ('{}')", a.name),
-                    ));
-                }
-                if arrays.iter().any(|b| b.path == a.path) {
-                    return Err(invalid(
-                        "arrays",
-                        format!("two arrays share the path {}", a.path.display()),
-                    ));
-                }
-                let weight = a.weight.unwrap_or(1);
-                if weight == 0 {
-                    return Err(invalid(
-                        "arrays",
-                        format!("array '{}' has weight 0", a.name),
-                    ));
-                }
-                arrays.push(ArrayConfig {
-                    name: a.name,
-                    path: a.path,
-                    weight,
-                    site: a.site,
-                });
-            }
-            arrays
-        };
+        let arrays = resolve_arrays(raw.arrays, &data_dir)?;
 
         let log_level = overrides
             .log_level
@@ -330,24 +261,7 @@ impl Config {
             None => TokenSource::Generated(data_dir.join("admin-token")),
         };
 
-        let audit = AuditConfig {
-            dir: raw
-                .audit_dir
-                .clone()
-                .unwrap_or_else(|| data_dir.join("audit")),
-            sync_delay: std::time::Duration::from_millis(50),
-            max_file_bytes: 64 * 1024 * 1024,
-            on_failure: match raw.audit_on_failure.as_deref() {
-                None | Some("refuse") => OnFailure::Refuse,
-                Some("continue") => OnFailure::Continue,
-                Some(other) => {
-                    return Err(invalid(
-                        "audit_on_failure",
-                        format!("'{other}': expected refuse or continue"),
-                    ))
-                }
-            },
-        };
+        let audit = resolve_audit(raw.audit_dir, raw.audit_on_failure.as_deref(), &data_dir)?;
         let key_provider = resolve_key_provider(raw.key_provider, &data_dir)?;
         let metrics = MetricsConfig::resolve(raw.metrics)?;
         let key_rotation = KeyRotationConfig::resolve(raw.key_rotation)?;
@@ -395,118 +309,6 @@ impl Config {
     }
 }
 
-/// Checks the `[key_provider]` table without touching the key file or the HSM, so that
-/// `check-config` works on a machine without either.
-fn resolve_key_provider(
-    raw: Option<RawKeyProvider>,
-    data_dir: &Path,
-) -> Result<KeyProviderConfig, ConfigError> {
-    const FIELD: &str = "key_provider";
-    let Some(raw) = raw else {
-        return Ok(KeyProviderConfig::LocalFile {
-            path: data_dir.join("root.key"),
-        });
-    };
-    let only_for = |setting: &str, kind: &str| {
-        invalid(
-            FIELD,
-            format!("'{setting}' applies to kind = \"{kind}\" only"),
-        )
-    };
-    let non_empty_path = |setting: &str, path: PathBuf| {
-        if path.as_os_str().is_empty() {
-            Err(invalid(FIELD, format!("'{setting}' must not be empty")))
-        } else {
-            Ok(path)
-        }
-    };
-    match raw.kind.as_str() {
-        "local-file" => {
-            for (setting, given) in [
-                ("module", raw.module.is_some()),
-                ("token_label", raw.token_label.is_some()),
-                ("pin_file", raw.pin_file.is_some()),
-                ("key_label", raw.key_label.is_some()),
-                ("tenant_keys_in_hsm", raw.tenant_keys_in_hsm.is_some()),
-            ] {
-                if given {
-                    return Err(only_for(setting, "pkcs11"));
-                }
-            }
-            let path = match raw.path {
-                Some(path) => non_empty_path("path", path)?,
-                None => data_dir.join("root.key"),
-            };
-            Ok(KeyProviderConfig::LocalFile { path })
-        }
-        "pkcs11" => {
-            if raw.path.is_some() {
-                return Err(only_for("path", "local-file"));
-            }
-            let token_label = raw
-                .token_label
-                .filter(|l| !l.is_empty())
-                .ok_or_else(|| invalid(FIELD, "kind = \"pkcs11\" needs a 'token_label'"))?;
-            let pin_file = raw
-                .pin_file
-                .ok_or_else(|| invalid(FIELD, "kind = \"pkcs11\" needs a 'pin_file'"))?;
-            let key_label = raw
-                .key_label
-                .unwrap_or_else(|| DEFAULT_ROOT_KEY_LABEL.to_owned());
-            if key_label.is_empty() {
-                return Err(invalid(FIELD, "'key_label' must not be empty"));
-            }
-            Ok(KeyProviderConfig::Pkcs11(Pkcs11Config {
-                module: non_empty_path(
-                    "module",
-                    raw.module
-                        .unwrap_or_else(|| PathBuf::from(DEFAULT_PKCS11_MODULE)),
-                )?,
-                token_label,
-                pin_file: non_empty_path("pin_file", pin_file)?,
-                key_label,
-                tenant_keys_in_hsm: raw.tenant_keys_in_hsm.unwrap_or(false),
-            }))
-        }
-        other => Err(invalid(
-            FIELD,
-            format!("kind '{other}': expected local-file or pkcs11"),
-        )),
-    }
-}
-
-/// A certificate and its key, both or neither. The files are read when the listener
-/// starts (so that `check-config` works away from the server), not here.
-fn tls_files(
-    (cert_field, cert): (&'static str, Option<PathBuf>),
-    (key_field, key): (&'static str, Option<PathBuf>),
-) -> Result<Option<TlsFiles>, ConfigError> {
-    match (cert, key) {
-        (None, None) => Ok(None),
-        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
-            cert: non_empty(cert_field, cert)?,
-            key: non_empty(key_field, key)?,
-            client_ca: None,
-        })),
-        (Some(_), None) => Err(invalid(
-            key_field,
-            format!("missing: {cert_field} is set, and TLS needs both the certificate and its key"),
-        )),
-        (None, Some(_)) => Err(invalid(
-            cert_field,
-            format!("missing: {key_field} is set, and TLS needs both the certificate and its key"),
-        )),
-    }
-}
-
-fn non_empty(field: &'static str, path: PathBuf) -> Result<PathBuf, ConfigError> {
-    if path.as_os_str().is_empty() {
-        Err(invalid(field, "must not be empty"))
-    } else {
-        Ok(path)
-    }
-}
-
 fn parse_addr(
     field: &'static str,
     value: Option<&str>,
@@ -525,7 +327,7 @@ fn parse_addr(
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Config, ConfigError> {
+    pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::from("test.toml"),
             message: e.to_string(),
@@ -581,56 +383,6 @@ mod tests {
     }
 
     #[test]
-    fn the_root_key_is_a_local_file_unless_configured() {
-        let config = parse("data_dir = \"/d\"").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            config.key_provider,
-            KeyProviderConfig::LocalFile {
-                path: PathBuf::from("/d/root.key")
-            }
-        );
-        let config = parse("[key_provider]\nkind = \"local-file\"\npath = \"/keys/root\"")
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            config.key_provider,
-            KeyProviderConfig::LocalFile {
-                path: PathBuf::from("/keys/root")
-            }
-        );
-    }
-
-    #[test]
-    fn a_pkcs11_provider_takes_defaults_for_module_and_key_label() {
-        let config = parse(
-            "[key_provider]\nkind = \"pkcs11\"\ntoken_label = \"coffre\"\n\
-             pin_file = \"/etc/coffre/hsm-pin\"",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            config.key_provider,
-            KeyProviderConfig::Pkcs11(Pkcs11Config {
-                module: PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"),
-                token_label: "coffre".into(),
-                pin_file: PathBuf::from("/etc/coffre/hsm-pin"),
-                key_label: "coffre-root".into(),
-                tenant_keys_in_hsm: false,
-            })
-        );
-        let config = parse(
-            "[key_provider]\nkind = \"pkcs11\"\ntoken_label = \"coffre\"\n\
-             pin_file = \"/p\"\ntenant_keys_in_hsm = true",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(
-            config.key_provider,
-            KeyProviderConfig::Pkcs11(Pkcs11Config {
-                tenant_keys_in_hsm: true,
-                ..
-            })
-        ));
-    }
-
-    #[test]
     fn a_plain_s3_listener_may_be_declared_behind_a_trusted_tls_terminator() {
         let config = parse("").unwrap_or_else(|e| panic!("{e}"));
         assert!(!config.trusted_tls_terminator);
@@ -640,34 +392,6 @@ mod tests {
             parse("trusted_tls_terminator = \"yes\""),
             Err(ConfigError::Parse { .. })
         ));
-    }
-
-    #[test]
-    fn tls_is_configured_per_listener() {
-        let config = parse("").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((config.s3_tls, config.admin_tls), (None, None));
-        let config = parse(
-            "tls_cert_file = \"/c\"\ntls_key_file = \"/k\"\n\
-             admin_tls_cert_file = \"/ac\"\nadmin_tls_key_file = \"/ak\"\n\
-             admin_client_ca_file = \"/ca\"",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            config.s3_tls,
-            Some(TlsFiles {
-                cert: PathBuf::from("/c"),
-                key: PathBuf::from("/k"),
-                client_ca: None
-            })
-        );
-        assert_eq!(
-            config.admin_tls,
-            Some(TlsFiles {
-                cert: PathBuf::from("/ac"),
-                key: PathBuf::from("/ak"),
-                client_ca: Some(PathBuf::from("/ca"))
-            })
-        );
     }
 
     #[test]
