@@ -88,12 +88,14 @@ impl fmt::Debug for PartKey {
 #[cfg(feature = "bench-plaintext")]
 pub mod bench_plaintext {
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::OnceLock;
 
     use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
 
     static ENABLED: AtomicBool = AtomicBool::new(false);
 
-    /// From now on segments are written and read as plaintext with a zero tag. Call once at
+    /// From now on segments are written and read as plaintext with a constant tag that is
+    /// never checked. Call once at
     /// startup, before any data is written.
     pub fn enable() {
         ENABLED.store(true, Ordering::Relaxed);
@@ -103,10 +105,15 @@ pub mod bench_plaintext {
         ENABLED.load(Ordering::Relaxed)
     }
 
-    /// A tag value for segments written unencrypted (aws-lc-rs only makes tags by sealing).
+    /// A tag value for segments written unencrypted (aws-lc-rs only makes tags by sealing):
+    /// the empty seal of one constant key, made once, so the switch adds no key schedule per
+    /// segment to the figures it is there to measure.
     pub(super) fn tag() -> Tag {
+        static KEY: OnceLock<LessSafeKey> = OnceLock::new();
         #[allow(clippy::expect_used)] // A constant key and nonce: cannot fail.
-        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[0; 32]).expect("AES key"));
+        let key = KEY.get_or_init(|| {
+            LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[0; 32]).expect("AES key"))
+        });
         #[allow(clippy::expect_used)]
         key.seal_in_place_separate_tag(Nonce::assume_unique_for_key([0; 12]), Aad::empty(), &mut [])
             .expect("empty seal")
