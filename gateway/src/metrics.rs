@@ -26,6 +26,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::audit::AuditStats;
 use crate::config::MetricsConfig;
 use crate::s3::S3ErrorCode;
 use key_provider::KeyProviderFamilies;
@@ -97,6 +98,8 @@ pub struct Metrics {
     bucket_sent: Family<BucketLabels, Counter>,
     audit_failures: Gauge<u64, AtomicU64>,
     audit_records: Gauge<u64, AtomicU64>,
+    audit_refused: Gauge<u64, AtomicU64>,
+    audit_summarized: Gauge<u64, AtomicU64>,
     kek_cache_hits: Gauge<u64, AtomicU64>,
     kek_cache_misses: Gauge<u64, AtomicU64>,
     kek_cache_entries: Gauge<u64, AtomicU64>,
@@ -211,6 +214,18 @@ impl Metrics {
             "Audit records durably written since start",
             audit_records.clone(),
         );
+        let audit_refused = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "audit_refused_requests",
+            "Requests refused (SlowDown) because the audit queue had no place for their record",
+            audit_refused.clone(),
+        );
+        let audit_summarized = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "audit_summarized_requests",
+            "Unauthenticated requests counted in summary records instead of recorded one by one",
+            audit_summarized.clone(),
+        );
         let kek_cache_hits = Gauge::<u64, AtomicU64>::default();
         registry.register(
             "kek_cache_hits",
@@ -293,6 +308,8 @@ impl Metrics {
             bucket_sent,
             audit_failures,
             audit_records,
+            audit_refused,
+            audit_summarized,
             kek_cache_hits,
             kek_cache_misses,
             kek_cache_entries,
@@ -387,9 +404,11 @@ impl Metrics {
         }
     }
 
-    pub fn set_audit(&self, records_written: u64, failures: u64) {
-        self.audit_records.set(records_written);
-        self.audit_failures.set(failures);
+    pub fn set_audit(&self, stats: &AuditStats) {
+        self.audit_records.set(stats.written);
+        self.audit_failures.set(stats.failures);
+        self.audit_refused.set(stats.refused);
+        self.audit_summarized.set(stats.summarized);
     }
 
     pub fn set_kek_cache(&self, hits: u64, misses: u64, entries: u64) {

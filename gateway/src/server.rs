@@ -165,9 +165,9 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         admin_listener,
         admin_tls.clone(),
         shutdown_rx.clone(),
-        move |req, _peer| {
+        move |req, peer| {
             let admin = admin.clone();
-            async move { Ok::<_, Infallible>(admin.handle(req).await) }
+            async move { Ok::<_, Infallible>(admin.handle(req, peer).await) }
         },
     ));
     let rotation_task = tokio::spawn(key_rotation::run(

@@ -1,13 +1,17 @@
 //! Where admin actions are recorded: the hash-chained audit trail, and a structured log
 //! line on the `coffre::audit` target.
 
+use std::net::SocketAddr;
+
 use http::StatusCode;
 
-use crate::audit::{AuditLog, AuditRecord};
+use crate::audit::{AuditLog, AuditRecord, AuditSlot};
 
 /// One admin request, after it was answered. Never holds a secret.
 #[derive(Debug)]
 pub struct AdminEvent<'a> {
+    /// The client's address.
+    pub source: SocketAddr,
     /// The route's name (`CreateTenant`, ...), or `Unrouted` / `Unauthenticated`.
     pub action: &'a str,
     /// The tenant name or access key id acted on, if any.
@@ -21,12 +25,16 @@ pub struct AdminEvent<'a> {
     pub result: Option<&'a serde_json::Value>,
 }
 
-/// Records one admin action, successful or not, in the hash-chained audit trail.
-pub fn record(log: &AuditLog, event: &AdminEvent<'_>) {
-    log.record(AuditRecord {
+/// Records one admin action, successful or not, in the hash-chained audit trail: in the
+/// place `slot` reserved for it before it ran, if it got that far. Requests with a wrong
+/// or no token are recorded up to a rate and counted beyond it, like unauthenticated S3
+/// requests.
+pub fn record(log: &AuditLog, slot: Option<AuditSlot>, event: &AdminEvent<'_>) {
+    let record = AuditRecord {
         time: AuditRecord::now(),
         request_id: String::new(),
         kind: "admin",
+        source: Some(event.source.to_string()),
         operation: event.action.to_owned(),
         status: event.status.as_u16(),
         error: None,
@@ -38,10 +46,16 @@ pub fn record(log: &AuditLog, event: &AdminEvent<'_>) {
             "result": event.result,
         })),
         ..AuditRecord::default()
-    });
+    };
+    match slot {
+        Some(slot) => slot.record(record),
+        None if event.authenticated => log.record(record),
+        None => log.unauthenticated(record),
+    }
     tracing::info!(
         target: "coffre::audit",
         kind = "admin",
+        source = %event.source,
         action = event.action,
         target_name = event.target.unwrap_or(""),
         status = event.status.as_u16(),

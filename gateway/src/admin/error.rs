@@ -41,6 +41,8 @@ admin_error_codes! {
     TenantExists => StatusCode::CONFLICT;
     TenantHasBuckets => StatusCode::CONFLICT;
     PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE;
+    /// The audit trail has no room for the action's record yet: retry shortly.
+    SlowDown => StatusCode::SERVICE_UNAVAILABLE;
     InternalError => StatusCode::INTERNAL_SERVER_ERROR;
 }
 

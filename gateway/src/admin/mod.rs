@@ -16,6 +16,7 @@ pub mod schema;
 pub mod tenants;
 pub mod token;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -113,13 +114,25 @@ impl AdminService {
         }
     }
 
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+    /// `peer`: the client's address, for the audit record.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
         let route = routes::resolve(request.method(), request.uri().path());
         match route {
             Ok(Route::Health) => json(StatusCode::OK, r#"{"status":"alive"}"#.to_owned()),
             Ok(Route::Ready) => self.ready().await,
             Ok(Route::Metrics) => self.metrics(&request),
-            route => self.api(route, request).await,
+            // In a task of its own: an action whose client goes away still completes and is
+            // recorded.
+            route => {
+                match tokio::spawn(async move { self.api(route, request, peer).await }).await {
+                    Ok(response) => response,
+                    Err(e) => error_response(&AdminError::internal(e)),
+                }
+            }
         }
     }
 
@@ -129,8 +142,11 @@ impl AdminService {
         &self,
         route: Result<Route, Unrouted>,
         request: Request<Incoming>,
+        peer: SocketAddr,
     ) -> Response<Body> {
         let admin = self.authenticate(&request);
+        // An action runs only with a place for its record in the audit trail.
+        let mut slot = None;
         let authenticated = admin.is_ok();
         let result = match (admin, &route) {
             (Err(e), _) => Err(e),
@@ -149,14 +165,21 @@ impl AdminService {
                     ),
                 ))
             }
-            (Ok(admin), Ok(route)) => {
-                let ctx = AdminContext {
-                    store: self.store.clone(),
-                    admin: Arc::new(admin),
-                    rotation: self.rotation.clone(),
-                };
-                dispatch(&ctx, route.clone(), request).await
-            }
+            (Ok(admin), Ok(route)) => match self.audit.reserve() {
+                None => Err(AdminError::new(
+                    AdminErrorCode::SlowDown,
+                    "the audit trail is behind; retry shortly",
+                )),
+                Some(reserved) => {
+                    slot = Some(reserved);
+                    let ctx = AdminContext {
+                        store: self.store.clone(),
+                        admin: Arc::new(admin),
+                        rotation: self.rotation.clone(),
+                    };
+                    dispatch(&ctx, route.clone(), request).await
+                }
+            },
         };
         let (action, target) = match &route {
             Ok(route) => (route.name(), route.target()),
@@ -195,7 +218,9 @@ impl AdminService {
         }
         audit::record(
             &self.audit,
+            slot,
             &audit::AdminEvent {
+                source: peer,
                 action: if authenticated {
                     action
                 } else {
@@ -216,8 +241,7 @@ impl AdminService {
         if let Err(error) = self.authenticate(request) {
             return error_response(&error);
         }
-        self.metrics
-            .set_audit(self.audit.records_written(), self.audit.failures());
+        self.metrics.set_audit(&self.audit.stats());
         let kek = self.store.kek_cache_stats();
         self.metrics
             .set_kek_cache(kek.hits, kek.misses, kek.entries as u64);

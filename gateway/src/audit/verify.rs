@@ -21,17 +21,24 @@ pub enum VerifyReport {
 /// Verifies `paths` (files, or a directory holding `audit-*.jsonl` and `HEAD`) in order.
 pub fn verify_files(paths: &[PathBuf]) -> std::io::Result<VerifyReport> {
     let mut files = Vec::new();
-    let mut head: Option<ChainHead> = None;
+    // Given a directory, its HEAD must be there (and readable) as soon as it holds records:
+    // deleting HEAD along with the last records would otherwise go unnoticed.
+    let mut head: Option<Result<ChainHead, String>> = None;
     for path in paths {
         if path.is_dir() {
             files.extend(super::writer::log_files(path)?.into_iter().map(|(_, p)| p));
-            head = read_head(path);
+            head = Some(read_head(path));
         } else {
             files.push(path.clone());
         }
     }
     let mut prev = GENESIS.to_owned();
     let mut records = 0u64;
+    let (head, head_problem) = match head {
+        None => (None, None),
+        Some(Ok(head)) => (Some(head), None),
+        Some(Err(problem)) => (None, Some(problem)),
+    };
     let mut head_seen = head.as_ref().is_none_or(|h| h.hash == GENESIS);
     for file in &files {
         let mut reader = BufReader::new(std::fs::File::open(file)?);
@@ -88,6 +95,13 @@ pub fn verify_files(paths: &[PathBuf]) -> std::io::Result<VerifyReport> {
             records += 1;
         }
     }
+    if let Some(reason) = head_problem.filter(|_| records > 0) {
+        return Ok(VerifyReport::Broken {
+            file: files.last().cloned().unwrap_or_default(),
+            line: records,
+            reason,
+        });
+    }
     if !head_seen {
         let file = files.last().cloned().unwrap_or_default();
         return Ok(VerifyReport::Broken {
@@ -100,8 +114,17 @@ pub fn verify_files(paths: &[PathBuf]) -> std::io::Result<VerifyReport> {
     Ok(VerifyReport::Intact { records })
 }
 
-fn read_head(dir: &Path) -> Option<ChainHead> {
-    std::fs::read(dir.join("HEAD"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+/// The directory's HEAD, or why there is none to trust.
+fn read_head(dir: &Path) -> Result<ChainHead, String> {
+    let path = dir.join("HEAD");
+    let bytes = std::fs::read(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            "HEAD is missing while records exist: the end of the chain cannot be checked \
+             (records may have been removed at the end)"
+                .to_owned()
+        } else {
+            format!("HEAD cannot be read: {e}")
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("HEAD is not a chain head: {e}"))
 }

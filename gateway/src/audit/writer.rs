@@ -1,15 +1,17 @@
-//! The writer thread: receives records, chains and appends them, syncs in batches (at most
-//! `sync_delay` after a record arrives), rotates files by size with the chain carried over,
-//! and records the chain head after every sync.
+//! The writer thread: receives records, chains and appends them, syncs once per batch
+//! (a batch is whatever was queued while the previous one was being synced, so the writer
+//! keeps up with the request rate without a fixed delay), rotates files by size with the
+//! chain carried over, and records the chain head after every sync.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::admission::{Places, RateLimit, Summary};
 use super::chain::{link_hash, ChainHead, GENESIS};
 use super::record::AuditRecord;
 
@@ -17,67 +19,175 @@ use super::record::AuditRecord;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnFailure {
     /// Refuse requests (503) until the audit disk works again: no access without evidence.
+    /// The records already queued are kept and written once the disk works.
     Refuse,
-    /// Keep serving; the failure is logged and counted.
+    /// Keep serving; the failure is logged and counted, and the records that could not be
+    /// written are dropped.
     Continue,
 }
 
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
     pub dir: PathBuf,
-    pub sync_delay: Duration,
     pub max_file_bytes: u64,
     pub on_failure: OnFailure,
+    /// Records queued or reserved by running requests, at most. Beyond, requests are
+    /// refused with `SlowDown`.
+    pub capacity: usize,
+    /// Records of unauthenticated requests written one by one per second, at most; the
+    /// others are counted in a summary record.
+    pub unauthenticated_per_second: u32,
+    /// How often the counted unauthenticated requests are written as a summary record.
+    pub summary_interval: Duration,
+}
+
+impl AuditConfig {
+    /// The defaults, writing to `dir`.
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            max_file_bytes: 64 * 1024 * 1024,
+            on_failure: OnFailure::Refuse,
+            capacity: 65_536,
+            unauthenticated_per_second: 100,
+            summary_interval: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Handle to the audit trail, cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: SyncSender<AuditRecord>,
+    tx: Sender<AuditRecord>,
     state: Arc<State>,
+}
+
+/// A reserved place in the queue for the record of one request. Dropping it unused gives
+/// the place back.
+pub struct AuditSlot {
+    log: AuditLog,
+    used: bool,
+}
+
+impl AuditSlot {
+    /// Queues the request's record in the place reserved for it.
+    pub fn record(mut self, mut record: AuditRecord) {
+        self.used = true;
+        record.bound();
+        self.log.send(record);
+    }
+}
+
+impl Drop for AuditSlot {
+    fn drop(&mut self) {
+        if !self.used {
+            self.log.state.places.release(1);
+        }
+    }
+}
+
+/// Figures for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditStats {
+    /// Records durably written since start.
+    pub written: u64,
+    /// Failed writes, and records dropped (a non-zero value is an incident).
+    pub failures: u64,
+    /// Requests refused because no place was left in the queue.
+    pub refused: u64,
+    /// Unauthenticated requests counted in summary records instead of recorded one by one.
+    pub summarized: u64,
 }
 
 struct State {
     healthy: AtomicBool,
     failures: AtomicU64,
     written: AtomicU64,
+    /// Records sent to the writer; `written + dropped` catches up with it.
     queued: AtomicU64,
+    dropped: AtomicU64,
+    refused: AtomicU64,
+    summarized: AtomicU64,
     on_failure: OnFailure,
+    places: Places,
+    unauthenticated: RateLimit,
+    summary: Summary,
 }
 
-const QUEUE: usize = 65_536;
 pub const FILE_PREFIX: &str = "audit-";
 const HEAD_FILE: &str = "HEAD";
+/// Records written (and synced) together at most.
+const MAX_BATCH: usize = 4096;
+/// Longest wait before a failed write is tried again.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 impl AuditLog {
     /// Opens (or creates) the trail in `config.dir`, continuing the existing chain.
     pub fn open(config: AuditConfig) -> std::io::Result<Self> {
         std::fs::create_dir_all(&config.dir)?;
         let mut sink = Sink::resume(&config)?;
-        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let (tx, rx) = mpsc::channel();
         let state = Arc::new(State {
             healthy: AtomicBool::new(true),
             failures: AtomicU64::new(0),
             written: AtomicU64::new(0),
             queued: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            summarized: AtomicU64::new(0),
             on_failure: config.on_failure,
+            places: Places::new(config.capacity),
+            unauthenticated: RateLimit::new(config.unauthenticated_per_second),
+            summary: Summary::default(),
         });
         let thread_state = state.clone();
+        let interval = config.summary_interval;
         std::thread::Builder::new()
             .name("coffre-audit".into())
-            .spawn(move || run(&mut sink, rx, &thread_state, config.sync_delay))?;
+            .spawn(move || run(&mut sink, &rx, &thread_state, interval))?;
         Ok(Self { tx, state })
     }
 
-    /// Queues a record. Never blocks a request: a full queue is a failure, not a wait.
-    pub fn record(&self, record: AuditRecord) {
-        match self.tx.try_send(record) {
-            Ok(()) => {
-                self.state.queued.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.state.fail("audit queue full or writer stopped");
-            }
+    /// A place for the record of a request about to run, or `None` when the queue is full:
+    /// the request must then be refused, not run.
+    pub fn reserve(&self) -> Option<AuditSlot> {
+        if self.state.places.take() {
+            Some(AuditSlot {
+                log: self.clone(),
+                used: false,
+            })
+        } else {
+            self.state.refused.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+
+    /// Queues a record of the server's own work (key rotation and the like), which holds
+    /// no slot: these are few, and never refused.
+    pub fn record(&self, mut record: AuditRecord) {
+        record.bound();
+        self.state.places.force();
+        self.send(record);
+    }
+
+    /// The record of a request nobody authenticated: written on its own while under the
+    /// rate and while the queue has room, otherwise counted in the next summary record.
+    pub fn unauthenticated(&self, mut record: AuditRecord) {
+        if self.state.unauthenticated.allow() && self.state.places.take() {
+            record.bound();
+            self.send(record);
+        } else {
+            self.state.summarized.fetch_add(1, Ordering::Relaxed);
+            self.state.summary.count(&record);
+        }
+    }
+
+    fn send(&self, record: AuditRecord) {
+        self.state.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(record).is_err() {
+            self.state.places.release(1);
+            self.state.dropped.fetch_add(1, Ordering::Relaxed);
+            self.state.fail("the audit writer stopped");
         }
     }
 
@@ -87,13 +197,17 @@ impl AuditLog {
         self.state.on_failure == OnFailure::Continue || self.state.healthy.load(Ordering::Relaxed)
     }
 
-    /// Waits (bounded) until every queued record is synced: for a clean shutdown.
+    /// Writes the pending summary, then waits (bounded) until every queued record is
+    /// synced: for a clean shutdown.
     pub fn flush(&self, timeout: Duration) -> bool {
+        if let Some(summary) = self.state.summary.take() {
+            self.record(summary);
+        }
         let deadline = Instant::now() + timeout;
         loop {
             let queued = self.state.queued.load(Ordering::Relaxed);
             let done = self.state.written.load(Ordering::Relaxed)
-                + self.state.failures.load(Ordering::Relaxed);
+                + self.state.dropped.load(Ordering::Relaxed);
             if done >= queued {
                 return true;
             }
@@ -111,6 +225,20 @@ impl AuditLog {
     pub fn records_written(&self) -> u64 {
         self.state.written.load(Ordering::Relaxed)
     }
+
+    pub fn stats(&self) -> AuditStats {
+        AuditStats {
+            written: self.records_written(),
+            failures: self.failures(),
+            refused: self.state.refused.load(Ordering::Relaxed),
+            summarized: self.state.summarized.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Slots reserved plus records not yet written.
+    pub fn pending(&self) -> usize {
+        self.state.places.pending()
+    }
 }
 
 impl State {
@@ -120,37 +248,71 @@ impl State {
             tracing::error!("AUDIT TRAIL FAILING: {what}");
         }
     }
+
+    fn done(&self, n: usize, written: bool) {
+        let counter = if written {
+            &self.written
+        } else {
+            &self.dropped
+        };
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        self.places.release(n);
+    }
 }
 
-/// Records written (and synced) together at most.
-const MAX_BATCH: usize = 4096;
-
-fn run(sink: &mut Sink, rx: Receiver<AuditRecord>, state: &State, sync_delay: Duration) {
-    loop {
-        let first = match rx.recv() {
-            Ok(record) => record,
-            Err(_) => return,
-        };
-        // The first record opens a batch; the rest of the window is slept through rather
-        // than waited on record by record, so that requests do not wake this thread one by
-        // one (a context switch per request on a busy server). Then whatever came is taken.
-        std::thread::sleep(sync_delay);
-        let mut batch = vec![first];
+fn run(sink: &mut Sink, rx: &Receiver<AuditRecord>, state: &State, summary_interval: Duration) {
+    let mut batch: Vec<AuditRecord> = Vec::new();
+    let mut last_summary = Instant::now();
+    let mut retry_delay = Duration::from_millis(10);
+    let mut open = true;
+    while open || !batch.is_empty() {
+        if batch.is_empty() {
+            // Wakes for the summary even when nothing else comes.
+            match rx.recv_timeout(summary_interval) {
+                Ok(record) => batch.push(record),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
+            }
+        }
+        // Whatever queued up meanwhile goes in the same batch, under the same sync.
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(record) => batch.push(record),
                 Err(_) => break,
             }
         }
-        let n = batch.len() as u64;
-        match sink.append(batch).and_then(|()| sink.sync()) {
+        if last_summary.elapsed() >= summary_interval || !open {
+            last_summary = Instant::now();
+            if let Some(summary) = state.summary.take() {
+                state.places.force();
+                state.queued.fetch_add(1, Ordering::Relaxed);
+                batch.push(summary);
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        match sink.write_batch(&batch) {
             Ok(()) => {
-                state.written.fetch_add(n, Ordering::Relaxed);
+                state.done(batch.len(), true);
+                batch.clear();
+                retry_delay = Duration::from_millis(10);
                 if !state.healthy.swap(true, Ordering::Relaxed) {
                     tracing::warn!("audit trail writable again");
                 }
             }
-            Err(e) => state.fail(&e.to_string()),
+            Err(e) => {
+                state.fail(&e.to_string());
+                if state.on_failure == OnFailure::Continue || !open {
+                    state.done(batch.len(), false);
+                    batch.clear();
+                } else {
+                    // Kept and tried again: the records of requests that ran are not lost
+                    // to a passing disk error. Meanwhile requests are refused.
+                    std::thread::sleep(retry_delay);
+                    retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
+                }
+            }
         }
     }
 }
@@ -159,7 +321,10 @@ fn run(sink: &mut Sink, rx: Receiver<AuditRecord>, state: &State, sync_delay: Du
 struct Sink {
     dir: PathBuf,
     file: File,
+    /// Bytes of complete, synced records in `file`.
     file_bytes: u64,
+    /// A failed write may have left part of a batch after `file_bytes`.
+    dirty: bool,
     sequence: u64,
     head: ChainHead,
     max_file_bytes: u64,
@@ -185,50 +350,65 @@ impl Sink {
             dir: config.dir.clone(),
             file,
             file_bytes,
+            dirty: false,
             sequence,
             head,
             max_file_bytes: config.max_file_bytes,
         })
     }
 
-    fn append(&mut self, batch: Vec<AuditRecord>) -> std::io::Result<()> {
+    /// Chains, appends and syncs `batch`, then records the new head. On error nothing of
+    /// the batch counts: the chain's end is unchanged and what was appended is cut off
+    /// before the next attempt, so the same batch can be written again.
+    fn write_batch(&mut self, batch: &[AuditRecord]) -> std::io::Result<()> {
+        if self.dirty {
+            self.file.set_len(self.file_bytes)?;
+            self.dirty = false;
+        }
+        let mut head = self.head.clone();
         let mut out = String::new();
         for record in batch {
-            let line = chained_line(&record, &self.head.hash)?;
-            self.head.hash = line.1;
-            self.head.records += 1;
-            out.push_str(&line.0);
+            let (line, hash) = chained_line(record, &head.hash)?;
+            head.hash = hash;
+            head.records += 1;
+            out.push_str(&line);
             out.push('\n');
         }
         if self.file_bytes > 0 && self.file_bytes + out.len() as u64 > self.max_file_bytes {
             self.rotate()?;
         }
+        self.dirty = true;
         self.file.write_all(out.as_bytes())?;
+        self.file.sync_data()?;
+        write_head(&self.dir, &head)?;
+        self.dirty = false;
         self.file_bytes += out.len() as u64;
+        self.head = head;
         Ok(())
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
         self.file.sync_data()?;
-        self.sequence += 1;
-        self.file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(file_path(&self.dir, self.sequence))?;
+            .open(file_path(&self.dir, self.sequence + 1))?;
+        sync_dir(&self.dir)?;
+        self.sequence += 1;
+        self.file = file;
         self.file_bytes = 0;
-        sync_dir(&self.dir)
+        Ok(())
     }
+}
 
-    fn sync(&mut self) -> std::io::Result<()> {
-        self.file.sync_data()?;
-        let head = serde_json::to_vec(&self.head).map_err(std::io::Error::other)?;
-        let tmp = self.dir.join("HEAD.tmp");
-        let mut f = File::create(&tmp)?;
-        f.write_all(&head)?;
-        f.sync_data()?;
-        std::fs::rename(&tmp, self.dir.join(HEAD_FILE))?;
-        sync_dir(&self.dir)
-    }
+fn write_head(dir: &Path, head: &ChainHead) -> std::io::Result<()> {
+    let text = serde_json::to_vec(head).map_err(std::io::Error::other)?;
+    let tmp = dir.join("HEAD.tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(&text)?;
+    f.sync_data()?;
+    std::fs::rename(&tmp, dir.join(HEAD_FILE))?;
+    sync_dir(dir)
 }
 
 /// `(line, hash)`: the record's JSON with `prev` and `hash` fields.

@@ -12,9 +12,6 @@ pub(super) fn resolve_audit(
     data_dir: &Path,
 ) -> Result<AuditConfig, ConfigError> {
     Ok(AuditConfig {
-        dir: dir.unwrap_or_else(|| data_dir.join("audit")),
-        sync_delay: std::time::Duration::from_millis(50),
-        max_file_bytes: 64 * 1024 * 1024,
         on_failure: match on_failure {
             None | Some("refuse") => OnFailure::Refuse,
             Some("continue") => OnFailure::Continue,
@@ -25,5 +22,6 @@ pub(super) fn resolve_audit(
                 ))
             }
         },
+        ..AuditConfig::new(dir.unwrap_or_else(|| data_dir.join("audit")))
     })
 }

@@ -12,6 +12,8 @@ pub mod payload_digest;
 pub mod payload_writer;
 pub mod query;
 pub mod range;
+pub mod received_bytes;
+pub mod request_audit;
 pub mod request_body;
 pub mod server_side_encryption;
 pub mod service;

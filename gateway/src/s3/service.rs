@@ -20,11 +20,12 @@ use super::handlers::{
 };
 use super::operation::Operation;
 use super::query::Query;
+use super::request_audit::{Attribution, RequestAudit};
 use super::request_body::RequestBody;
 use super::server_side_encryption;
 use super::unread_body::UnreadBody;
 use super::RequestContext;
-use crate::audit::{AuditLog, AuditRecord};
+use crate::audit::AuditLog;
 use crate::metrics::{Metrics, RequestOutcome};
 
 /// Bodies of requests that carry an XML document or nothing.
@@ -52,6 +53,18 @@ struct Seen {
     /// A browser's authenticated request on a bucket: its response, success or error, gets
     /// the CORS headers of the bucket's matching rule (so the page can read S3's answer).
     cors: Option<bucket_cors::ActualRequest>,
+}
+
+impl Seen {
+    fn attribution(&self) -> Attribution<'_> {
+        Attribution {
+            operation: self.operation,
+            tenant: self.tenant.as_deref(),
+            access_key: self.access_key.as_deref(),
+            bucket: self.bucket.as_deref(),
+            key: self.key.as_deref(),
+        }
+    }
 }
 
 impl S3Service {
@@ -94,7 +107,9 @@ impl S3Service {
         }
         let _in_flight = self.metrics.start_request();
         let request_id = new_request_id();
-        let bytes_in = declared_length(request.headers());
+        let mut audit = RequestAudit::start(&self.audit, &request_id, peer);
+        // Body bytes count as they arrive, whichever part of the pipeline reads them.
+        let received = audit.received().clone();
         let is_head = request.method() == Method::HEAD;
         let span = tracing::info_span!(
             "s3",
@@ -105,8 +120,8 @@ impl S3Service {
         let started = Instant::now();
         let method = request.method().clone();
         let mut seen = Seen::default();
-        let result = self
-            .dispatch(request, &request_id, &mut seen)
+        let result = received
+            .counting(self.dispatch(request, &request_id, &mut seen, &mut audit))
             .instrument(span.clone())
             .await;
         let error_code = result.as_ref().err().map(|e| e.code());
@@ -140,6 +155,7 @@ impl S3Service {
             declared_length(response.headers())
         };
         let operation = seen.operation.unwrap_or("Unknown");
+        let bytes_in = audit.bytes_in();
         self.metrics.observe(&RequestOutcome {
             op: operation,
             status: response.status().as_u16(),
@@ -150,23 +166,12 @@ impl S3Service {
             bytes_out,
             seconds: started.elapsed().as_secs_f64(),
         });
-        self.audit.record(AuditRecord {
-            time: AuditRecord::now(),
-            request_id: request_id.clone(),
-            kind: "s3",
-            tenant: seen.tenant,
-            access_key: seen.access_key,
-            source: Some(peer.to_string()),
-            operation: operation.to_owned(),
-            bucket: seen.bucket,
-            key: seen.key,
-            status: response.status().as_u16(),
-            error: error_code.map(S3ErrorCode::as_str),
-            bytes_in,
+        audit.finish(
+            seen.attribution(),
+            response.status().as_u16(),
+            error_code.map(S3ErrorCode::as_str),
             bytes_out,
-            duration_us: started.elapsed().as_micros() as u64,
-            change: None,
-        });
+        );
         span.in_scope(|| {
             tracing::debug!(
                 method = %method,
@@ -183,6 +188,7 @@ impl S3Service {
         request: Request<Incoming>,
         request_id: &str,
         seen: &mut Seen,
+        audit: &mut RequestAudit,
     ) -> Result<Response<Body>, S3Error> {
         let (parts, incoming) = request.into_parts();
         let query = Query::parse(parts.uri.query().unwrap_or(""));
@@ -214,6 +220,8 @@ impl S3Service {
 
         // A browser form has no Authorization header: it is authenticated by its fields.
         if let Operation::PostObject { .. } = operation {
+            // It writes: its place in the audit trail is taken before the form is read.
+            audit.reserve(seen.attribution())?;
             let (store, region) = (self.store.clone(), self.region.clone());
             let scheme = if self.secure_transport {
                 post_object::Scheme::Https
@@ -239,6 +247,8 @@ impl S3Service {
         let auth = authenticate(&self.store, &parts, &self.region).await?;
         seen.tenant = Some(auth.scope.tenant_id().to_hex());
         seen.access_key = Some(auth.scope.access_key().to_string());
+        // No handler runs without a place for its record in the audit trail.
+        audit.reserve(seen.attribution())?;
         tracing::Span::current().record("tenant", tracing::field::display(auth.scope.tenant_id()));
         authorize(&auth.scope, &operation)?;
 

@@ -11,21 +11,24 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::received_bytes::CountedIncoming;
+
 /// At most this much of a refused body is read before the connection is given up.
 const LINGER_BYTES: u64 = 8 << 20;
 /// And for at most this long.
 const LINGER_TIME: Duration = Duration::from_secs(10);
 
 /// A request body that is drained in the background if it is dropped before its end.
-pub struct UnreadBody(Option<Incoming>);
+/// Its bytes count as received by the request being handled (see `received_bytes`).
+pub struct UnreadBody(Option<CountedIncoming>);
 
 impl UnreadBody {
     pub fn new(incoming: Incoming) -> Self {
-        Self(Some(incoming))
+        Self(Some(CountedIncoming::new(incoming)))
     }
 
     /// The body, until it is dropped.
-    pub fn get_mut(&mut self) -> Option<&mut Incoming> {
+    pub fn get_mut(&mut self) -> Option<&mut CountedIncoming> {
         self.0.as_mut()
     }
 }
@@ -46,7 +49,7 @@ impl Drop for UnreadBody {
 
 /// Reads and drops what is left of `incoming`, within the bounds; dropping it then lets hyper
 /// close the connection (or keep it, when the body ended).
-async fn drain(mut incoming: Incoming) {
+async fn drain(mut incoming: CountedIncoming) {
     let deadline = tokio::time::Instant::now() + LINGER_TIME;
     let mut drained = 0u64;
     while drained <= LINGER_BYTES {
