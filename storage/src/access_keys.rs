@@ -16,13 +16,13 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::meta_store::{Cf, Durability};
+use crate::meta_store::{Cf, Durability, Tx};
 use crate::records::{
     now, AccessKeyInfo, AccessKeyRecord, AccessKeyState, Record, SealedSecret, TenantRecord,
     TenantState,
 };
 use crate::stats::{CountIntegrity, IntegrityKind};
-use crate::store::Store;
+use crate::store::{live_tenant, read, Store};
 
 /// What authentication learns about an access key.
 #[derive(Debug)]
@@ -46,32 +46,36 @@ impl Store {
         role: Role,
         buckets: Option<Vec<String>>,
     ) -> Result<(AccessKeyId, SecretKey)> {
-        let _guard = self.shared.locks.admin();
-        let tenant_record = self.existing_tenant(admin, tenant)?;
-        let (id, secret) = loop {
-            let id = AccessKeyId::generate();
-            if self
-                .meta()
-                .get(Cf::AccessKeys, &keys::access_key(id.as_str()))?
-                .is_none()
-            {
-                break (id, SecretKey::generate());
-            }
-        };
-        let record = AccessKeyRecord {
-            tenant,
-            role,
-            buckets,
-            secret: self.seal_secret(&id, &tenant_record, &secret)?,
-            state: AccessKeyState::Active,
-            created: now(),
-        };
-        self.meta().put(
-            Cf::AccessKeys,
-            &keys::access_key(id.as_str()),
-            &record.encode()?,
-            Durability::Synced,
-        )?;
+        self.existing_tenant(admin, tenant)?;
+        let secret = SecretKey::generate();
+        let id = self.transact(Durability::Synced, |tx| {
+            // Sealed under the KEK version current in the transaction that stores it: a
+            // rotation committing first makes this run again under the new version.
+            let tenant_record = live_tenant(tx, tenant)?;
+            let id = loop {
+                let id = AccessKeyId::generate();
+                if tx
+                    .get(Cf::AccessKeys, &keys::access_key(id.as_str()))?
+                    .is_none()
+                {
+                    break id;
+                }
+            };
+            let record = AccessKeyRecord {
+                tenant,
+                role,
+                buckets: buckets.clone(),
+                secret: self.seal_secret(&id, &tenant_record, &secret)?,
+                state: AccessKeyState::Active,
+                created: now(),
+            };
+            tx.put(
+                Cf::AccessKeys,
+                keys::access_key(id.as_str()),
+                record.encode()?,
+            );
+            Ok(id)
+        })?;
         Ok((id, secret))
     }
 
@@ -107,15 +111,7 @@ impl Store {
         let mut cursor = self.meta().cursor(Cf::AccessKeys, None)?;
         cursor.seek(&[]);
         while let Some((key, value)) = cursor.next_entry()? {
-            let record = AccessKeyRecord::decode(&value)?;
-            if record.tenant != tenant {
-                continue;
-            }
-            let id = std::str::from_utf8(&key)
-                .ok()
-                .and_then(|k| AccessKeyId::parse(k).ok())
-                .ok_or_else(|| Error::Corrupt("access key record with a bad id".into()))?;
-            found.push((id, record));
+            found.extend(entry_of(tenant, &key, &value)?);
         }
         Ok(found)
     }
@@ -128,30 +124,27 @@ impl Store {
         key: &AccessKeyId,
         state: AccessKeyState,
     ) -> Result<AccessKeyInfo> {
-        let _guard = self.shared.locks.admin();
         let db_key = keys::access_key(key.as_str());
-        let mut record = self
-            .get_record::<AccessKeyRecord>(Cf::AccessKeys, &db_key)?
-            .ok_or(Error::NoSuchAccessKey)?;
-        record.state = state;
-        self.meta().put(
-            Cf::AccessKeys,
-            &db_key,
-            &record.encode()?,
-            Durability::Synced,
-        )?;
+        let record = self.transact(Durability::Synced, |tx| {
+            let mut record: AccessKeyRecord =
+                read(tx, Cf::AccessKeys, &db_key)?.ok_or(Error::NoSuchAccessKey)?;
+            record.state = state;
+            tx.put(Cf::AccessKeys, db_key.clone(), record.encode()?);
+            Ok(record)
+        })?;
         Ok(info(key.clone(), &record))
     }
 
     /// Removes an access key for good. `NoSuchAccessKey` if absent.
     pub fn delete_access_key(&self, _admin: &AdminScope, key: &AccessKeyId) -> Result<()> {
-        let _guard = self.shared.locks.admin();
         let db_key = keys::access_key(key.as_str());
-        if self.meta().get(Cf::AccessKeys, &db_key)?.is_none() {
-            return Err(Error::NoSuchAccessKey);
-        }
-        self.meta()
-            .delete(Cf::AccessKeys, &db_key, Durability::Synced)
+        self.transact(Durability::Synced, |tx| {
+            if tx.get(Cf::AccessKeys, &db_key)?.is_none() {
+                return Err(Error::NoSuchAccessKey);
+            }
+            tx.delete(Cf::AccessKeys, db_key.clone());
+            Ok(())
+        })
     }
 
     /// Used by authentication, before any scope exists.
@@ -237,10 +230,10 @@ impl Store {
         &self,
         tenant: TenantId,
         kek: &coffre_crypto::Kek,
-        batch: &mut crate::meta_store::Batch,
+        tx: &mut crate::meta_store::Tx<'_>,
     ) -> Result<usize> {
         let mut resealed = 0;
-        for (id, mut record) in self.access_keys_of(tenant)? {
+        for (id, mut record) in access_keys_in(tx, tenant)? {
             if record.secret.kek_version == kek.version() {
                 continue;
             }
@@ -252,7 +245,7 @@ impl Store {
                     .access_key_secret_key()?
                     .seal(&binding, secret.expose().as_bytes())?,
             };
-            batch.put(
+            tx.put(
                 Cf::AccessKeys,
                 keys::access_key(id.as_str()),
                 record.encode()?,
@@ -261,6 +254,35 @@ impl Store {
         }
         Ok(resealed)
     }
+}
+
+/// The access keys of `tenant`, read in `tx` (a scan of all keys: there are few).
+pub(crate) fn access_keys_in(
+    tx: &mut Tx<'_>,
+    tenant: TenantId,
+) -> Result<Vec<(AccessKeyId, AccessKeyRecord)>> {
+    let mut found = Vec::new();
+    for (key, value) in tx.scan(Cf::AccessKeys, &[], None, usize::MAX)? {
+        found.extend(entry_of(tenant, &key, &value)?);
+    }
+    Ok(found)
+}
+
+/// The access key stored at `key`, if it belongs to `tenant`.
+fn entry_of(
+    tenant: TenantId,
+    key: &[u8],
+    value: &[u8],
+) -> Result<Option<(AccessKeyId, AccessKeyRecord)>> {
+    let record = AccessKeyRecord::decode(value)?;
+    if record.tenant != tenant {
+        return Ok(None);
+    }
+    let id = std::str::from_utf8(key)
+        .ok()
+        .and_then(|k| AccessKeyId::parse(k).ok())
+        .ok_or_else(|| Error::Corrupt("access key record with a bad id".into()))?;
+    Ok(Some((id, record)))
 }
 
 /// What a sealed secret is bound to: label | access key id length (u64 big-endian) | id |
@@ -341,8 +363,7 @@ mod tests {
 
     fn put_raw(store: &Store, id: &AccessKeyId, bytes: &[u8]) {
         store
-            .meta()
-            .put(
+            .put_raw(
                 Cf::AccessKeys,
                 &keys::access_key(id.as_str()),
                 bytes,

@@ -21,11 +21,11 @@
 
 use coffre_crypto::TenantScope;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys;
-use crate::meta_store::{Batch, Cf, Durability};
+use crate::meta_store::{Cf, Durability};
 use crate::records::{BucketRecord, CorsIndexEntry, CorsRule, Record, TenantRecord, TenantState};
-use crate::store::Store;
+use crate::store::{read, Store};
 
 /// Tenants whose rules one preflight reads at most, so that an unauthenticated request
 /// does a bounded amount of work however many tenants share a bucket name.
@@ -33,7 +33,7 @@ pub const MAX_PREFLIGHT_TENANTS: usize = 16;
 
 impl Store {
     /// Replaces the CORS rules of bucket `name`; no rules removes the configuration. One
-    /// synced batch updates the bucket record and the preflight index together.
+    /// transaction updates the bucket record and the preflight index together.
     /// `NoSuchBucket` if the tenant has no such bucket.
     pub fn set_bucket_cors(
         &self,
@@ -42,21 +42,22 @@ impl Store {
         rules: Vec<CorsRule>,
     ) -> Result<BucketRecord> {
         let tenant = scope.tenant_id();
-        // Exclusive: the bucket cannot be deleted or recreated between read and write.
-        let _guard = self.shared.locks.buckets_exclusive();
-        let mut bucket = self.bucket(scope, name)?;
-        bucket.cors = rules;
-        let mut batch = Batch::new();
+        let bucket_key = keys::bucket(tenant, name);
         let index_key = keys::cors_index(name, tenant);
-        if bucket.cors.is_empty() {
-            batch.delete(Cf::CorsIndex, index_key);
-        } else {
-            let entry = CorsIndexEntry { bucket: bucket.id };
-            batch.put(Cf::CorsIndex, index_key, entry.encode()?);
-        }
-        batch.put(Cf::Buckets, keys::bucket(tenant, name), bucket.encode()?);
-        self.meta().write(batch, Durability::Synced)?;
-        Ok(bucket)
+        self.transact(Durability::Synced, |tx| {
+            // Read in the transaction: a bucket deleted or recreated meanwhile conflicts.
+            let mut bucket: BucketRecord =
+                read(tx, Cf::Buckets, &bucket_key)?.ok_or(Error::NoSuchBucket)?;
+            bucket.cors = rules.clone();
+            if bucket.cors.is_empty() {
+                tx.delete(Cf::CorsIndex, index_key.clone());
+            } else {
+                let entry = CorsIndexEntry { bucket: bucket.id };
+                tx.put(Cf::CorsIndex, index_key.clone(), entry.encode()?);
+            }
+            tx.put(Cf::Buckets, bucket_key.clone(), bucket.encode()?);
+            Ok(bucket)
+        })
     }
 
     /// The CORS rules that active tenants published for buckets named `name`, for an

@@ -5,9 +5,9 @@ use coffre_crypto::{BucketId, TenantScope};
 
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::meta_store::{Batch, Cf, Durability};
+use crate::meta_store::{Cf, Durability};
 use crate::records::{now, BucketRecord, Record};
-use crate::store::Store;
+use crate::store::{live_tenant, read, Store};
 
 impl Store {
     /// `BucketAlreadyOwnedByYou` if this tenant has the name; other tenants' buckets of the
@@ -18,12 +18,7 @@ impl Store {
         name: &str,
         region: &str,
     ) -> Result<BucketRecord> {
-        let _guard = self.shared.locks.buckets_exclusive();
-        self.live_tenant(scope.tenant_id())?;
         let key = keys::bucket(scope.tenant_id(), name);
-        if self.meta().get(Cf::Buckets, &key)?.is_some() {
-            return Err(Error::BucketAlreadyOwnedByYou);
-        }
         let bucket = BucketRecord {
             name: name.to_owned(),
             id: BucketId::random(),
@@ -31,8 +26,15 @@ impl Store {
             region: region.to_owned(),
             cors: Vec::new(),
         };
-        self.meta()
-            .put(Cf::Buckets, &key, &bucket.encode()?, Durability::Synced)?;
+        let value = bucket.encode()?;
+        self.transact(Durability::Synced, |tx| {
+            live_tenant(tx, scope.tenant_id())?;
+            if tx.get(Cf::Buckets, &key)?.is_some() {
+                return Err(Error::BucketAlreadyOwnedByYou);
+            }
+            tx.put(Cf::Buckets, key.clone(), value.clone());
+            Ok(())
+        })?;
         Ok(bucket)
     }
 
@@ -58,26 +60,22 @@ impl Store {
 
     /// `BucketNotEmpty` while any object or in-progress upload remains.
     pub fn delete_bucket(&self, scope: &TenantScope, name: &str) -> Result<()> {
-        let _guard = self.shared.locks.buckets_exclusive();
         let tenant = scope.tenant_id();
-        let bucket = self.bucket(scope, name)?;
-        let prefix = keys::bucket_prefix(tenant, bucket.id);
-        for cf in [Cf::Objects, Cf::Uploads] {
-            if self.any_with_prefix(cf, &prefix)? {
-                return Err(Error::BucketNotEmpty);
+        let bucket_key = keys::bucket(tenant, name);
+        self.transact(Durability::Synced, |tx| {
+            let bucket: BucketRecord =
+                read(tx, Cf::Buckets, &bucket_key)?.ok_or(Error::NoSuchBucket)?;
+            // The scans make the deletion conflict with any write into the bucket that
+            // commits first; such a write, committing later, finds the bucket gone.
+            let prefix = keys::bucket_prefix(tenant, bucket.id);
+            for cf in [Cf::Objects, Cf::Uploads] {
+                if tx.any_with_prefix(cf, &prefix)? {
+                    return Err(Error::BucketNotEmpty);
+                }
             }
-        }
-        let mut batch = Batch::new();
-        batch.delete(Cf::Buckets, keys::bucket(tenant, name));
-        batch.delete(Cf::CorsIndex, keys::cors_index(name, tenant));
-        self.meta().write(batch, Durability::Synced)
-    }
-
-    pub(crate) fn any_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<bool> {
-        let mut cursor = self.meta().cursor(cf, keys::prefix_end(prefix))?;
-        cursor.seek(prefix);
-        Ok(cursor
-            .next_entry()?
-            .is_some_and(|(key, _)| key.starts_with(prefix)))
+            tx.delete(Cf::Buckets, bucket_key.clone());
+            tx.delete(Cf::CorsIndex, keys::cors_index(name, tenant));
+            Ok(())
+        })
     }
 }

@@ -7,35 +7,34 @@
 //! referenced by several object records, and must stay until the last one is gone.
 //!
 //! `refs` (tenant id | file id) counts, for a file that has ever been shared, its references
-//! beyond the first. It changes only by [`BatchOp::Add`](crate::BatchOp::Add), in the synced
-//! batch that writes or deletes a referencing record. The invariant:
+//! beyond the first. It changes only by counter additions, in the transaction that writes
+//! or deletes a referencing record. The invariant:
 //!
 //! > A file with a counter `c` is referenced by exactly `1 + c` object records; a file
 //! > without one by at most one. Once no record references a file, none ever will again.
 //!
-//! It holds through every change, whatever the interleaving:
+//! It holds through every change, whatever the interleaving, because each of them is one
+//! serializable transaction over the records and counters it reads:
 //!
-//! - A copy adds one reference per file of its source, under the locks of the source's and
-//!   the destination's keys (taken in a fixed order), and only if the source record is
-//!   still the version that was read. So the source's own reference exists when the
-//!   increment lands: a file no record references gains none, and a copy never commits
-//!   against a source deleted or overwritten meanwhile.
+//! - A copy adds one reference per file of its source, in a transaction that reads the
+//!   source record and finds it still the version that was copied. So the source's own
+//!   reference exists when the increment commits: a file no record references gains none,
+//!   and a copy never commits against a source deleted or overwritten meanwhile (that
+//!   change would conflict with its read).
 //! - Releasing a reference (a delete, an overwrite, a tenant purge) reads the counter. With
 //!   none, the releasing record is the file's only reference, and no copy can add one (it
-//!   would need the releasing record as its source, whose key lock the releaser holds):
-//!   the file is queued for collection under its own id, as an unshared file always was.
-//!   With a counter, the release subtracts one and queues a release entry under a key of
-//!   its own (file id | random id), so that two releases of one file in flight never
-//!   overwrite each other's entry.
+//!   would have read the releasing record as its source, and conflict): the file is queued
+//!   for collection under its own id, as an unshared file always was. With a counter, the
+//!   release subtracts one and queues a release entry under a key of its own (file id |
+//!   random id), so that two releases of one file never overwrite each other's entry.
 //! - Within one commit, a file both gained and released (an object copied onto a key that
 //!   already shares the file, or onto itself) nets out and is left alone.
 //! - Garbage collection removes a queued file only if it has no counter or its counter says
-//!   no reference is left; otherwise it drops the entry and keeps the file (the last release
-//!   queues it again). A pass that reads a live count and drops its entry cannot lose a
-//!   later release: that release wrote an entry of its own. Removing the file deletes its
-//!   counter with the entry; a crash before that batch lands only repeats the removal.
+//!   no reference is left, reading both in one transaction; otherwise it drops the entry
+//!   and keeps the file (the last release queues it again). Removing the file deletes its
+//!   counter with the entry; a crash before that commit only repeats the removal.
 //! - A crash loses nothing: the counters, the queue entries and the records change in one
-//!   synced batch per commit; a copy writes no file, so it leaves no intent behind.
+//!   synced commit; a copy writes no file, so it leaves no intent behind.
 //!
 //! Inline data is copied along with the record (the same sealed bytes under the same DEK and
 //! nonce prefix), so it needs no counting. Parts of uploads in progress are never shared.
@@ -44,18 +43,18 @@ use coffre_crypto::{ObjectId, TenantId};
 
 use crate::error::Result;
 use crate::keys;
-use crate::meta_store::{decode_counters, Batch, Cf};
+use crate::meta_store::{decode_counters, Cf, Tx};
 use crate::objects::queue_locations;
 use crate::records::{DataLocation, FileLocation, GcEntry, GcState, Record};
 use crate::store::Store;
 
 impl Store {
-    /// Adds to `batch` the reference changes of one record commit: a reference to every file
+    /// Adds to `tx` the reference changes of one record commit: a reference to every file
     /// in `gained` (shared with a live record), and the release of every file in `released`
     /// (the record replaced or deleted). A file in both is left alone.
     pub(crate) fn change_refs<'a>(
         &self,
-        batch: &mut Batch,
+        tx: &mut Tx<'_>,
         tenant: TenantId,
         gained: impl IntoIterator<Item = &'a DataLocation>,
         released: impl IntoIterator<Item = &'a DataLocation>,
@@ -65,7 +64,7 @@ impl Store {
         for location in &gained {
             if let DataLocation::File { file, .. } = location {
                 if !released.contains(location) {
-                    batch.add(Cf::Refs, keys::refs(tenant, *file), &[1]);
+                    tx.add(Cf::Refs, keys::refs(tenant, *file), &[1]);
                 }
             }
         }
@@ -77,11 +76,11 @@ impl Store {
                 continue;
             };
             let counter = keys::refs(tenant, *file);
-            if self.meta().get(Cf::Refs, &counter)?.is_none() {
-                queue_locations(batch, tenant, [location])?;
+            if tx.get(Cf::Refs, &counter)?.is_none() {
+                queue_locations(tx, tenant, [location])?;
                 continue;
             }
-            batch.add(Cf::Refs, counter, &[-1]);
+            tx.add(Cf::Refs, counter, &[-1]);
             let entry = GcEntry {
                 location: FileLocation {
                     tenant,
@@ -90,7 +89,7 @@ impl Store {
                 },
                 state: GcState::Queued,
             };
-            batch.put(
+            tx.put(
                 Cf::Gc,
                 keys::gc_release(*file, ObjectId::random()),
                 entry.encode()?,
@@ -101,6 +100,8 @@ impl Store {
 
     /// What the reference counter says of a queued file: `Referenced` while a record still
     /// points to it, else whether there is a counter to delete with the file.
+    /// Read outside any transaction: once released, a file never gains a reference again,
+    /// so what this finds for a queued file cannot change under the collector.
     pub(crate) fn file_refs(&self, location: &FileLocation) -> Result<FileRefs> {
         let key = keys::refs(location.tenant, location.file);
         Ok(match self.meta().get(Cf::Refs, &key)? {

@@ -25,7 +25,7 @@ use crate::keys;
 use crate::meta_store::{Batch, Cf, Durability};
 use crate::records::{DataLocation, FileLocation, GcEntry, GcState, Record};
 use crate::stats::AeadOp;
-use crate::store::Shared;
+use crate::store::{Shared, Store};
 
 /// What a [`DataWriter`] writes for: the data is sealed under that target's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,12 +279,9 @@ impl PendingFile {
                 boot_id: shared.boot_id,
             },
         };
-        shared.meta.put(
-            Cf::Gc,
-            &keys::gc(file),
-            &intent.encode()?,
-            Durability::Synced,
-        )?;
+        let mut batch = Batch::new();
+        batch.put(Cf::Gc, keys::gc(file), intent.encode()?);
+        Store::from_shared(&shared).write_blind(batch, Durability::Synced)?;
         Ok(Self {
             shared,
             location,
@@ -364,7 +361,10 @@ impl Drop for PendingFile {
         // Without the files gone, keep the intent: a later collection retries.
         if removed {
             let key = keys::gc(self.location.file);
-            if let Err(err) = self.shared.meta.delete(Cf::Gc, &key, Durability::Buffered) {
+            let mut batch = Batch::new();
+            batch.delete(Cf::Gc, key);
+            let store = Store::from_shared(&self.shared);
+            if let Err(err) = store.write_blind(batch, Durability::Buffered) {
                 tracing::warn!(%err, "cannot drop the intent of an abandoned data file");
             }
         }

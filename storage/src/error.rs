@@ -59,6 +59,13 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("metadata store: {0}")]
     Meta(String),
+    /// Another transaction changed what this one read; it was run again until its retries
+    /// ran out. Retryable by the client.
+    #[error("too many concurrent changes to the same records")]
+    Conflict,
+    /// The metadata store cannot be reached (database down, pool exhausted). Retryable.
+    #[error("metadata store unavailable: {0}")]
+    Unavailable(String),
     /// A metadata record or data file that cannot be trusted: unknown format version,
     /// undecodable record, bad header, or a data file shorter than its recorded size.
     #[error("corrupt: {0}")]

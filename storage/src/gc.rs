@@ -81,13 +81,12 @@ impl Store {
                 backlog.retained += 1;
             }
             if done.ops.len() >= DELETE_BATCH {
-                self.meta()
-                    .write(std::mem::take(&mut done), Durability::Buffered)?;
+                self.write_blind(std::mem::take(&mut done), Durability::Buffered)?;
             }
         }
         drop(cursor);
         if !done.ops.is_empty() {
-            self.meta().write(done, Durability::Buffered)?;
+            self.write_blind(done, Durability::Buffered)?;
         }
         Ok(stats)
     }
@@ -178,8 +177,7 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, b"orphan").unwrap();
         store
-            .meta()
-            .put(
+            .put_raw(
                 Cf::Gc,
                 &keys::gc(location.file),
                 &entry.encode().unwrap(),

@@ -26,20 +26,22 @@
 //! before it moves the tenant's keys into the HSM. A DEK that does not open (a damaged
 //! record) blocks the retirement: no KEK that a record still names is destroyed.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use coffre_crypto::{
     AdminScope, BucketId, EncryptionError, Kek, KekVersion, MaintenanceScope, ObjectId, TenantId,
+    WrappedKek,
 };
 
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::meta_store::{Batch, Cf, Durability};
+use crate::meta_store::{Cf, Durability};
 use crate::records::{
     now, KekRotation, Record, RewrapCursor, RewrapPhase, RotationState, TenantRecord, TenantState,
 };
 use crate::sealed_records::{StoredObject, StoredUpload};
-use crate::store::Store;
+use crate::store::{live_tenant, read as read_in, Store};
 use crate::tenant_keys::dek_context;
 
 /// How the background rewrap proceeds.
@@ -106,33 +108,45 @@ impl Store {
     /// secrets under it, and records a rotation for the background rewrap to carry out,
     /// all in one synced batch. A rotation already under way starts over towards the new
     /// version (every older version is retired at its end).
-    pub fn rotate_tenant_key(&self, admin: &AdminScope, id: TenantId) -> Result<TenantRecord> {
-        let _guard = self.shared.locks.admin();
-        let mut tenant = self.existing_tenant(admin, id)?;
-        let newest = tenant
-            .keks
-            .iter()
-            .map(|k| k.kek_version)
-            .fold(tenant.kek_version, KekVersion::max);
-        let version = newest
-            .next()
-            .ok_or(EncryptionError::Refused("KEK versions exhausted"))?;
-        let (kek, wrapped) = self.shared.keys.generate_version(id, version)?;
-        let mut batch = Batch::new();
-        let resealed = self.reseal_access_keys(id, &kek, &mut batch)?;
-        tenant.keks.push(wrapped);
-        tenant.kek_version = version;
-        let started = now();
-        tenant.rotation = Some(KekRotation {
-            target: version,
-            started,
-            passes: 1,
-            rewrapped: 0,
-            scanned: 0,
-            state: RotationState::Rewrapping(RewrapCursor::first_phase(started)),
-        });
-        batch.put(Cf::Tenants, keys::tenant(id), tenant.encode()?);
-        self.meta().write(batch, Durability::Synced)?;
+    pub fn rotate_tenant_key(&self, _admin: &AdminScope, id: TenantId) -> Result<TenantRecord> {
+        let mut generated: Option<(Arc<Kek>, WrappedKek)> = None;
+        let (tenant, version, kek, resealed) = self.transact(Durability::Synced, |tx| {
+            let mut tenant = live_tenant(tx, id)?;
+            let newest = tenant
+                .keks
+                .iter()
+                .map(|k| k.kek_version)
+                .fold(tenant.kek_version, KekVersion::max);
+            let version = newest
+                .next()
+                .ok_or(EncryptionError::Refused("KEK versions exhausted"))?;
+            // A run again after a conflict reuses the KEK it made, if still the one needed
+            // (another rotation committing first moves the version on).
+            let (kek, wrapped) = match &generated {
+                Some((kek, wrapped)) if wrapped.kek_version == version => {
+                    (Arc::clone(kek), Clone::clone(wrapped))
+                }
+                _ => {
+                    let made = self.shared.keys.generate_version(id, version)?;
+                    generated = Some(made.clone());
+                    made
+                }
+            };
+            let resealed = self.reseal_access_keys(id, &kek, tx)?;
+            tenant.keks.push(wrapped);
+            tenant.kek_version = version;
+            let started = now();
+            tenant.rotation = Some(KekRotation {
+                target: version,
+                started,
+                passes: 1,
+                rewrapped: 0,
+                scanned: 0,
+                state: RotationState::Rewrapping(RewrapCursor::first_phase(started)),
+            });
+            tx.put(Cf::Tenants, keys::tenant(id), tenant.encode()?);
+            Ok((tenant, version, kek, resealed))
+        })?;
         self.shared.keys.remember(id, kek);
         tracing::info!(tenant = %id, kek_version = %version, resealed, "tenant KEK rotated");
         Ok(tenant)
@@ -325,31 +339,30 @@ impl Store {
             return Ok(Rewrap::Untouched);
         }
         let bucket = bucket_of(db_key)?;
-        let _bucket_guard = self.shared.locks.buckets_shared();
-        // A tenant being deleted is purged without these locks: leave it alone.
-        self.live_tenant(tenant)?;
-        let _key_guard = self.shared.locks.object(tenant, bucket, &hint.key);
-        let Some(mut stored) = self.get_record::<StoredObject>(Cf::Objects, db_key)? else {
-            return Ok(Rewrap::Untouched);
-        };
-        if stored.dek.kek_version >= target.version() {
-            return Ok(Rewrap::Untouched);
-        }
-        let context = dek_context(tenant, bucket, &stored.key, stored.id);
-        let old = self.kek(tenant, stored.dek.kek_version)?;
-        let dek = match old.unwrap_dek(&stored.dek, &context) {
-            Ok(dek) => dek,
-            Err(e) if e.is_integrity_failure() => {
-                tracing::warn!(tenant = %tenant, key = %stored.key, error = %e,
-                    "KEK rotation: an object's DEK does not open");
-                return Ok(Rewrap::Unreadable);
+        self.transact(Durability::Buffered, |tx| {
+            // A tenant being deleted is purged as it is: leave it alone.
+            live_tenant(tx, tenant)?;
+            let Some(mut stored) = read_in::<StoredObject>(tx, Cf::Objects, db_key)? else {
+                return Ok(Rewrap::Untouched);
+            };
+            if stored.dek.kek_version >= target.version() {
+                return Ok(Rewrap::Untouched);
             }
-            Err(e) => return Err(e.into()),
-        };
-        stored.dek = target.wrap_dek(&dek, &context)?;
-        self.meta()
-            .put(Cf::Objects, db_key, &stored.encode()?, Durability::Buffered)?;
-        Ok(Rewrap::Rewrapped)
+            let context = dek_context(tenant, bucket, &stored.key, stored.id);
+            let old = self.kek(tenant, stored.dek.kek_version)?;
+            let dek = match old.unwrap_dek(&stored.dek, &context) {
+                Ok(dek) => dek,
+                Err(e) if e.is_integrity_failure() => {
+                    tracing::warn!(tenant = %tenant, key = %stored.key, error = %e,
+                        "KEK rotation: an object's DEK does not open");
+                    return Ok(Rewrap::Unreadable);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            stored.dek = target.wrap_dek(&dek, &context)?;
+            tx.put(Cf::Objects, db_key.to_vec(), stored.encode()?);
+            Ok(Rewrap::Rewrapped)
+        })
     }
 
     /// Rewraps the DEK of the upload whose primary record is at `db_key`, under the
@@ -373,58 +386,52 @@ impl Store {
             return Ok(Rewrap::Untouched);
         }
         let bucket = bucket_of(db_key)?;
-        let _bucket_guard = self.shared.locks.buckets_shared();
-        self.live_tenant(tenant)?;
-        let _upload_guard = self.shared.locks.upload(id);
-        let Some(mut stored) = self.get_record::<StoredUpload>(Cf::Uploads, db_key)? else {
-            return Ok(Rewrap::Untouched);
-        };
-        if stored.dek.kek_version >= target.version() {
-            return Ok(Rewrap::Untouched);
-        }
-        let context = dek_context(tenant, bucket, &stored.key, id);
-        let old = self.kek(tenant, stored.dek.kek_version)?;
-        let dek = match old.unwrap_dek(&stored.dek, &context) {
-            Ok(dek) => dek,
-            Err(e) if e.is_integrity_failure() => {
-                tracing::warn!(tenant = %tenant, key = %stored.key, error = %e,
-                    "KEK rotation: an upload's DEK does not open");
-                return Ok(Rewrap::Unreadable);
+        self.transact(Durability::Buffered, |tx| {
+            live_tenant(tx, tenant)?;
+            let Some(mut stored) = read_in::<StoredUpload>(tx, Cf::Uploads, db_key)? else {
+                return Ok(Rewrap::Untouched);
+            };
+            if stored.dek.kek_version >= target.version() {
+                return Ok(Rewrap::Untouched);
             }
-            Err(e) => return Err(e.into()),
-        };
-        stored.dek = target.wrap_dek(&dek, &context)?;
-        let value = stored.encode()?;
-        let mut batch = Batch::new();
-        batch.put(
-            Cf::Uploads,
-            keys::upload_by_key(tenant, bucket, stored.key.as_bytes(), id),
-            value.clone(),
-        );
-        batch.put(Cf::Uploads, db_key, value);
-        self.meta().write(batch, Durability::Buffered)?;
-        Ok(Rewrap::Rewrapped)
+            let context = dek_context(tenant, bucket, &stored.key, id);
+            let old = self.kek(tenant, stored.dek.kek_version)?;
+            let dek = match old.unwrap_dek(&stored.dek, &context) {
+                Ok(dek) => dek,
+                Err(e) if e.is_integrity_failure() => {
+                    tracing::warn!(tenant = %tenant, key = %stored.key, error = %e,
+                        "KEK rotation: an upload's DEK does not open");
+                    return Ok(Rewrap::Unreadable);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            stored.dek = target.wrap_dek(&dek, &context)?;
+            let value = stored.encode()?;
+            tx.put(
+                Cf::Uploads,
+                keys::upload_by_key(tenant, bucket, stored.key.as_bytes(), id),
+                value.clone(),
+            );
+            tx.put(Cf::Uploads, db_key.to_vec(), value);
+            Ok(Rewrap::Rewrapped)
+        })
     }
 
     /// Replaces the tenant's rotation `read` by `next`, synced, unless the rotation changed
     /// since it was read (a new one began): that one's progress wins.
     fn save_rotation(&self, tenant: TenantId, read: &KekRotation, next: KekRotation) -> Result<()> {
-        let _guard = self.shared.locks.admin();
-        let Some(mut record) =
-            self.get_record::<TenantRecord>(Cf::Tenants, &keys::tenant(tenant))?
-        else {
-            return Ok(());
-        };
-        if record.state == TenantState::Deleting || record.rotation.as_ref() != Some(read) {
-            return Ok(());
-        }
-        record.rotation = Some(next);
-        self.meta().put(
-            Cf::Tenants,
-            &keys::tenant(tenant),
-            &record.encode()?,
-            Durability::Synced,
-        )
+        self.transact(Durability::Synced, |tx| {
+            let Some(mut record) = read_in::<TenantRecord>(tx, Cf::Tenants, &keys::tenant(tenant))?
+            else {
+                return Ok(());
+            };
+            if record.state == TenantState::Deleting || record.rotation.as_ref() != Some(read) {
+                return Ok(());
+            }
+            record.rotation = Some(next.clone());
+            tx.put(Cf::Tenants, keys::tenant(tenant), record.encode()?);
+            Ok(())
+        })
     }
 
     /// The end of a rotation: no DEK is left under an older KEK version, so those versions
@@ -435,21 +442,20 @@ impl Store {
         read: &KekRotation,
         mut next: KekRotation,
     ) -> Result<RewrapStep> {
-        let retired = {
-            let _guard = self.shared.locks.admin();
-            let Some(mut record) =
-                self.get_record::<TenantRecord>(Cf::Tenants, &keys::tenant(tenant))?
+        let mut gone = false;
+        let destroyed = self.destroy_retired_keks(|tx| {
+            let Some(mut record) = read_in::<TenantRecord>(tx, Cf::Tenants, &keys::tenant(tenant))?
             else {
-                return Ok(RewrapStep::Idle);
+                gone = true;
+                return Ok(None);
             };
             if record.state == TenantState::Deleting || record.rotation.as_ref() != Some(read) {
-                return Ok(RewrapStep::Progress);
+                return Ok(None);
             }
             // Access key secrets moved with the rotation; any still under an older version
             // (there should be none) moves now, before that version goes.
             let kek = self.kek(tenant, read.target)?;
-            let mut batch = Batch::new();
-            self.reseal_access_keys(tenant, &kek, &mut batch)?;
+            self.reseal_access_keys(tenant, &kek, tx)?;
             let retired: Vec<KekVersion> = record
                 .keks
                 .iter()
@@ -463,8 +469,14 @@ impl Store {
                 purged: false,
             };
             record.rotation = Some(next.clone());
-            self.destroy_retired_keks(&record, &retired, batch)?;
-            retired
+            Ok(Some((record, retired)))
+        })?;
+        let Some((_, retired)) = destroyed else {
+            return Ok(if gone {
+                RewrapStep::Idle
+            } else {
+                RewrapStep::Progress
+            });
         };
         self.purge_retired(tenant, read.target)?;
         Ok(RewrapStep::Finished {
@@ -480,26 +492,22 @@ impl Store {
     fn purge_retired(&self, tenant: TenantId, target: KekVersion) -> Result<()> {
         self.destroy_hsm_tenant_keys(tenant, Some(target))?;
         self.purge_shredded_keys()?;
-        let _guard = self.shared.locks.admin();
-        let Some(mut record) =
-            self.get_record::<TenantRecord>(Cf::Tenants, &keys::tenant(tenant))?
-        else {
-            return Ok(());
-        };
-        match &mut record.rotation {
-            Some(KekRotation {
-                target: t,
-                state: RotationState::Finished { purged, .. },
-                ..
-            }) if *t == target && !*purged => *purged = true,
-            _ => return Ok(()),
-        }
-        self.meta().put(
-            Cf::Tenants,
-            &keys::tenant(tenant),
-            &record.encode()?,
-            Durability::Synced,
-        )
+        self.transact(Durability::Synced, |tx| {
+            let Some(mut record) = read_in::<TenantRecord>(tx, Cf::Tenants, &keys::tenant(tenant))?
+            else {
+                return Ok(());
+            };
+            match &mut record.rotation {
+                Some(KekRotation {
+                    target: t,
+                    state: RotationState::Finished { purged, .. },
+                    ..
+                }) if *t == target && !*purged => *purged = true,
+                _ => return Ok(()),
+            }
+            tx.put(Cf::Tenants, keys::tenant(tenant), record.encode()?);
+            Ok(())
+        })
     }
 }
 

@@ -18,6 +18,7 @@ mod access_keys;
 mod arrays;
 mod bucket_cors;
 mod buckets;
+mod conflict_index;
 mod data_file;
 mod data_refs;
 mod data_writer;
@@ -57,7 +58,7 @@ pub use list_objects::{ListEntry, ListPage, ListQuery, ObjectSummary};
 pub use list_uploads::{UploadListPage, UploadListQuery};
 pub use memory_meta_store::MemoryMetaStore;
 pub use meta_store::{
-    Batch, BatchOp, Cf, Cursor, Durability, KeySpaceStats, MetaStore, MetaStoreStats,
+    Batch, BatchOp, Cf, Cursor, Durability, KeySpaceStats, MetaStore, MetaStoreStats, Tx, TxReads,
 };
 pub use object_reader::ObjectReader;
 pub use records::{

@@ -1,14 +1,18 @@
-//! An in-memory [`MetaStore`]: the reference the behaviour tests hold RocksDB to, and a
-//! store for tests that need no durability.
+//! An in-memory [`MetaStore`]: the reference the behaviour tests hold RocksDB and
+//! PostgreSQL to, and a store for tests that need no durability. Transactions are validated
+//! by the same [`ConflictIndex`] as RocksDB's; their reads see the latest state (no
+//! snapshot), which validation makes safe: a read of anything written since the
+//! transaction began fails its commit.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
+use crate::conflict_index::{ConflictIndex, ReadSet, Snapshot};
 use crate::error::Result;
 use crate::meta_store::{
     add_counters, decode_counters, encode_counters, Batch, BatchOp, Cf, Cursor, Durability,
-    MetaStore, MetaStoreStats,
+    MetaStore, MetaStoreStats, TxReads,
 };
 
 type Tables = BTreeMap<Cf, BTreeMap<Vec<u8>, Vec<u8>>>;
@@ -16,6 +20,7 @@ type Tables = BTreeMap<Cf, BTreeMap<Vec<u8>, Vec<u8>>>;
 #[derive(Default)]
 pub struct MemoryMetaStore {
     tables: Mutex<Tables>,
+    conflicts: ConflictIndex,
 }
 
 impl MemoryMetaStore {
@@ -36,20 +41,35 @@ impl MetaStore for MemoryMetaStore {
         Ok(self.tables().get(&cf).and_then(|t| t.get(key)).cloned())
     }
 
-    fn put(&self, cf: Cf, key: &[u8], value: &[u8], _: Durability) -> Result<()> {
-        self.tables()
-            .entry(cf)
-            .or_default()
-            .insert(key.to_vec(), value.to_vec());
+    fn begin(&self) -> Result<Box<dyn TxReads + '_>> {
+        Ok(Box::new(MemoryTx {
+            store: self,
+            snapshot: self.conflicts.begin(),
+            reads: ReadSet::default(),
+        }))
+    }
+
+    /// Nothing to do: overwritten values are gone from memory at once.
+    fn purge_stale(&self, _compact: &[Cf]) -> Result<()> {
         Ok(())
     }
 
-    fn delete(&self, cf: Cf, key: &[u8], _: Durability) -> Result<()> {
-        self.tables().entry(cf).or_default().remove(key);
-        Ok(())
+    fn stats(&self) -> Option<MetaStoreStats> {
+        None
     }
 
-    fn write(&self, batch: Batch, _: Durability) -> Result<()> {
+    fn cursor<'a>(&'a self, cf: Cf, upper_bound: Option<Vec<u8>>) -> Result<Box<dyn Cursor + 'a>> {
+        Ok(Box::new(MemoryCursor {
+            store: self,
+            cf,
+            position: None,
+            upper_bound,
+        }))
+    }
+}
+
+impl MemoryMetaStore {
+    fn apply(&self, batch: Batch) {
         let mut tables = self.tables();
         for op in batch.ops {
             match op {
@@ -69,25 +89,67 @@ impl MetaStore for MemoryMetaStore {
                 }
             }
         }
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        if end.is_some_and(|end| start >= end) {
+            return Vec::new();
+        }
+        let tables = self.tables();
+        let Some(table) = tables.get(&cf) else {
+            return Vec::new();
+        };
+        let upper = end.map_or(Bound::Unbounded, |end| Bound::Excluded(end.to_vec()));
+        table
+            .range((Bound::Included(start.to_vec()), upper))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+struct MemoryTx<'a> {
+    store: &'a MemoryMetaStore,
+    snapshot: Snapshot<'a>,
+    reads: ReadSet,
+}
+
+impl TxReads for MemoryTx<'_> {
+    fn get(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.reads.key(cf, key);
+        self.store.get(cf, key)
+    }
+
+    fn scan(
+        &mut self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let found = self.store.scan(cf, start, end, limit);
+        self.reads.scan(cf, start, end, limit, &found);
+        Ok(found)
+    }
+
+    fn peek(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.store.get(cf, key)
+    }
+
+    fn commit(self: Box<Self>, batch: Batch, _: Durability) -> Result<()> {
+        let applying = self
+            .store
+            .conflicts
+            .validate(&self.snapshot, &self.reads, &batch)?;
+        self.store.apply(batch);
+        drop(applying);
         Ok(())
-    }
-
-    /// Nothing to do: overwritten values are gone from memory at once.
-    fn purge_stale(&self, _compact: &[Cf]) -> Result<()> {
-        Ok(())
-    }
-
-    fn stats(&self) -> Option<MetaStoreStats> {
-        None
-    }
-
-    fn cursor<'a>(&'a self, cf: Cf, upper_bound: Option<Vec<u8>>) -> Result<Box<dyn Cursor + 'a>> {
-        Ok(Box::new(MemoryCursor {
-            store: self,
-            cf,
-            position: None,
-            upper_bound,
-        }))
     }
 }
 

@@ -1,7 +1,8 @@
-//! The narrow interface storage needs from an ordered key-value store. Keeping it narrow
-//! (get, put, delete, ordered cursor, atomic batch with counter additions) lets another
-//! ordered transactional store replace RocksDB (`crate::rocks_meta_store`) without touching
-//! the S3 semantics.
+//! The narrow interface storage needs from an ordered, transactional key-value store: get,
+//! ordered scan, put, delete and counter addition inside serializable transactions, plus
+//! plain reads and cursors for listings. Storage is written once over it; RocksDB
+//! (`crate::rocks_meta_store`, one node), PostgreSQL (`crate::postgres_meta_store`, a
+//! cluster) and memory (tests) implement it.
 
 use crate::error::Result;
 
@@ -152,7 +153,8 @@ pub enum Durability {
     Buffered,
 }
 
-/// A forward cursor over one key space, in byte order of the keys.
+/// A forward cursor over one key space, in byte order of the keys. Outside any
+/// transaction: for listings, which S3 does not promise to be a snapshot.
 pub trait Cursor {
     /// Positions the cursor at the first key `>= key`.
     fn seek(&mut self, key: &[u8]);
@@ -160,12 +162,186 @@ pub trait Cursor {
     fn next_entry(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
 }
 
-/// An ordered key-value store with atomic batches.
+/// The reads of one transaction, as a backend serves them. Every read made through
+/// [`TxReads::get`] and [`TxReads::scan`] is one the transaction depends on: the commit
+/// fails with [`Error::Conflict`](crate::Error::Conflict) if another transaction changed
+/// what it read (a key, or any key of a scanned range, absent ones included) after this
+/// one began. Writes are buffered by [`Tx`] and handed to [`TxReads::commit`] at the end.
+pub trait TxReads {
+    fn get(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// The entries with `start <= key < end` (no end: to the last key), in key order, at
+    /// most `limit` of them.
+    fn scan(
+        &mut self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// The latest committed value, without the transaction depending on it: for figures
+    /// such as usage counters, read to check a quota, that concurrent writers only add to.
+    fn peek(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Applies `batch` atomically if nothing read was changed meanwhile, else fails with
+    /// `Conflict` and applies nothing.
+    fn commit(self: Box<Self>, batch: Batch, durability: Durability) -> Result<()>;
+}
+
+/// A transaction: reads through the backend, writes buffered here until [`Tx::commit`].
+/// Reads see the transaction's own writes. Dropping it without committing abandons it.
+pub struct Tx<'a> {
+    reads: Box<dyn TxReads + 'a>,
+    batch: Batch,
+}
+
+impl<'a> Tx<'a> {
+    pub fn new(reads: Box<dyn TxReads + 'a>) -> Self {
+        Self {
+            reads,
+            batch: Batch::new(),
+        }
+    }
+
+    /// `key`'s value as this transaction sees it.
+    pub fn get(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let ops = &self.batch.ops;
+        // The last put or delete of the key decides; counter additions after it add up.
+        let last_set = ops.iter().rposition(|op| op.is_set_of(cf, key));
+        let (base, adds_from) = match last_set {
+            Some(i) => match &ops[i] {
+                BatchOp::Put { value, .. } => (Some(value.clone()), i + 1),
+                _ => (None, i + 1),
+            },
+            None => (self.reads.get(cf, key)?, 0),
+        };
+        Ok(apply_adds(base, &ops[adds_from..], cf, key))
+    }
+
+    /// The entries with `start <= key < end` as this transaction sees them, at most `limit`.
+    pub fn scan(
+        &mut self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if end.is_some_and(|end| start >= end) {
+            // An empty range: nothing to read, nothing to depend on.
+            return Ok(Vec::new());
+        }
+        let in_range = |key: &[u8]| key >= start && end.is_none_or(|end| key < end);
+        let own: std::collections::BTreeSet<Vec<u8>> = self
+            .batch
+            .ops
+            .iter()
+            .filter(|op| op.cf() == cf && in_range(op.key()))
+            .map(|op| op.key().to_vec())
+            .collect();
+        // Own writes may hide up to `own.len()` of the stored entries.
+        let stored = self
+            .reads
+            .scan(cf, start, end, limit.saturating_add(own.len()))?;
+        let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = stored
+            .into_iter()
+            .filter(|(key, _)| !own.contains(key))
+            .collect();
+        for key in own {
+            if let Some(value) = self.get(cf, &key)? {
+                merged.insert(key, value);
+            }
+        }
+        Ok(merged.into_iter().take(limit).collect())
+    }
+
+    /// Whether any key starts with `prefix`; the transaction depends on the answer.
+    pub fn any_with_prefix(&mut self, cf: Cf, prefix: &[u8]) -> Result<bool> {
+        let end = crate::keys::prefix_end(prefix);
+        Ok(!self.scan(cf, prefix, end.as_deref(), 1)?.is_empty())
+    }
+
+    /// See [`TxReads::peek`].
+    pub fn peek(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.reads.peek(cf, key)
+    }
+
+    pub fn put(&mut self, cf: Cf, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.batch.put(cf, key, value);
+    }
+
+    pub fn delete(&mut self, cf: Cf, key: impl Into<Vec<u8>>) {
+        self.batch.delete(cf, key);
+    }
+
+    /// Adds to counters without reading them: concurrent additions never conflict.
+    pub fn add(&mut self, cf: Cf, key: impl Into<Vec<u8>>, deltas: &[i64]) {
+        self.batch.add(cf, key, deltas);
+    }
+
+    /// Appends the writes of `batch`.
+    pub fn write(&mut self, batch: Batch) {
+        self.batch.ops.extend(batch.ops);
+    }
+
+    /// The writes so far, for helpers that fill a batch.
+    pub fn batch(&mut self) -> &mut Batch {
+        &mut self.batch
+    }
+
+    pub fn commit(self, durability: Durability) -> Result<()> {
+        self.reads.commit(self.batch, durability)
+    }
+}
+
+fn apply_adds(base: Option<Vec<u8>>, ops: &[BatchOp], cf: Cf, key: &[u8]) -> Option<Vec<u8>> {
+    let mut value = base;
+    for op in ops {
+        if let BatchOp::Add {
+            cf: op_cf,
+            key: op_key,
+            deltas,
+        } = op
+        {
+            if *op_cf == cf && op_key.as_slice() == key {
+                let existing = value.as_deref().map(decode_counters).unwrap_or_default();
+                value = Some(encode_counters(&add_counters(&existing, deltas)));
+            }
+        }
+    }
+    value
+}
+
+impl BatchOp {
+    pub fn cf(&self) -> Cf {
+        match self {
+            BatchOp::Put { cf, .. } | BatchOp::Delete { cf, .. } | BatchOp::Add { cf, .. } => *cf,
+        }
+    }
+
+    pub fn key(&self) -> &[u8] {
+        match self {
+            BatchOp::Put { key, .. } | BatchOp::Delete { key, .. } | BatchOp::Add { key, .. } => {
+                key
+            }
+        }
+    }
+
+    /// A put or delete of exactly `key` in `cf`.
+    fn is_set_of(&self, cf: Cf, key: &[u8]) -> bool {
+        !matches!(self, BatchOp::Add { .. }) && self.cf() == cf && self.key() == key
+    }
+}
+
+/// An ordered key-value store with serializable transactions.
+///
+/// Every change goes through a transaction ([`MetaStore::begin`]), whose commit fails with
+/// [`Error::Conflict`](crate::Error::Conflict) when another committed transaction changed
+/// what it read; the caller runs it again (`Store::transact`). Counter additions
+/// ([`Tx::add`]) commute and never conflict with each other. Plain reads and cursors see
+/// the latest committed state, outside any transaction.
 pub trait MetaStore: Send + Sync {
+    /// The latest committed value of `key`.
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
-    fn put(&self, cf: Cf, key: &[u8], value: &[u8], durability: Durability) -> Result<()>;
-    fn delete(&self, cf: Cf, key: &[u8], durability: Durability) -> Result<()>;
-    fn write(&self, batch: Batch, durability: Durability) -> Result<()>;
+    /// Starts a transaction.
+    fn begin(&self) -> Result<Box<dyn TxReads + '_>>;
     /// A cursor over `cf`, not going past `upper_bound` (exclusive) when given. It starts
     /// unpositioned: call [`Cursor::seek`] first.
     fn cursor<'a>(&'a self, cf: Cf, upper_bound: Option<Vec<u8>>) -> Result<Box<dyn Cursor + 'a>>;

@@ -6,7 +6,7 @@ use coffre_crypto::{CustomerKey, Dek, ObjectId, TenantId, TenantScope};
 use crate::data_writer::{Binding, WrittenData};
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::meta_store::{Batch, Cf, Durability};
+use crate::meta_store::{Cf, Durability, Tx};
 use crate::objects::{check_customer_key, queue_locations, size_delta};
 use crate::records::{
     now, BucketRecord, ObjectMeta, ObjectRecord, PartInfo, PartLayout, PartRecord, Record,
@@ -14,7 +14,7 @@ use crate::records::{
 };
 use crate::sealed_records::{StoredObject, StoredPartRecord, StoredUpload};
 use crate::stats::{CountIntegrity, IntegrityKind};
-use crate::store::Store;
+use crate::store::{check_bucket_live, read, Store};
 use crate::usage::UsageDelta;
 
 /// Upload ids are the hex of an [`ObjectId`]; anything else names no upload.
@@ -47,21 +47,25 @@ impl Store {
                 .map(|k| dek.customer_key_check(k))
                 .transpose()?,
         };
-        let value = StoredUpload::seal(&upload, &dek.value_key()?)?.encode()?;
-        let mut batch = Batch::new();
-        batch.put(
-            Cf::Uploads,
-            keys::upload_by_id(tenant, bucket.id, id),
-            value.clone(),
-        );
-        batch.put(
-            Cf::Uploads,
-            keys::upload_by_key(tenant, bucket.id, key.as_bytes(), id),
-            value,
-        );
-        let _bucket_guard = self.shared.locks.buckets_shared();
-        self.check_bucket_live(tenant, bucket)?;
-        self.meta().write(batch, Durability::Synced)?;
+        let mut upload = upload;
+        let sealed = StoredUpload::seal(&upload, &dek.value_key()?)?;
+        upload.dek = self.transact(Durability::Synced, |tx| {
+            check_bucket_live(tx, tenant, bucket)?;
+            let mut sealed = sealed.clone();
+            self.keep_dek_current(tx, (tenant, bucket.id, key, id), &dek, &mut sealed.dek)?;
+            let value = sealed.encode()?;
+            tx.put(
+                Cf::Uploads,
+                keys::upload_by_id(tenant, bucket.id, id),
+                value.clone(),
+            );
+            tx.put(
+                Cf::Uploads,
+                keys::upload_by_key(tenant, bucket.id, key.as_bytes(), id),
+                value,
+            );
+            Ok(sealed.dek)
+        })?;
         Ok(upload)
     }
 
@@ -165,30 +169,29 @@ impl Store {
             nonce: data.nonce,
         };
         let part_key = keys::part(tenant, bucket.id, id, part_number);
-        let mut batch = Batch::new();
-        if let Some(pending) = &pending {
-            pending.commit_in(&mut batch);
-        }
-        {
-            let _bucket_guard = self.shared.locks.buckets_shared();
-            let _upload_guard = self.shared.locks.upload(id);
-            self.check_bucket_live(tenant, bucket)?;
-            let upload = self.get_upload(tenant, bucket, id)?;
+        let upload_key = keys::upload_by_id(tenant, bucket.id, id);
+        let charge = self.transact(Durability::Synced, |tx| {
+            if let Some(pending) = &pending {
+                pending.commit_in(tx.batch());
+            }
+            check_bucket_live(tx, tenant, bucket)?;
+            let upload: StoredUpload =
+                read(tx, Cf::Uploads, &upload_key)?.ok_or(Error::NoSuchUpload)?;
             // Sealed with the upload's customer key, or without one if it has none.
             if data.customer_key_check != upload.customer_key_check {
                 return Err(Error::TargetMismatch);
             }
             let sealed = StoredPartRecord::seal(&record, &data.dek.value_key()?, &upload.key)?;
             let mut bytes = size_delta(size);
-            if let Some(old) = self.get_record::<StoredPartRecord>(Cf::Parts, &part_key)? {
-                queue_locations(&mut batch, tenant, [&old.location])?;
+            if let Some(old) = read::<StoredPartRecord>(tx, Cf::Parts, &part_key)? {
+                queue_locations(tx, tenant, [&old.location])?;
                 bytes = bytes.saturating_sub(size_delta(old.size));
             }
-            let charge = self.charge(tenant, UsageDelta { bytes, objects: 0 }, &mut batch)?;
-            batch.put(Cf::Parts, part_key, sealed.encode()?);
-            self.meta().write(batch, Durability::Synced)?;
-            charge.committed();
-        }
+            let charge = self.charge(tx, tenant, UsageDelta { bytes, objects: 0 })?;
+            tx.put(Cf::Parts, part_key.clone(), sealed.encode()?);
+            Ok(charge)
+        })?;
+        drop(charge);
         if let Some(pending) = pending {
             pending.committed();
         }
@@ -214,7 +217,8 @@ impl Store {
         if max_parts == 0 {
             return Ok((Vec::new(), false));
         }
-        let mut parts = self.scan_parts(tenant, bucket, id, first, max_parts.saturating_add(1))?;
+        let mut parts =
+            self.committed_parts(tenant, bucket, id, first, max_parts.saturating_add(1))?;
         let truncated = parts.len() > max_parts;
         parts.truncate(max_parts);
         let value_key = self
@@ -228,8 +232,9 @@ impl Store {
         Ok((parts, truncated))
     }
 
-    /// Up to `limit` parts numbered `first` and above, in order.
-    fn scan_parts(
+    /// Up to `limit` committed parts numbered `first` and above, in order, outside any
+    /// transaction.
+    fn committed_parts(
         &self,
         tenant: TenantId,
         bucket: &BucketRecord,
@@ -253,7 +258,7 @@ impl Store {
     }
 
     /// Turns the `chosen` parts (number and etag as the client sent them, quotes stripped,
-    /// already checked for order by the caller) into the object, in one synced batch that
+    /// already checked for order by the caller) into the object, in one transaction that
     /// also removes the upload and its parts and queues the data of unchosen parts and of the
     /// replaced object. `InvalidPart` if a chosen part is missing or its etag differs;
     /// `QuotaExceeded` (nothing changed) if the tenant has no room for one more object.
@@ -264,85 +269,86 @@ impl Store {
         bucket: &BucketRecord,
         upload_id: &str,
         chosen: &[(u32, String)],
-        meta_for: impl FnOnce(&UploadRecord, &[PartRecord]) -> std::result::Result<ObjectMeta, Error>,
+        meta_for: impl Fn(&UploadRecord, &[PartRecord]) -> std::result::Result<ObjectMeta, Error>,
     ) -> Result<ObjectRecord> {
         let tenant = scope.tenant_id();
         let id = parse_upload_id(upload_id)?;
-        let _bucket_guard = self.shared.locks.buckets_shared();
-        let _upload_guard = self.shared.locks.upload(id);
-        let stored_upload = self.get_upload(tenant, bucket, id)?;
-        let dek = self.stored_upload_dek(tenant, bucket, id, &stored_upload)?;
-        let value_key = dek.value_key()?;
-        let upload = stored_upload
-            .open(&value_key)
-            .count_integrity(self.stats(), IntegrityKind::SealedValue)?;
-        let parts = self
-            .scan_parts(tenant, bucket, id, 0, usize::MAX)?
-            .into_iter()
-            .map(|p| p.open(&value_key, &upload.key))
-            .collect::<Result<Vec<_>>>()
-            .count_integrity(self.stats(), IntegrityKind::SealedValue)?;
+        let upload_key = keys::upload_by_id(tenant, bucket.id, id);
+        let (record, charge) = self.transact(Durability::Synced, |tx| {
+            let stored_upload: StoredUpload =
+                read(tx, Cf::Uploads, &upload_key)?.ok_or(Error::NoSuchUpload)?;
+            check_bucket_live(tx, tenant, bucket)?;
+            let dek = self.stored_upload_dek(tenant, bucket, id, &stored_upload)?;
+            let value_key = dek.value_key()?;
+            let upload = stored_upload
+                .open(&value_key)
+                .count_integrity(self.stats(), IntegrityKind::SealedValue)?;
+            let parts = scan_parts(tx, tenant, bucket, id, 0, usize::MAX)?
+                .into_iter()
+                .map(|p| p.open(&value_key, &upload.key))
+                .collect::<Result<Vec<_>>>()
+                .count_integrity(self.stats(), IntegrityKind::SealedValue)?;
 
-        let mut chosen_parts = Vec::with_capacity(chosen.len());
-        for (part_number, etag) in chosen {
-            match parts.iter().find(|p| p.part_number == *part_number) {
-                Some(part) if part.etag == *etag => chosen_parts.push(part.clone()),
-                _ => {
-                    return Err(Error::InvalidPart {
-                        part_number: *part_number,
-                    })
+            let mut chosen_parts = Vec::with_capacity(chosen.len());
+            for (part_number, etag) in chosen {
+                match parts.iter().find(|p| p.part_number == *part_number) {
+                    Some(part) if part.etag == *etag => chosen_parts.push(part.clone()),
+                    _ => {
+                        return Err(Error::InvalidPart {
+                            part_number: *part_number,
+                        })
+                    }
                 }
             }
-        }
-        let meta = meta_for(&upload, &chosen_parts)?;
+            let meta = meta_for(&upload, &chosen_parts)?;
 
-        let mut batch = Batch::new();
-        batch.delete(Cf::Uploads, keys::upload_by_id(tenant, bucket.id, id));
-        batch.delete(
-            Cf::Uploads,
-            keys::upload_by_key(tenant, bucket.id, upload.key.as_bytes(), id),
-        );
-        for part in &parts {
-            batch.delete(
-                Cf::Parts,
-                keys::part(tenant, bucket.id, id, part.part_number),
+            tx.delete(Cf::Uploads, upload_key.clone());
+            tx.delete(
+                Cf::Uploads,
+                keys::upload_by_key(tenant, bucket.id, upload.key.as_bytes(), id),
             );
-        }
-        let unchosen: Vec<&PartRecord> = parts
-            .iter()
-            .filter(|p| !chosen.iter().any(|(n, _)| *n == p.part_number))
-            .collect();
-        queue_locations(&mut batch, tenant, unchosen.iter().map(|p| &p.location))?;
-        // The chosen parts' bytes were counted when they were uploaded.
-        let unchosen_bytes = unchosen
-            .iter()
-            .map(|p| size_delta(p.size))
-            .fold(0i64, i64::saturating_add);
+            for part in &parts {
+                tx.delete(
+                    Cf::Parts,
+                    keys::part(tenant, bucket.id, id, part.part_number),
+                );
+            }
+            let unchosen: Vec<&PartRecord> = parts
+                .iter()
+                .filter(|p| !chosen.iter().any(|(n, _)| *n == p.part_number))
+                .collect();
+            queue_locations(tx, tenant, unchosen.iter().map(|p| &p.location))?;
+            // The chosen parts' bytes were counted when they were uploaded.
+            let unchosen_bytes = unchosen
+                .iter()
+                .map(|p| size_delta(p.size))
+                .fold(0i64, i64::saturating_add);
 
-        let record = ObjectRecord {
-            key: upload.key.clone(),
-            // The upload's id, to which its parts' data and its wrapped DEK are bound.
-            id,
-            meta,
-            last_modified: now(),
-            parts: chosen_parts
-                .into_iter()
-                .map(|p| PartLayout {
-                    part_number: p.part_number,
-                    size: p.size,
-                    location: p.location,
-                    checksums: p.checksums,
-                    nonce: p.nonce,
-                })
-                .collect(),
-            bucket: bucket.id,
-            dek: upload.dek.clone(),
-            customer_key_check: upload.customer_key_check,
-        };
-        let stored = StoredObject::seal(&record, &value_key)?;
-        let _key_guard = self.shared.locks.object(tenant, bucket.id, &upload.key);
-        self.check_bucket_live(tenant, bucket)?;
-        self.commit_object(tenant, bucket, &stored, batch, -unchosen_bytes)?;
+            let record = ObjectRecord {
+                key: upload.key.clone(),
+                // The upload's id, to which its parts' data and its wrapped DEK are bound.
+                id,
+                meta,
+                last_modified: now(),
+                parts: chosen_parts
+                    .into_iter()
+                    .map(|p| PartLayout {
+                        part_number: p.part_number,
+                        size: p.size,
+                        location: p.location,
+                        checksums: p.checksums,
+                        nonce: p.nonce,
+                    })
+                    .collect(),
+                bucket: bucket.id,
+                dek: upload.dek.clone(),
+                customer_key_check: upload.customer_key_check,
+            };
+            let stored = StoredObject::seal(&record, &value_key)?;
+            let charge = self.commit_object(tx, tenant, bucket, &stored, -unchosen_bytes)?;
+            Ok((record, charge))
+        })?;
+        drop(charge);
         Ok(record)
     }
 
@@ -355,38 +361,60 @@ impl Store {
     ) -> Result<()> {
         let tenant = scope.tenant_id();
         let id = parse_upload_id(upload_id)?;
-        let _bucket_guard = self.shared.locks.buckets_shared();
-        let _upload_guard = self.shared.locks.upload(id);
-        let upload = self.get_upload(tenant, bucket, id)?;
-        self.check_bucket_live(tenant, bucket)?;
-        let parts = self.scan_parts(tenant, bucket, id, 0, usize::MAX)?;
-        let mut batch = Batch::new();
-        batch.delete(Cf::Uploads, keys::upload_by_id(tenant, bucket.id, id));
-        batch.delete(
-            Cf::Uploads,
-            keys::upload_by_key(tenant, bucket.id, upload.key.as_bytes(), id),
-        );
-        for part in &parts {
-            batch.delete(
-                Cf::Parts,
-                keys::part(tenant, bucket.id, id, part.part_number),
+        let upload_key = keys::upload_by_id(tenant, bucket.id, id);
+        let charge = self.transact(Durability::Synced, |tx| {
+            let upload: StoredUpload =
+                read(tx, Cf::Uploads, &upload_key)?.ok_or(Error::NoSuchUpload)?;
+            check_bucket_live(tx, tenant, bucket)?;
+            let parts = scan_parts(tx, tenant, bucket, id, 0, usize::MAX)?;
+            tx.delete(Cf::Uploads, upload_key.clone());
+            tx.delete(
+                Cf::Uploads,
+                keys::upload_by_key(tenant, bucket.id, upload.key.as_bytes(), id),
             );
-        }
-        queue_locations(&mut batch, tenant, parts.iter().map(|p| &p.location))?;
-        let bytes = parts
-            .iter()
-            .map(|p| size_delta(p.size))
-            .fold(0i64, i64::saturating_add);
-        let charge = self.charge(
-            tenant,
-            UsageDelta {
-                bytes: -bytes,
-                objects: 0,
-            },
-            &mut batch,
-        )?;
-        self.meta().write(batch, Durability::Synced)?;
-        charge.committed();
+            for part in &parts {
+                tx.delete(
+                    Cf::Parts,
+                    keys::part(tenant, bucket.id, id, part.part_number),
+                );
+            }
+            queue_locations(tx, tenant, parts.iter().map(|p| &p.location))?;
+            let bytes = parts
+                .iter()
+                .map(|p| size_delta(p.size))
+                .fold(0i64, i64::saturating_add);
+            self.charge(
+                tx,
+                tenant,
+                UsageDelta {
+                    bytes: -bytes,
+                    objects: 0,
+                },
+            )
+        })?;
+        drop(charge);
         Ok(())
     }
+}
+
+/// The upload's parts from number `first` on, at most `limit`, read in `tx`.
+fn scan_parts(
+    tx: &mut Tx<'_>,
+    tenant: TenantId,
+    bucket: &BucketRecord,
+    upload: ObjectId,
+    first: u32,
+    limit: usize,
+) -> Result<Vec<StoredPartRecord>> {
+    let prefix = keys::parts_prefix(tenant, bucket.id, upload);
+    let end = keys::prefix_end(&prefix);
+    tx.scan(
+        Cf::Parts,
+        &keys::part(tenant, bucket.id, upload, first),
+        end.as_deref(),
+        limit,
+    )?
+    .iter()
+    .map(|(_, value)| StoredPartRecord::decode(value))
+    .collect()
 }

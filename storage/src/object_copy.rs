@@ -10,12 +10,12 @@ use coffre_crypto::{CustomerKey, ObjectId, TenantScope};
 
 use crate::error::Result;
 use crate::keys;
-use crate::meta_store::{Batch, Cf};
+use crate::meta_store::{Cf, Durability};
 use crate::objects::{check_customer_key, size_delta};
 use crate::records::{now, BucketRecord, ObjectMeta, ObjectRecord};
 use crate::sealed_records::StoredObject;
 use crate::stats::{CountIntegrity, IntegrityKind};
-use crate::store::Store;
+use crate::store::{check_bucket_live, read, Store};
 
 impl Store {
     /// Whether a copy of `source` stored under `customer_key` keeps the source's data key,
@@ -63,48 +63,46 @@ impl Store {
         customer_key: Option<&CustomerKey>,
     ) -> Result<Option<ObjectRecord>> {
         let tenant = scope.tenant_id();
-        let _bucket_guard = self.shared.locks.buckets_shared();
-        // The source's lock too: its record, and so its references, cannot go until the
-        // copy's references are committed.
-        let _key_guards = self.shared.locks.object_pair(
-            (tenant, source.bucket, &source.key),
-            (tenant, bucket.id, key),
-        );
-        self.check_bucket_live(tenant, bucket)?;
         let source_db_key = keys::object(tenant, source.bucket, source.key.as_bytes());
-        let Some(current) = self.get_record::<StoredObject>(Cf::Objects, &source_db_key)? else {
-            return Ok(None);
-        };
-        // A version's id never changes, nor do its parts: same id, same data.
-        if current.id != source.id {
-            return Ok(None);
-        }
-        let dek = self
-            .unwrap_dek(tenant, source.bucket, &source.key, current.id, &current.dek)
-            .count_integrity(self.stats(), IntegrityKind::WrappedDek)?;
-        check_customer_key(&dek, current.customer_key_check.as_ref(), customer_key)?;
         meta.size = source.meta.size;
         let size = meta.size;
         let id = ObjectId::random();
-        let record = ObjectRecord {
-            key: key.to_owned(),
-            id,
-            meta,
-            last_modified: now(),
-            parts: source.parts.clone(),
-            bucket: bucket.id,
-            dek: self.wrap_dek(tenant, bucket.id, key, id, &dek)?,
-            customer_key_check: current.customer_key_check,
+        let outcome = self.transact(Durability::Synced, |tx| {
+            check_bucket_live(tx, tenant, bucket)?;
+            // Read in the transaction: the source deleted or overwritten before the copy
+            // commits conflicts, so its references cannot go first (see `data_refs`).
+            let Some(current) = read::<StoredObject>(tx, Cf::Objects, &source_db_key)? else {
+                return Ok(None);
+            };
+            // A version's id never changes, nor do its parts: same id, same data.
+            if current.id != source.id {
+                return Ok(None);
+            }
+            let dek = self
+                .unwrap_dek(tenant, source.bucket, &source.key, current.id, &current.dek)
+                .count_integrity(self.stats(), IntegrityKind::WrappedDek)?;
+            check_customer_key(&dek, current.customer_key_check.as_ref(), customer_key)?;
+            let record = ObjectRecord {
+                key: key.to_owned(),
+                id,
+                meta: meta.clone(),
+                last_modified: now(),
+                parts: source.parts.clone(),
+                bucket: bucket.id,
+                dek: self.wrap_dek(tenant, bucket.id, key, id, &dek)?,
+                customer_key_check: current.customer_key_check,
+            };
+            let mut record = record;
+            let mut stored = StoredObject::seal(&record, &dek.value_key()?)?;
+            self.keep_dek_current(tx, (tenant, bucket.id, key, id), &dek, &mut stored.dek)?;
+            record.dek = stored.dek.clone();
+            let charge = self.commit_record(tx, tenant, bucket, &stored, size_delta(size), true)?;
+            Ok(Some((record, charge)))
+        })?;
+        let Some((record, charge)) = outcome else {
+            return Ok(None);
         };
-        let stored = StoredObject::seal(&record, &dek.value_key()?)?;
-        self.commit_record(
-            tenant,
-            bucket,
-            &stored,
-            Batch::new(),
-            size_delta(size),
-            true,
-        )?;
+        drop(charge);
         Ok(Some(record))
     }
 }

@@ -9,11 +9,11 @@ use crate::meta_store::{Cf, Durability};
 use crate::records::{BucketRecord, Record};
 use crate::sealed_records::StoredObject;
 use crate::stats::{CountIntegrity, IntegrityKind};
-use crate::store::Store;
+use crate::store::{check_bucket_live, read, Store};
 
 impl Store {
     /// Makes `tags` (sorted by key, keys unique: the caller validates them) the tag set of
-    /// `key`; empty removes every tag. The object's record is rewritten in one synced write
+    /// `key`; empty removes every tag. The object's record is rewritten in one transaction
     /// with the new tag set sealed under the object's DEK and every other sealed value kept
     /// as it was. `NoSuchKey` if the object is absent.
     pub fn put_object_tags(
@@ -24,18 +24,17 @@ impl Store {
         tags: &[(String, String)],
     ) -> Result<()> {
         let tenant = scope.tenant_id();
-        let _bucket_guard = self.shared.locks.buckets_shared();
-        let _key_guard = self.shared.locks.object(tenant, bucket.id, key);
-        self.check_bucket_live(tenant, bucket)?;
         let db_key = keys::object(tenant, bucket.id, key.as_bytes());
-        let mut stored: StoredObject = self
-            .get_record(Cf::Objects, &db_key)?
-            .ok_or(Error::NoSuchKey)?;
-        let dek = self
-            .unwrap_dek(tenant, bucket.id, key, stored.id, &stored.dek)
-            .count_integrity(self.stats(), IntegrityKind::WrappedDek)?;
-        stored.replace_tags(tags, &dek.value_key()?)?;
-        self.meta()
-            .put(Cf::Objects, &db_key, &stored.encode()?, Durability::Synced)
+        self.transact(Durability::Synced, |tx| {
+            check_bucket_live(tx, tenant, bucket)?;
+            let mut stored: StoredObject =
+                read(tx, Cf::Objects, &db_key)?.ok_or(Error::NoSuchKey)?;
+            let dek = self
+                .unwrap_dek(tenant, bucket.id, key, stored.id, &stored.dek)
+                .count_integrity(self.stats(), IntegrityKind::WrappedDek)?;
+            stored.replace_tags(tags, &dek.value_key()?)?;
+            tx.put(Cf::Objects, db_key.clone(), stored.encode()?);
+            Ok(())
+        })
     }
 }

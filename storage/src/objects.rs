@@ -1,5 +1,5 @@
-//! Objects: writing, reading, overwriting and deleting them. Every change is one synced
-//! batch, and data it makes unreachable is queued for garbage collection in that batch
+//! Objects: writing, reading, overwriting and deleting them. Every change is one
+//! transaction, and data it makes unreachable is queued for garbage collection in it
 //! (data shared with a copy is released, see `data_refs`).
 
 use coffre_crypto::{CustomerKey, CustomerKeyCheck, Dek, ObjectId, TenantId, TenantScope};
@@ -7,7 +7,7 @@ use coffre_crypto::{CustomerKey, CustomerKeyCheck, Dek, ObjectId, TenantId, Tena
 use crate::data_writer::{Binding, DataWriter, WriteTarget, WrittenData};
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::meta_store::{Batch, Cf, Durability};
+use crate::meta_store::{Cf, Durability, Tx};
 use crate::multipart_upload::parse_upload_id;
 use crate::object_reader::ObjectReader;
 use crate::records::{
@@ -16,8 +16,8 @@ use crate::records::{
 };
 use crate::sealed_records::StoredObject;
 use crate::stats::{CountIntegrity, IntegrityKind};
-use crate::store::Store;
-use crate::usage::UsageDelta;
+use crate::store::{check_bucket_live, read, Store};
+use crate::usage::{Charge, UsageDelta};
 
 impl Store {
     /// A writer for one part's data: a single PUT's body (a fresh DEK) or one part of a
@@ -93,60 +93,66 @@ impl Store {
             dek: self.wrap_dek(tenant, bucket.id, key, id, &data.dek)?,
             customer_key_check: data.customer_key_check,
         };
+        let mut record = record;
         let stored = StoredObject::seal(&record, &data.dek.value_key()?)?;
         let pending = data.pending;
-        let mut batch = Batch::new();
-        if let Some(pending) = &pending {
-            pending.commit_in(&mut batch);
-        }
-        let _bucket_guard = self.shared.locks.buckets_shared();
-        let _key_guard = self.shared.locks.object(tenant, bucket.id, key);
-        self.check_bucket_live(tenant, bucket)?;
-        self.commit_object(tenant, bucket, &stored, batch, size_delta(size))?;
+        let (charge, dek) = self.transact(Durability::Synced, |tx| {
+            if let Some(pending) = &pending {
+                pending.commit_in(tx.batch());
+            }
+            check_bucket_live(tx, tenant, bucket)?;
+            let mut stored = stored.clone();
+            let context = (tenant, bucket.id, key, id);
+            self.keep_dek_current(tx, context, &data.dek, &mut stored.dek)?;
+            let charge = self.commit_object(tx, tenant, bucket, &stored, size_delta(size))?;
+            Ok((charge, stored.dek))
+        })?;
+        drop(charge);
         if let Some(pending) = pending {
             pending.committed();
         }
+        record.dek = dek;
         Ok(record)
     }
 
-    /// Writes `record` with the rest of `batch`, releasing the data of the version it
-    /// replaces and charging the tenant's usage: `bytes_added` (data newly counted with
-    /// this batch) less the replaced version's size, and one object unless one is replaced.
-    /// The caller holds the bucket lock (shared) and the key's lock, and has checked that
-    /// the bucket is live.
+    /// Writes `record` in `tx`, releasing the data of the version it replaces and charging
+    /// the tenant's usage: `bytes_added` (data newly counted with this transaction) less the
+    /// replaced version's size, and one object unless one is replaced. The caller has
+    /// checked in `tx` that the bucket is live; the returned charge is held until the
+    /// commit is done.
     pub(crate) fn commit_object(
         &self,
+        tx: &mut Tx<'_>,
         tenant: TenantId,
         bucket: &BucketRecord,
         record: &StoredObject,
-        batch: Batch,
         bytes_added: i64,
-    ) -> Result<()> {
-        self.commit_record(tenant, bucket, record, batch, bytes_added, false)
+    ) -> Result<Charge<'_>> {
+        self.commit_record(tx, tenant, bucket, record, bytes_added, false)
     }
 
     /// [`Store::commit_object`]; with `shares_data`, `record`'s data files are those of a
-    /// live record, and each gains a reference (see `data_refs`). The caller then also
-    /// holds that record's key lock and has checked that it is unchanged.
+    /// live record, and each gains a reference (see `data_refs`). The caller then also has
+    /// read that record in `tx` and checked that it is unchanged.
     pub(crate) fn commit_record(
         &self,
+        tx: &mut Tx<'_>,
         tenant: TenantId,
         bucket: &BucketRecord,
         record: &StoredObject,
-        mut batch: Batch,
         bytes_added: i64,
         shares_data: bool,
-    ) -> Result<()> {
+    ) -> Result<Charge<'_>> {
         let db_key = keys::object(tenant, bucket.id, record.key.as_bytes());
         let mut delta = UsageDelta {
             bytes: bytes_added,
             objects: 1,
         };
         let gained = record.parts.iter().filter(|_| shares_data);
-        let old = self.get_record::<StoredObject>(Cf::Objects, &db_key)?;
+        let old = read::<StoredObject>(tx, Cf::Objects, &db_key)?;
         let released = old.iter().flat_map(|old| old.parts.iter());
         self.change_refs(
-            &mut batch,
+            tx,
             tenant,
             gained.map(|p| &p.location),
             released.map(|p| &p.location),
@@ -155,11 +161,9 @@ impl Store {
             delta.bytes = delta.bytes.saturating_sub(stored_size(old));
             delta.objects = 0;
         }
-        let charge = self.charge(tenant, delta, &mut batch)?;
-        batch.put(Cf::Objects, db_key, record.encode()?);
-        self.meta().write(batch, Durability::Synced)?;
-        charge.committed();
-        Ok(())
+        let charge = self.charge(tx, tenant, delta)?;
+        tx.put(Cf::Objects, db_key, record.encode()?);
+        Ok(charge)
     }
 
     /// The object with its metadata decrypted. `NoSuchKey` if absent, `Integrity` if its
@@ -195,28 +199,21 @@ impl Store {
         key: &str,
     ) -> Result<()> {
         let tenant = scope.tenant_id();
-        let _bucket_guard = self.shared.locks.buckets_shared();
-        let _key_guard = self.shared.locks.object(tenant, bucket.id, key);
-        self.check_bucket_live(tenant, bucket)?;
         let db_key = keys::object(tenant, bucket.id, key.as_bytes());
-        let Some(old) = self.get_record::<StoredObject>(Cf::Objects, &db_key)? else {
-            return Ok(());
-        };
-        let mut batch = Batch::new();
-        self.change_refs(
-            &mut batch,
-            tenant,
-            [],
-            old.parts.iter().map(|p| &p.location),
-        )?;
-        batch.delete(Cf::Objects, db_key);
-        let delta = UsageDelta {
-            bytes: -stored_size(&old),
-            objects: -1,
-        };
-        let charge = self.charge(tenant, delta, &mut batch)?;
-        self.meta().write(batch, Durability::Synced)?;
-        charge.committed();
+        let charge = self.transact(Durability::Synced, |tx| {
+            check_bucket_live(tx, tenant, bucket)?;
+            let Some(old) = read::<StoredObject>(tx, Cf::Objects, &db_key)? else {
+                return Ok(None);
+            };
+            self.change_refs(tx, tenant, [], old.parts.iter().map(|p| &p.location))?;
+            tx.delete(Cf::Objects, db_key.clone());
+            let delta = UsageDelta {
+                bytes: -stored_size(&old),
+                objects: -1,
+            };
+            self.charge(tx, tenant, delta).map(Some)
+        })?;
+        drop(charge);
         Ok(())
     }
 
@@ -314,7 +311,7 @@ pub(crate) fn stored_size(object: &StoredObject) -> i64 {
 /// Adds the files among `locations` to the garbage collection queue. For files that no
 /// other record can share: parts of uploads, or see `Store::change_refs`.
 pub(crate) fn queue_locations<'a>(
-    batch: &mut Batch,
+    tx: &mut Tx<'_>,
     tenant: TenantId,
     locations: impl IntoIterator<Item = &'a DataLocation>,
 ) -> Result<()> {
@@ -328,7 +325,7 @@ pub(crate) fn queue_locations<'a>(
                 },
                 state: GcState::Queued,
             };
-            batch.put(Cf::Gc, keys::gc(*file), entry.encode()?);
+            tx.put(Cf::Gc, keys::gc(*file), entry.encode()?);
         }
     }
     Ok(())

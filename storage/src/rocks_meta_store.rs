@@ -1,5 +1,6 @@
 //! The RocksDB implementation of [`MetaStore`]: one column family per [`Cf`], one
-//! `WriteBatch` per commit. Behind the `rocksdb` feature (on by default) so that crates which
+//! `WriteBatch` per commit. Transactions read from a RocksDB snapshot and are validated by
+//! the [`ConflictIndex`] (RocksDB is embedded: this process is its only writer). Behind the `rocksdb` feature (on by default) so that crates which
 //! only need the storage types, such as the compile-fail tests of the tenant boundary, do not
 //! build RocksDB's C++.
 
@@ -8,14 +9,15 @@ use std::path::Path;
 use rocksdb::properties::{self, PropName};
 use rocksdb::{
     BottommostLevelCompaction, ColumnFamily, ColumnFamilyDescriptor, CompactOptions,
-    DBCompressionType, DBRawIteratorWithThreadMode, Options, ReadOptions, WriteBatch, WriteOptions,
-    DB,
+    DBCompressionType, DBRawIteratorWithThreadMode, Options, ReadOptions, SnapshotWithThreadMode,
+    WriteBatch, WriteOptions, DB,
 };
 
+use crate::conflict_index::{ConflictIndex, ReadSet, Snapshot};
 use crate::error::{Error, Result};
 use crate::meta_store::{
     add_counters, decode_counters, encode_counters, Batch, BatchOp, Cf, Cursor, Durability,
-    KeySpaceStats, MetaStore, MetaStoreStats,
+    KeySpaceStats, MetaStore, MetaStoreStats, TxReads,
 };
 
 impl From<rocksdb::Error> for Error {
@@ -28,6 +30,7 @@ impl From<rocksdb::Error> for Error {
 /// values are mostly ciphertext anyway).
 pub struct RocksMetaStore {
     db: DB,
+    conflicts: ConflictIndex,
 }
 
 impl RocksMetaStore {
@@ -43,7 +46,10 @@ impl RocksMetaStore {
             ColumnFamilyDescriptor::new(cf.name(), cf_options)
         });
         let db = DB::open_cf_descriptors(&options, dir, descriptors)?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            conflicts: ConflictIndex::default(),
+        })
     }
 
     fn handle(&self, cf: Cf) -> Result<&ColumnFamily> {
@@ -78,31 +84,15 @@ impl MetaStore for RocksMetaStore {
         Ok(self.db.get_cf(self.handle(cf)?, key)?)
     }
 
-    fn put(&self, cf: Cf, key: &[u8], value: &[u8], durability: Durability) -> Result<()> {
-        let mut batch = Batch::new();
-        batch.put(cf, key, value);
-        self.write(batch, durability)
-    }
-
-    fn delete(&self, cf: Cf, key: &[u8], durability: Durability) -> Result<()> {
-        let mut batch = Batch::new();
-        batch.delete(cf, key);
-        self.write(batch, durability)
-    }
-
-    fn write(&self, batch: Batch, durability: Durability) -> Result<()> {
-        let mut rocks_batch = WriteBatch::default();
-        for op in batch.ops {
-            match op {
-                BatchOp::Put { cf, key, value } => rocks_batch.put_cf(self.handle(cf)?, key, value),
-                BatchOp::Delete { cf, key } => rocks_batch.delete_cf(self.handle(cf)?, key),
-                BatchOp::Add { cf, key, deltas } => {
-                    rocks_batch.merge_cf(self.handle(cf)?, key, encode_counters(&deltas))
-                }
-            }
-        }
-        self.db.write_opt(rocks_batch, &write_options(durability))?;
-        Ok(())
+    fn begin(&self) -> Result<Box<dyn TxReads + '_>> {
+        // The conflict index first: the snapshot must hold every commit it counts as seen.
+        let snapshot = self.conflicts.begin();
+        Ok(Box::new(RocksTx {
+            store: self,
+            snapshot,
+            db_snapshot: self.db.snapshot(),
+            reads: ReadSet::default(),
+        }))
     }
 
     fn cursor<'a>(&'a self, cf: Cf, upper_bound: Option<Vec<u8>>) -> Result<Box<dyn Cursor + 'a>> {
@@ -160,6 +150,83 @@ impl MetaStore for RocksMetaStore {
     }
 }
 
+impl RocksMetaStore {
+    fn write(&self, batch: Batch, durability: Durability) -> Result<()> {
+        let mut rocks_batch = WriteBatch::default();
+        for op in batch.ops {
+            match op {
+                BatchOp::Put { cf, key, value } => rocks_batch.put_cf(self.handle(cf)?, key, value),
+                BatchOp::Delete { cf, key } => rocks_batch.delete_cf(self.handle(cf)?, key),
+                BatchOp::Add { cf, key, deltas } => {
+                    rocks_batch.merge_cf(self.handle(cf)?, key, encode_counters(&deltas))
+                }
+            }
+        }
+        self.db.write_opt(rocks_batch, &write_options(durability))?;
+        Ok(())
+    }
+}
+
+struct RocksTx<'a> {
+    store: &'a RocksMetaStore,
+    snapshot: Snapshot<'a>,
+    db_snapshot: SnapshotWithThreadMode<'a, DB>,
+    reads: ReadSet,
+}
+
+impl TxReads for RocksTx<'_> {
+    fn get(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.reads.key(cf, key);
+        Ok(self.db_snapshot.get_cf(self.store.handle(cf)?, key)?)
+    }
+
+    fn scan(
+        &mut self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut options = ReadOptions::default();
+        options.set_snapshot(&self.db_snapshot);
+        if let Some(end) = end {
+            options.set_iterate_upper_bound(end.to_vec());
+        }
+        let mut iter = self
+            .store
+            .db
+            .raw_iterator_cf_opt(self.store.handle(cf)?, options);
+        iter.seek(start);
+        let mut found = Vec::new();
+        while found.len() < limit && iter.valid() {
+            if let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+                found.push((key.to_vec(), value.to_vec()));
+            }
+            iter.next();
+        }
+        iter.status()?;
+        self.reads.scan(cf, start, end, limit, &found);
+        Ok(found)
+    }
+
+    fn peek(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.store.get(cf, key)
+    }
+
+    fn commit(self: Box<Self>, batch: Batch, durability: Durability) -> Result<()> {
+        let applying = self
+            .store
+            .conflicts
+            .validate(&self.snapshot, &self.reads, &batch)?;
+        if applying.is_none() {
+            return Ok(());
+        }
+        let written = self.store.write(batch, durability);
+        drop(applying);
+        written
+    }
+}
+
 struct RocksCursor<'a> {
     iter: DBRawIteratorWithThreadMode<'a, DB>,
 }
@@ -214,7 +281,9 @@ mod tests {
         for i in 0u32..100 {
             batch.put(Cf::Objects, i.to_be_bytes(), vec![7u8; 1000]);
         }
-        store.write(batch, Durability::Synced).unwrap();
+        let mut tx = store.begin().unwrap();
+        tx.get(Cf::Objects, b"none").unwrap();
+        tx.commit(batch, Durability::Synced).unwrap();
         let objects = |stats: &MetaStoreStats| stats.key_spaces[Cf::Objects as usize].clone();
         let before_flush = objects(&store.stats().unwrap());
         assert!(before_flush.memtable_bytes > 100_000, "{before_flush:?}");

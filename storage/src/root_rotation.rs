@@ -28,7 +28,7 @@ use crate::error::Result;
 use crate::keys;
 use crate::meta_store::{Cf, Durability};
 use crate::records::{Record, TenantRecord};
-use crate::store::Store;
+use crate::store::{read, Store};
 
 /// What a root rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,12 +112,10 @@ impl Store {
         let provider = self.shared.keys.provider();
         let current = provider.current_root_version();
         let (mut tenants, mut keks) = (0, 0);
-        // Tenant by tenant under the admin lock, so that no tenant write is held up for
-        // the whole rotation. A tenant that fails does not stop the others; nothing is
-        // retired then.
+        // Tenant by tenant, one transaction each. A tenant that fails does not stop the
+        // others; nothing is retired then.
         let mut failed = None;
         for id in self.all_tenants()?.into_iter().map(|t| t.id) {
-            let _guard = self.shared.locks.admin();
             match self.rewrap_tenant_keks(id) {
                 Ok(rewrapped) => {
                     tenants += usize::from(rewrapped > 0);
@@ -135,9 +133,10 @@ impl Store {
             return Err(e);
         }
         let retired = {
-            let _guard = self.shared.locks.admin();
-            // A tenant created while the loop ran may have wrapped its KEK just before the
-            // rotation: with tenant writes held off, move whatever is left, then check.
+            // Tenant creation in this process waits. A tenant created while the loop ran may
+            // have wrapped its KEK just before the rotation: move whatever is left, then
+            // check.
+            let _guard = self.admin_lock();
             for tenant in self.all_tenants()? {
                 let rewrapped = self.rewrap_tenant_keks(tenant.id)?;
                 tenants += usize::from(rewrapped > 0);
@@ -177,26 +176,22 @@ impl Store {
     fn rewrap_tenant_keks(&self, id: TenantId) -> Result<usize> {
         let provider = self.shared.keys.provider();
         let current = provider.current_root_version();
-        let Some(mut tenant) = self.get_record::<TenantRecord>(Cf::Tenants, &keys::tenant(id))?
-        else {
-            return Ok(0);
-        };
-        let mut rewrapped = 0;
-        for wrapped in &mut tenant.keks {
-            if wrapped.root_version().is_some_and(|v| v != current) {
-                *wrapped = provider.rewrap_kek(id, wrapped)?;
-                rewrapped += 1;
+        self.transact(Durability::Synced, |tx| {
+            let Some(mut tenant) = read::<TenantRecord>(tx, Cf::Tenants, &keys::tenant(id))? else {
+                return Ok(0);
+            };
+            let mut rewrapped = 0;
+            for wrapped in &mut tenant.keks {
+                if wrapped.root_version().is_some_and(|v| v != current) {
+                    *wrapped = provider.rewrap_kek(id, wrapped)?;
+                    rewrapped += 1;
+                }
             }
-        }
-        if rewrapped > 0 {
-            self.meta().put(
-                Cf::Tenants,
-                &keys::tenant(id),
-                &tenant.encode()?,
-                Durability::Synced,
-            )?;
-        }
-        Ok(rewrapped)
+            if rewrapped > 0 {
+                tx.put(Cf::Tenants, keys::tenant(id), tenant.encode()?);
+            }
+            Ok(rewrapped)
+        })
     }
 
     /// Every tenant record, those being deleted included.

@@ -103,6 +103,9 @@ pub struct StoreStats {
     /// One entry per configured array, in configuration order.
     arrays: Vec<ArrayCounters>,
     gc: GcCounters,
+    /// Transactions run again after a conflict, and those that ran out of attempts.
+    transactions_retried: AtomicU64,
+    transactions_gave_up: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -138,7 +141,27 @@ impl StoreStats {
                 })
                 .collect(),
             gc: GcCounters::default(),
+            transactions_retried: AtomicU64::new(0),
+            transactions_gave_up: AtomicU64::new(0),
         }
+    }
+
+    /// Transactions run again because another one changed what they read.
+    pub fn transactions_retried(&self) -> u64 {
+        self.transactions_retried.load(Relaxed)
+    }
+
+    /// Transactions that still conflicted at their last attempt (the client got an error).
+    pub fn transactions_gave_up(&self) -> u64 {
+        self.transactions_gave_up.load(Relaxed)
+    }
+
+    pub(crate) fn transaction_retried(&self) {
+        self.transactions_retried.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn transaction_gave_up(&self) {
+        self.transactions_gave_up.fetch_add(1, Relaxed);
     }
 
     /// Object data segments sealed or opened (64 KiB of plaintext each, the last one of a
@@ -372,8 +395,11 @@ mod tests {
         };
         let put_raw = |key: &str, value: &[u8]| {
             let db_key = keys::object(tenant, bucket.id, key.as_bytes());
-            let meta = store.meta();
-            meta.put(Cf::Objects, &db_key, value, Durability::Buffered)
+            store
+                .transact(Durability::Buffered, |tx| {
+                    tx.put(Cf::Objects, db_key.clone(), value.to_vec());
+                    Ok(())
+                })
                 .unwrap();
         };
         put_raw("moved", &raw("b"));

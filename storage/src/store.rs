@@ -1,18 +1,17 @@
 //! The store: its configuration, opening, and the state shared by every call and by the
 //! writers and readers it hands out.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-use coffre_crypto::{BucketId, KeyProvider, ObjectId, TenantId};
+use coffre_crypto::{KeyProvider, TenantId};
 use rand::RngCore;
 
 use crate::arrays::{ArrayConfig, Arrays};
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::meta_store::{Cf, MetaStore};
+use crate::meta_store::{Batch, Cf, Durability, MetaStore, Tx};
 use crate::records::{BucketRecord, Record, TenantRecord, TenantState};
 use crate::stats::StoreStats;
 use crate::tenant_keys::TenantKeys;
@@ -65,8 +64,11 @@ pub(crate) struct Shared {
     /// Identifies this process's pending writes: intents from another boot id belong to a
     /// process that is gone.
     pub boot_id: [u8; 16],
-    pub locks: Locks,
     pub usage: UsageTracker,
+    /// Held by tenant creation and root rotation in this process, so that a root version
+    /// is not retired while a KEK wrapped under it is being committed here. (Across nodes,
+    /// see the README's cluster notes.)
+    pub admin: std::sync::Mutex<()>,
     /// The root key provider and the unwrapped tenant KEKs.
     pub keys: TenantKeys,
     /// Monitoring counters; object readers keep a handle after the call that made them.
@@ -99,12 +101,19 @@ impl Store {
                 arrays,
                 inline_max: config.inline_max,
                 boot_id,
-                locks: Locks::new(),
+                admin: std::sync::Mutex::new(()),
                 usage: UsageTracker::default(),
                 keys: TenantKeys::new(keys, config.kek_cache_capacity, config.kek_cache_ttl),
                 stats: Arc::new(stats),
             }),
         })
+    }
+
+    /// The store whose state writers and readers share.
+    pub(crate) fn from_shared(shared: &Arc<Shared>) -> Store {
+        Store {
+            shared: Arc::clone(shared),
+        }
     }
 
     pub(crate) fn meta(&self) -> &dyn MetaStore {
@@ -113,15 +122,6 @@ impl Store {
 
     pub(crate) fn get_record<R: Record>(&self, cf: Cf, key: &[u8]) -> Result<Option<R>> {
         self.meta().get(cf, key)?.map(|v| R::decode(&v)).transpose()
-    }
-
-    /// Fails with `NoSuchBucket` unless `bucket` is still the live incarnation of its name:
-    /// a write into a deleted bucket would leave unreachable data behind.
-    pub(crate) fn check_bucket_live(&self, tenant: TenantId, bucket: &BucketRecord) -> Result<()> {
-        match self.get_record::<BucketRecord>(Cf::Buckets, &keys::bucket(tenant, &bucket.name))? {
-            Some(live) if live.id == bucket.id => Ok(()),
-            _ => Err(Error::NoSuchBucket),
-        }
     }
 
     /// The tenant's record, unless it is gone or being deleted: a request authenticated
@@ -134,82 +134,95 @@ impl Store {
     }
 }
 
-const LOCK_STRIPES: usize = 64;
+/// How many times a transaction runs before its conflicts are reported to the caller.
+const TRANSACTION_ATTEMPTS: u32 = 10;
+/// The pause after the first conflict; it doubles with each further one, with jitter.
+const FIRST_BACKOFF: Duration = Duration::from_micros(100);
 
-/// Serializes read-modify-write sequences on the metadata. Lock order: `admin`, then
-/// `buckets`, then an `uploads` stripe, then an `objects` stripe.
-pub(crate) struct Locks {
-    admin: Mutex<()>,
-    /// Shared by object and upload writes, exclusive for creating and deleting buckets.
-    buckets: RwLock<()>,
-    objects: [Mutex<()>; LOCK_STRIPES],
-    uploads: [Mutex<()>; LOCK_STRIPES],
-}
-
-// A poisoned lock guards no data (the state is in the metadata store), so it is still usable.
-impl Locks {
-    fn new() -> Self {
-        Self {
-            admin: Mutex::new(()),
-            buckets: RwLock::new(()),
-            objects: std::array::from_fn(|_| Mutex::new(())),
-            uploads: std::array::from_fn(|_| Mutex::new(())),
-        }
-    }
-
-    pub fn admin(&self) -> MutexGuard<'_, ()> {
-        self.admin.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn buckets_shared(&self) -> RwLockReadGuard<'_, ()> {
-        self.buckets.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn buckets_exclusive(&self) -> RwLockWriteGuard<'_, ()> {
-        self.buckets.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn object(&self, tenant: TenantId, bucket: BucketId, key: &str) -> MutexGuard<'_, ()> {
-        let stripe = stripe(&(tenant, bucket, key));
-        self.objects[stripe]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The locks of two object keys (a copy's source and destination), taken in stripe
-    /// order so that two copies between the same keys in opposite directions cannot
-    /// deadlock; one lock when both keys fall in the same stripe.
-    pub fn object_pair(
+impl Store {
+    /// Runs `body` in a transaction and commits its writes with `durability`, running it
+    /// again from the start when another transaction changed what it read (at most
+    /// [`TRANSACTION_ATTEMPTS`] times, then `Conflict`). `body` may therefore run more than
+    /// once: it must not have effects outside the transaction, except through values it
+    /// returns, which the caller acts on once the commit is done.
+    pub(crate) fn transact<T>(
         &self,
-        a: (TenantId, BucketId, &str),
-        b: (TenantId, BucketId, &str),
-    ) -> (MutexGuard<'_, ()>, Option<MutexGuard<'_, ()>>) {
-        let lock = |stripe: usize| {
-            self.objects[stripe]
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-        };
-        let (first, second) = (stripe(&a), stripe(&b));
-        match first.cmp(&second) {
-            std::cmp::Ordering::Equal => (lock(first), None),
-            std::cmp::Ordering::Less => (lock(first), Some(lock(second))),
-            std::cmp::Ordering::Greater => {
-                let low = lock(second);
-                (low, Some(lock(first)))
+        durability: Durability,
+        mut body: impl FnMut(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut backoff = FIRST_BACKOFF;
+        for attempt in 1..=TRANSACTION_ATTEMPTS {
+            let mut tx = Tx::new(self.meta().begin()?);
+            let outcome = body(&mut tx).and_then(|value| tx.commit(durability).map(|()| value));
+            match outcome {
+                Err(Error::Conflict) if attempt < TRANSACTION_ATTEMPTS => {
+                    self.shared.stats.transaction_retried();
+                    let jitter = rand::random::<u32>() % 1000;
+                    std::thread::sleep(backoff.mul_f64(0.5 + f64::from(jitter) / 1000.0));
+                    backoff = backoff.saturating_mul(2);
+                }
+                Err(Error::Conflict) => {
+                    self.shared.stats.transaction_gave_up();
+                    return Err(Error::Conflict);
+                }
+                outcome => return outcome,
             }
         }
-    }
-
-    pub fn upload(&self, upload: ObjectId) -> MutexGuard<'_, ()> {
-        let stripe = stripe(&upload);
-        self.uploads[stripe]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        Err(Error::Conflict)
     }
 }
 
-fn stripe(value: &impl Hash) -> usize {
-    let mut hasher = DefaultHasher::new();
-    value.hash(&mut hasher);
-    (hasher.finish() % LOCK_STRIPES as u64) as usize
+impl Store {
+    /// Writes `batch` in a transaction that reads nothing: for writes that no concurrent
+    /// change can invalidate (a new random key, the removal of one's own entry), and for
+    /// tests that plant raw records.
+    pub(crate) fn write_blind(&self, batch: Batch, durability: Durability) -> Result<()> {
+        let mut tx = Tx::new(self.meta().begin()?);
+        tx.write(batch);
+        tx.commit(durability)
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Plants a raw value, as a test that tampers with records does.
+    pub(crate) fn put_raw(
+        &self,
+        cf: Cf,
+        key: &[u8],
+        value: &[u8],
+        durability: Durability,
+    ) -> Result<()> {
+        let mut batch = Batch::new();
+        batch.put(cf, key, value);
+        self.write_blind(batch, durability)
+    }
+}
+
+/// `key`'s record as `tx` sees it.
+pub(crate) fn read<R: Record>(tx: &mut Tx<'_>, cf: Cf, key: &[u8]) -> Result<Option<R>> {
+    tx.get(cf, key)?.map(|v| R::decode(&v)).transpose()
+}
+
+/// Fails with `NoSuchBucket` unless `bucket` is still the live incarnation of its name: a
+/// write into a deleted bucket would leave unreachable data behind. The transaction depends
+/// on it, so a deletion of the bucket that commits first makes it fail.
+pub(crate) fn check_bucket_live(
+    tx: &mut Tx<'_>,
+    tenant: TenantId,
+    bucket: &BucketRecord,
+) -> Result<()> {
+    match read::<BucketRecord>(tx, Cf::Buckets, &keys::bucket(tenant, &bucket.name))? {
+        Some(live) if live.id == bucket.id => Ok(()),
+        _ => Err(Error::NoSuchBucket),
+    }
+}
+
+/// The tenant's record, unless it is gone or being deleted: a request authenticated just
+/// before a deletion must not create anything under it.
+pub(crate) fn live_tenant(tx: &mut Tx<'_>, tenant: TenantId) -> Result<TenantRecord> {
+    match read::<TenantRecord>(tx, Cf::Tenants, &keys::tenant(tenant))? {
+        Some(record) if record.state != TenantState::Deleting => Ok(record),
+        _ => Err(Error::NoSuchTenant),
+    }
 }

@@ -25,10 +25,10 @@ use coffre_crypto::{
 
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::meta_store::{Batch, Cf, Durability};
+use crate::meta_store::{Cf, Durability, Tx};
 use crate::records::{Record, TenantRecord, TenantState};
 use crate::sealed_records::{StoredObject, StoredUpload};
-use crate::store::Store;
+use crate::store::{live_tenant, Store};
 
 /// The root key provider and the cache of unwrapped KEKs.
 pub(crate) struct TenantKeys {
@@ -182,6 +182,27 @@ impl Store {
         Ok(kek.wrap_dek(dek, &dek_context(tenant, bucket, key, object))?)
     }
 
+    /// Makes `wrapped` (`dek` as [`Store::wrap_dek`] wrapped it, before `tx` began) wrapped
+    /// under the KEK version current in `tx`, which depends on it: a rotation or
+    /// retirement committing first makes the transaction run again, so no DEK is ever
+    /// committed under a version already retired. Returns whether it had to rewrap.
+    pub(crate) fn keep_dek_current(
+        &self,
+        tx: &mut Tx<'_>,
+        context: (TenantId, BucketId, &str, ObjectId),
+        dek: &Dek,
+        wrapped: &mut WrappedDek,
+    ) -> Result<bool> {
+        let (tenant, bucket, key, object) = context;
+        let record = live_tenant(tx, tenant)?;
+        if wrapped.kek_version == record.kek_version {
+            return Ok(false);
+        }
+        let kek = self.kek(tenant, record.kek_version)?;
+        *wrapped = kek.wrap_dek(dek, &dek_context(tenant, bucket, key, object))?;
+        Ok(true)
+    }
+
     /// Opens the DEK of `key` (object `object` in `bucket`): an integrity error if the
     /// record was tampered with or belongs to another tenant, bucket, key or object.
     ///
@@ -239,39 +260,50 @@ impl Store {
         Ok(upload.filter(|u| u.key == key).map(|u| u.dek))
     }
 
-    /// Crypto-shredding, step one: writes `tenant` without its wrapped KEKs (with the rest
-    /// of `batch`) and forgets its cached KEKs. From then on nothing of the tenant can be
-    /// decrypted through this store. The caller holds the admin lock.
+    /// Crypto-shredding, step one: in one transaction, `prepare` makes its other writes and
+    /// returns the tenant's record, which is written without its wrapped KEKs; then the
+    /// tenant's cached KEKs are forgotten. From then on nothing of the tenant can be
+    /// decrypted through this store.
     pub(crate) fn shred_tenant_keys(
         &self,
-        mut tenant: TenantRecord,
-        mut batch: Batch,
+        mut prepare: impl FnMut(&mut Tx<'_>) -> Result<TenantRecord>,
     ) -> Result<()> {
         let held = &self.shared.keys;
+        // In this process, no KEK read before the destruction is cached after it.
         let _shredding = held.shredding();
-        let destroyed = tenant.keks.len();
-        tenant.keks.clear();
-        batch.put(Cf::Tenants, keys::tenant(tenant.id), tenant.encode()?);
-        self.meta().write(batch, Durability::Synced)?;
-        held.cache.evict_tenant(tenant.id);
-        tracing::info!(tenant = %tenant.id, destroyed, "tenant key-encryption keys destroyed");
+        let (id, destroyed) = self.transact(Durability::Synced, |tx| {
+            let mut tenant = prepare(tx)?;
+            let destroyed = tenant.keks.len();
+            tenant.keks.clear();
+            tx.put(Cf::Tenants, keys::tenant(tenant.id), tenant.encode()?);
+            Ok((tenant.id, destroyed))
+        })?;
+        held.cache.evict_tenant(id);
+        tracing::info!(tenant = %id, destroyed, "tenant key-encryption keys destroyed");
         Ok(())
     }
 
-    /// The end of a KEK rotation: writes `tenant`, from whose record the caller removed
-    /// the `retired` versions, with the rest of `batch`, and forgets those versions'
-    /// cached KEKs. Like [`Store::shred_tenant_keys`], followed by
-    /// [`Store::purge_shredded_keys`]. The caller holds the admin lock.
+    /// The end of a KEK rotation: in one transaction, `prepare` makes its other writes and
+    /// returns the tenant's record without the versions it retires, and which those are
+    /// (`None`: nothing to do); the record is written, and the retired versions' cached
+    /// KEKs are forgotten. Like [`Store::shred_tenant_keys`], followed by
+    /// [`Store::purge_shredded_keys`].
     pub(crate) fn destroy_retired_keks(
         &self,
-        tenant: &TenantRecord,
-        retired: &[KekVersion],
-        mut batch: Batch,
-    ) -> Result<()> {
+        mut prepare: impl FnMut(&mut Tx<'_>) -> Result<Option<(TenantRecord, Vec<KekVersion>)>>,
+    ) -> Result<Option<(TenantRecord, Vec<KekVersion>)>> {
         let held = &self.shared.keys;
         let _shredding = held.shredding();
-        batch.put(Cf::Tenants, keys::tenant(tenant.id), tenant.encode()?);
-        self.meta().write(batch, Durability::Synced)?;
+        let outcome = self.transact(Durability::Synced, |tx| {
+            let outcome = prepare(tx)?;
+            if let Some((tenant, _)) = &outcome {
+                tx.put(Cf::Tenants, keys::tenant(tenant.id), tenant.encode()?);
+            }
+            Ok(outcome)
+        })?;
+        let Some((tenant, retired)) = &outcome else {
+            return Ok(outcome);
+        };
         for version in retired {
             held.cache.evict(tenant.id, *version);
         }
@@ -281,7 +313,7 @@ impl Store {
             current = %tenant.kek_version,
             "retired key-encryption key versions destroyed"
         );
-        Ok(())
+        Ok(outcome)
     }
 
     /// Crypto-shredding in the HSM: destroys the tenant keys of `tenant` for the KEK

@@ -5,9 +5,9 @@ use coffre_crypto::{AdminScope, TenantId};
 
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::meta_store::{Batch, Cf, Durability};
+use crate::meta_store::{Cf, Durability};
 use crate::records::{now, Quotas, Record, TenantNameRecord, TenantRecord, TenantState};
-use crate::store::Store;
+use crate::store::{live_tenant, Store};
 
 /// What an operator chooses for a tenant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl Store {
         settings: TenantSettings,
     ) -> Result<TenantRecord> {
         self.shared.arrays.validate_placement(&settings.placement)?;
-        let _guard = self.shared.locks.admin();
+        let _guard = self.admin_lock();
         let name_key = keys::tenant_name(name);
         if self.meta().get(Cf::TenantNames, &name_key)?.is_some() {
             return Err(Error::TenantExists);
@@ -56,14 +56,20 @@ impl Store {
             keks: vec![wrapped_kek],
             rotation: None,
         };
-        let mut batch = Batch::new();
-        batch.put(Cf::Tenants, keys::tenant(tenant.id), tenant.encode()?);
-        batch.put(
-            Cf::TenantNames,
-            name_key,
+        let (record, name_record) = (
+            tenant.encode()?,
             TenantNameRecord { tenant: tenant.id }.encode()?,
         );
-        if let Err(e) = self.meta().write(batch, Durability::Synced) {
+        let created = self.transact(Durability::Synced, |tx| {
+            // In the transaction: two nodes creating the same name conflict.
+            if tx.get(Cf::TenantNames, &name_key)?.is_some() {
+                return Err(Error::TenantExists);
+            }
+            tx.put(Cf::Tenants, keys::tenant(tenant.id), record.clone());
+            tx.put(Cf::TenantNames, name_key.clone(), name_record.clone());
+            Ok(())
+        });
+        if let Err(e) = created {
             self.shared.keys.discard_new_tenant(id);
             return Err(e);
         }
@@ -105,31 +111,24 @@ impl Store {
     /// a lowered quota refuses growth from now on and deletes nothing.
     pub fn update_tenant(
         &self,
-        admin: &AdminScope,
+        _admin: &AdminScope,
         id: TenantId,
         update: TenantUpdate,
     ) -> Result<TenantRecord> {
         if let Some(placement) = &update.placement {
             self.shared.arrays.validate_placement(placement)?;
         }
-        let _guard = self.shared.locks.admin();
-        let mut tenant = self.existing_tenant(admin, id)?;
-        if let Some(placement) = update.placement {
-            tenant.placement = placement;
-        }
-        if let Some(bytes) = update.quota_bytes {
-            tenant.quotas.bytes = bytes;
-        }
-        if let Some(objects) = update.quota_objects {
-            tenant.quotas.objects = objects;
-        }
-        self.meta().put(
-            Cf::Tenants,
-            &keys::tenant(id),
-            &tenant.encode()?,
-            Durability::Synced,
-        )?;
-        Ok(tenant)
+        self.change_tenant(id, |tenant| {
+            if let Some(placement) = &update.placement {
+                tenant.placement = placement.clone();
+            }
+            if let Some(bytes) = update.quota_bytes {
+                tenant.quotas.bytes = bytes;
+            }
+            if let Some(objects) = update.quota_objects {
+                tenant.quotas.objects = objects;
+            }
+        })
     }
 
     /// Suspends a tenant: every request with its keys is refused from now on; nothing of
@@ -145,20 +144,31 @@ impl Store {
 
     fn set_tenant_state(
         &self,
-        admin: &AdminScope,
+        _admin: &AdminScope,
         id: TenantId,
         state: TenantState,
     ) -> Result<TenantRecord> {
-        let _guard = self.shared.locks.admin();
-        let mut tenant = self.existing_tenant(admin, id)?;
-        tenant.state = state;
-        self.meta().put(
-            Cf::Tenants,
-            &keys::tenant(id),
-            &tenant.encode()?,
-            Durability::Synced,
-        )?;
-        Ok(tenant)
+        self.change_tenant(id, |tenant| tenant.state = state)
+    }
+
+    /// Reads the tenant's record (`NoSuchTenant` if gone or being deleted), applies
+    /// `change`, and writes it back, in one transaction.
+    fn change_tenant(
+        &self,
+        id: TenantId,
+        change: impl Fn(&mut TenantRecord),
+    ) -> Result<TenantRecord> {
+        self.transact(Durability::Synced, |tx| {
+            let mut tenant = live_tenant(tx, id)?;
+            change(&mut tenant);
+            tx.put(Cf::Tenants, keys::tenant(id), tenant.encode()?);
+            Ok(tenant)
+        })
+    }
+
+    pub(crate) fn admin_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A poisoned lock guards no data.
+        self.shared.admin.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The tenant, unless it is absent or being deleted (`NoSuchTenant`).

@@ -1,9 +1,12 @@
 //! Per-tenant usage (bytes and objects) and the quotas checked against it.
 //!
-//! The counters live in the `usage` key space and change only by additions written in the
-//! same batch as the records they count, so they are exactly as durable as the data. In
-//! memory each tenant's committed counters are kept together with the growth of the writes
-//! in flight: two concurrent writes cannot pass a quota together that only one of them fits.
+//! The counters live in the `usage` key space and change only by counter additions in the
+//! same transaction as the records they count, so they are exact and exactly as durable as
+//! the data, whichever node writes. A quota is checked against the committed counters plus
+//! the growth of this node's writes in flight: two concurrent writes through one node cannot
+//! pass a quota together that only one of them fits. Writes in flight on other nodes are not
+//! seen, so a tenant writing through several nodes at once can pass its quota by at most
+//! what those writes add (the counters stay exact; the next write is refused).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -12,9 +15,9 @@ use coffre_crypto::{AdminScope, TenantId, TenantScope};
 
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::meta_store::{decode_counters, Batch, Cf, MetaStore};
+use crate::meta_store::{decode_counters, Cf, Tx};
 use crate::records::{Quotas, TenantRecord};
-use crate::store::Store;
+use crate::store::{read, Store};
 
 /// What a tenant stores.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,8 +43,7 @@ impl UsageDelta {
 
 const COUNTER_NAMES: [&str; 2] = ["bytes", "objects"];
 
-/// Committed counters plus the growth reserved by writes in flight, per tenant seen since
-/// the store was opened.
+/// The growth reserved by this node's writes in flight, per tenant.
 #[derive(Default)]
 pub(crate) struct UsageTracker {
     tenants: Mutex<HashMap<TenantId, [i64; 2]>>,
@@ -58,48 +60,36 @@ impl UsageTracker {
         self.lock().remove(&tenant);
     }
 
+    /// Reserves `growth` if it fits `quotas` over `committed` and the writes in flight.
     fn reserve(
         &self,
-        meta: &dyn MetaStore,
         tenant: TenantId,
+        committed: [i64; 2],
         quotas: &Quotas,
         growth: [i64; 2],
     ) -> Result<()> {
         let mut tenants = self.lock();
-        let current = match tenants.get_mut(&tenant) {
-            Some(current) => current,
-            None => {
-                let stored = stored_counters(meta, tenant)?;
-                tenants.entry(tenant).or_insert(stored)
-            }
-        };
-        check_limits(current, quotas, growth)?;
+        let in_flight = tenants.entry(tenant).or_default();
+        let current = [0, 1].map(|i| committed[i].saturating_add(in_flight[i]));
+        check_limits(&current, quotas, growth)?;
         for i in 0..2 {
-            current[i] = current[i].saturating_add(growth[i]);
+            in_flight[i] = in_flight[i].saturating_add(growth[i]);
         }
         Ok(())
     }
 
-    /// Whether `growth` would fit now, counting the writes in flight; reserves nothing.
-    fn fits(
-        &self,
-        meta: &dyn MetaStore,
-        tenant: TenantId,
-        quotas: &Quotas,
-        growth: [i64; 2],
-    ) -> Result<()> {
-        let known = self.lock().get(&tenant).copied();
-        let current = match known {
-            Some(current) => current,
-            None => stored_counters(meta, tenant)?,
-        };
-        check_limits(&current, quotas, growth)
+    fn in_flight(&self, tenant: TenantId) -> [i64; 2] {
+        self.lock().get(&tenant).copied().unwrap_or_default()
     }
 
-    fn adjust(&self, tenant: TenantId, change: [i64; 2]) {
-        if let Some(current) = self.lock().get_mut(&tenant) {
+    fn release(&self, tenant: TenantId, growth: [i64; 2]) {
+        let mut tenants = self.lock();
+        if let Some(in_flight) = tenants.get_mut(&tenant) {
             for i in 0..2 {
-                current[i] = current[i].saturating_add(change[i]);
+                in_flight[i] = in_flight[i].saturating_sub(growth[i]);
+            }
+            if *in_flight == [0, 0] {
+                tenants.remove(&tenant);
             }
         }
     }
@@ -121,38 +111,24 @@ fn check_limits(current: &[i64; 2], quotas: &Quotas, growth: [i64; 2]) -> Result
     Ok(())
 }
 
-fn stored_counters(meta: &dyn MetaStore, tenant: TenantId) -> Result<[i64; 2]> {
-    let stored = meta
-        .get(Cf::Usage, &keys::usage(tenant))?
-        .map(|v| decode_counters(&v))
-        .unwrap_or_default();
-    Ok([0, 1].map(|i| stored.get(i).copied().unwrap_or(0)))
+fn counters_of(value: Option<Vec<u8>>) -> [i64; 2] {
+    let stored = value.map(|v| decode_counters(&v)).unwrap_or_default();
+    [0, 1].map(|i| stored.get(i).copied().unwrap_or(0))
 }
 
-/// A usage change on its way into a batch: its growth is reserved until the batch is
-/// written ([`Charge::committed`]) or abandoned (dropped).
+/// A usage change in a transaction: its growth stays reserved against the quota until this
+/// is dropped, which the caller does once the transaction committed or was abandoned.
 #[must_use]
 pub(crate) struct Charge<'a> {
     tracker: &'a UsageTracker,
     tenant: TenantId,
     growth: [i64; 2],
-    shrink: [i64; 2],
-    done: bool,
-}
-
-impl Charge<'_> {
-    /// The batch was written: reductions now count too.
-    pub fn committed(mut self) {
-        self.tracker.adjust(self.tenant, self.shrink);
-        self.done = true;
-    }
 }
 
 impl Drop for Charge<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            self.tracker
-                .adjust(self.tenant, self.growth.map(|g| g.saturating_neg()));
+        if self.growth != [0, 0] {
+            self.tracker.release(self.tenant, self.growth);
         }
     }
 }
@@ -160,36 +136,41 @@ impl Drop for Charge<'_> {
 impl Store {
     /// Checks `delta` against the tenant's quotas (only growth is checked: a write that
     /// shrinks usage always passes), reserves its growth, and adds the counter update to
-    /// `batch`. `QuotaExceeded` leaves `batch` unchanged.
+    /// `tx`. The transaction depends on the tenant's record (a quota changed or the tenant
+    /// deleted meanwhile makes it run again), not on the counters, to which concurrent
+    /// writers only add.
     pub(crate) fn charge(
         &self,
+        tx: &mut Tx<'_>,
         tenant: TenantId,
         delta: UsageDelta,
-        batch: &mut Batch,
     ) -> Result<Charge<'_>> {
-        let record: TenantRecord = self
-            .get_record(Cf::Tenants, &keys::tenant(tenant))?
-            .ok_or(Error::NoSuchTenant)?;
+        let record: TenantRecord =
+            read(tx, Cf::Tenants, &keys::tenant(tenant))?.ok_or(Error::NoSuchTenant)?;
         let counters = delta.counters();
         let growth = counters.map(|c| c.max(0));
-        let shrink = counters.map(|c| c.min(0));
         let tracker = &self.shared.usage;
-        tracker.reserve(self.meta(), tenant, &record.quotas, growth)?;
+        let limited = record.quotas.bytes.is_some() || record.quotas.objects.is_some();
+        let reserved = if limited && growth != [0, 0] {
+            let committed = counters_of(tx.peek(Cf::Usage, &keys::usage(tenant))?);
+            tracker.reserve(tenant, committed, &record.quotas, growth)?;
+            growth
+        } else {
+            [0, 0]
+        };
         if counters != [0, 0] {
-            batch.add(Cf::Usage, keys::usage(tenant), &counters);
+            tx.add(Cf::Usage, keys::usage(tenant), &counters);
         }
         Ok(Charge {
             tracker,
             tenant,
-            growth,
-            shrink,
-            done: false,
+            growth: reserved,
         })
     }
 
     /// Refuses early a write that could not fit the tenant's byte quota, before its body is
     /// received: `bytes` is the growth it would cause (its size less what it replaces). The
-    /// commit checks again, exactly; this check only saves receiving a doomed upload.
+    /// commit checks again; this check only saves receiving a doomed upload.
     pub fn check_byte_quota(&self, scope: &TenantScope, bytes: i64) -> Result<()> {
         let tenant = scope.tenant_id();
         let record: TenantRecord = self
@@ -198,15 +179,16 @@ impl Store {
         if record.quotas.bytes.is_none() {
             return Ok(());
         }
-        self.shared
-            .usage
-            .fits(self.meta(), tenant, &record.quotas, [bytes, 0])
+        let committed = counters_of(self.meta().get(Cf::Usage, &keys::usage(tenant))?);
+        let in_flight = self.shared.usage.in_flight(tenant);
+        let current = [0, 1].map(|i| committed[i].saturating_add(in_flight[i]));
+        check_limits(&current, &record.quotas, [bytes, 0])
     }
 
     /// Committed usage: what the tenant's records hold.
     pub fn tenant_usage(&self, admin: &AdminScope, tenant: TenantId) -> Result<Usage> {
         self.tenant(admin, tenant)?;
-        let [bytes, objects] = stored_counters(self.meta(), tenant)?;
+        let [bytes, objects] = counters_of(self.meta().get(Cf::Usage, &keys::usage(tenant))?);
         let buckets = self.count_with_prefix(Cf::Buckets, &keys::tenant(tenant))?;
         Ok(Usage {
             bytes: u64::try_from(bytes).unwrap_or(0),

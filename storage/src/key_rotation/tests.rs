@@ -289,8 +289,7 @@ fn a_dek_that_does_not_open_blocks_the_retirement() {
     let mut stored = StoredObject::decode(&f.raw(Cf::Objects, &db_key).unwrap()).unwrap();
     stored.dek.ciphertext[3] ^= 0x40;
     f.store
-        .meta()
-        .put(
+        .put_raw(
             Cf::Objects,
             &db_key,
             &stored.encode().unwrap(),

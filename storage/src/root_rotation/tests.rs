@@ -57,7 +57,6 @@ fn a_rotation_cut_short_is_finished_at_the_next_start() {
         first = keys.current_root_version();
         // The crash: a new root version exists, one tenant of three was rewrapped.
         keys.rotate_root().unwrap();
-        let _guard = store.shared.locks.admin();
         assert_eq!(store.rewrap_tenant_keks(credentials[0].0).unwrap(), 1);
     }
 
@@ -129,8 +128,7 @@ fn a_root_version_still_wrapping_a_kek_is_never_destroyed() {
     let mut record = store.tenant(&admin, bravo).unwrap();
     record.keks[0].ciphertext[0] ^= 1;
     store
-        .meta()
-        .put(
+        .put_raw(
             Cf::Tenants,
             &keys::tenant(bravo),
             &record.encode().unwrap(),
@@ -154,8 +152,7 @@ fn a_root_version_still_wrapping_a_kek_is_never_destroyed() {
     // Repaired, a later attempt finishes and retires both older versions.
     record.keks[0].ciphertext[0] ^= 1;
     store
-        .meta()
-        .put(
+        .put_raw(
             Cf::Tenants,
             &keys::tenant(bravo),
             &record.encode().unwrap(),
