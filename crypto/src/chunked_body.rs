@@ -207,14 +207,14 @@ impl ChunkedDecoder {
                         .unwrap_or(usize::MAX)
                         .min(input.len());
                     let data = input.split_to(n);
-                    let remaining = remaining - n as u64;
+                    let remaining = remaining.saturating_sub(n as u64);
                     self.state = if remaining == 0 {
                         State::ChunkDataEnd
                     } else {
                         State::ChunkData { remaining }
                     };
                     if self.signer.is_none() {
-                        self.decoded_len += n as u64;
+                        self.decoded_len = self.decoded_len.saturating_add(n as u64);
                         return Ok(Some(data.freeze()));
                     }
                     if self.buffer.is_empty() {
@@ -235,7 +235,7 @@ impl ChunkedDecoder {
                     if self.signer.is_some() {
                         let data = std::mem::take(&mut self.buffer);
                         self.verify_chunk(&data)?;
-                        self.decoded_len += data.len() as u64;
+                        self.decoded_len = self.decoded_len.saturating_add(data.len() as u64);
                         return Ok(Some(data.freeze()));
                     }
                 }

@@ -1,15 +1,11 @@
 //! The canonical request of SigV4 as S3 defines it: no path normalisation, single URI
-//! encoding, sorted strictly re-encoded query, and the signed headers with trimmed values.
+//! encoding, and the signed headers with trimmed values. The canonical query comes from the
+//! request's one decoded [`super::QueryString`].
 
 use http::HeaderMap;
-use percent_encoding::{percent_decode, percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{percent_decode, percent_encode, AsciiSet};
 
-/// Everything but the unreserved characters `A-Za-z0-9-._~` is encoded.
-const QUERY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+use super::query_string::QUERY_ENCODE;
 
 /// In a path, `/` separates segments and stays as is.
 const PATH_ENCODE: &AsciiSet = &QUERY_ENCODE.remove(b'/');
@@ -71,48 +67,6 @@ fn push_path_byte(out: &mut String, b: u8, slash_is_separator: bool) {
     } else {
         out.push_str(&format!("%{b:02X}"));
     }
-}
-
-/// Splits a raw query string into percent-decoded `(name, value)` pairs. `a` without `=` has
-/// the value "". `+` is kept as a literal plus: SigV4 clients encode spaces as `%20`.
-pub(crate) fn query_pairs(raw_query: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
-    raw_query
-        .split('&')
-        .filter(|segment| !segment.is_empty())
-        .map(|segment| {
-            let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
-            (
-                percent_decode(name.as_bytes()).collect(),
-                percent_decode(value.as_bytes()).collect(),
-            )
-        })
-        .collect()
-}
-
-/// The canonical query string: names and values strictly re-encoded, sorted by name then value.
-/// `exclude` names a parameter left out (`X-Amz-Signature` for presigned requests).
-pub(crate) fn canonical_query(raw_query: &str, exclude: Option<&str>) -> String {
-    let mut pairs: Vec<(String, String)> = query_pairs(raw_query)
-        .into_iter()
-        .filter(|(name, _)| exclude.is_none_or(|excluded| name.as_slice() != excluded.as_bytes()))
-        .map(|(name, value)| {
-            (
-                percent_encode(&name, QUERY_ENCODE).to_string(),
-                percent_encode(&value, QUERY_ENCODE).to_string(),
-            )
-        })
-        .collect();
-    pairs.sort();
-    let mut out = String::with_capacity(raw_query.len() + 16);
-    for (i, (name, value)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        out.push_str(name);
-        out.push('=');
-        out.push_str(value);
-    }
-    out
 }
 
 /// `name:value\n` for each signed header, in the order of `signed_headers` (lowercase names).
@@ -197,25 +151,6 @@ mod tests {
         assert_eq!(canonical_uris("/100%"), vec!["/100%25"]);
         assert_eq!(canonical_uris("/a%2Fb"), vec!["/a/b", "/a%2Fb"]);
         assert_eq!(canonical_uris("/a%252F"), vec!["/a%252F"]);
-    }
-
-    #[test]
-    fn query_is_sorted_and_strictly_encoded() {
-        assert_eq!(canonical_query("", None), "");
-        assert_eq!(canonical_query("lifecycle", None), "lifecycle=");
-        assert_eq!(
-            canonical_query("prefix=J&max-keys=2", None),
-            "max-keys=2&prefix=J"
-        );
-        assert_eq!(canonical_query("a=2&a=1&b", None), "a=1&a=2&b=");
-        assert_eq!(
-            canonical_query("prefix=a/b c&x=%7e%2f", None),
-            "prefix=a%2Fb%20c&x=~%2F"
-        );
-        assert_eq!(
-            canonical_query("X-Amz-Signature=abc&X-Amz-Date=1", Some("X-Amz-Signature")),
-            "X-Amz-Date=1"
-        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod authorization;
 mod canonical_request;
 pub mod post_policy;
 mod presigned_url;
+mod query_string;
 pub(crate) mod signature;
 #[cfg(test)]
 mod tests;
@@ -19,7 +20,7 @@ use crate::ids::AccessKeyId;
 use crate::scope::{Credential, TenantScope};
 
 use authorization::{invalid_access_key, parse_authorization, AuthVia};
-use canonical_request::{canonical_headers, canonical_query, canonical_request, canonical_uris};
+use canonical_request::{canonical_headers, canonical_request, canonical_uris};
 use presigned_url::{parse_query_auth, AuthParams, X_AMZ_SIGNATURE};
 use signature::{
     format_amz_date, format_scope_date, parse_amz_date, parse_http_date, request_string_to_sign,
@@ -29,6 +30,7 @@ use signature::{
 pub use post_policy::{
     parse_post_auth, verify_post, FormFields, PostAuth, PostPolicy, PostPolicyError, VerifiedPost,
 };
+pub use query_string::{QueryString, QueryStringError};
 pub use signature::ChunkSigner;
 
 /// How far a request's date may be from the server clock.
@@ -46,8 +48,8 @@ pub struct RequestParts<'a> {
     pub method: &'a str,
     /// Percent-encoded as received, without the query.
     pub raw_path: &'a str,
-    /// As received, without the `?`; may be "".
-    pub raw_query: &'a str,
+    /// The request's query string, decoded once for routing and signature alike.
+    pub query: &'a QueryString,
     /// Must contain `host` (for HTTP/2, the gateway copies the `:authority` into it).
     pub headers: &'a HeaderMap,
 }
@@ -185,6 +187,8 @@ impl AuthErrorCode {
 pub struct AuthError {
     code: AuthErrorCode,
     message: String,
+    /// An extra element of S3's error document (`HeadersNotSigned`).
+    detail: Option<(&'static str, String)>,
 }
 
 impl AuthError {
@@ -192,7 +196,15 @@ impl AuthError {
         Self {
             code,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    /// The extra element S3 adds to this error's document, as (element, text).
+    pub fn detail(&self) -> Option<(&'static str, &str)> {
+        self.detail
+            .as_ref()
+            .map(|(element, text)| (*element, text.as_str()))
     }
 
     pub fn code(&self) -> AuthErrorCode {
@@ -216,7 +228,7 @@ pub fn parse_auth(parts: &RequestParts) -> Result<Option<AuthRequest>, AuthError
     if auth_headers.next().is_some() {
         return Err(AuthVia::Header.malformed("the Authorization header appears more than once."));
     }
-    let params = AuthParams::parse(parts.raw_query);
+    let params = AuthParams::new(parts.query);
 
     match (auth_header, params.has_sigv4()) {
         (Some(_), true) => Err(AuthError::new(
@@ -278,7 +290,10 @@ fn parse_header_auth(parts: &RequestParts, value: &str) -> Result<AuthRequest, A
     })
 }
 
-fn parse_presigned(parts: &RequestParts, params: &AuthParams) -> Result<AuthRequest, AuthError> {
+fn parse_presigned(
+    parts: &RequestParts,
+    params: &AuthParams<'_>,
+) -> Result<AuthRequest, AuthError> {
     let auth = parse_query_auth(params)?;
     let (payload, payload_hash) = match header_str(parts.headers, X_AMZ_CONTENT_SHA256) {
         Some(value) => (parse_payload_mode(value)?, value.to_owned()),
@@ -324,42 +339,55 @@ fn check_scope_date(
     }
 }
 
-/// `host` must be signed. For presigned URLs, so must every `x-amz-*` header the request
-/// carries, so that a captured URL cannot be replayed with added instructions (S3's
-/// HeadersNotSigned); the exceptions are headers the payload line already binds or that SDKs
-/// leave unsigned in presigned URLs, and the SSE-C key and its MD5: AWS has the URL's
-/// signature name the customer key algorithm, while the key itself is sent by whoever uses
-/// the URL (a URL must not carry the key).
+/// `host` must be signed, and so must every `x-amz-*` header the request carries, as S3
+/// requires (its `HeadersNotSigned`), so that nobody can add instructions to a signed request
+/// or a captured presigned URL. The exceptions are in [`unsigned_allowed`].
 fn check_signed_headers(
     headers: &HeaderMap,
     signed: &[String],
     presigned: bool,
 ) -> Result<(), AuthError> {
     let is_signed = |name: &str| signed.iter().any(|s| s == name);
-    let unsigned_present = !is_signed("host")
-        || (presigned
-            && headers.keys().any(|name| {
-                let name = name.as_str();
-                name.starts_with("x-amz-")
-                    && !matches!(
-                        name,
-                        X_AMZ_CONTENT_SHA256
-                            | "x-amz-user-agent"
-                            | "x-amz-checksum-mode"
-                            | "x-amz-server-side-encryption-customer-key"
-                            | "x-amz-server-side-encryption-customer-key-md5"
-                            | "x-amz-copy-source-server-side-encryption-customer-key"
-                            | "x-amz-copy-source-server-side-encryption-customer-key-md5"
-                    )
-                    && !is_signed(name)
-            }));
-    if unsigned_present {
-        Err(AuthError::new(
-            AuthErrorCode::AccessDenied,
-            "There were headers present in the request which were not signed",
-        ))
-    } else {
-        Ok(())
+    let mut not_signed: Vec<&str> = Vec::new();
+    if !is_signed("host") {
+        not_signed.push("host");
+    }
+    for name in headers.keys().map(http::HeaderName::as_str) {
+        if name.starts_with("x-amz-")
+            && !unsigned_allowed(name, presigned)
+            && !is_signed(name)
+            && !not_signed.contains(&name)
+        {
+            not_signed.push(name);
+        }
+    }
+    if not_signed.is_empty() {
+        return Ok(());
+    }
+    let mut error = AuthError::new(
+        AuthErrorCode::AccessDenied,
+        "There were headers present in the request which were not signed",
+    );
+    error.detail = Some(("HeadersNotSigned", not_signed.join(", ")));
+    Err(error)
+}
+
+/// The `x-amz-*` headers a request may carry unsigned:
+/// - `x-amz-content-sha256`, whose value is the last line of the canonical request anyway;
+/// - in presigned URLs, those the SDK presigners leave out of the signature (aws-sigv4 skips
+///   `x-amz-user-agent` and `x-amz-checksum-mode`), and the SSE-C key and its MD5: AWS has
+///   the URL sign the customer key algorithm, while the key itself is sent, as a header, by
+///   whoever uses the URL (a URL must not carry the key).
+fn unsigned_allowed(name: &str, presigned: bool) -> bool {
+    match name {
+        X_AMZ_CONTENT_SHA256 => true,
+        "x-amz-user-agent"
+        | "x-amz-checksum-mode"
+        | "x-amz-server-side-encryption-customer-key"
+        | "x-amz-server-side-encryption-customer-key-md5"
+        | "x-amz-copy-source-server-side-encryption-customer-key"
+        | "x-amz-copy-source-server-side-encryption-customer-key-md5" => presigned,
+        _ => false,
     }
 }
 
@@ -399,7 +427,9 @@ pub fn verify(
     .ok_or_else(|| AuthError::new(AuthErrorCode::AccessDenied, "Access Denied"))?;
     let amz_date = format_amz_date(auth.request_time);
     let scope = auth.scope.to_scope_string();
-    let query = canonical_query(parts.raw_query, auth.presigned.then_some(X_AMZ_SIGNATURE));
+    let query = parts
+        .query
+        .canonical(auth.presigned.then_some(X_AMZ_SIGNATURE));
     let headers = canonical_headers(parts.headers, &auth.signed_headers);
 
     // Every candidate URI is tried so that the time taken does not reveal which one matched.

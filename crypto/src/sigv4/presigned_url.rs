@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::authorization::{parse_credential, parse_signed_headers, AuthVia};
-use super::canonical_request::query_pairs;
+use super::query_string::QueryString;
 use super::signature::{parse_amz_date, parse_signature, CredentialScope, ALGORITHM};
 use super::{AuthError, AuthErrorCode};
 use crate::ids::AccessKeyId;
@@ -33,27 +33,19 @@ fn query_error(message: impl Into<String>) -> AuthError {
     AuthError::new(AuthErrorCode::AuthorizationQueryParametersError, message)
 }
 
-/// The decoded query parameters relevant to authentication.
-pub(crate) struct AuthParams {
-    pairs: Vec<(String, String)>,
+/// The query parameters relevant to authentication, read from the request's one decoded
+/// query string.
+pub(crate) struct AuthParams<'q> {
+    query: &'q QueryString,
 }
 
-impl AuthParams {
-    pub fn parse(raw_query: &str) -> Self {
-        let pairs = query_pairs(raw_query)
-            .into_iter()
-            .map(|(name, value)| {
-                (
-                    String::from_utf8_lossy(&name).into_owned(),
-                    String::from_utf8_lossy(&value).into_owned(),
-                )
-            })
-            .collect();
-        Self { pairs }
+impl<'q> AuthParams<'q> {
+    pub fn new(query: &'q QueryString) -> Self {
+        Self { query }
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.pairs.iter().any(|(n, _)| n == name)
+        self.query.has(name)
     }
 
     /// SigV4 presigned parameters: any of them makes the request a presigned one.
@@ -69,9 +61,9 @@ impl AuthParams {
     }
 
     /// The single value of `name`; a repeated auth parameter is ambiguous and rejected.
-    fn single(&self, name: &str) -> Result<Option<&str>, AuthError> {
-        let mut values = self.pairs.iter().filter(|(n, _)| n == name);
-        let first = values.next().map(|(_, v)| v.as_str());
+    fn single(&self, name: &str) -> Result<Option<&'q str>, AuthError> {
+        let mut values = self.query.pairs().filter(|(n, _)| *n == name);
+        let first = values.next().map(|(_, v)| v);
         if values.next().is_some() {
             return Err(query_error(format!("{name} appears more than once.")));
         }
@@ -79,7 +71,7 @@ impl AuthParams {
     }
 }
 
-pub(crate) fn parse_query_auth(params: &AuthParams) -> Result<QueryAuth, AuthError> {
+pub(crate) fn parse_query_auth(params: &AuthParams<'_>) -> Result<QueryAuth, AuthError> {
     let (
         Some(algorithm),
         Some(credential),
@@ -148,9 +140,14 @@ mod tests {
 
     const VALID: &str = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
 
+    fn query(raw: &str) -> QueryString {
+        QueryString::parse(raw).unwrap()
+    }
+
     #[test]
     fn parses_the_aws_example() {
-        let params = AuthParams::parse(VALID);
+        let query = query(VALID);
+        let params = AuthParams::new(&query);
         assert!(params.has_sigv4());
         let auth = parse_query_auth(&params).unwrap();
         assert_eq!(auth.access_key.as_str(), "AKIAIOSFODNN7EXAMPLE");
@@ -175,7 +172,7 @@ mod tests {
             replace("%2Fs3%2F", "%2Fiam%2F"),
         ];
         for query in cases {
-            let err = parse_query_auth(&AuthParams::parse(&query)).unwrap_err();
+            let err = parse_query_auth(&AuthParams::new(&self::query(&query))).unwrap_err();
             assert_eq!(
                 err.code(),
                 AuthErrorCode::AuthorizationQueryParametersError,
@@ -184,7 +181,7 @@ mod tests {
         }
         let week = replace("X-Amz-Expires=86400", "X-Amz-Expires=604801");
         assert_eq!(
-            parse_query_auth(&AuthParams::parse(&week))
+            parse_query_auth(&AuthParams::new(&query(&week)))
                 .unwrap_err()
                 .message(),
             "X-Amz-Expires must be less than a week (in seconds) that is 604800"

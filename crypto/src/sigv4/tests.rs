@@ -48,17 +48,23 @@ struct Req {
 }
 
 impl Req {
-    fn parts(&self) -> RequestParts<'_> {
+    fn decoded_query(&self) -> QueryString {
+        QueryString::parse(&self.query).unwrap()
+    }
+
+    fn parts<'a>(&'a self, query: &'a QueryString) -> RequestParts<'a> {
         RequestParts {
             method: self.method,
             raw_path: &self.path,
-            raw_query: &self.query,
+            query,
             headers: &self.headers,
         }
     }
 
     fn check_at(&self, now: OffsetDateTime, region: Option<&str>) -> Result<Verified, AuthError> {
-        let parts = self.parts();
+        let query = QueryString::parse(&self.query)
+            .map_err(|_| AuthError::new(AuthErrorCode::InvalidArgument, "not UTF-8"))?;
+        let parts = self.parts(&query);
         let auth = parse_auth(&parts)?
             .ok_or_else(|| AuthError::new(AuthErrorCode::AccessDenied, "anonymous in a test"))?;
         verify(&parts, &auth, &credential(), now, region)
@@ -106,7 +112,9 @@ fn aws_example_get_object() {
     let req = get_object();
     let verified = req.check().unwrap();
     assert!(verified.chunk_signer.is_none());
-    let auth = parse_auth(&req.parts()).unwrap().unwrap();
+    let auth = parse_auth(&req.parts(&req.decoded_query()))
+        .unwrap()
+        .unwrap();
     assert_eq!(
         auth.payload,
         PayloadMode::Signed(hex::decode(EMPTY_SHA256).unwrap().try_into().unwrap())
@@ -180,7 +188,9 @@ fn aws_example_presigned_url() {
     let req = presigned_get();
     let verified = req.check().unwrap();
     assert!(verified.chunk_signer.is_none());
-    let auth = parse_auth(&req.parts()).unwrap().unwrap();
+    let auth = parse_auth(&req.parts(&req.decoded_query()))
+        .unwrap()
+        .unwrap();
     assert!(auth.presigned);
     assert_eq!(auth.payload, PayloadMode::Unsigned);
     assert_eq!(auth.expires_at(), Some(NOW + Duration::days(1)));
@@ -229,7 +239,10 @@ fn aws_example_streaming_seed_signature() {
     let signer = verified.chunk_signer.unwrap();
     assert_eq!(signer.seed_signature(), seed);
     assert_eq!(
-        parse_auth(&req.parts()).unwrap().unwrap().payload,
+        parse_auth(&req.parts(&req.decoded_query()))
+            .unwrap()
+            .unwrap()
+            .payload,
         PayloadMode::StreamingSigned
     );
 }
@@ -242,7 +255,9 @@ fn anonymous_requests_have_no_auth() {
         query: "prefix=a&Signature=".to_owned(),
         headers: headers(&[("host", "example.com")]),
     };
-    assert!(parse_auth(&req.parts()).unwrap().is_none());
+    assert!(parse_auth(&req.parts(&req.decoded_query()))
+        .unwrap()
+        .is_none());
 }
 
 #[test]
@@ -261,7 +276,8 @@ fn wrong_signature_key_or_request_does_not_match() {
     assert_eq!(req.code(), AuthErrorCode::SignatureDoesNotMatch);
 
     let req = get_object();
-    let parts = req.parts();
+    let query = req.decoded_query();
+    let parts = req.parts(&query);
     let auth = parse_auth(&parts).unwrap().unwrap();
     let mut other = credential();
     other.secret = SecretKey::new("another secret".to_owned());
@@ -373,7 +389,8 @@ fn presigned_errors() {
 #[test]
 fn wrong_access_key_is_refused() {
     let req = get_object();
-    let parts = req.parts();
+    let query = req.decoded_query();
+    let parts = req.parts(&query);
     let auth = parse_auth(&parts).unwrap().unwrap();
     let mut other = credential();
     other.access_key = AccessKeyId::parse("AKIAOTHERKEY00000000").unwrap();
@@ -521,7 +538,9 @@ fn round_trip_header_auth() {
                     .unwrap_or_else(|e| panic!("{key:?} {query:?}: {e}"));
                 assert!(verified.chunk_signer.is_none());
                 if let Some(expected) = expected {
-                    let auth = parse_auth(&req.parts()).unwrap().unwrap();
+                    let auth = parse_auth(&req.parts(&req.decoded_query()))
+                        .unwrap()
+                        .unwrap();
                     assert_eq!(auth.payload, expected);
                 }
             }
@@ -573,7 +592,9 @@ fn round_trip_streaming_signed_yields_chunk_signer() {
     );
     let verified = req.check_at(sdk_now(), None).unwrap();
     assert!(verified.chunk_signer.is_some());
-    let auth = parse_auth(&req.parts()).unwrap().unwrap();
+    let auth = parse_auth(&req.parts(&req.decoded_query()))
+        .unwrap()
+        .unwrap();
     assert_eq!(auth.payload, PayloadMode::StreamingSignedTrailer);
 }
 
@@ -680,4 +701,118 @@ fn presigned_urls_may_leave_the_customer_key_unsigned_but_not_its_algorithm() {
         "x-amz-server-side-encryption-customer-algorithm".to_owned(),
     ];
     assert!(check_signed_headers(&algorithm, &with_algorithm, true).is_ok());
+}
+
+#[test]
+fn r12_every_x_amz_header_must_be_signed() {
+    let signed = ["host".to_owned(), "x-amz-date".to_owned()];
+    let not_signed = |pairs: &[(&str, &str)], presigned: bool| {
+        check_signed_headers(&headers(pairs), &signed, presigned)
+            .err()
+            .map(|e| {
+                assert_eq!(e.code(), AuthErrorCode::AccessDenied);
+                assert_eq!(
+                    e.message(),
+                    "There were headers present in the request which were not signed"
+                );
+                e.detail().map(|(element, text)| {
+                    assert_eq!(element, "HeadersNotSigned");
+                    text.to_owned()
+                })
+            })
+    };
+    for presigned in [false, true] {
+        assert_eq!(
+            not_signed(
+                &[("x-amz-meta-a", "1"), ("x-amz-acl", "public-read")],
+                presigned
+            ),
+            Some(Some("x-amz-meta-a, x-amz-acl".to_owned()))
+        );
+        assert_eq!(
+            not_signed(&[("x-amz-checksum-sha256", "x")], presigned),
+            Some(Some("x-amz-checksum-sha256".to_owned()))
+        );
+        // Other headers, `x-amzn-*` included, need no signature; the payload hash is bound
+        // by the canonical request's last line.
+        assert_eq!(
+            not_signed(
+                &[
+                    ("x-amzn-trace-id", "Root=1"),
+                    ("content-type", "text/plain"),
+                    ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+                    ("x-amz-date", "20130524T000000Z"),
+                ],
+                presigned
+            ),
+            None
+        );
+    }
+    // What SDK presigners leave unsigned is tolerated in presigned URLs only.
+    for name in [
+        "x-amz-user-agent",
+        "x-amz-checksum-mode",
+        "x-amz-server-side-encryption-customer-key",
+    ] {
+        assert_eq!(not_signed(&[(name, "v")], true), None, "{name}");
+        assert_eq!(
+            not_signed(&[(name, "v")], false),
+            Some(Some(name.to_owned())),
+            "{name}"
+        );
+    }
+    let no_host = check_signed_headers(&HeaderMap::new(), &["x-amz-date".to_owned()], false);
+    assert_eq!(
+        no_host.unwrap_err().detail(),
+        Some(("HeadersNotSigned", "host"))
+    );
+}
+
+#[test]
+fn r12_an_unsigned_header_added_to_a_signed_request_is_refused() {
+    let mut req = get_object();
+    req.check().unwrap();
+    req.headers
+        .insert("x-amz-meta-added", HeaderValue::from_static("later"));
+    let err = req.check().unwrap_err();
+    assert_eq!(err.code(), AuthErrorCode::AccessDenied);
+    assert_eq!(err.detail(), Some(("HeadersNotSigned", "x-amz-meta-added")));
+
+    let mut req = presigned_get();
+    req.check_at(NOW, None).unwrap();
+    req.headers
+        .insert("x-amz-copy-source", HeaderValue::from_static("/b/k"));
+    assert_eq!(
+        req.check_at(NOW, None).unwrap_err().code(),
+        AuthErrorCode::AccessDenied
+    );
+}
+
+#[test]
+fn r12_plus_percent_2b_and_percent_20_read_the_same_for_the_signature() {
+    // A request signed with `prefix=a%20b` is the same request when sent with `a+b`, and
+    // a different one with `a%2Bb` (a literal plus).
+    use aws_sigv4::http_request::{SignableBody, SignatureLocation};
+    let signed = || {
+        sdk::signed(
+            "GET",
+            "https://bucket.s3.example.com/?prefix=a%20b",
+            &[],
+            SignableBody::Bytes(b""),
+            SignatureLocation::Headers,
+            sdk_time(),
+        )
+    };
+    let with_query = |query: &str| {
+        let mut req = signed();
+        req.query = query.to_owned();
+        req.check_at(sdk_now(), None)
+    };
+    with_query("prefix=a%20b").unwrap();
+    with_query("prefix=a+b").unwrap();
+    assert_eq!(
+        with_query("prefix=a%2Bb").unwrap_err().code(),
+        AuthErrorCode::SignatureDoesNotMatch
+    );
+    assert!(with_query("prefix=a%FFb").is_err());
 }

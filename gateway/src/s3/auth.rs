@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use super::blocking;
 use super::error::{S3Error, S3ErrorCode};
 use super::operation::Operation;
+use super::query::Query;
 
 pub struct Authenticated {
     pub scope: TenantScope,
@@ -21,12 +22,13 @@ pub struct Authenticated {
 pub async fn authenticate(
     store: &Arc<Store>,
     parts: &http::request::Parts,
+    query: &Query,
     region: &str,
 ) -> Result<Authenticated, S3Error> {
     let request = RequestParts {
         method: parts.method.as_str(),
         raw_path: parts.uri.path(),
-        raw_query: parts.uri.query().unwrap_or(""),
+        query: query.decoded(),
         headers: &parts.headers,
     };
     // No anonymous access, ever: an unsigned request is denied before anything is looked up.

@@ -288,7 +288,11 @@ impl From<AuthError> for S3Error {
             AuthErrorCode::InvalidAccessKeyId => S3ErrorCode::InvalidAccessKeyId,
             AuthErrorCode::MissingSecurityHeader => S3ErrorCode::MissingSecurityHeader,
         };
-        S3Error::with_message(code, e.message())
+        let error = S3Error::with_message(code, e.message());
+        match e.detail() {
+            Some((element, text)) => error.detail(element, text),
+            None => error,
+        }
     }
 }
 

@@ -196,7 +196,8 @@ mod tests {
     fn response_overrides_win() {
         let meta = meta_from_request(&HeaderMap::new()).unwrap_or_else(|e| panic!("{e}"));
         let query =
-            Query::parse("response-content-type=text%2Fhtml&response-cache-control=no-cache");
+            Query::parse("response-content-type=text%2Fhtml&response-cache-control=no-cache")
+                .unwrap_or_else(|e| panic!("{e}"));
         let mut out = HeaderMap::new();
         write_response_headers(&meta, &query, &mut out);
         assert_eq!(

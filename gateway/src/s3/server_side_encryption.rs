@@ -7,7 +7,10 @@
 //! `x-amz-copy-source-` trio for a copy's source). The object's data is then sealed under
 //! both the tenant's keys and that key (see `coffre_crypto::CustomerKey`); the key is never
 //! stored. Its headers are accepted only over TLS or from behind a trusted TLS terminator,
-//! and they are validated, and refused, with the errors AWS returns.
+//! and they are validated, and refused, with the errors AWS returns. The key travels in
+//! headers only: a query string ends up in logs, browser histories and proxies, so SSE-C
+//! parameters in it are refused, presigned URL or not (AWS has a presigned URL sign the
+//! algorithm, and whoever uses the URL send all three headers).
 
 use std::sync::Arc;
 
@@ -55,38 +58,51 @@ impl CustomerKeyFor {
     }
 }
 
-/// A header's value, or the query parameter of the same name (SDKs may hoist `x-amz-*`
-/// headers into a presigned URL). A header that is not visible ASCII reads as an empty,
-/// and so invalid, value.
-fn value<'a>(headers: &'a HeaderMap, query: &'a Query, name: &str) -> Option<&'a str> {
-    if let Some(v) = headers.get(name) {
-        return Some(v.to_str().unwrap_or_default());
-    }
-    query.get(name).or_else(|| {
-        // `-MD5` as AWS spells it; header names are case-insensitive, query names are not.
-        name.strip_suffix("-md5")
-            .and_then(|prefix| query.get(&format!("{prefix}-MD5")))
-    })
+/// A header's value. A header that is not visible ASCII reads as an empty, and so invalid,
+/// value.
+fn value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).map(|v| v.to_str().unwrap_or_default())
 }
 
-/// Whether the request carries any SSE-C header (either trio), as a header or hoisted into
-/// the query string.
-pub fn requests_customer_key(headers: &HeaderMap, query: &Query) -> bool {
+/// Whether the request carries any SSE-C header (either trio).
+pub fn requests_customer_key(headers: &HeaderMap) -> bool {
     [CustomerKeyFor::Object, CustomerKeyFor::CopySource]
         .iter()
         .flat_map(|trio| trio.names())
-        .any(|name| value(headers, query, name).is_some())
+        .any(|name| value(headers, name).is_some())
 }
 
-/// Refuses SSE-C on a connection that is not known to be encrypted: the S3 listener serves
-/// plain HTTP and is not configured as behind a trusted TLS terminator. (The key has already
-/// crossed the network in the clear by then; AWS advises treating it as compromised.)
+/// Refuses SSE-C parameters in the query string (in any letter case, as SDKs that hoist
+/// headers into presigned URLs spell them): the key must never be part of a URL.
+fn refuse_in_query(query: &Query) -> Result<(), S3Error> {
+    let in_query = query.pairs().map(|(name, _)| name).find(|name| {
+        [CustomerKeyFor::Object, CustomerKeyFor::CopySource]
+            .iter()
+            .flat_map(|trio| trio.names())
+            .any(|sse_c| name.eq_ignore_ascii_case(sse_c))
+    });
+    match in_query {
+        None => Ok(()),
+        Some(name) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            "Server Side Encryption with Customer provided keys must be given in request \
+             headers, never in the query string.",
+        )
+        .detail("ArgumentName", name)),
+    }
+}
+
+/// Refuses SSE-C parameters in the query string, and SSE-C on a connection that is not
+/// known to be encrypted: the S3 listener serves plain HTTP and is not configured as behind a
+/// trusted TLS terminator. (The key has already crossed the network in the clear by then;
+/// AWS advises treating it as compromised.)
 pub fn check_transport(
     headers: &HeaderMap,
     query: &Query,
     secure_transport: bool,
 ) -> Result<(), S3Error> {
-    if secure_transport || !requests_customer_key(headers, query) {
+    refuse_in_query(query)?;
+    if secure_transport || !requests_customer_key(headers) {
         return Ok(());
     }
     Err(S3Error::with_message(
@@ -97,11 +113,12 @@ pub fn check_transport(
 }
 
 /// The customer key of the object the request writes or reads, `None` without SSE-C
-/// headers. SSE-C and `x-amz-server-side-encryption` together are refused first, as AWS
-/// does.
+/// headers. SSE-C parameters in `query` are refused; SSE-C and
+/// `x-amz-server-side-encryption` together are refused next, as AWS does.
 pub fn customer_key(headers: &HeaderMap, query: &Query) -> Result<Option<RequestKey>, S3Error> {
+    refuse_in_query(query)?;
     let names = CustomerKeyFor::Object.names();
-    let sse_c = names.iter().any(|n| value(headers, query, n).is_some());
+    let sse_c = names.iter().any(|n| value(headers, n).is_some());
     if let (true, Some(sse)) = (sse_c, headers.get(SSE_HEADER)) {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidArgument,
@@ -111,24 +128,21 @@ pub fn customer_key(headers: &HeaderMap, query: &Query) -> Result<Option<Request
         .detail("ArgumentName", SSE_HEADER)
         .detail("ArgumentValue", sse.to_str().unwrap_or_default()));
     }
-    parse(CustomerKeyFor::Object, headers, query)
+    parse(CustomerKeyFor::Object, headers)
 }
 
 /// The customer key of a copy's source (`x-amz-copy-source-server-side-encryption-customer-*`),
-/// `None` without those headers.
+/// `None` without those headers; SSE-C parameters in `query` are refused.
 pub fn copy_source_customer_key(
     headers: &HeaderMap,
     query: &Query,
 ) -> Result<Option<RequestKey>, S3Error> {
-    parse(CustomerKeyFor::CopySource, headers, query)
+    refuse_in_query(query)?;
+    parse(CustomerKeyFor::CopySource, headers)
 }
 
-fn parse(
-    trio: CustomerKeyFor,
-    headers: &HeaderMap,
-    query: &Query,
-) -> Result<Option<RequestKey>, S3Error> {
-    let [algorithm, key, key_md5] = trio.names().map(|name| value(headers, query, name));
+fn parse(trio: CustomerKeyFor, headers: &HeaderMap) -> Result<Option<RequestKey>, S3Error> {
+    let [algorithm, key, key_md5] = trio.names().map(|name| value(headers, name));
     CustomerKey::from_headers(algorithm, key, key_md5)
         .map(|key| key.map(Arc::new))
         .map_err(|e| customer_key_error(e, algorithm))

@@ -191,7 +191,7 @@ impl S3Service {
         audit: &mut RequestAudit,
     ) -> Result<Response<Body>, S3Error> {
         let (parts, incoming) = request.into_parts();
-        let query = Query::parse(parts.uri.query().unwrap_or(""));
+        let query = Query::parse(parts.uri.query().unwrap_or(""))?;
         let host = parts
             .headers
             .get(http::header::HOST)
@@ -244,7 +244,7 @@ impl S3Service {
         // Customer keys travel in the clear over plain HTTP: refused before anything else.
         server_side_encryption::check_transport(&parts.headers, &query, self.secure_transport)?;
 
-        let auth = authenticate(&self.store, &parts, &self.region).await?;
+        let auth = authenticate(&self.store, &parts, &query, &self.region).await?;
         seen.tenant = Some(auth.scope.tenant_id().to_hex());
         seen.access_key = Some(auth.scope.access_key().to_string());
         // No handler runs without a place for its record in the audit trail.

@@ -9,7 +9,7 @@ fn op(method: Method, host: Option<&str>, path_and_query: &str) -> Result<Operat
         host,
         Some("s3.test"),
         path,
-        &Query::parse(query),
+        &Query::parse(query).map_err(|e| e.code())?,
         None,
     )
     .map_err(|e| e.code())

@@ -157,24 +157,52 @@ fn sse_c_with_sse_s3_is_incompatible_before_anything_else() {
 }
 
 #[test]
-fn presigned_urls_may_carry_the_trio_in_the_query() {
+fn r12_the_key_is_never_read_from_the_query_string() {
     let key = [3u8; 32];
-    let query = Query::parse(&format!(
-        "x-amz-server-side-encryption-customer-algorithm=AES256&\
-         x-amz-server-side-encryption-customer-key={}&\
-         x-amz-server-side-encryption-customer-key-MD5={}",
-        percent_encoding::utf8_percent_encode(
-            &BASE64.encode(key),
-            percent_encoding::NON_ALPHANUMERIC
-        ),
-        percent_encoding::utf8_percent_encode(
-            &BASE64.encode(Md5::digest(key)),
-            percent_encoding::NON_ALPHANUMERIC
-        ),
-    ));
-    let parsed = customer_key(&HeaderMap::new(), &query).unwrap_or_else(|e| panic!("{e}"));
-    assert!(parsed.is_some());
-    assert!(requests_customer_key(&HeaderMap::new(), &query));
+    let encode = |bytes: &[u8]| {
+        percent_encoding::utf8_percent_encode(&bytes_b64(bytes), percent_encoding::NON_ALPHANUMERIC)
+            .to_string()
+    };
+    for names in [
+        [
+            "x-amz-server-side-encryption-customer-algorithm",
+            "x-amz-server-side-encryption-customer-key",
+            "x-amz-server-side-encryption-customer-key-MD5",
+        ],
+        [
+            "X-Amz-Server-Side-Encryption-Customer-Algorithm",
+            "X-Amz-Server-Side-Encryption-Customer-Key",
+            "X-Amz-Server-Side-Encryption-Customer-Key-MD5",
+        ],
+    ] {
+        let query = Query::parse(&format!(
+            "{}=AES256&{}={}&{}={}",
+            names[0],
+            names[1],
+            encode(&key),
+            names[2],
+            encode(&Md5::digest(key)),
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        for refused in [
+            customer_key(&HeaderMap::new(), &query).err(),
+            copy_source_customer_key(&HeaderMap::new(), &query).err(),
+            check_transport(&HeaderMap::new(), &query, true).err(),
+        ] {
+            let e = refused.unwrap_or_else(|| panic!("a key in the query was accepted"));
+            assert_eq!(e.code(), S3ErrorCode::InvalidArgument);
+            assert!(e.message_text().contains("never in the query string"));
+        }
+    }
+    // Only the algorithm in the query is refused as well: all three travel as headers.
+    let query = Query::parse("x-amz-copy-source-server-side-encryption-customer-algorithm=AES256")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(check_transport(&HeaderMap::new(), &query, true).is_err());
+    assert!(!requests_customer_key(&HeaderMap::new()));
+}
+
+fn bytes_b64(bytes: &[u8]) -> String {
+    BASE64.encode(bytes)
 }
 
 #[test]
