@@ -3,7 +3,9 @@
 //!
 //! The pipeline runs each request inside [`ReceivedBytes::counting`]; the request body
 //! ([`CountedIncoming`], inside `UnreadBody`) adds every data frame it hands on to the
-//! counter of the request it was made for, whichever file reads it.
+//! counter of the request it was made for, whichever file reads it. What is drained in the
+//! background after the answer (see `unread_body`) is not counted: the request did not use
+//! it, and its record is written by then.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +54,14 @@ impl CountedIncoming {
             inner,
             counter: CURRENT.try_with(Clone::clone).ok(),
         }
+    }
+}
+
+impl CountedIncoming {
+    /// The body without its counter: bytes read from it no longer count (a body drained in
+    /// the background after the answer was not received *for* the request).
+    pub fn into_inner(self) -> Incoming {
+        self.inner
     }
 }
 

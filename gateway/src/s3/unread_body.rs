@@ -42,14 +42,14 @@ impl Drop for UnreadBody {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(drain(incoming));
+            runtime.spawn(drain(incoming.into_inner()));
         }
     }
 }
 
 /// Reads and drops what is left of `incoming`, within the bounds; dropping it then lets hyper
 /// close the connection (or keep it, when the body ended).
-async fn drain(mut incoming: CountedIncoming) {
+async fn drain(mut incoming: Incoming) {
     let deadline = tokio::time::Instant::now() + LINGER_TIME;
     let mut drained = 0u64;
     while drained <= LINGER_BYTES {
