@@ -35,6 +35,8 @@ mod object_copy;
 mod object_reader;
 mod object_tags;
 mod objects;
+#[cfg(feature = "postgres")]
+mod postgres_meta_store;
 mod records;
 #[cfg(feature = "rocksdb")]
 mod rocks_meta_store;
@@ -61,6 +63,8 @@ pub use meta_store::{
     Batch, BatchOp, Cf, Cursor, Durability, KeySpaceStats, MetaStore, MetaStoreStats, Tx, TxReads,
 };
 pub use object_reader::ObjectReader;
+#[cfg(feature = "postgres")]
+pub use postgres_meta_store::{PostgresConfig, PostgresMetaStore, SCHEMA_VERSION};
 pub use records::{
     AccessKeyInfo, AccessKeyState, BucketRecord, CorsRule, DataLocation, ObjectMeta, ObjectRecord,
     PartInfo, PartLayout, PartRecord, Quotas, TenantRecord, TenantState, UploadRecord,

@@ -41,6 +41,11 @@ impl Cf {
         Cf::Refs,
     ];
 
+    /// A key space of counters, changed by additions ([`Tx::add`]) as well as puts.
+    pub fn is_counter(self) -> bool {
+        matches!(self, Cf::Usage | Cf::Refs)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Cf::Tenants => "tenants",

@@ -137,7 +137,7 @@ impl Store {
 /// How many times a transaction runs before its conflicts are reported to the caller.
 const TRANSACTION_ATTEMPTS: u32 = 10;
 /// The pause after the first conflict; it doubles with each further one, with jitter.
-const FIRST_BACKOFF: Duration = Duration::from_micros(100);
+const FIRST_BACKOFF: Duration = Duration::from_micros(200);
 
 impl Store {
     /// Runs `body` in a transaction and commits its writes with `durability`, running it
@@ -177,9 +177,12 @@ impl Store {
     /// change can invalidate (a new random key, the removal of one's own entry), and for
     /// tests that plant raw records.
     pub(crate) fn write_blind(&self, batch: Batch, durability: Durability) -> Result<()> {
-        let mut tx = Tx::new(self.meta().begin()?);
-        tx.write(batch);
-        tx.commit(durability)
+        // Still retried: a store may refuse even a commit that read nothing (PostgreSQL's
+        // serializable isolation counts the rows a DELETE looked for as read).
+        self.transact(durability, |tx| {
+            tx.write(batch.clone());
+            Ok(())
+        })
     }
 }
 

@@ -5,11 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod harness;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use coffre_storage::{
-    Cf, Durability, Error, MemoryMetaStore, MetaStore, Result, RocksMetaStore, Tx,
+    Cf, Durability, Error, MemoryMetaStore, MetaStore, PostgresMetaStore, Result, RocksMetaStore,
+    Tx,
 };
 use proptest::prelude::*;
 
@@ -18,9 +21,14 @@ use proptest::prelude::*;
 fn stores() -> Vec<(&'static str, Arc<dyn MetaStore>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let rocks = RocksMetaStore::open(dir.path()).unwrap();
+    let postgres = PostgresMetaStore::open(&harness::postgres_config(
+        harness::postgres::fresh_database(),
+    ))
+    .unwrap();
     vec![
         ("memory", Arc::new(MemoryMetaStore::new()), None),
         ("rocksdb", Arc::new(rocks), Some(dir)),
+        ("postgres", Arc::new(postgres), None),
     ]
 }
 
@@ -123,14 +131,21 @@ fn counter_additions_never_conflict_and_add_up_exactly() {
 }
 
 #[test]
-fn an_insert_into_a_range_another_transaction_scanned_makes_it_conflict() {
+fn a_bucket_deletion_and_a_write_into_the_bucket_cannot_both_commit() {
     for (name, store, _dir) in stores() {
-        // The shape of DeleteBucket racing a PutObject: "empty?" then delete the bucket.
+        let mut setup = Tx::new(store.begin().unwrap());
+        setup.put(Cf::Buckets, b"bucket".to_vec(), b"record".to_vec());
+        setup.commit(Durability::Synced).unwrap();
+
+        // DeleteBucket: "no object under the bucket?", then the bucket goes.
         let mut deleter = Tx::new(store.begin().unwrap());
+        assert!(deleter.get(Cf::Buckets, b"bucket").unwrap().is_some());
         assert!(!deleter.any_with_prefix(Cf::Objects, b"bucket/").unwrap());
         deleter.delete(Cf::Buckets, b"bucket".to_vec());
 
+        // PutObject, concurrently: "the bucket is live", then the object lands in it.
         let mut writer = Tx::new(store.begin().unwrap());
+        assert!(writer.get(Cf::Buckets, b"bucket").unwrap().is_some());
         writer.put(Cf::Objects, b"bucket/key".to_vec(), b"data".to_vec());
         writer.commit(Durability::Synced).unwrap();
 
@@ -138,14 +153,25 @@ fn an_insert_into_a_range_another_transaction_scanned_makes_it_conflict() {
             matches!(deleter.commit(Durability::Synced), Err(Error::Conflict)),
             "{name}: a deletion that missed an insert must not commit"
         );
-        // An insert outside the range does not disturb a scan.
+        assert!(
+            store.get(Cf::Buckets, b"bucket").unwrap().is_some(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn an_insert_outside_a_scanned_range_does_not_disturb_it() {
+    for (name, store, _dir) in stores() {
         let mut scanner = Tx::new(store.begin().unwrap());
         assert!(!scanner.any_with_prefix(Cf::Objects, b"other/").unwrap());
         scanner.put(Cf::Buckets, b"marker".to_vec(), b"1".to_vec());
         let mut elsewhere = Tx::new(store.begin().unwrap());
         elsewhere.put(Cf::Objects, b"zzz".to_vec(), b"1".to_vec());
         elsewhere.commit(Durability::Synced).unwrap();
-        scanner.commit(Durability::Synced).unwrap();
+        scanner
+            .commit(Durability::Synced)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
 

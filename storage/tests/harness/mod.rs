@@ -1,7 +1,9 @@
-//! What every storage test needs: a store in a fresh directory (on RocksDB and on the
-//! in-memory metadata store), and short ways to write and read objects.
+//! What every storage test needs: a store in a fresh directory (on RocksDB, PostgreSQL and
+//! the in-memory metadata store), and short ways to write and read objects.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 
@@ -9,8 +11,8 @@ use std::sync::Arc;
 
 use coffre_crypto::{AdminScope, KeyProvider, LocalFileKeyProvider, TenantId, TenantScope};
 use coffre_storage::{
-    ArrayConfig, BucketRecord, MemoryMetaStore, ObjectMeta, ObjectRecord, Store, StoreConfig,
-    TenantSettings, WriteTarget, WrittenData,
+    ArrayConfig, BucketRecord, MemoryMetaStore, ObjectMeta, ObjectRecord, PostgresConfig,
+    PostgresMetaStore, Store, StoreConfig, TenantSettings, WriteTarget, WrittenData,
 };
 
 pub const INLINE_MAX: usize = 1024;
@@ -49,9 +51,28 @@ pub fn open_memory(dir: &Path) -> Store {
     .unwrap()
 }
 
+/// A store whose metadata is in a fresh database of the test PostgreSQL server.
+pub fn open_postgres(dir: &Path) -> Store {
+    Store::with_meta_store(
+        config(dir),
+        Box::new(PostgresMetaStore::open(&postgres_config(postgres::fresh_database())).unwrap()),
+        root_keys(dir),
+    )
+    .unwrap()
+}
+
+pub fn postgres_config(url: String) -> PostgresConfig {
+    PostgresConfig {
+        url,
+        password: None,
+        pool_size: 8,
+        connect_timeout: std::time::Duration::from_secs(5),
+    }
+}
+
 /// Runs `check` against a store on each metadata store implementation.
 pub fn each_store(check: impl Fn(&Store, &Path)) {
-    for open in [open_rocks as fn(&Path) -> Store, open_memory] {
+    for open in [open_rocks as fn(&Path) -> Store, open_memory, open_postgres] {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         check(&store, dir.path());

@@ -1,0 +1,533 @@
+//! The PostgreSQL implementation of [`MetaStore`], for several gateways sharing one metadata
+//! store. Behind the `postgres` feature (on by default).
+//!
+//! Layout: one table per key space, `coffre_<name> (key bytea PRIMARY KEY, value bytea)`.
+//! `bytea` compares as raw bytes (no collation), so scans and listings come out in the same
+//! order as on RocksDB. Counter spaces (`usage`, `refs`) also have `coffre_<name>_deltas
+//! (key, id, deltas)`: a counter addition inserts a row of its own instead of updating the
+//! counter's row, so concurrent additions never touch the same row and never conflict; a
+//! read adds the base value and the deltas up.
+//!
+//! Transactions run at `SERIALIZABLE`: PostgreSQL's serializable snapshot isolation detects
+//! the same conflicts as the in-process stores' validation (a key or a scanned range changed
+//! by a concurrent commit), and reports them as serialization failures (SQLSTATE 40001) or
+//! deadlocks (40P01), which become [`Error::Conflict`] for `Store::transact` to retry.
+//! Writes are buffered by [`crate::Tx`] and sent at commit, a few statements per key space
+//! touched. Nothing relies on advisory locks, LISTEN/NOTIFY or other features that
+//! PostgreSQL-protocol distributed engines lack.
+//!
+//! Two connection pools: one for transactions, one for plain reads and listings (and
+//! [`TxReads::peek`]), so that a transaction waiting for a read connection can never hold
+//! the last connection another transaction needs.
+
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{Client, NoTls};
+use r2d2::{Pool, PooledConnection};
+use r2d2_postgres::PostgresConnectionManager;
+use rand::RngCore;
+
+use crate::error::{Error, Result};
+use crate::meta_store::{
+    add_counters, decode_counters, encode_counters, Batch, BatchOp, Cf, Cursor, Durability,
+    MetaStore, MetaStoreStats, TxReads,
+};
+
+/// The schema this build creates and understands.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// `postgresql://user@host:port/database` (a password in it is used, but prefer
+    /// `password`).
+    pub url: String,
+    /// Read from the configured `password_file`; never logged.
+    pub password: Option<String>,
+    /// Connections for transactions; as many for plain reads.
+    pub pool_size: u32,
+    /// How long a request waits for a connection or a connection attempt before it is
+    /// answered `ServiceUnavailable`.
+    pub connect_timeout: Duration,
+}
+
+type Manager = PostgresConnectionManager<NoTls>;
+type Connection = PooledConnection<Manager>;
+
+pub struct PostgresMetaStore {
+    transactions: Pool<Manager>,
+    reads: Pool<Manager>,
+}
+
+impl PostgresMetaStore {
+    /// Connects, then creates the schema or checks that this build understands it.
+    pub fn open(config: &PostgresConfig) -> Result<Self> {
+        let mut pg: postgres::Config = config
+            .url
+            .parse()
+            .map_err(|e| Error::InvalidConfig(format!("metadata url: {e}")))?;
+        if let Some(password) = &config.password {
+            pg.password(password);
+        }
+        pg.connect_timeout(config.connect_timeout);
+        // A dead peer is noticed within seconds, not after the kernel's TCP timeout.
+        pg.keepalives(true)
+            .keepalives_idle(Duration::from_secs(5))
+            .tcp_user_timeout(Duration::from_secs(10));
+        let pool = |size: u32| {
+            Pool::builder()
+                .max_size(size.max(1))
+                .min_idle(Some(0))
+                .connection_timeout(config.connect_timeout)
+                .test_on_check_out(false)
+                .build_unchecked(PostgresConnectionManager::new(pg.clone(), NoTls))
+        };
+        let store = Self {
+            transactions: pool(config.pool_size),
+            reads: pool(config.pool_size),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Creates the tables on an empty database; refuses a schema newer than this build.
+    /// Several nodes starting together race harmlessly: the loser's transaction fails and
+    /// is retried, then finds the schema there.
+    fn migrate(&self) -> Result<()> {
+        for _ in 0..5 {
+            match self.try_migrate() {
+                Err(Error::Conflict) => std::thread::sleep(Duration::from_millis(50)),
+                other => return other,
+            }
+        }
+        Err(Error::Conflict)
+    }
+
+    fn try_migrate(&self) -> Result<()> {
+        let mut client = connection(&self.transactions)?;
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            .map_err(pg_error)?;
+        let result = (|| {
+            client
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS coffre_schema (version integer NOT NULL)",
+                )
+                .map_err(pg_error)?;
+            let found: Option<i32> = client
+                .query_opt("SELECT max(version) FROM coffre_schema", &[])
+                .map_err(pg_error)?
+                .and_then(|row| row.get(0));
+            match found {
+                Some(version) if version > SCHEMA_VERSION => Err(Error::InvalidConfig(format!(
+                    "the metadata database has schema version {version}, newer than this \
+                     build's {SCHEMA_VERSION}: run a Coffre at least as new as the one that \
+                     wrote it"
+                ))),
+                Some(_) => Ok(()),
+                None => {
+                    let mut ddl = String::new();
+                    for cf in Cf::ALL {
+                        let table = table(cf);
+                        ddl.push_str(&format!(
+                            "CREATE TABLE {table} (key bytea PRIMARY KEY, value bytea NOT NULL);"
+                        ));
+                        if cf.is_counter() {
+                            ddl.push_str(&format!(
+                                "CREATE TABLE {table}_deltas (key bytea NOT NULL, id bytea NOT \
+                                 NULL, deltas bytea NOT NULL, PRIMARY KEY (key, id));"
+                            ));
+                        }
+                    }
+                    ddl.push_str(&format!(
+                        "INSERT INTO coffre_schema (version) VALUES ({SCHEMA_VERSION});"
+                    ));
+                    client.batch_execute(&ddl).map_err(pg_error)
+                }
+            }
+        })();
+        finish(&mut client, result)
+    }
+}
+
+/// Commits after `result` if it succeeded, else rolls back.
+fn finish<T>(client: &mut Client, result: Result<T>) -> Result<T> {
+    match result {
+        Ok(value) => {
+            client.batch_execute("COMMIT").map_err(pg_error)?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn connection(pool: &Pool<Manager>) -> Result<Connection> {
+    pool.get()
+        .map_err(|e| Error::Unavailable(format!("no database connection: {e}")))
+}
+
+/// The table of a key space.
+fn table(cf: Cf) -> String {
+    format!("coffre_{}", cf.name())
+}
+
+/// What a PostgreSQL error means to storage: a conflict to retry, the database out of
+/// reach, or anything else.
+fn pg_error(e: postgres::Error) -> Error {
+    if let Some(code) = e.code() {
+        if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+        {
+            return Error::Conflict;
+        }
+        if code.code().starts_with("08") || code.code().starts_with("57P") {
+            // Connection exceptions, and the server shutting down or restarting.
+            return Error::Unavailable(e.to_string());
+        }
+        return Error::Meta(e.to_string());
+    }
+    if e.is_closed() {
+        return Error::Unavailable(e.to_string());
+    }
+    // No SQLSTATE: an I/O or protocol failure on the connection.
+    Error::Unavailable(e.to_string())
+}
+
+/// Reads `cf` at `key` on `client`: the value, plus the deltas of a counter.
+fn get_on(client: &mut Client, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    let table = table(cf);
+    if !cf.is_counter() {
+        let row = client
+            .query_opt(
+                &format!("SELECT value FROM {table} WHERE key = $1"),
+                &[&key],
+            )
+            .map_err(pg_error)?;
+        return Ok(row.map(|r| r.get(0)));
+    }
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT (SELECT value FROM {table} WHERE key = $1), \
+                 ARRAY(SELECT deltas FROM {table}_deltas WHERE key = $1)"
+            ),
+            &[&key],
+        )
+        .map_err(pg_error)?;
+    let base: Option<Vec<u8>> = row.get(0);
+    let deltas: Vec<Vec<u8>> = row.get(1);
+    Ok(fold_counter(base, &deltas))
+}
+
+/// A counter as stored: its base value, if any, and its additions.
+type CounterRows = (Option<Vec<u8>>, Vec<Vec<u8>>);
+
+fn fold_counter(base: Option<Vec<u8>>, deltas: &[Vec<u8>]) -> Option<Vec<u8>> {
+    if deltas.is_empty() {
+        return base;
+    }
+    let mut total = base.as_deref().map(decode_counters).unwrap_or_default();
+    for delta in deltas {
+        total = add_counters(&total, &decode_counters(delta));
+    }
+    Some(encode_counters(&total))
+}
+
+/// The entries of `cf` with `start <= key < end`, at most `limit`, in key order.
+fn scan_on(
+    client: &mut Client,
+    cf: Cf,
+    start: &[u8],
+    end: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    if limit == 0 || end.is_some_and(|end| start >= end) {
+        return Ok(Vec::new());
+    }
+    let table = table(cf);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let bounded = |table: &str, columns: &str, group: &str| match end {
+        Some(_) => format!(
+            "SELECT {columns} FROM {table} WHERE key >= $1 AND key < $2 {group} ORDER BY key \
+             LIMIT $3"
+        ),
+        None => {
+            format!("SELECT {columns} FROM {table} WHERE key >= $1 {group} ORDER BY key LIMIT $2")
+        }
+    };
+    let run = |client: &mut Client, sql: String| match end {
+        Some(end) => client.query(&sql, &[&start, &end, &limit]),
+        None => client.query(&sql, &[&start, &limit]),
+    };
+    let rows = run(client, bounded(&table, "key, value", "")).map_err(pg_error)?;
+    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    if !cf.is_counter() {
+        return Ok(entries);
+    }
+    // The first `limit` keys of the union are among the first `limit` of each side.
+    let rows = run(
+        client,
+        bounded(
+            &format!("{table}_deltas"),
+            "key, array_agg(deltas)",
+            "GROUP BY key",
+        ),
+    )
+    .map_err(pg_error)?;
+    let mut merged: std::collections::BTreeMap<Vec<u8>, CounterRows> = entries
+        .drain(..)
+        .map(|(k, v)| (k, (Some(v), Vec::new())))
+        .collect();
+    for row in rows {
+        let key: Vec<u8> = row.get(0);
+        let deltas: Vec<Vec<u8>> = row.get(1);
+        merged.entry(key).or_default().1 = deltas;
+    }
+    Ok(merged
+        .into_iter()
+        .filter_map(|(k, (base, deltas))| fold_counter(base, &deltas).map(|v| (k, v)))
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect())
+}
+
+impl MetaStore for PostgresMetaStore {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut client = connection(&self.reads)?;
+        get_on(&mut client, cf, key)
+    }
+
+    fn begin(&self) -> Result<Box<dyn TxReads + '_>> {
+        let mut client = connection(&self.transactions)?;
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            .map_err(pg_error)?;
+        Ok(Box::new(PostgresTx {
+            store: self,
+            client,
+            open: true,
+        }))
+    }
+
+    fn cursor<'a>(&'a self, cf: Cf, upper_bound: Option<Vec<u8>>) -> Result<Box<dyn Cursor + 'a>> {
+        Ok(Box::new(PostgresCursor {
+            store: self,
+            cf,
+            upper_bound,
+            next: None,
+            page: Vec::new(),
+            exhausted: false,
+        }))
+    }
+
+    /// Rewrites the tables of `compact` so that deleted rows leave their files (VACUUM
+    /// FULL; these are small tables, such as the tenants'). The write-ahead log, standby
+    /// servers and backups keep old rows until they age out: with `tenant_keys_in_hsm`, the
+    /// HSM's destroyed key makes them useless all the same.
+    fn purge_stale(&self, compact: &[Cf]) -> Result<()> {
+        let mut client = connection(&self.reads)?;
+        for cf in compact {
+            client
+                .batch_execute(&format!("VACUUM FULL {}", table(*cf)))
+                .map_err(pg_error)?;
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Option<MetaStoreStats> {
+        None
+    }
+}
+
+struct PostgresTx<'a> {
+    store: &'a PostgresMetaStore,
+    client: Connection,
+    /// A transaction is open on the connection (not yet committed or rolled back).
+    open: bool,
+}
+
+impl Drop for PostgresTx<'_> {
+    fn drop(&mut self) {
+        if self.open && self.client.batch_execute("ROLLBACK").is_err() {
+            // The connection is unusable; the pool finds out at its next check.
+            tracing::debug!("rollback of an abandoned metadata transaction failed");
+        }
+    }
+}
+
+impl TxReads for PostgresTx<'_> {
+    fn get(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        get_on(&mut self.client, cf, key)
+    }
+
+    fn scan(
+        &mut self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        scan_on(&mut self.client, cf, start, end, limit)
+    }
+
+    /// On a connection of its own, outside the transaction: a read here would make the
+    /// transaction depend on it.
+    fn peek(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.store.get(cf, key)
+    }
+
+    fn commit(mut self: Box<Self>, batch: Batch, _durability: Durability) -> Result<()> {
+        let written = write_batch(&mut self.client, batch);
+        self.open = false;
+        finish(&mut self.client, written)
+    }
+}
+
+/// The last write of each key, as the batch leaves it.
+enum Final {
+    Put(Vec<u8>),
+    Delete,
+    /// Counter additions only, on top of whatever is stored.
+    Add(Vec<i64>),
+}
+
+fn write_batch(client: &mut Client, batch: Batch) -> Result<()> {
+    let mut finals: std::collections::BTreeMap<(Cf, Vec<u8>), Final> = Default::default();
+    for op in batch.ops {
+        let key = (op.cf(), op.key().to_vec());
+        let next = match (op, finals.remove(&key)) {
+            (BatchOp::Put { value, .. }, _) => Final::Put(value),
+            (BatchOp::Delete { .. }, _) => Final::Delete,
+            (BatchOp::Add { deltas, .. }, None) => Final::Add(deltas),
+            (BatchOp::Add { deltas, .. }, Some(Final::Add(before))) => {
+                Final::Add(add_counters(&before, &deltas))
+            }
+            (BatchOp::Add { deltas, .. }, Some(Final::Put(value))) => Final::Put(encode_counters(
+                &add_counters(&decode_counters(&value), &deltas),
+            )),
+            (BatchOp::Add { deltas, .. }, Some(Final::Delete)) => {
+                Final::Put(encode_counters(&deltas))
+            }
+        };
+        finals.insert(key, next);
+    }
+    for cf in Cf::ALL {
+        let table = table(cf);
+        let mut put_keys: Vec<&[u8]> = Vec::new();
+        let mut put_values: Vec<&[u8]> = Vec::new();
+        let mut deleted: Vec<&[u8]> = Vec::new();
+        let (mut add_keys, mut add_ids, mut add_deltas) = (Vec::new(), Vec::new(), Vec::new());
+        for ((_, key), last) in finals
+            .range((cf, Vec::new())..)
+            .take_while(|((c, _), _)| *c == cf)
+        {
+            match last {
+                Final::Put(value) => {
+                    put_keys.push(key);
+                    put_values.push(value);
+                }
+                Final::Delete => deleted.push(key),
+                Final::Add(deltas) => {
+                    let mut id = vec![0u8; 16];
+                    rand::rngs::OsRng.fill_bytes(&mut id);
+                    add_keys.push(key.as_slice());
+                    add_ids.push(id);
+                    add_deltas.push(encode_counters(deltas));
+                }
+            }
+        }
+        if cf.is_counter() {
+            // A put or delete of a counter replaces its additions too.
+            let replaced: Vec<&[u8]> = put_keys.iter().chain(&deleted).copied().collect();
+            if !replaced.is_empty() {
+                client
+                    .execute(
+                        &format!("DELETE FROM {table}_deltas WHERE key = ANY($1)"),
+                        &[&replaced],
+                    )
+                    .map_err(pg_error)?;
+            }
+            if !add_keys.is_empty() {
+                client
+                    .execute(
+                        &format!(
+                            "INSERT INTO {table}_deltas (key, id, deltas) \
+                             SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[])"
+                        ),
+                        &[&add_keys, &add_ids, &add_deltas],
+                    )
+                    .map_err(pg_error)?;
+            }
+        }
+        if !deleted.is_empty() {
+            client
+                .execute(
+                    &format!("DELETE FROM {table} WHERE key = ANY($1)"),
+                    &[&deleted],
+                )
+                .map_err(pg_error)?;
+        }
+        if !put_keys.is_empty() {
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} (key, value) \
+                         SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+                         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+                    ),
+                    &[&put_keys, &put_values],
+                )
+                .map_err(pg_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Listing pages of this many entries, each one query.
+const CURSOR_PAGE: usize = 256;
+
+struct PostgresCursor<'a> {
+    store: &'a PostgresMetaStore,
+    cf: Cf,
+    upper_bound: Option<Vec<u8>>,
+    /// Where the next page starts (inclusive); `None` before the first seek.
+    next: Option<Vec<u8>>,
+    /// The current page, reversed (the next entry last).
+    page: Vec<(Vec<u8>, Vec<u8>)>,
+    exhausted: bool,
+}
+
+impl Cursor for PostgresCursor<'_> {
+    fn seek(&mut self, key: &[u8]) {
+        self.next = Some(key.to_vec());
+        self.page.clear();
+        self.exhausted = false;
+    }
+
+    fn next_entry(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        if self.page.is_empty() && !self.exhausted {
+            let Some(start) = self.next.take() else {
+                return Ok(None);
+            };
+            let mut client = connection(&self.store.reads)?;
+            let mut page = scan_on(
+                &mut client,
+                self.cf,
+                &start,
+                self.upper_bound.as_deref(),
+                CURSOR_PAGE,
+            )?;
+            self.exhausted = page.len() < CURSOR_PAGE;
+            if let Some((last, _)) = page.last() {
+                let mut after = last.clone();
+                after.push(0);
+                self.next = Some(after);
+            }
+            page.reverse();
+            self.page = page;
+        }
+        Ok(self.page.pop())
+    }
+}

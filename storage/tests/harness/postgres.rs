@@ -1,0 +1,37 @@
+//! A fresh PostgreSQL database for a test, in the server the test command started.
+//! `conformance/postgres` starts a throwaway server and prints the `export` line; the test
+//! command (`conformance/run`) does it for the whole run. No server is a failure, never a
+//! skip: the PostgreSQL backend is tested on every run.
+//!
+//! Shared by the storage and conformance harnesses (`#[path]`), so there is one copy.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+/// The variable that names the test server, as `postgresql://user@127.0.0.1:port/postgres`.
+pub const TEST_SERVER_VARIABLE: &str = "COFFRE_TEST_POSTGRES_URL";
+
+/// The URL of the test server (its maintenance database). Panics with the way to start one.
+pub fn test_server_url() -> String {
+    std::env::var(TEST_SERVER_VARIABLE).unwrap_or_else(|_| {
+        panic!(
+            "{TEST_SERVER_VARIABLE} is not set: the PostgreSQL backend's tests need a server. \
+             Run them through conformance/run, or start one with \
+             `eval \"$(conformance/postgres start)\"`"
+        )
+    })
+}
+
+/// A new, empty database on the test server; its URL.
+pub fn fresh_database() -> String {
+    let server = test_server_url();
+    let name = format!("coffre_test_{:032x}", rand::random::<u128>());
+    let mut client = postgres::Client::connect(&server, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {server}: {e}"));
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create a test database");
+    match server.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("{TEST_SERVER_VARIABLE} must end with /database: {server}"),
+    }
+}
