@@ -64,11 +64,12 @@ impl TestServer {
 
     /// Starts a server reading `toml` as its configuration file (written into the data
     /// directory as `coffre.toml`), with `env` added to its environment. Flags still set the
-    /// data directory and the listeners.
+    /// data directory and the listeners. The `default` tenant is created as on the embedded
+    /// default, unless `toml` has a `[bootstrap]` table of its own.
     pub fn start_with_config(toml: &str, env: &[(&str, &str)]) -> Self {
         let mut server = Self::unstarted(&[]);
         let path = server.data_dir().join("coffre.toml");
-        std::fs::write(&path, toml).expect("write the configuration file");
+        std::fs::write(&path, with_default_tenant(toml)).expect("write the configuration file");
         server.extra_args = vec!["--config".to_string(), path.display().to_string()];
         server.extra_env = env
             .iter()
@@ -118,6 +119,8 @@ impl TestServer {
         if sets_tls(&original) {
             return;
         }
+        // A configuration file turns off the embedded default's `default` tenant.
+        let original = with_default_tenant(&original);
         let domain = self
             .extra_args
             .iter()
@@ -320,6 +323,15 @@ fn drain_lines(pipe: impl Read, prefix: &'static str) {
         let Ok(line) = line else { break };
         eprintln!("{prefix} {line}");
     }
+}
+
+/// `toml` asking for the `default` tenant (see [`TestServer::access_key`]), unless it says
+/// otherwise in a `[bootstrap]` table of its own.
+fn with_default_tenant(toml: &str) -> String {
+    if toml.lines().any(|line| line.trim() == "[bootstrap]") {
+        return toml.to_owned();
+    }
+    format!("{toml}\n\n# Added by the conformance harness.\n[bootstrap]\ndefault_tenant = true\n")
 }
 
 /// Whether a configuration file sets the S3 listener's TLS files itself.

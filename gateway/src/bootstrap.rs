@@ -1,8 +1,9 @@
-//! First start of the embedded default: a `default` tenant with an admin key, whose
-//! credentials are written once to `<data-dir>/credentials` (mode 0600, AWS shared
-//! credentials format) and printed.
+//! First start of the embedded default (or of a configuration with `[bootstrap]
+//! default_tenant = true`): a `default` tenant with an admin key, whose credentials are
+//! written once to `<data-dir>/credentials` (mode 0600, AWS shared credentials format) and
+//! printed when standard output is a terminal. A secret never goes to a pipe or a log file.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,6 +16,9 @@ use crate::config::Config;
 pub const DEFAULT_TENANT: &str = "default";
 
 pub async fn ensure_default_tenant(store: &Arc<Store>, config: &Config) -> anyhow::Result<()> {
+    if !config.bootstrap.default_tenant {
+        return Ok(());
+    }
     let store = store.clone();
     let credentials_path = config.data_dir.join("credentials");
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -30,15 +34,33 @@ pub async fn ensure_default_tenant(store: &Arc<Store>, config: &Config) -> anyho
         );
         write_private_file(&credentials_path, text.as_bytes())
             .with_context(|| format!("writing {}", credentials_path.display()))?;
-        println!(
-            "Created tenant '{DEFAULT_TENANT}'.\n  access key id:     {key}\n  secret access key: {}\n  \
-             (written to {}; shown only this once)",
+        let announcement = announcement(
+            &key.to_string(),
             secret.expose(),
-            credentials_path.display()
+            &credentials_path,
+            std::io::stdout().is_terminal(),
         );
+        println!("{announcement}");
         Ok(())
     })
     .await?
+}
+
+/// What the first start says about the new tenant: its secret only to a terminal.
+fn announcement(key: &str, secret: &str, path: &Path, terminal: bool) -> String {
+    if terminal {
+        format!(
+            "Created tenant '{DEFAULT_TENANT}'.\n  access key id:     {key}\n  secret access key: {secret}\n  \
+             (written to {}; shown only this once)",
+            path.display()
+        )
+    } else {
+        format!(
+            "Created tenant '{DEFAULT_TENANT}' (access key id {key}); its secret is in {} \
+             (not printed: standard output is not a terminal)",
+            path.display()
+        )
+    }
 }
 
 /// Writes a file only its owner can read, replacing any previous one atomically.
@@ -54,4 +76,19 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.write_all(contents)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_is_printed_to_a_terminal_only() {
+        let path = Path::new("/data/credentials");
+        let shown = announcement("AKID", "SECRET/xyz", path, true);
+        assert!(shown.contains("SECRET/xyz") && shown.contains("AKID"));
+        let piped = announcement("AKID", "SECRET/xyz", path, false);
+        assert!(!piped.contains("SECRET"), "{piped}");
+        assert!(piped.contains("AKID") && piped.contains("/data/credentials"));
+    }
 }

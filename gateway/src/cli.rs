@@ -46,7 +46,7 @@ pub enum AuditCommand {
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// The admin listener.
+    /// The admin listener: http://HOST:PORT, or https://HOST:PORT when it serves TLS.
     #[arg(
         long,
         env = "COFFRE_ADMIN_ENDPOINT",
@@ -54,6 +54,26 @@ pub struct AdminArgs {
         global = true
     )]
     pub endpoint: String,
+    /// PEM CA certificate(s) the https admin listener's certificate must chain to.
+    #[arg(long, env = "COFFRE_ADMIN_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) to present, when the admin listener requires one
+    /// (`admin_client_ca_file`); needs --client-key.
+    #[arg(
+        long,
+        env = "COFFRE_ADMIN_CLIENT_CERT",
+        global = true,
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(
+        long,
+        env = "COFFRE_ADMIN_CLIENT_KEY",
+        global = true,
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
     /// File holding the admin token (the server writes `<data-dir>/admin-token`).
     #[arg(
         long,
@@ -228,7 +248,7 @@ impl ServeArgs {
     pub fn resolve(&self) -> Result<Config, ConfigError> {
         let raw = match &self.config {
             Some(path) => RawConfig::from_file(path)?,
-            None => RawConfig::default(),
+            None => RawConfig::embedded_default(),
         };
         Config::resolve(
             raw,

@@ -33,6 +33,9 @@ use audit::resolve_audit;
 mod tls;
 use tls::{non_empty, tls_files};
 
+mod bootstrap;
+pub use bootstrap::{BootstrapConfig, RawBootstrap};
+
 /// The file as written by an operator.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +78,8 @@ pub struct RawConfig {
     pub metrics: Option<RawMetrics>,
     /// Pace of the background rewrap after a tenant KEK rotation.
     pub key_rotation: Option<RawKeyRotation>,
+    /// What the first start creates (the `default` tenant).
+    pub bootstrap: Option<RawBootstrap>,
 }
 
 /// Values given on the command line or in the environment; each wins over the file.
@@ -120,6 +125,7 @@ pub struct Config {
     pub admin_tls: Option<TlsFiles>,
     pub metrics: MetricsConfig,
     pub key_rotation: KeyRotationConfig,
+    pub bootstrap: BootstrapConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -265,6 +271,7 @@ impl Config {
         let key_provider = resolve_key_provider(raw.key_provider, &data_dir)?;
         let metrics = MetricsConfig::resolve(raw.metrics)?;
         let key_rotation = KeyRotationConfig::resolve(raw.key_rotation)?;
+        let bootstrap = BootstrapConfig::resolve(raw.bootstrap);
         let s3_tls = tls_files(
             ("tls_cert_file", raw.tls_cert_file),
             ("tls_key_file", raw.tls_key_file),
@@ -292,6 +299,7 @@ impl Config {
             key_provider,
             metrics,
             key_rotation,
+            bootstrap,
             audit,
             admin_token,
             meta_dir: data_dir.join("meta"),

@@ -7,7 +7,7 @@ use http::Method;
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::byte_size::format_size;
-use super::client::{AdminClient, ClientError};
+use super::client::{AdminClient, ClientError, ClientTls};
 use super::schema::{
     CreateKey, CreateTenant, EncryptionDoc, KeyDoc, KeyList, QuotasDoc, QuotasUpdate, RoleDoc,
     RootKeyDoc, RootRotationDoc, TenantDoc, TenantList, UpdateTenant,
@@ -16,7 +16,12 @@ use crate::cli::{AdminArgs, AdminCommand, KeyCommand, KeyRole, TenantCommand};
 
 /// Runs one admin command; the error is ready to print.
 pub async fn run(args: AdminArgs) -> Result<(), ClientError> {
-    let client = AdminClient::new(&args.endpoint, &args.token_file)?;
+    let tls = ClientTls {
+        ca_file: args.ca_file,
+        cert_file: args.client_cert,
+        key_file: args.client_key,
+    };
+    let client = AdminClient::with_tls(&args.endpoint, &args.token_file, &tls)?;
     let out = Output { json: args.json };
     match args.command {
         AdminCommand::Tenant(command) => tenant(&client, &out, command).await,
