@@ -89,6 +89,21 @@ async fn every_request_is_recorded_and_tampering_is_found() {
     assert!(report.contains(&format!(":{line}: ")), "{report}");
 }
 
+/// Whatever the record kept of the request's bucket and key is within bounds, and marked
+/// when cut. (A name no bucket can have may be refused before it is recorded at all.)
+fn assert_bounded(record: &Value, max_key: usize) {
+    if let Some(bucket) = record["bucket"].as_str() {
+        assert_eq!(bucket, "b".repeat(63), "{record}");
+        assert_eq!(record["truncated"]["bucket"], 60 * 1024, "{record}");
+    }
+    if let Some(key) = record["key"].as_str() {
+        assert_eq!(key.len(), 1000.min(max_key), "{record}");
+        if max_key < 1000 {
+            assert_eq!(record["truncated"]["key"], 1000, "{record}");
+        }
+    }
+}
+
 /// The raw line of the record with `request_id`, once the server has stopped.
 fn record_line(dir: &Path, request_id: &str) -> String {
     let needle = format!("\"request_id\":\"{request_id}\"");
@@ -145,20 +160,14 @@ async fn r12_a_request_naming_a_huge_bucket_costs_the_trail_a_bounded_record() {
         line.len()
     );
     let record: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(record["bucket"], "b".repeat(63));
-    assert_eq!(record["truncated"]["bucket"], 60 * 1024);
-    // Nobody authenticated it: its key is kept to 128 bytes.
-    assert_eq!(record["key"].as_str().map(str::len), Some(128));
-    assert_eq!(record["truncated"]["key"], 1000);
     assert!(record["tenant"].is_null());
+    assert_bounded(&record, 128);
 
-    // Authenticated, the key is kept whole (S3 keys are at most 1024 bytes), the bucket
-    // to 63 bytes.
-    let record: Value = serde_json::from_str(&record_line(&dir, &signed_id)).unwrap();
-    assert_eq!(record["bucket"], "b".repeat(63));
-    assert_eq!(record["key"], key);
-    assert_eq!(record["truncated"]["bucket"], 60 * 1024);
-    assert!(record["truncated"]["key"].is_null());
+    // Authenticated, the key is kept whole (S3 keys are at most 1024 bytes).
+    let line = record_line(&dir, &signed_id);
+    assert!(line.len() <= 2000, "{} bytes: {line}", line.len());
+    let record: Value = serde_json::from_str(&line).unwrap();
+    assert_bounded(&record, 1024);
     assert!(verify(&dir).0);
 }
 
@@ -179,7 +188,7 @@ async fn r12_a_flood_of_unauthenticated_requests_is_summarised_and_refuses_no_te
                 .send()
         });
         for response in join_all(requests).await {
-            refused += usize::from(response.status.as_u16() == 403);
+            refused += usize::from(response.status.is_client_error());
         }
     }
     assert_eq!(refused, flood, "every anonymous request is refused");
@@ -200,7 +209,7 @@ async fn r12_a_flood_of_unauthenticated_requests_is_summarised_and_refuses_no_te
         && r["key"] == "still-served"));
     let alone = all
         .iter()
-        .filter(|r| r["kind"] == "s3" && r["status"] == 403)
+        .filter(|r| r["kind"] == "s3" && r["tenant"].is_null())
         .count();
     let summarised: u64 = all
         .iter()
