@@ -33,6 +33,9 @@ use audit::resolve_audit;
 mod tls;
 use tls::{non_empty, tls_files};
 
+mod limits;
+pub use limits::{LimitsConfig, RawLimits};
+
 mod bootstrap;
 pub use bootstrap::{BootstrapConfig, RawBootstrap};
 
@@ -78,6 +81,8 @@ pub struct RawConfig {
     pub metrics: Option<RawMetrics>,
     /// Pace of the background rewrap after a tenant KEK rotation.
     pub key_rotation: Option<RawKeyRotation>,
+    /// Caps on connections and requests in flight, and deadlines on slow clients.
+    pub limits: Option<RawLimits>,
     /// What the first start creates (the `default` tenant).
     pub bootstrap: Option<RawBootstrap>,
 }
@@ -125,6 +130,7 @@ pub struct Config {
     pub admin_tls: Option<TlsFiles>,
     pub metrics: MetricsConfig,
     pub key_rotation: KeyRotationConfig,
+    pub limits: LimitsConfig,
     pub bootstrap: BootstrapConfig,
 }
 
@@ -271,6 +277,7 @@ impl Config {
         let key_provider = resolve_key_provider(raw.key_provider, &data_dir)?;
         let metrics = MetricsConfig::resolve(raw.metrics)?;
         let key_rotation = KeyRotationConfig::resolve(raw.key_rotation)?;
+        let limits = LimitsConfig::resolve(raw.limits)?;
         let bootstrap = BootstrapConfig::resolve(raw.bootstrap);
         let s3_tls = tls_files(
             ("tls_cert_file", raw.tls_cert_file),
@@ -299,6 +306,7 @@ impl Config {
             key_provider,
             metrics,
             key_rotation,
+            limits,
             bootstrap,
             audit,
             admin_token,

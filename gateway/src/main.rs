@@ -21,6 +21,8 @@ fn main() -> anyhow::Result<()> {
             bench_plaintext_switch();
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                // Only short storage calls run there ([limits] blocking_threads).
+                .max_blocking_threads(config.limits.blocking_threads)
                 .build()?
                 .block_on(run(config))
         }

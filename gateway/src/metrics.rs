@@ -163,7 +163,9 @@ impl Metrics {
         }
         registry.register(
             "rejected_requests",
-            "Requests refused, by reason (auth, signature, time_skew, malformed, quota)",
+            "Requests refused, by reason (auth, signature, time_skew, malformed, quota, \
+             slow_down: over a requests-in-flight limit, timeout: a client too slow, \
+             connections: a connection over a connection cap)",
             rejected.clone(),
         );
         let tenant_requests = Family::<TenantLabels, Counter>::default();
@@ -404,6 +406,12 @@ impl Metrics {
         }
     }
 
+    /// Counts a refusal that is not an S3 response: a connection closed over a connection
+    /// cap (`connections`), a response cut because its reader was too slow (`timeout`).
+    pub fn reject(&self, reason: &'static str) {
+        self.rejected.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
     pub fn set_audit(&self, stats: &AuditStats) {
         self.audit_records.set(stats.written);
         self.audit_failures.set(stats.failures);
@@ -453,7 +461,16 @@ impl Drop for InFlight<'_> {
     }
 }
 
-const REJECTION_REASONS: [&str; 5] = ["auth", "signature", "time_skew", "malformed", "quota"];
+const REJECTION_REASONS: [&str; 8] = [
+    "auth",
+    "signature",
+    "time_skew",
+    "malformed",
+    "quota",
+    "slow_down",
+    "timeout",
+    "connections",
+];
 
 /// Why a request was refused, for the `rejected_requests` reasons; `None` for outcomes
 /// that are not refusals (NoSuchKey and the like).
@@ -464,6 +481,8 @@ pub fn rejection_reason(code: S3ErrorCode) -> Option<&'static str> {
         C::SignatureDoesNotMatch | C::XAmzContentSHA256Mismatch => "signature",
         C::RequestTimeTooSkewed => "time_skew",
         C::QuotaExceeded => "quota",
+        C::SlowDown => "slow_down",
+        C::RequestTimeout => "timeout",
         C::AuthorizationHeaderMalformed
         | C::AuthorizationQueryParametersError
         | C::MalformedXML

@@ -21,6 +21,7 @@ use crate::admin::AdminService;
 use crate::audit::AuditLog;
 use crate::bootstrap;
 use crate::config::{BucketLabel, Config, KeyProviderConfig};
+use crate::connection_limits::ListenerLimits;
 use crate::gc;
 use crate::key_rotation::{self, RotationWaker};
 use crate::metrics::Metrics;
@@ -140,7 +141,8 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
             audit.clone(),
             metrics.clone(),
         )
-        .with_secure_transport(config.s3_tls.is_some() || config.trusted_tls_terminator),
+        .with_secure_transport(config.s3_tls.is_some() || config.trusted_tls_terminator)
+        .with_limits(&config.limits),
     );
     let rotation_waker = RotationWaker::new();
     let admin = Arc::new(AdminService::new(
@@ -156,6 +158,7 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         s3_listener,
         s3_tls.clone(),
         shutdown_rx.clone(),
+        Arc::new(ListenerLimits::s3(&config.limits, metrics.clone())),
         move |req, peer| {
             let s3 = s3.clone();
             async move { Ok::<_, Infallible>(s3.handle(req, peer).await) }
@@ -165,6 +168,7 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
         admin_listener,
         admin_tls.clone(),
         shutdown_rx.clone(),
+        Arc::new(ListenerLimits::admin(&config.limits, metrics.clone())),
         move |req, peer| {
             let admin = admin.clone();
             async move { Ok::<_, Infallible>(admin.handle(req, peer).await) }
@@ -271,8 +275,6 @@ fn open_key_provider(config: &KeyProviderConfig) -> anyhow::Result<Arc<dyn KeyPr
     }
 }
 
-/// How long a client has to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client has to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -280,6 +282,7 @@ async fn accept_loop<F, Fut>(
     listener: TcpListener,
     tls: Option<Arc<ReloadableTls>>,
     mut shutdown: watch::Receiver<bool>,
+    limits: Arc<ListenerLimits>,
     handler: F,
 ) where
     F: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
@@ -301,19 +304,28 @@ async fn accept_loop<F, Fut>(
                 continue;
             }
         };
+        // Over a connection cap: answered and closed here, without waiting for anything.
+        let Some(slot) = limits.admit(&stream, peer) else {
+            continue;
+        };
         // Small responses must not wait on Nagle against delayed ACKs.
         let _ = stream.set_nodelay(true);
+        let stream = limits.pace(stream);
+        let header_timeout = limits.header_timeout;
         let handler = handler.clone();
         let shutdown = shutdown.clone();
         // The configuration is read per accept so that a reload reaches new connections.
         let acceptor = tls.as_ref().map(|tls| tls.acceptor());
         // The handshake runs in the connection's task: a slow client must not hold up accepts.
         tokio::spawn(async move {
+            let _slot = slot;
             let Some(acceptor) = acceptor else {
-                return serve_connection(stream, peer, shutdown, handler).await;
+                return serve_connection(stream, peer, header_timeout, shutdown, handler).await;
             };
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => serve_connection(stream, peer, shutdown, handler).await,
+                Ok(Ok(stream)) => {
+                    serve_connection(stream, peer, header_timeout, shutdown, handler).await
+                }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
@@ -324,6 +336,7 @@ async fn accept_loop<F, Fut>(
 async fn serve_connection<S, F, Fut>(
     stream: S,
     peer: SocketAddr,
+    header_timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
     handler: F,
 ) where
@@ -335,7 +348,7 @@ async fn serve_connection<S, F, Fut>(
 {
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .keep_alive(true)
         .serve_connection(
             TokioIo::new(stream),

@@ -1,5 +1,6 @@
-//! Response bodies: a whole buffer, nothing, or a stream fed by a blocking reader through a
-//! bounded channel (the channel's bound is the backpressure).
+//! Response bodies: a whole buffer, nothing, or a stream fed through a bounded channel (the
+//! channel's bound is the backpressure). Object data has its own body
+//! ([`super::object_stream`]). Any body may carry a guard released when it is done.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -19,6 +20,41 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 
 pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
+}
+
+/// `body`, holding `guard` (a request's in-flight permits) until it has been sent or
+/// dropped.
+pub fn holding<G: Send + Sync + Unpin + 'static>(body: Body, guard: G) -> Body {
+    Holding {
+        body,
+        _guard: guard,
+    }
+    .boxed()
+}
+
+struct Holding<G> {
+    body: Body,
+    _guard: G,
+}
+
+impl<G: Unpin> http_body::Body for Holding<G> {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A body whose chunks come from a channel. An `Err` item aborts the response mid-stream

@@ -1,5 +1,6 @@
 //! The S3 protocol: routing, authentication, request bodies, XML, errors and the handlers.
 
+pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod conditional;
@@ -7,6 +8,7 @@ pub mod cors;
 pub mod error;
 pub mod handlers;
 pub mod object_headers;
+pub mod object_stream;
 pub mod operation;
 pub mod payload_digest;
 pub mod payload_writer;

@@ -1,11 +1,11 @@
-//! Moves a request payload to storage: the async side reads and hashes the body while a
-//! blocking task writes the previous batch, so hashing and disk I/O overlap. Batches are
-//! about 1 MiB, and at most a few are in flight: memory per upload stays bounded whatever
-//! the object size.
+//! Moves a request payload to storage. The body is read and hashed on the async side;
+//! each batch of about 1 MiB is encrypted and written by one short call on the blocking
+//! pool, while the next batch is being received, so hashing and disk I/O overlap. No
+//! thread is held while the client sends: a slow client costs a parked task, never a
+//! blocking thread. Memory per upload stays bounded (two batches) whatever the object size.
 
 use bytes::{Bytes, BytesMut};
 use coffre_storage::{DataWriter, WrittenData};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::error::S3Error;
@@ -13,13 +13,6 @@ use super::payload_digest::{Digests, PayloadDigest};
 use super::request_body::RequestBody;
 
 const BATCH_BYTES: usize = 1 << 20;
-const BATCHES_IN_FLIGHT: usize = 4;
-
-enum Message {
-    Data(Bytes),
-    /// The body was complete and verified: make the data durable.
-    Finish,
-}
 
 /// Where a payload's bytes come from: a request body, or the file part of a POST form.
 pub trait PayloadSource: Send {
@@ -47,62 +40,95 @@ pub async fn receive_payload(
     writer: DataWriter,
     mut digest: PayloadDigest,
 ) -> Result<(WrittenData, Digests), S3Error> {
-    let (tx, rx) = mpsc::channel::<Message>(BATCHES_IN_FLIGHT);
-    let task = spawn_writer(writer, rx);
-    let pumped = pump(body, &mut digest, &tx).await;
-    let verified = pumped.and_then(|()| digest.finish(body.trailers()));
-    let finished = match &verified {
-        Ok(_) => tx.send(Message::Finish).await.is_ok(),
-        Err(_) => false,
-    };
-    drop(tx);
+    let mut writes = Writes::Idle(Writer(Some(Box::new(writer))));
+    let received = receive(body, &mut digest, &mut writes).await;
+    let verified = received.and_then(|()| digest.finish(body.trailers()));
     // A storage failure explains everything after it (a short body, a digest mismatch).
-    let written = task.await.map_err(S3Error::internal)??;
+    let writer = writes.wait().await?;
     let digests = verified?;
-    match written {
-        Some(data) if finished => Ok((data, digests)),
-        _ => Err(S3Error::internal(
-            "data writer stopped before the end of the body",
-        )),
-    }
+    let mut writer = writer.ok_or_else(|| S3Error::internal("data writer lost"))?;
+    let data = tokio::task::spawn_blocking(move || writer.0.take().map(|writer| writer.finish()))
+        .await
+        .map_err(S3Error::internal)?
+        .ok_or_else(|| S3Error::internal("data writer lost"))??;
+    Ok((data, digests))
 }
 
-async fn pump(
+/// Reads the whole body into batches, each handed to the writer once the previous one is
+/// written.
+async fn receive(
     body: &mut impl PayloadSource,
     digest: &mut PayloadDigest,
-    tx: &mpsc::Sender<Message>,
+    writes: &mut Writes,
 ) -> Result<(), S3Error> {
     let mut batch = BytesMut::new();
     while let Some(bytes) = body.next().await? {
         digest.update(&bytes);
         batch.extend_from_slice(&bytes);
         if batch.len() >= BATCH_BYTES {
-            let full = batch.split().freeze();
-            if tx.send(Message::Data(full)).await.is_err() {
-                // The writer failed; its error is reported by `receive_payload`.
-                return Ok(());
-            }
+            writes.start(batch.split().freeze()).await?;
         }
     }
     if !batch.is_empty() {
-        let _ = tx.send(Message::Data(batch.freeze())).await;
+        writes.start(batch.freeze()).await?;
     }
     Ok(())
 }
 
-/// `Ok(None)`: the channel closed without `Finish` (the request failed); the writer is
-/// dropped, removing its temporary file.
-fn spawn_writer(
-    mut writer: DataWriter,
-    mut rx: mpsc::Receiver<Message>,
-) -> JoinHandle<Result<Option<WrittenData>, coffre_storage::Error>> {
-    tokio::task::spawn_blocking(move || {
-        while let Some(message) = rx.blocking_recv() {
-            match message {
-                Message::Data(bytes) => writer.write(&bytes)?,
-                Message::Finish => return writer.finish().map(Some),
+/// A data writer that, when dropped unfinished (a failed or abandoned upload), is dropped
+/// on the blocking pool: removing its temporary file and intent record is disk and
+/// metadata I/O, which has no place on an async worker.
+struct Writer(Option<Box<DataWriter>>);
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let Some(writer) = self.0.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(move || drop(writer));
             }
+            Err(_) => drop(writer),
         }
-        Ok(None)
-    })
+    }
+}
+
+/// The data writer, idle or busy with one batch on the blocking pool.
+enum Writes {
+    Idle(Writer),
+    Busy(JoinHandle<(Writer, Result<(), coffre_storage::Error>)>),
+    /// A write failed: its error has been returned.
+    Broken,
+}
+
+impl Writes {
+    /// Waits for the batch being written, if any, and hands the writer back; `None` when
+    /// an earlier write failed (and its error was returned then).
+    async fn wait(&mut self) -> Result<Option<Writer>, S3Error> {
+        match std::mem::replace(self, Writes::Broken) {
+            Writes::Idle(writer) => Ok(Some(writer)),
+            Writes::Busy(task) => {
+                let (writer, written) = task.await.map_err(S3Error::internal)?;
+                written?;
+                Ok(Some(writer))
+            }
+            Writes::Broken => Ok(None),
+        }
+    }
+
+    /// Starts writing `batch` once the previous batch is written.
+    async fn start(&mut self, batch: Bytes) -> Result<(), S3Error> {
+        let Some(mut writer) = self.wait().await? else {
+            return Err(S3Error::internal(
+                "data writer stopped after a failed write",
+            ));
+        };
+        *self = Writes::Busy(tokio::task::spawn_blocking(move || {
+            let written = match writer.0.as_mut() {
+                Some(data_writer) => data_writer.write(&batch),
+                None => Ok(()),
+            };
+            (writer, written)
+        }));
+        Ok(())
+    }
 }

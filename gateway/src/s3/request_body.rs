@@ -1,9 +1,7 @@
 //! The request payload as the handlers see it: plain bytes, whatever framing and signing
 //! mode the client used. aws-chunked framing is removed (each signed chunk verified before
 //! its bytes are released), `x-amz-content-sha256` is checked at the end, and the declared
-//! length is enforced. Slow clients time out.
-
-use std::time::Duration;
+//! length is enforced. A client slower than the minimum rate gets RequestTimeout.
 
 use bytes::{Bytes, BytesMut};
 use coffre_crypto::chunked_body::ChunkedDecoder;
@@ -14,9 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{S3Error, S3ErrorCode};
 use super::unread_body::UnreadBody;
-
-/// How long the client may stay silent while sending a body.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::min_rate::{MinRate, RateWindow};
 
 pub struct RequestBody {
     /// Drained in the background if the request is answered before its end.
@@ -27,17 +23,21 @@ pub struct RequestBody {
     received: u64,
     expected: Option<u64>,
     limit: u64,
+    /// Only the time spent waiting on the client counts, not the server's own work.
+    pace: RateWindow,
     done: bool,
 }
 
 impl RequestBody {
-    /// `limit`: the most payload bytes this operation accepts (EntityTooLarge beyond).
+    /// `limit`: the most payload bytes this operation accepts (EntityTooLarge beyond);
+    /// `min_rate`: the slowest the client may send it.
     pub fn new(
         incoming: UnreadBody,
         headers: &HeaderMap,
         payload: &PayloadMode,
         chunk_signer: Option<ChunkSigner>,
         limit: u64,
+        min_rate: MinRate,
     ) -> Result<Self, S3Error> {
         let header_u64 = |name: &str| -> Result<Option<u64>, S3Error> {
             match headers.get(name) {
@@ -91,6 +91,7 @@ impl RequestBody {
             received: 0,
             expected,
             limit,
+            pace: RateWindow::new(min_rate),
             done: false,
         })
     }
@@ -172,15 +173,23 @@ impl RequestBody {
             let Some(incoming) = self.incoming.get_mut() else {
                 return Ok(None);
             };
-            let frame = tokio::time::timeout(IDLE_TIMEOUT, incoming.frame())
-                .await
+            let started = tokio::time::Instant::now();
+            let frame = tokio::time::timeout(self.pace.remaining(), incoming.frame()).await;
+            let moved = match &frame {
+                Ok(Some(Ok(frame))) => frame.data_ref().map_or(0, |data| data.len() as u64),
+                _ => 0,
+            };
+            self.pace
+                .record(started.elapsed(), moved)
                 .map_err(|_| S3Error::new(S3ErrorCode::RequestTimeout))?;
             match frame {
-                None => return Ok(None),
-                Some(Err(e)) => {
+                // The window's time ran out but it moved enough: a new window.
+                Err(_) => continue,
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => {
                     return Err(S3Error::new(S3ErrorCode::IncompleteBody).source(e));
                 }
-                Some(Ok(frame)) => {
+                Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
                         return Ok(Some(data));
                     }

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use coffre_storage::Store;
 use http::{HeaderValue, Method, Request, Response};
@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use rand::RngCore;
 use tracing::Instrument;
 
+use super::admission::{Admission, GlobalPermit, TenantPermit};
 use super::auth::{authenticate, authorize};
 use super::body::{self, Body};
 use super::error::{S3Error, S3ErrorCode};
@@ -26,7 +27,9 @@ use super::server_side_encryption;
 use super::unread_body::UnreadBody;
 use super::RequestContext;
 use crate::audit::AuditLog;
+use crate::config::LimitsConfig;
 use crate::metrics::{Metrics, RequestOutcome};
+use crate::min_rate::MinRate;
 
 /// Bodies of requests that carry an XML document or nothing.
 const MAX_SMALL_BODY: u64 = 4 * 1024 * 1024;
@@ -40,6 +43,12 @@ pub struct S3Service {
     /// The listener serves TLS, or is configured as behind a trusted TLS terminator: SSE-C
     /// headers are accepted.
     secure_transport: bool,
+    /// Requests in flight, globally and per tenant.
+    admission: Admission,
+    /// The slowest a client may send a request body.
+    body_min_rate: MinRate,
+    /// How long a browser form has to deliver its fields, before it is authenticated.
+    form_fields_timeout: Duration,
 }
 
 /// What the pipeline learned about a request, for its audit record.
@@ -53,6 +62,8 @@ struct Seen {
     /// A browser's authenticated request on a bucket: its response, success or error, gets
     /// the CORS headers of the bucket's matching rule (so the page can read S3's answer).
     cors: Option<bucket_cors::ActualRequest>,
+    /// The request's share of its tenant's bound, held until its response body is sent.
+    tenant_permit: Option<TenantPermit>,
 }
 
 impl Seen {
@@ -75,6 +86,7 @@ impl S3Service {
         audit: AuditLog,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let limits = LimitsConfig::default();
         Self {
             store,
             region: region.into(),
@@ -82,7 +94,25 @@ impl S3Service {
             audit,
             metrics,
             secure_transport: false,
+            admission: Admission::new(
+                limits.max_requests_in_flight,
+                limits.max_requests_in_flight_per_tenant,
+            ),
+            body_min_rate: limits.body_min_rate,
+            form_fields_timeout: limits.form_fields_timeout,
         }
+    }
+
+    /// Applies the bounds of `[limits]` that concern requests (connections are the
+    /// listener's).
+    pub fn with_limits(mut self, limits: &LimitsConfig) -> Self {
+        self.admission = Admission::new(
+            limits.max_requests_in_flight,
+            limits.max_requests_in_flight_per_tenant,
+        );
+        self.body_min_rate = limits.body_min_rate;
+        self.form_fields_timeout = limits.form_fields_timeout;
+        self
     }
 
     /// Whether the connections this service answers are encrypted (a TLS listener, or one
@@ -120,10 +150,21 @@ impl S3Service {
         let started = Instant::now();
         let method = request.method().clone();
         let mut seen = Seen::default();
-        let result = received
-            .counting(self.dispatch(request, &request_id, &mut seen, &mut audit))
-            .instrument(span.clone())
-            .await;
+        // Beyond the bound, refused before any work: no lookup, no queue.
+        let (global_permit, result) = match self.admission.admit() {
+            Ok(permit) => {
+                let result = received
+                    .counting(self.dispatch(request, &request_id, &mut seen, &mut audit))
+                    .instrument(span.clone())
+                    .await;
+                (Some(permit), result)
+            }
+            Err(refused) => {
+                // Drained in the background, so that the client can read the answer.
+                drop(UnreadBody::new(request.into_body()));
+                (None, Err(refused))
+            }
+        };
         let error_code = result.as_ref().err().map(|e| e.code());
         let mut response = match result {
             Ok(response) => response,
@@ -166,6 +207,7 @@ impl S3Service {
             bytes_out,
             seconds: started.elapsed().as_secs_f64(),
         });
+        let seen_permit = seen.tenant_permit.take();
         audit.finish(
             seen.attribution(),
             response.status().as_u16(),
@@ -180,7 +222,12 @@ impl S3Service {
                 "request"
             );
         });
-        response
+        // The request stays in flight until its response body is sent or dropped.
+        let permits = Permits {
+            _global: global_permit,
+            _tenant: seen_permit,
+        };
+        response.map(|body| body::holding(body, permits))
     }
 
     async fn dispatch(
@@ -228,12 +275,19 @@ impl S3Service {
             } else {
                 post_object::Scheme::Http
             };
+            let bounds = post_object::PostBounds {
+                scheme,
+                fields_timeout: self.form_fields_timeout,
+                body_min_rate: self.body_min_rate,
+                admission: &self.admission,
+            };
             let mut by = post_object::PostedBy::default();
             let result = post_object::post_object(
-                store, region, parts, incoming, operation, scheme, &mut by,
+                store, region, parts, incoming, operation, bounds, &mut by,
             )
             .await;
             (seen.tenant, seen.access_key, seen.key) = (by.tenant, by.access_key, by.key);
+            seen.tenant_permit = by.permit;
             return result;
         }
 
@@ -249,6 +303,8 @@ impl S3Service {
         seen.access_key = Some(auth.scope.access_key().to_string());
         // No handler runs without a place for its record in the audit trail.
         audit.reserve(seen.attribution())?;
+        let tenant = auth.scope.tenant_id().to_hex();
+        seen.tenant_permit = Some(self.admission.admit_tenant(&tenant)?);
         tracing::Span::current().record("tenant", tracing::field::display(auth.scope.tenant_id()));
         authorize(&auth.scope, &operation)?;
 
@@ -262,6 +318,7 @@ impl S3Service {
             &auth.payload,
             auth.chunk_signer,
             limit,
+            self.body_min_rate,
         )?;
         let ctx = RequestContext {
             request_id: request_id.into(),
@@ -421,4 +478,10 @@ pub fn error_response(error: &S3Error, request_id: &str, is_head: bool) -> Respo
     };
     *response.status_mut() = error.status();
     response
+}
+
+/// A request's permits, carried by its response body.
+struct Permits {
+    _global: Option<GlobalPermit>,
+    _tenant: Option<TenantPermit>,
 }

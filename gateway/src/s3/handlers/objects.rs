@@ -6,13 +6,14 @@ use bytes::{Bytes, BytesMut};
 use coffre_crypto::CustomerKey;
 use coffre_storage::{BucketRecord, ObjectRecord, WriteTarget};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use tokio::sync::mpsc;
+use http_body_util::BodyExt;
 
 use super::bucket_config::check_acl_headers;
 use super::{empty_response, quoted_etag};
-use crate::s3::body::{self, Body, ChannelBody};
+use crate::s3::body::{self, Body};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::object_headers::{meta_from_request, write_response_headers};
+use crate::s3::object_stream::ObjectStream;
 use crate::s3::payload_digest::PayloadDigest;
 use crate::s3::payload_writer::receive_payload;
 use crate::s3::range::{parse_range, ByteRange};
@@ -22,9 +23,6 @@ use crate::s3::{blocking, conditional, RequestContext};
 
 /// The largest single PUT (and part) S3 accepts.
 pub const MAX_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
-/// Bytes read from storage per step of a GET.
-const READ_CHUNK: usize = 1 << 20;
-const CHUNKS_IN_FLIGHT: usize = 4;
 
 pub async fn bucket_record(ctx: &RequestContext, bucket: &str) -> Result<BucketRecord, S3Error> {
     let (store, scope, name) = (ctx.store.clone(), ctx.scope.clone(), bucket.to_owned());
@@ -380,7 +378,7 @@ pub async fn get_object(
     let body = match data {
         _ if start == end => body::empty(),
         Data::Inline(plain) => body::full(plain),
-        Data::Stream(reader) => stream_range(reader, start, end, object.key.clone()),
+        Data::Stream(reader) => ObjectStream::new(reader, start, end, object.key.clone()).boxed(),
     };
 
     let mut response = Response::new(body);
@@ -402,33 +400,6 @@ pub async fn get_object(
 enum Data {
     Inline(Bytes),
     Stream(coffre_storage::ObjectReader),
-}
-
-/// Reads `start..end` on the blocking pool and streams it; a failure mid-way (a corrupt or
-/// missing data file) cuts the connection, since the status line has already gone out.
-fn stream_range(
-    mut reader: coffre_storage::ObjectReader,
-    start: u64,
-    end: u64,
-    key: String,
-) -> Body {
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_IN_FLIGHT);
-    tokio::task::spawn_blocking(move || {
-        let result = reader.read_range(start, end, READ_CHUNK, &mut |chunk| {
-            tx.blocking_send(Ok(chunk)).is_ok()
-        });
-        if let Err(e) = result {
-            if matches!(e, coffre_storage::Error::Integrity { .. }) {
-                // A tampered, truncated or swapped data file: a security signal.
-                tracing::error!(key = %key, error = %e, "integrity failure mid-stream; connection aborted");
-            } else {
-                tracing::error!(key = %key, error = %e, "object read failed mid-stream");
-            }
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-        }
-    });
-    use http_body_util::BodyExt;
-    ChannelBody::new(rx, end - start).boxed()
 }
 
 fn set_range_headers(headers: &mut HeaderMap, range: ByteRange, size: u64) {

@@ -6,6 +6,7 @@
 mod form;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use coffre_crypto::sigv4::{self, FormFields, PayloadMode, PostPolicy};
@@ -18,6 +19,8 @@ use time::OffsetDateTime;
 use super::bucket_config::check_acl_headers;
 use super::objects::{with_bucket, MAX_PUT_BYTES};
 use super::{empty_response, quoted_etag};
+use crate::min_rate::MinRate;
+use crate::s3::admission::{Admission, TenantPermit};
 use crate::s3::auth::authorize;
 use crate::s3::blocking;
 use crate::s3::body::{self, Body};
@@ -53,11 +56,24 @@ const HEADER_FIELDS: [(&str, &str); 8] = [
 
 /// Who posted which key, for the request's audit record: filled in as each becomes known,
 /// so that a refused form is attributed as far as it got.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct PostedBy {
     pub tenant: Option<String>,
     pub access_key: Option<String>,
     pub key: Option<String>,
+    /// The form's share of its tenant's requests in flight, once it is authenticated.
+    pub permit: Option<TenantPermit>,
+}
+
+/// How the form reached the server and the bounds it is held to.
+pub struct PostBounds<'a> {
+    pub scheme: Scheme,
+    /// The fields before the file must all arrive within this: until they have, the form
+    /// is not authenticated and its sender is nobody in particular.
+    pub fields_timeout: Duration,
+    /// The slowest the form's body may arrive.
+    pub body_min_rate: MinRate,
+    pub admission: &'a Admission,
 }
 
 /// Handles `POST /bucket` (or `POST /` on a virtual host) with a `multipart/form-data`
@@ -68,7 +84,7 @@ pub async fn post_object(
     parts: http::request::Parts,
     incoming: Incoming,
     operation: Operation,
-    scheme: Scheme,
+    bounds: PostBounds<'_>,
     posted_by: &mut PostedBy,
 ) -> Result<Response<Body>, S3Error> {
     let Operation::PostObject { bucket } = &operation else {
@@ -83,16 +99,25 @@ pub async fn post_object(
         &PayloadMode::Unsigned,
         None,
         MAX_POST_BYTES,
+        bounds.body_min_rate,
     )?;
     let mut form = PostForm::new(body, boundary);
-    let (fields, mut file) = form.read_fields().await?;
+    let (fields, mut file) = tokio::time::timeout(bounds.fields_timeout, form.read_fields())
+        .await
+        .map_err(|_| {
+            S3Error::with_message(
+                S3ErrorCode::RequestTimeout,
+                "The form's fields did not arrive within the time allowed.",
+            )
+        })??;
     let request = Request {
         store,
         region,
         parts: &parts,
         operation: &operation,
         bucket,
-        scheme,
+        scheme: bounds.scheme,
+        admission: bounds.admission,
     };
     let result = upload(request, fields, &mut file, posted_by).await;
     if result.is_err() {
@@ -113,6 +138,7 @@ struct Request<'a> {
     operation: &'a Operation,
     bucket: &'a str,
     scheme: Scheme,
+    admission: &'a Admission,
 }
 
 /// How the client reached the S3 listener, for the `Location` of the stored object: `Https`
@@ -146,6 +172,7 @@ async fn upload(
         operation,
         bucket,
         scheme,
+        admission,
     } = request;
     // No anonymous access, ever: a form without a signature is denied.
     let auth =
@@ -173,6 +200,7 @@ async fn upload(
     let scope = Arc::new(verified.scope);
     posted_by.tenant = Some(scope.tenant_id().to_hex());
     posted_by.access_key = Some(scope.access_key().to_string());
+    posted_by.permit = Some(admission.admit_tenant(&scope.tenant_id().to_hex())?);
     tracing::Span::current().record("tenant", tracing::field::display(scope.tenant_id()));
     authorize(&scope, operation)?;
 
