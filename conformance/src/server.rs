@@ -12,6 +12,10 @@ use tempfile::TempDir;
 
 use crate::transport::{test_ca, Transport, TRANSPORT_ENV};
 
+/// `postgres` runs every test server on the PostgreSQL metadata backend (see
+/// [`TestServer::apply_metadata`]); unset or anything else, on RocksDB.
+pub const METADATA_ENV: &str = "COFFRE_TEST_METADATA";
+
 /// How long the server may take to print its "listening" line.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a graceful stop may take before the process is killed.
@@ -58,6 +62,7 @@ impl TestServer {
     pub fn start_with_args(extra_args: &[&str]) -> Self {
         let mut server = Self::unstarted(extra_args);
         server.apply_transport();
+        server.apply_metadata();
         server.spawn();
         server
     }
@@ -76,6 +81,7 @@ impl TestServer {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         server.apply_transport();
+        server.apply_metadata();
         server.spawn();
         server
     }
@@ -106,6 +112,54 @@ impl TestServer {
         if Transport::from_env() != Transport::Https {
             return;
         }
+        let domain = self
+            .extra_args
+            .iter()
+            .position(|a| a == "--domain")
+            .and_then(|i| self.extra_args.get(i + 1))
+            .cloned();
+        let cert_dir = self.data_dir.path().join("test-tls");
+        let mut applied = false;
+        self.rewrite_config("coffre-https.toml", |original| {
+            if sets_tls(original) {
+                return None;
+            }
+            applied = true;
+            let cert = test_ca().issue_server_cert(&cert_dir, domain.as_deref());
+            // Top-level keys must come before the first [table] of the original.
+            Some(format!(
+                "# Added by the conformance harness ({TRANSPORT_ENV}=https).\n\
+                 tls_cert_file = {:?}\ntls_key_file = {:?}\n\n{original}",
+                cert.cert.display().to_string(),
+                cert.key.display().to_string(),
+            ))
+        });
+        self.harness_tls = applied;
+    }
+
+    /// With `COFFRE_TEST_METADATA=postgres`, keeps the metadata in a fresh database of the
+    /// test PostgreSQL server (`COFFRE_TEST_POSTGRES_URL`), one per test server (restarts
+    /// keep it). A configuration with a `[metadata]` table of its own is left alone.
+    fn apply_metadata(&mut self) {
+        if std::env::var(METADATA_ENV).as_deref() != Ok("postgres") {
+            return;
+        }
+        let url = crate::postgres::fresh_database();
+        self.rewrite_config("coffre-postgres.toml", |original| {
+            if original.lines().any(|line| line.trim() == "[metadata]") {
+                return None;
+            }
+            Some(format!(
+                "{original}\n\n# Added by the conformance harness ({METADATA_ENV}=postgres).\n\
+                 [metadata]\nkind = \"postgres\"\nurl = {url:?}\npool_size = 8\n"
+            ))
+        });
+    }
+
+    /// Replaces the server's configuration file (`--config`, or none) by what `rewrite`
+    /// makes of its text, written to `name` in the data directory; `None` leaves it as is.
+    /// A new configuration file keeps the embedded default's `default` tenant.
+    fn rewrite_config(&mut self, name: &str, rewrite: impl FnOnce(&str) -> Option<String>) {
         let config_at = self
             .extra_args
             .iter()
@@ -116,35 +170,18 @@ impl TestServer {
                 .unwrap_or_else(|e| panic!("cannot read the configuration {path}: {e}")),
             None => String::new(),
         };
-        if sets_tls(&original) {
-            return;
-        }
         // A configuration file turns off the embedded default's `default` tenant.
         let original = with_default_tenant(&original);
-        let domain = self
-            .extra_args
-            .iter()
-            .position(|a| a == "--domain")
-            .and_then(|i| self.extra_args.get(i + 1));
-        let cert = test_ca().issue_server_cert(
-            &self.data_dir.path().join("test-tls"),
-            domain.map(String::as_str),
-        );
-        // Top-level keys must come before the first [table] of the original.
-        let merged = format!(
-            "# Added by the conformance harness ({TRANSPORT_ENV}=https).\n\
-             tls_cert_file = {:?}\ntls_key_file = {:?}\n\n{original}",
-            cert.cert.display().to_string(),
-            cert.key.display().to_string(),
-        );
-        let path = self.data_dir.path().join("coffre-https.toml");
-        std::fs::write(&path, merged).expect("write the HTTPS configuration");
+        let Some(rewritten) = rewrite(&original) else {
+            return;
+        };
+        let path = self.data_dir.path().join(name);
+        std::fs::write(&path, rewritten).expect("write the harness's configuration");
         let path = path.display().to_string();
         match config_at {
             Some(i) => self.extra_args[i] = path,
             None => self.extra_args.extend(["--config".to_string(), path]),
         }
-        self.harness_tls = true;
     }
 
     /// Whether the S3 listener serves HTTPS.

@@ -227,7 +227,7 @@ async fn storage_key_provider_and_metadata_series_follow_the_workload() {
     assert_eq!(value(&after, FILES_WRITTEN), 1.0);
     // Header, plaintext and one 16-byte tag per segment.
     assert_eq!(value(&after, BYTES_WRITTEN), (16 + 200_000 + 4 * 16) as f64);
-    for op in ["get", "batch", "scan"] {
+    for op in ["get", "begin", "commit", "scan"] {
         let count = format!("coffre_meta_operation_duration_seconds_count{{op=\"{op}\"}}");
         assert!(value(&after, &count) > 0.0, "{count} in\n{after}");
     }

@@ -33,11 +33,14 @@ use audit::resolve_audit;
 mod tls;
 use tls::{non_empty, tls_files};
 
+mod bootstrap;
+pub use bootstrap::{BootstrapConfig, RawBootstrap};
+
 mod limits;
 pub use limits::{LimitsConfig, RawLimits};
 
-mod bootstrap;
-pub use bootstrap::{BootstrapConfig, RawBootstrap};
+mod metadata;
+pub use metadata::{MetadataConfig, RawMetadata};
 
 /// The file as written by an operator.
 #[derive(Debug, Default, Deserialize)]
@@ -81,10 +84,12 @@ pub struct RawConfig {
     pub metrics: Option<RawMetrics>,
     /// Pace of the background rewrap after a tenant KEK rotation.
     pub key_rotation: Option<RawKeyRotation>,
-    /// Caps on connections and requests in flight, and deadlines on slow clients.
-    pub limits: Option<RawLimits>,
     /// What the first start creates (the `default` tenant).
     pub bootstrap: Option<RawBootstrap>,
+    /// Caps on connections and requests in flight, and deadlines on slow clients.
+    pub limits: Option<RawLimits>,
+    /// Where the metadata lives: RocksDB (default) or PostgreSQL.
+    pub metadata: Option<RawMetadata>,
 }
 
 /// Values given on the command line or in the environment; each wins over the file.
@@ -109,7 +114,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
-    pub meta_dir: PathBuf,
+    pub metadata: MetadataConfig,
     pub s3_listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub domain: Option<String>,
@@ -130,8 +135,8 @@ pub struct Config {
     pub admin_tls: Option<TlsFiles>,
     pub metrics: MetricsConfig,
     pub key_rotation: KeyRotationConfig,
-    pub limits: LimitsConfig,
     pub bootstrap: BootstrapConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -277,8 +282,8 @@ impl Config {
         let key_provider = resolve_key_provider(raw.key_provider, &data_dir)?;
         let metrics = MetricsConfig::resolve(raw.metrics)?;
         let key_rotation = KeyRotationConfig::resolve(raw.key_rotation)?;
-        let limits = LimitsConfig::resolve(raw.limits)?;
         let bootstrap = BootstrapConfig::resolve(raw.bootstrap);
+        let limits = LimitsConfig::resolve(raw.limits)?;
         let s3_tls = tls_files(
             ("tls_cert_file", raw.tls_cert_file),
             ("tls_key_file", raw.tls_key_file),
@@ -306,11 +311,11 @@ impl Config {
             key_provider,
             metrics,
             key_rotation,
-            limits,
             bootstrap,
+            limits,
             audit,
             admin_token,
-            meta_dir: data_dir.join("meta"),
+            metadata: MetadataConfig::resolve(raw.metadata, &data_dir)?,
             data_dir,
             s3_listen,
             admin_listen,
@@ -356,7 +361,12 @@ mod tests {
         let config = parse("").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.s3_listen.to_string(), "127.0.0.1:9000");
         assert_eq!(config.admin_listen.to_string(), "127.0.0.1:9001");
-        assert_eq!(config.meta_dir, PathBuf::from("./data/meta"));
+        assert_eq!(
+            config.metadata,
+            MetadataConfig::Rocks {
+                dir: PathBuf::from("./data/meta")
+            }
+        );
         assert_eq!(config.arrays.len(), 1);
         assert_eq!(config.arrays[0].path, PathBuf::from("./data/arrays/0"));
         assert_eq!(

@@ -287,8 +287,9 @@ impl Metrics {
         });
         registry.register(
             "meta_operation_duration_seconds",
-            "Metadata store calls by op (get, put, delete, batch, scan, purge); a scan is \
-             the time spent in the store over one cursor's life",
+            "Metadata store calls by op (get, begin, tx_read, commit, scan, purge); a scan \
+             is the time spent in the store over one cursor's life, a commit includes the \
+             ones refused by a conflict",
             meta_duration.clone(),
         );
         Self {

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use coffre_crypto::{AdminScope, KeyProvider, LocalFileKeyProvider, Pkcs11KeyProvider};
-use coffre_storage::{RocksMetaStore, Store, StoreConfig};
+use coffre_storage::{
+    MetaStore, PostgresConfig, PostgresMetaStore, RocksMetaStore, Store, StoreConfig,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -20,7 +22,7 @@ use crate::admin::token::AdminToken;
 use crate::admin::AdminService;
 use crate::audit::AuditLog;
 use crate::bootstrap;
-use crate::config::{BucketLabel, Config, KeyProviderConfig};
+use crate::config::{BucketLabel, Config, KeyProviderConfig, MetadataConfig};
 use crate::connection_limits::ListenerLimits;
 use crate::gc;
 use crate::key_rotation::{self, RotationWaker};
@@ -88,15 +90,16 @@ impl Running {
 pub async fn serve(config: Config) -> anyhow::Result<Running> {
     let store_config = StoreConfig {
         inline_max: config.inline_max,
-        ..StoreConfig::new(config.meta_dir.clone(), config.arrays.clone())
+        ..StoreConfig::new(config.data_dir.join("meta"), config.arrays.clone())
     };
     let key_provider = config.key_provider.clone();
+    let metadata = config.metadata.clone();
     // Created first: the key provider and the metadata store are timed from their first call.
     let metrics = Arc::new(Metrics::new(&config.metrics));
     let layers = metrics.clone();
     let store = tokio::task::spawn_blocking(move || {
         let keys = layers.instrument_key_provider(open_key_provider(&key_provider)?);
-        open_store(store_config, keys, &layers)
+        open_store(store_config, &metadata, keys, &layers)
     })
     .await??;
     let store = Arc::new(store);
@@ -205,19 +208,66 @@ async fn load_tls(files: Option<TlsFiles>) -> anyhow::Result<Option<Arc<Reloadab
     Ok(Some(Arc::new(tls)))
 }
 
-/// Opens RocksDB in `config.meta_dir` (created as needed), with its calls timed, and the
-/// store over it.
+/// Opens the metadata store `[metadata]` names (RocksDB's directory created as needed, or a
+/// connection to PostgreSQL with its schema checked), with its calls timed, and the store
+/// over it.
 fn open_store(
     config: StoreConfig,
+    metadata: &MetadataConfig,
     keys: Arc<dyn KeyProvider>,
     metrics: &Metrics,
 ) -> anyhow::Result<Store> {
-    let dir = &config.meta_dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let rocks = RocksMetaStore::open(dir)
-        .with_context(|| format!("opening the metadata store in {}", dir.display()))?;
-    let meta = metrics.instrument_meta_store(Box::new(rocks));
+    let meta: Box<dyn MetaStore> = match metadata {
+        MetadataConfig::Rocks { dir } => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            Box::new(
+                RocksMetaStore::open(dir)
+                    .with_context(|| format!("opening the metadata store in {}", dir.display()))?,
+            )
+        }
+        MetadataConfig::Postgres {
+            url,
+            password_file,
+            pool_size,
+            connect_timeout,
+        } => {
+            let password = password_file
+                .as_deref()
+                .map(read_password_file)
+                .transpose()?;
+            let postgres = PostgresConfig {
+                url: url.clone(),
+                password,
+                pool_size: *pool_size,
+                connect_timeout: *connect_timeout,
+            };
+            Box::new(
+                PostgresMetaStore::open(&postgres)
+                    .context("opening the PostgreSQL metadata store ([metadata] url)")?,
+            )
+        }
+    };
+    let meta = metrics.instrument_meta_store(meta);
     Store::with_meta_store(config, meta, keys).context("opening the store")
+}
+
+/// The database password: the file's first line. Refused when others may read the file.
+fn read_password_file(path: &std::path::Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("[metadata] password_file {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "[metadata] password_file {} is readable by others (mode {:o}): chmod 600 it",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("[metadata] password_file {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or("").to_owned())
 }
 
 /// The buckets `[metrics] bucket_labels` lists, as (tenant id, bucket). A tenant that does

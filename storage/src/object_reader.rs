@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use coffre_crypto::aead::sealed_segment_len;
+use coffre_crypto::aead::{sealed_segment_len, SegmentSpan};
 use coffre_crypto::{
     sealed_len, segments_for_range, stored_offset, Dek, NoncePrefix, SegmentDecryptor, TenantId,
 };
@@ -205,10 +205,29 @@ fn read_part(
         }
         Source::Inline(_) => None,
     };
+    let sent = send_segments(object, stats, part, file.as_mut(), span, max_chunk, sink);
+    // Kept open for the next range: a read that goes on in steps must not reopen the file
+    // by its path, which the collector may have removed since (an overwrite, a delete).
+    if let (Source::File { opened, .. }, Some((file, _))) = (&mut part.source, file) {
+        *opened = Some(file);
+    }
+    sent
+}
+
+/// Sends the plaintext of `span`'s segments of `part`; `false` when the sink asked to stop.
+fn send_segments(
+    object: &str,
+    stats: &StoreStats,
+    part: &ReadPart,
+    mut file: Option<&mut (File, PathBuf)>,
+    span: SegmentSpan,
+    max_chunk: usize,
+    sink: &mut dyn FnMut(Bytes) -> bool,
+) -> Result<bool> {
     let mut skip = span.skip;
     let mut remaining = span.len;
     for index in span.first..=span.last {
-        let sealed = read_segment(object, part, file.as_mut(), index)?;
+        let sealed = read_segment(object, part, file.as_deref_mut(), index)?;
         let plain = part
             .decryptor
             .open(index, sealed)

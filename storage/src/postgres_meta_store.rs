@@ -151,6 +151,21 @@ impl PostgresMetaStore {
     }
 }
 
+impl Drop for PostgresMetaStore {
+    /// Closing a connection of the synchronous client blocks on a runtime of its own, which
+    /// panics on a thread that drives async tasks (a store dropped at the end of an async
+    /// `main`): the connections are closed on a thread of their own.
+    fn drop(&mut self) {
+        let pools = (self.transactions.clone(), self.reads.clone());
+        let closing = std::thread::Builder::new()
+            .name("coffre-pg-close".into())
+            .spawn(move || drop(pools));
+        if closing.is_err() {
+            tracing::warn!("cannot start a thread to close the database connections");
+        }
+    }
+}
+
 /// Commits after `result` if it succeeded, else rolls back.
 fn finish<T>(client: &mut Client, result: Result<T>) -> Result<T> {
     match result {

@@ -134,15 +134,19 @@ impl Store {
     }
 }
 
-/// How many times a transaction runs before its conflicts are reported to the caller.
-const TRANSACTION_ATTEMPTS: u32 = 10;
-/// The pause after the first conflict; it doubles with each further one, with jitter.
+/// How many times a transaction runs at most before its conflicts are reported.
+const TRANSACTION_ATTEMPTS: u32 = 24;
+/// How long a transaction keeps being run again before its conflicts are reported.
+const TRANSACTION_DEADLINE: Duration = Duration::from_secs(3);
+/// The pause after the first conflict; it doubles with each further one up to
+/// [`MAX_BACKOFF`], with full jitter so that the transactions that collided spread out.
 const FIRST_BACKOFF: Duration = Duration::from_micros(200);
+const MAX_BACKOFF: Duration = Duration::from_millis(25);
 
 impl Store {
     /// Runs `body` in a transaction and commits its writes with `durability`, running it
     /// again from the start when another transaction changed what it read (at most
-    /// [`TRANSACTION_ATTEMPTS`] times, then `Conflict`). `body` may therefore run more than
+    /// [`TRANSACTION_ATTEMPTS`] times within [`TRANSACTION_DEADLINE`], then `Conflict`). `body` may therefore run more than
     /// once: it must not have effects outside the transaction, except through values it
     /// returns, which the caller acts on once the commit is done.
     pub(crate) fn transact<T>(
@@ -150,16 +154,20 @@ impl Store {
         durability: Durability,
         mut body: impl FnMut(&mut Tx<'_>) -> Result<T>,
     ) -> Result<T> {
+        let started = std::time::Instant::now();
         let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=TRANSACTION_ATTEMPTS {
             let mut tx = Tx::new(self.meta().begin()?);
             let outcome = body(&mut tx).and_then(|value| tx.commit(durability).map(|()| value));
             match outcome {
-                Err(Error::Conflict) if attempt < TRANSACTION_ATTEMPTS => {
+                Err(Error::Conflict)
+                    if attempt < TRANSACTION_ATTEMPTS
+                        && started.elapsed() < TRANSACTION_DEADLINE =>
+                {
                     self.shared.stats.transaction_retried();
-                    let jitter = rand::random::<u32>() % 1000;
-                    std::thread::sleep(backoff.mul_f64(0.5 + f64::from(jitter) / 1000.0));
-                    backoff = backoff.saturating_mul(2);
+                    let jitter = f64::from(rand::random::<u32>() % 1000) / 1000.0;
+                    std::thread::sleep(backoff.mul_f64(jitter));
+                    backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
                 }
                 Err(Error::Conflict) => {
                     self.shared.stats.transaction_gave_up();

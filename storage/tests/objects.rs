@@ -293,3 +293,30 @@ fn a_read_that_started_survives_an_overwrite_and_its_collection() {
         assert_eq!(read, old);
     });
 }
+
+#[test]
+fn a_read_in_steps_survives_a_collection_between_its_steps() {
+    each_store(|store, _| {
+        let alice = scope(store);
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        let old = bytes(200_000, 3);
+        let record = put(store, &alice, &bucket, "k", &old);
+        let mut reader = store.object_reader(&alice, &record, None).unwrap();
+        let mut read = Vec::new();
+        let mut step = |reader: &mut coffre_storage::ObjectReader, from: u64, to: u64| {
+            reader
+                .read_range(from, to, 4096, &mut |chunk| {
+                    read.extend_from_slice(&chunk);
+                    true
+                })
+                .unwrap();
+        };
+        // A GET streamed in steps (one per window of the response): the first step...
+        step(&mut reader, 0, 70_000);
+        // ...then the key is deleted and its file collected before the next step.
+        store.delete_object(&alice, &bucket, "k").unwrap();
+        assert_eq!(gc(store).files_removed, 1);
+        step(&mut reader, 70_000, 200_000);
+        assert_eq!(read, old);
+    });
+}

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use coffre_storage::{Batch, Cf, Cursor, Durability, MetaStore, MetaStoreStats, Result};
+use coffre_storage::{Batch, Cf, Cursor, Durability, MetaStore, MetaStoreStats, Result, TxReads};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 
@@ -14,23 +14,22 @@ use super::OpLabels;
 pub struct InstrumentedMetaStore {
     inner: Box<dyn MetaStore>,
     get: Histogram,
-    put: Histogram,
-    delete: Histogram,
-    batch: Histogram,
+    begin: Histogram,
+    tx_read: Histogram,
+    commit: Histogram,
     scan: Histogram,
     purge: Histogram,
 }
 
 impl InstrumentedMetaStore {
-    /// Resolves every operation's histogram once: no family lookup per call.
     pub(super) fn new(inner: Box<dyn MetaStore>, duration: &Family<OpLabels, Histogram>) -> Self {
         let histogram = |op| duration.get_or_create(&OpLabels { op }).clone();
         Self {
             inner,
             get: histogram("get"),
-            put: histogram("put"),
-            delete: histogram("delete"),
-            batch: histogram("batch"),
+            begin: histogram("begin"),
+            tx_read: histogram("tx_read"),
+            commit: histogram("commit"),
             scan: histogram("scan"),
             purge: histogram("purge"),
         }
@@ -49,16 +48,9 @@ impl MetaStore for InstrumentedMetaStore {
         timed(&self.get, || self.inner.get(cf, key))
     }
 
-    fn put(&self, cf: Cf, key: &[u8], value: &[u8], durability: Durability) -> Result<()> {
-        timed(&self.put, || self.inner.put(cf, key, value, durability))
-    }
-
-    fn delete(&self, cf: Cf, key: &[u8], durability: Durability) -> Result<()> {
-        timed(&self.delete, || self.inner.delete(cf, key, durability))
-    }
-
-    fn write(&self, batch: Batch, durability: Durability) -> Result<()> {
-        timed(&self.batch, || self.inner.write(batch, durability))
+    fn begin(&self) -> Result<Box<dyn TxReads + '_>> {
+        let inner = timed(&self.begin, || self.inner.begin())?;
+        Ok(Box::new(TimedTx { inner, store: self }))
     }
 
     fn cursor<'a>(&'a self, cf: Cf, upper_bound: Option<Vec<u8>>) -> Result<Box<dyn Cursor + 'a>> {
@@ -80,7 +72,39 @@ impl MetaStore for InstrumentedMetaStore {
     }
 }
 
-/// Adds up the time spent in the store; observed once, when the scan is over.
+/// A transaction whose reads (`tx_read`) and commit (`commit`, conflicts included) are timed.
+struct TimedTx<'a> {
+    inner: Box<dyn TxReads + 'a>,
+    store: &'a InstrumentedMetaStore,
+}
+
+impl TxReads for TimedTx<'_> {
+    fn get(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        timed(&self.store.tx_read, || self.inner.get(cf, key))
+    }
+
+    fn scan(
+        &mut self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        timed(&self.store.tx_read, || {
+            self.inner.scan(cf, start, end, limit)
+        })
+    }
+
+    fn peek(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        timed(&self.store.get, || self.inner.peek(cf, key))
+    }
+
+    fn commit(self: Box<Self>, batch: Batch, durability: Durability) -> Result<()> {
+        let commit = &self.store.commit;
+        timed(commit, || self.inner.commit(batch, durability))
+    }
+}
+
 struct TimedCursor<'a> {
     inner: Box<dyn Cursor + 'a>,
     histogram: &'a Histogram,
@@ -111,7 +135,7 @@ impl Drop for TimedCursor<'_> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use coffre_storage::MemoryMetaStore;
+    use coffre_storage::{MemoryMetaStore, Tx};
 
     use crate::config::MetricsConfig;
     use crate::metrics::Metrics;
@@ -122,13 +146,14 @@ mod tests {
     fn each_call_is_observed_once_by_operation_and_a_scan_once_in_all() {
         let metrics = Metrics::new(&MetricsConfig::default());
         let store = metrics.instrument_meta_store(Box::new(MemoryMetaStore::new()));
-        store
-            .put(Cf::Objects, b"a", b"1", Durability::Synced)
-            .unwrap();
-        let mut batch = Batch::new();
-        batch.put(Cf::Objects, b"b".to_vec(), b"2".to_vec());
-        batch.put(Cf::Objects, b"c".to_vec(), b"3".to_vec());
-        store.write(batch, Durability::Synced).unwrap();
+        let mut tx = Tx::new(store.begin().unwrap());
+        tx.put(Cf::Objects, b"a".to_vec(), b"1".to_vec());
+        assert_eq!(tx.get(Cf::Objects, b"z").unwrap(), None);
+        tx.commit(Durability::Synced).unwrap();
+        let mut tx = Tx::new(store.begin().unwrap());
+        tx.put(Cf::Objects, b"b".to_vec(), b"2".to_vec());
+        tx.put(Cf::Objects, b"c".to_vec(), b"3".to_vec());
+        tx.commit(Durability::Synced).unwrap();
         assert_eq!(store.get(Cf::Objects, b"b").unwrap(), Some(b"2".to_vec()));
         let mut cursor = store.cursor(Cf::Objects, None).unwrap();
         cursor.seek(b"");
@@ -146,11 +171,12 @@ mod tests {
 
         let text = metrics.render();
         for line in [
-            "coffre_meta_operation_duration_seconds_count{op=\"put\"} 1",
-            "coffre_meta_operation_duration_seconds_count{op=\"batch\"} 1",
+            "coffre_meta_operation_duration_seconds_count{op=\"begin\"} 2",
+            "coffre_meta_operation_duration_seconds_count{op=\"tx_read\"} 1",
+            "coffre_meta_operation_duration_seconds_count{op=\"commit\"} 2",
             "coffre_meta_operation_duration_seconds_count{op=\"get\"} 1",
             "coffre_meta_operation_duration_seconds_count{op=\"scan\"} 1",
-            "coffre_meta_operation_duration_seconds_count{op=\"delete\"} 0",
+            "coffre_meta_operation_duration_seconds_count{op=\"purge\"} 0",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -80,6 +80,7 @@ s3_error_codes! {
     NotModified => StatusCode::NOT_MODIFIED, "Not Modified";
     PreconditionFailed => StatusCode::PRECONDITION_FAILED, "At least one of the pre-conditions you specified did not hold";
     QuotaExceeded => StatusCode::FORBIDDEN, "The request would exceed the account's storage quota.";
+    RequestHeaderSectionTooLarge => StatusCode::BAD_REQUEST, "Your request header section exceeds the maximum allowed size.";
     RequestTimeout => StatusCode::BAD_REQUEST, "Your socket connection to the server was not read from or written to within the timeout period.";
     RequestTimeTooSkewed => StatusCode::FORBIDDEN, "The difference between the request time and the server's time is too large.";
     ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE, "Please reduce your request rate.";
@@ -245,6 +246,16 @@ impl From<coffre_storage::Error> for S3Error {
                 S3ErrorCode::ServiceUnavailable,
                 "No storage array has room for this object.",
             ),
+            // Retryable: SDKs retry SlowDown with backoff. The cause goes to the log.
+            conflict @ E::Conflict => {
+                S3Error::with_message(S3ErrorCode::SlowDown, "Please reduce your request rate.")
+                    .source(conflict)
+            }
+            unavailable @ E::Unavailable(_) => S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                "The metadata store is unavailable; please retry.",
+            )
+            .source(unavailable),
             // Tampered, truncated or swapped stored bytes: a security signal. The client
             // learns nothing; the source (which names the object) is logged at error level
             // as every internal error is.

@@ -25,11 +25,19 @@ pub fn test_server_url() -> String {
 pub fn fresh_database() -> String {
     let server = test_server_url();
     let name = format!("coffre_test_{:032x}", rand::random::<u128>());
-    let mut client = postgres::Client::connect(&server, postgres::NoTls)
-        .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {server}: {e}"));
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
+    // On a thread of its own: the synchronous client runs a runtime of its own, which
+    // cannot start on a thread of an async test's runtime.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut client = postgres::Client::connect(&server, postgres::NoTls)
+                .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {server}: {e}"));
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .expect("create a test database");
+        })
+        .join()
         .expect("create a test database");
+    });
     match server.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{name}"),
         None => panic!("{TEST_SERVER_VARIABLE} must end with /database: {server}"),
