@@ -69,8 +69,13 @@ pub struct KeyPair {
 impl TestServer {
     /// The admin API, authenticated with the token from `<data-dir>/admin-token`.
     pub fn admin(&self) -> AdminApi {
-        let path = self.data_dir().join("admin-token");
-        let token = std::fs::read_to_string(&path)
+        self.admin_with_token_file(&self.data_dir().join("admin-token"))
+    }
+
+    /// The admin API, authenticated with the token in `path` (a configured
+    /// `admin_token_file`, shared by the nodes of a cluster).
+    pub fn admin_with_token_file(&self, path: &std::path::Path) -> AdminApi {
+        let token = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
             .trim()
             .to_string();

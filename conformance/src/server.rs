@@ -47,6 +47,9 @@ pub struct TestServer {
     extra_env: Vec<(String, String)>,
     /// Whether the harness gave the S3 listener TLS (the HTTPS transport).
     harness_tls: bool,
+    /// Whether the server makes the `default` tenant, whose credentials the harness reads
+    /// (not for a configuration that says `default_tenant = false`).
+    default_tenant: bool,
     child: Option<Child>,
     // Declared last so that the process is gone before the directory is removed.
     data_dir: TempDir,
@@ -73,6 +76,7 @@ impl TestServer {
     /// default, unless `toml` has a `[bootstrap]` table of its own.
     pub fn start_with_config(toml: &str, env: &[(&str, &str)]) -> Self {
         let mut server = Self::unstarted(&[]);
+        server.default_tenant = !toml.contains("default_tenant = false");
         let path = server.data_dir().join("coffre.toml");
         std::fs::write(&path, with_default_tenant(toml)).expect("write the configuration file");
         server.extra_args = vec!["--config".to_string(), path.display().to_string()];
@@ -100,6 +104,7 @@ impl TestServer {
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             extra_env: Vec::new(),
             harness_tls: false,
+            default_tenant: true,
             child: None,
             data_dir,
         }
@@ -331,6 +336,9 @@ impl TestServer {
     }
 
     fn read_credentials(&mut self) {
+        if !self.default_tenant {
+            return;
+        }
         let path = self.data_dir.path().join("credentials");
         // The file is written before the listeners open; allow a short grace period anyway.
         let deadline = Instant::now() + Duration::from_secs(5);

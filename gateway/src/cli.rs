@@ -102,6 +102,15 @@ pub enum AdminCommand {
     RotateRoot,
     /// Show the root key versions and how many tenant KEKs each wraps.
     RootKey,
+    /// The gateways sharing the metadata store, and who holds each background job.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Nodes (name, address, version, last heartbeat) and leases (job, holder, expiry).
+    Status,
 }
 
 #[derive(Debug, Subcommand)]

@@ -90,6 +90,9 @@ pub struct RawConfig {
     pub limits: Option<RawLimits>,
     /// Where the metadata lives: RocksDB (default) or PostgreSQL.
     pub metadata: Option<RawMetadata>,
+    /// This gateway's name among those sharing the metadata store (default: the host name).
+    /// Unique per node: a node's leases and write intents are known by it.
+    pub node_name: Option<String>,
 }
 
 /// Values given on the command line or in the environment; each wins over the file.
@@ -115,6 +118,7 @@ pub enum LogFormat {
 pub struct Config {
     pub data_dir: PathBuf,
     pub metadata: MetadataConfig,
+    pub node_name: String,
     pub s3_listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub domain: Option<String>,
@@ -316,6 +320,7 @@ impl Config {
             audit,
             admin_token,
             metadata: MetadataConfig::resolve(raw.metadata, &data_dir)?,
+            node_name: resolve_node_name(raw.node_name)?,
             data_dir,
             s3_listen,
             admin_listen,
@@ -328,6 +333,30 @@ impl Config {
             log_format,
         })
     }
+}
+
+/// The node name as given, or the host name; letters, digits, `.`, `_` and `-`, at most 64.
+fn resolve_node_name(given: Option<String>) -> Result<String, ConfigError> {
+    let name = match given {
+        Some(name) => name,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "coffre".to_owned()),
+    };
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !valid {
+        return Err(invalid(
+            "node_name",
+            format!("'{name}': 1 to 64 letters, digits, '.', '_' or '-'"),
+        ));
+    }
+    Ok(name)
 }
 
 fn parse_addr(

@@ -8,31 +8,46 @@ use coffre_crypto::MaintenanceScope;
 use coffre_storage::Store;
 use tokio::sync::watch;
 
-pub async fn run(store: Arc<Store>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+/// The lease one node at a time collects under.
+const JOB: &str = "gc";
+
+pub async fn run(
+    store: Arc<Store>,
+    interval: Duration,
+    node: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
-        let pass = store.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let maint = MaintenanceScope::new("garbage-collection");
-            // Tenant deletions a crash interrupted queue their files for this very pass.
-            pass.resume_tenant_deletions(&maint)?;
-            pass.collect_garbage(&maint)
-        })
-        .await;
-        match result {
-            Ok(Ok(stats)) if stats.files_removed > 0 => {
-                tracing::info!(
-                    files = stats.files_removed,
-                    bytes = stats.bytes_removed,
-                    "garbage collected"
-                );
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "garbage collection failed"),
-            Err(e) => tracing::error!(error = %e, "garbage collection panicked"),
+        // Another node holds the lease: it collects; this one looks again next time.
+        if let Some(lease) = crate::cluster::lease(&store, JOB, &node).await {
+            collect(&store, lease).await;
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+async fn collect(store: &Arc<Store>, lease: coffre_storage::Lease) {
+    let pass = store.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let maint = MaintenanceScope::new("garbage-collection");
+        // Tenant deletions a crash interrupted queue their files for this very pass.
+        pass.resume_tenant_deletions(&maint, &lease)?;
+        pass.collect_garbage(&maint, &lease)
+    })
+    .await;
+    match result {
+        Ok(Ok(stats)) if stats.files_removed > 0 => {
+            tracing::info!(
+                files = stats.files_removed,
+                bytes = stats.bytes_removed,
+                "garbage collected"
+            );
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "garbage collection failed"),
+        Err(e) => tracing::error!(error = %e, "garbage collection panicked"),
     }
 }

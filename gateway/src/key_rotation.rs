@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coffre_crypto::{MaintenanceScope, TenantId};
-use coffre_storage::{RewrapStep, RootRotation, Store};
+use coffre_storage::{Lease, RewrapStep, RootRotation, Store};
 use tokio::sync::{watch, Notify};
 
 use crate::audit::{AuditLog, AuditRecord};
@@ -37,16 +37,30 @@ impl RotationWaker {
     }
 }
 
+/// How long to wait before looking again while another node holds the lease.
+const LEASE_POLL: Duration = Duration::from_secs(10);
+
 pub async fn run(
     store: Arc<Store>,
     audit: AuditLog,
     config: KeyRotationConfig,
     waker: RotationWaker,
+    node: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    finish_root_rotation(&store, &audit).await;
+    let mut root_checked = false;
     loop {
-        let wait = rewrap_round(&store, &audit, &config, &mut shutdown).await;
+        // One node at a time does the work, under the lease: the others wait for it.
+        let wait = match crate::cluster::lease(&store, TASK, &node).await {
+            None => Some(LEASE_POLL),
+            Some(lease) => {
+                if !root_checked {
+                    finish_root_rotation(&store, &audit, &lease).await;
+                    root_checked = true;
+                }
+                rewrap_round(&store, &audit, &config, &node, &mut shutdown).await
+            }
+        };
         let Some(wait) = wait else { return };
         tokio::select! {
             _ = waker.0.notified() => {}
@@ -56,10 +70,10 @@ pub async fn run(
     }
 }
 
-async fn finish_root_rotation(store: &Arc<Store>, audit: &AuditLog) {
-    let pass = store.clone();
+async fn finish_root_rotation(store: &Arc<Store>, audit: &AuditLog, lease: &Lease) {
+    let (pass, lease) = (store.clone(), lease.clone());
     let result = tokio::task::spawn_blocking(move || {
-        pass.resume_root_rotation(&MaintenanceScope::new(TASK))
+        pass.resume_root_rotation(&MaintenanceScope::new(TASK), &lease)
     })
     .await;
     match result {
@@ -85,6 +99,7 @@ async fn rewrap_round(
     store: &Arc<Store>,
     audit: &AuditLog,
     config: &KeyRotationConfig,
+    node: &str,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Duration> {
     let list = store.clone();
@@ -109,9 +124,13 @@ async fn rewrap_round(
         if *shutdown.borrow() {
             return None;
         }
+        // Renewed at every step: a long round keeps its lease.
+        let Some(held) = crate::cluster::lease(store, TASK, node).await else {
+            return Some(LEASE_POLL);
+        };
         let step = store.clone();
         let result = tokio::task::spawn_blocking(move || {
-            step.rewrap_step(&MaintenanceScope::new(TASK), tenant, &settings)
+            step.rewrap_step(&MaintenanceScope::new(TASK), tenant, &settings, &held)
         })
         .await;
         match result {

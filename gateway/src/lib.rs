@@ -5,6 +5,7 @@ pub mod admin;
 pub mod audit;
 pub mod bootstrap;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod connection_limits;
 pub mod gc;

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use coffre_crypto::{AdminScope, KeyProvider, LocalFileKeyProvider, Pkcs11KeyProvider};
@@ -22,6 +22,7 @@ use crate::admin::token::AdminToken;
 use crate::admin::AdminService;
 use crate::audit::AuditLog;
 use crate::bootstrap;
+use crate::cluster::{self, NodeIdentity};
 use crate::config::{BucketLabel, Config, KeyProviderConfig, MetadataConfig};
 use crate::connection_limits::ListenerLimits;
 use crate::gc;
@@ -177,20 +178,32 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
             async move { Ok::<_, Infallible>(admin.handle(req, peer).await) }
         },
     ));
+    let node = NodeIdentity {
+        name: config.node_name.clone(),
+        address: url(s3_tls.is_some(), s3_addr),
+        started: SystemTime::now(),
+    };
+    let cluster_task = tokio::spawn(cluster::run(store.clone(), node, shutdown_rx.clone()));
     let rotation_task = tokio::spawn(key_rotation::run(
         store.clone(),
         audit.clone(),
         config.key_rotation,
         rotation_waker,
+        config.node_name.clone(),
         shutdown_rx.clone(),
     ));
-    let gc_task = tokio::spawn(gc::run(store, config.gc_interval, shutdown_rx));
+    let gc_task = tokio::spawn(gc::run(
+        store,
+        config.gc_interval,
+        config.node_name.clone(),
+        shutdown_rx,
+    ));
 
     Ok(Running {
         s3_addr,
         admin_addr,
         shutdown,
-        tasks: vec![s3_task, admin_task, gc_task, rotation_task],
+        tasks: vec![s3_task, admin_task, gc_task, rotation_task, cluster_task],
         audit,
         s3_tls,
         admin_tls,

@@ -22,7 +22,7 @@ use crate::arrays;
 use crate::data_file::{ensure_dir, sync_dir, write_header, HEADER_LEN};
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::meta_store::{Batch, Cf, Durability};
+use crate::meta_store::{Batch, Cf, Durability, Tx};
 use crate::records::{DataLocation, FileLocation, GcEntry, GcState, Record};
 use crate::stats::AeadOp;
 use crate::store::{Shared, Store};
@@ -316,9 +316,18 @@ impl PendingFile {
         sync_dir(&dir)
     }
 
-    /// Adds the intent's removal to the batch that makes the file reachable.
-    pub fn commit_in(&self, batch: &mut Batch) {
-        batch.delete(Cf::Gc, keys::gc(self.location.file));
+    /// Adds the intent's removal to the transaction that makes the file reachable. The
+    /// transaction depends on the intent: if the collector took it for an orphan's (this
+    /// node looked dead), the commit fails instead of referencing a removed file.
+    pub fn commit_in(&self, tx: &mut Tx<'_>) -> Result<()> {
+        let key = keys::gc(self.location.file);
+        if tx.get(Cf::Gc, &key)?.is_none() {
+            return Err(Error::Io(io::Error::other(
+                "the data file's intent was collected: this node was taken for dead",
+            )));
+        }
+        tx.delete(Cf::Gc, key);
+        Ok(())
     }
 
     /// The batch from [`PendingFile::commit_in`] was written: the file now belongs to its

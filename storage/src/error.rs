@@ -63,6 +63,10 @@ pub enum Error {
     /// ran out. Retryable by the client.
     #[error("too many concurrent changes to the same records")]
     Conflict,
+    /// A background job's lease was taken over by another node (or expired) while it ran:
+    /// what it was about to commit is left to the new holder.
+    #[error("the lease of {0} is no longer held by this node")]
+    LeaseLost(String),
     /// The metadata store cannot be reached (database down, pool exhausted). Retryable.
     #[error("metadata store unavailable: {0}")]
     Unavailable(String),

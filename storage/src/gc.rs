@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use coffre_crypto::MaintenanceScope;
 
 use crate::arrays;
+use crate::cluster::Lease;
 use crate::data_refs::FileRefs;
 use crate::error::Result;
 use crate::meta_store::{Batch, Cf, Durability};
@@ -29,15 +30,23 @@ impl Store {
     /// One pass over the queue. Intents of this process (writes in progress) are left
     /// alone; entries on an array missing from the configuration are kept for later. What
     /// the pass found and removed is counted in [`Store::stats`].
-    pub fn collect_garbage(&self, maint: &MaintenanceScope) -> Result<GcStats> {
+    pub fn collect_garbage(&self, maint: &MaintenanceScope, lease: &Lease) -> Result<GcStats> {
         let mut backlog = GcBacklog::default();
-        let result = self.collect_pass(maint, &mut backlog);
+        let result = self.collect_pass(maint, lease, &mut backlog);
         self.shared.stats.count_gc_pass(&result, &backlog);
         result
     }
 
-    fn collect_pass(&self, maint: &MaintenanceScope, backlog: &mut GcBacklog) -> Result<GcStats> {
+    fn collect_pass(
+        &self,
+        maint: &MaintenanceScope,
+        lease: &Lease,
+        backlog: &mut GcBacklog,
+    ) -> Result<GcStats> {
         let mut stats = GcStats::default();
+        // Intents of a boot whose node still beats are writes in progress, on this node or
+        // another; the others are orphans.
+        let live = self.live_boot_ids()?;
         let mut done = Batch::new();
         let mut cursor = self.meta().cursor(Cf::Gc, None)?;
         cursor.seek(&[]);
@@ -45,7 +54,7 @@ impl Store {
             let entry = GcEntry::decode(&value)?;
             let mut counter = None;
             let candidates = match &entry.state {
-                GcState::Pending { boot_id } if *boot_id == self.shared.boot_id => {
+                GcState::Pending { boot_id } if live.contains(boot_id) => {
                     backlog.in_progress += 1;
                     continue;
                 }
@@ -72,6 +81,20 @@ impl Store {
                 backlog.retained += 1;
                 continue;
             };
+            if matches!(entry.state, GcState::Pending { .. }) {
+                // The intent goes first, in a transaction that its writer's commit (which
+                // reads the intent) conflicts with: either that write commits and the file is
+                // kept, or it fails and the file goes. A crash before the removal leaves an
+                // orphan file without an entry, never a record without its file.
+                if !self.claim_orphan(lease, &key, &value)? {
+                    backlog.orphaned -= 1;
+                    continue;
+                }
+                if !remove_files(&candidates, &mut stats) {
+                    backlog.retained += 1;
+                }
+                continue;
+            }
             if remove_files(&candidates, &mut stats) {
                 done.delete(Cf::Gc, key);
                 if let Some(counter) = counter {
@@ -81,14 +104,37 @@ impl Store {
                 backlog.retained += 1;
             }
             if done.ops.len() >= DELETE_BATCH {
-                self.write_blind(std::mem::take(&mut done), Durability::Buffered)?;
+                self.commit_collected(lease, std::mem::take(&mut done))?;
             }
         }
         drop(cursor);
         if !done.ops.is_empty() {
-            self.write_blind(done, Durability::Buffered)?;
+            self.commit_collected(lease, done)?;
         }
         Ok(stats)
+    }
+}
+
+impl Store {
+    /// Deletes the `gc` entries of `done`, if this node still holds the collector's lease.
+    fn commit_collected(&self, lease: &Lease, done: Batch) -> Result<()> {
+        self.transact(Durability::Buffered, |tx| {
+            lease.check(tx)?;
+            tx.write(done.clone());
+            Ok(())
+        })
+    }
+
+    /// Deletes the orphan intent at `key` if it is still `value`; whether it did.
+    fn claim_orphan(&self, lease: &Lease, key: &[u8], value: &[u8]) -> Result<bool> {
+        self.transact(Durability::Synced, |tx| {
+            lease.check(tx)?;
+            if tx.get(Cf::Gc, key)?.as_deref() != Some(value) {
+                return Ok(false);
+            }
+            tx.delete(Cf::Gc, key.to_vec());
+            Ok(true)
+        })
     }
 }
 
@@ -197,7 +243,10 @@ mod tests {
         let live = leave_pending(&store, store.shared.boot_id, true);
 
         let stats = store
-            .collect_garbage(&MaintenanceScope::new("test"))
+            .collect_garbage(
+                &MaintenanceScope::new("test"),
+                &crate::cluster::test_lease(&store, "gc"),
+            )
             .unwrap();
         assert_eq!(
             stats,
@@ -217,7 +266,10 @@ mod tests {
 
         // The dead intents are gone; the live one is still queued.
         let stats = store
-            .collect_garbage(&MaintenanceScope::new("test"))
+            .collect_garbage(
+                &MaintenanceScope::new("test"),
+                &crate::cluster::test_lease(&store, "gc"),
+            )
             .unwrap();
         assert_eq!(stats, GcStats::default());
         let figures = store.stats().gc();

@@ -34,6 +34,7 @@ use coffre_crypto::{
     WrappedKek,
 };
 
+use crate::cluster::Lease;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Cf, Durability};
@@ -170,11 +171,13 @@ impl Store {
 
     /// One bounded step of `tenant`'s rewrap: a batch of at most `settings.batch_size`
     /// records, or the end of a pass, or the retirement of the older KEK versions.
+    /// Under the key rotation `lease`, which every commit of the step checks.
     pub fn rewrap_step(
         &self,
         _maint: &MaintenanceScope,
         tenant: TenantId,
         settings: &RewrapSettings,
+        lease: &Lease,
     ) -> Result<RewrapStep> {
         let Some(record) = self.get_record::<TenantRecord>(Cf::Tenants, &keys::tenant(tenant))?
         else {
@@ -188,7 +191,7 @@ impl Store {
         };
         let cursor = match &rotation.state {
             RotationState::Finished { purged: false, .. } => {
-                self.purge_retired(tenant, rotation.target)?;
+                self.purge_retired(tenant, rotation.target, lease)?;
                 return Ok(RewrapStep::Idle);
             }
             RotationState::Finished { .. } => return Ok(RewrapStep::Idle),
@@ -204,11 +207,11 @@ impl Store {
                 let mut next = rotation.clone();
                 next.passes = next.passes.saturating_add(1);
                 next.state = RotationState::Rewrapping(RewrapCursor::first_phase(now()));
-                self.save_rotation(tenant, &rotation, next)?;
+                self.save_rotation(tenant, &rotation, next, lease)?;
                 Ok(RewrapStep::Progress)
             }
             RewrapPhase::Uploads | RewrapPhase::Objects => {
-                match self.rewrap_batch(tenant, &rotation, &cursor, settings) {
+                match self.rewrap_batch(tenant, &rotation, &cursor, settings, lease) {
                     // Deleted meanwhile: the deletion purges what is left.
                     Err(Error::NoSuchTenant) => Ok(RewrapStep::Idle),
                     result => result,
@@ -223,6 +226,7 @@ impl Store {
         rotation: &KekRotation,
         cursor: &RewrapCursor,
         settings: &RewrapSettings,
+        lease: &Lease,
     ) -> Result<RewrapStep> {
         let target = self.kek(tenant, rotation.target)?;
         let cf = match cursor.phase {
@@ -280,7 +284,7 @@ impl Store {
                         .checked_add(settings.retire_grace)
                         .is_some_and(|ready| moved.pass_started >= ready)
                 {
-                    return self.retire_older_keks(tenant, rotation, next);
+                    return self.retire_older_keks(tenant, rotation, next, lease);
                 } else {
                     moved.phase = RewrapPhase::Settling;
                 }
@@ -288,7 +292,7 @@ impl Store {
         }
         let blocked = (moved.phase == RewrapPhase::Blocked).then_some(moved.pass_unreadable);
         next.state = RotationState::Rewrapping(moved);
-        self.save_rotation(tenant, rotation, next)?;
+        self.save_rotation(tenant, rotation, next, lease)?;
         Ok(match blocked {
             Some(unreadable) => RewrapStep::Blocked { unreadable },
             None => RewrapStep::Progress,
@@ -419,8 +423,15 @@ impl Store {
 
     /// Replaces the tenant's rotation `read` by `next`, synced, unless the rotation changed
     /// since it was read (a new one began): that one's progress wins.
-    fn save_rotation(&self, tenant: TenantId, read: &KekRotation, next: KekRotation) -> Result<()> {
+    fn save_rotation(
+        &self,
+        tenant: TenantId,
+        read: &KekRotation,
+        next: KekRotation,
+        lease: &Lease,
+    ) -> Result<()> {
         self.transact(Durability::Synced, |tx| {
+            lease.check(tx)?;
             let Some(mut record) = read_in::<TenantRecord>(tx, Cf::Tenants, &keys::tenant(tenant))?
             else {
                 return Ok(());
@@ -441,9 +452,11 @@ impl Store {
         tenant: TenantId,
         read: &KekRotation,
         mut next: KekRotation,
+        lease: &Lease,
     ) -> Result<RewrapStep> {
         let mut gone = false;
         let destroyed = self.destroy_retired_keks(|tx| {
+            lease.check(tx)?;
             let Some(mut record) = read_in::<TenantRecord>(tx, Cf::Tenants, &keys::tenant(tenant))?
             else {
                 gone = true;
@@ -478,7 +491,7 @@ impl Store {
                 RewrapStep::Progress
             });
         };
-        self.purge_retired(tenant, read.target)?;
+        self.purge_retired(tenant, read.target, lease)?;
         Ok(RewrapStep::Finished {
             kek_version: read.target,
             retired,
@@ -489,10 +502,11 @@ impl Store {
     /// Destroys the tenant keys in the HSM of the KEK versions a finished rotation
     /// retired, makes the store's files drop the stale copies of those versions, then
     /// records that it did (until then, each step tries again).
-    fn purge_retired(&self, tenant: TenantId, target: KekVersion) -> Result<()> {
+    fn purge_retired(&self, tenant: TenantId, target: KekVersion, lease: &Lease) -> Result<()> {
         self.destroy_hsm_tenant_keys(tenant, Some(target))?;
         self.purge_shredded_keys()?;
         self.transact(Durability::Synced, |tx| {
+            lease.check(tx)?;
             let Some(mut record) = read_in::<TenantRecord>(tx, Cf::Tenants, &keys::tenant(tenant))?
             else {
                 return Ok(());

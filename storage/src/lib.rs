@@ -18,6 +18,7 @@ mod access_keys;
 mod arrays;
 mod bucket_cors;
 mod buckets;
+mod cluster;
 mod conflict_index;
 mod data_file;
 mod data_refs;
@@ -52,6 +53,7 @@ mod usage;
 pub use access_keys::KeyLookup;
 pub use arrays::{space as array_space, ArrayConfig, ARRAY_RESERVE_BYTES};
 pub use bucket_cors::MAX_PREFLIGHT_TENANTS;
+pub use cluster::{Lease, LeaseInfo, DEFAULT_LEASE, NODE_TIMEOUT};
 pub use data_writer::{DataWriter, WriteTarget, WrittenData};
 pub use error::{Error, Result};
 pub use gc::GcStats;
@@ -66,8 +68,9 @@ pub use object_reader::ObjectReader;
 #[cfg(feature = "postgres")]
 pub use postgres_meta_store::{PostgresConfig, PostgresMetaStore, SCHEMA_VERSION};
 pub use records::{
-    AccessKeyInfo, AccessKeyState, BucketRecord, CorsRule, DataLocation, ObjectMeta, ObjectRecord,
-    PartInfo, PartLayout, PartRecord, Quotas, TenantRecord, TenantState, UploadRecord,
+    AccessKeyInfo, AccessKeyState, BucketRecord, CorsRule, DataLocation, LeaseRecord, NodeRecord,
+    ObjectMeta, ObjectRecord, PartInfo, PartLayout, PartRecord, Quotas, TenantRecord, TenantState,
+    UploadRecord,
 };
 pub use records::{KekRotation, RewrapCursor, RewrapPhase, RotationState};
 #[cfg(feature = "rocksdb")]

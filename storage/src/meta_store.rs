@@ -24,10 +24,13 @@ pub enum Cf {
     /// Per-file reference counters of data files shared between objects (see `data_refs`),
     /// changed only by [`BatchOp::Add`].
     Refs,
+    /// The gateways sharing the store, the leases of background jobs, and the epoch of
+    /// destroyed keys that tells every node to drop its cached KEKs (see `cluster`).
+    Cluster,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 11] = [
+    pub const ALL: [Cf; 12] = [
         Cf::Tenants,
         Cf::TenantNames,
         Cf::AccessKeys,
@@ -39,6 +42,7 @@ impl Cf {
         Cf::Usage,
         Cf::CorsIndex,
         Cf::Refs,
+        Cf::Cluster,
     ];
 
     /// A key space of counters, changed by additions ([`Tx::add`]) as well as puts.
@@ -59,6 +63,7 @@ impl Cf {
             Cf::Usage => "usage",
             Cf::CorsIndex => "cors_index",
             Cf::Refs => "refs",
+            Cf::Cluster => "cluster",
         }
     }
 }
@@ -284,11 +289,6 @@ impl<'a> Tx<'a> {
     /// Appends the writes of `batch`.
     pub fn write(&mut self, batch: Batch) {
         self.batch.ops.extend(batch.ops);
-    }
-
-    /// The writes so far, for helpers that fill a batch.
-    pub fn batch(&mut self) -> &mut Batch {
-        &mut self.batch
     }
 
     pub fn commit(self, durability: Durability) -> Result<()> {

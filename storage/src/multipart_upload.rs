@@ -172,7 +172,7 @@ impl Store {
         let upload_key = keys::upload_by_id(tenant, bucket.id, id);
         let charge = self.transact(Durability::Synced, |tx| {
             if let Some(pending) = &pending {
-                pending.commit_in(tx.batch());
+                pending.commit_in(tx)?;
             }
             check_bucket_live(tx, tenant, bucket)?;
             let upload: StoredUpload =

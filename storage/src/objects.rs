@@ -98,7 +98,7 @@ impl Store {
         let pending = data.pending;
         let (charge, dek) = self.transact(Durability::Synced, |tx| {
             if let Some(pending) = &pending {
-                pending.commit_in(tx.batch());
+                pending.commit_in(tx)?;
             }
             check_bucket_live(tx, tenant, bucket)?;
             let mut stored = stored.clone();

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 
 use coffre_crypto::{AdminScope, MaintenanceScope, RootKeyVersion, TenantId, WrappedKek};
 
+use crate::cluster::{advance_key_epoch, Lease};
 use crate::error::Result;
 use crate::keys;
 use crate::meta_store::{Cf, Durability};
@@ -63,13 +64,17 @@ impl Store {
         let provider = self.shared.keys.provider();
         let version = provider.rotate_root()?;
         tracing::info!(provider = provider.kind(), root_version = %version, "root key rotated");
-        self.finish_root_rotation()
+        self.finish_root_rotation(None)
     }
 
     /// Finishes a root rotation that a crash interrupted: rewraps the KEKs still under an
     /// older root version and destroys the versions no KEK uses. `None` when there was
     /// nothing to finish.
-    pub fn resume_root_rotation(&self, maint: &MaintenanceScope) -> Result<Option<RootRotation>> {
+    pub fn resume_root_rotation(
+        &self,
+        maint: &MaintenanceScope,
+        lease: &Lease,
+    ) -> Result<Option<RootRotation>> {
         let _rotation = self.shared.keys.root_rotation();
         let status = self.root_status()?;
         let stale = status.keks.keys().any(|v| *v != status.current);
@@ -82,7 +87,7 @@ impl Store {
             versions = ?status.versions.iter().map(|v| v.get()).collect::<Vec<_>>(),
             "finishing an interrupted root key rotation"
         );
-        self.finish_root_rotation().map(Some)
+        self.finish_root_rotation(Some(lease)).map(Some)
     }
 
     /// The provider's root key versions and what they wrap.
@@ -108,7 +113,7 @@ impl Store {
 
     /// Rewraps every KEK not under the current root version, then destroys the versions no
     /// KEK uses. The caller holds the root rotation lock.
-    fn finish_root_rotation(&self) -> Result<RootRotation> {
+    fn finish_root_rotation(&self, lease: Option<&Lease>) -> Result<RootRotation> {
         let provider = self.shared.keys.provider();
         let current = provider.current_root_version();
         let (mut tenants, mut keks) = (0, 0);
@@ -147,6 +152,21 @@ impl Store {
                 .iter()
                 .flat_map(|t| t.keks.iter().filter_map(WrappedKek::root_version))
                 .collect();
+            let doomed: Vec<RootKeyVersion> = provider
+                .root_versions()
+                .into_iter()
+                .filter(|v| *v != current && !in_use.contains(v))
+                .collect();
+            if !doomed.is_empty() {
+                // Every node drops its cached KEKs, and a collector that lost its lease
+                // destroys nothing.
+                self.transact(Durability::Synced, |tx| {
+                    if let Some(lease) = lease {
+                        lease.check(tx)?;
+                    }
+                    advance_key_epoch(tx)
+                })?;
+            }
             let mut retired = Vec::new();
             for version in provider.root_versions() {
                 if version != current && !in_use.contains(&version) {

@@ -7,6 +7,7 @@
 use coffre_crypto::{AdminScope, MaintenanceScope, TenantId};
 
 use crate::access_keys::access_keys_in;
+use crate::cluster::Lease;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Cf, Durability, Tx};
@@ -48,11 +49,15 @@ impl Store {
         self.destroy_hsm_tenant_keys(id, None)?;
         self.purge_shredded_keys()?;
         tracing::info!(tenant = %id, force, "tenant deleted; purging its records");
-        self.purge_tenant(id)
+        self.purge_tenant(id, None)
     }
 
     /// Finishes the deletions a crash interrupted. Returns how many tenants were purged.
-    pub fn resume_tenant_deletions(&self, maint: &MaintenanceScope) -> Result<usize> {
+    pub fn resume_tenant_deletions(
+        &self,
+        maint: &MaintenanceScope,
+        lease: &Lease,
+    ) -> Result<usize> {
         let mut deleting = Vec::new();
         let mut cursor = self.meta().cursor(Cf::Tenants, None)?;
         cursor.seek(&[]);
@@ -71,32 +76,34 @@ impl Store {
         for id in &deleting {
             tracing::info!(task = maint.task(), tenant = %id, "resuming a tenant deletion");
             self.destroy_hsm_tenant_keys(*id, None)?;
-            self.purge_tenant(*id)?;
+            self.purge_tenant(*id, Some(lease))?;
         }
         Ok(deleting.len())
     }
 
-    fn purge_tenant(&self, id: TenantId) -> Result<()> {
+    /// Removes the records of `id`, being deleted; with `lease` (a resumed deletion, in
+    /// the background), only while this node holds it.
+    fn purge_tenant(&self, id: TenantId, lease: Option<&Lease>) -> Result<()> {
         let prefix = keys::tenant(id);
         // The tenant is `Deleting`: no write of it commits any more (each reads the
         // tenant's record or its bucket in its transaction).
-        self.purge_prefix(Cf::Buckets, &prefix, |tx, value| {
+        self.purge_prefix(Cf::Buckets, &prefix, lease, |tx, value| {
             let bucket = BucketRecord::decode(value)?;
             tx.delete(Cf::CorsIndex, keys::cors_index(&bucket.name, id));
             Ok(())
         })?;
-        self.purge_prefix(Cf::Objects, &prefix, |tx, value| {
+        self.purge_prefix(Cf::Objects, &prefix, lease, |tx, value| {
             let object = StoredObject::decode(value)?;
             self.change_refs(tx, id, [], object.parts.iter().map(|p| &p.location))
         })?;
-        self.purge_prefix(Cf::Parts, &prefix, |tx, value| {
+        self.purge_prefix(Cf::Parts, &prefix, lease, |tx, value| {
             let part = StoredPartRecord::decode(value)?;
             queue_locations(tx, id, [&part.location])
         })?;
-        self.purge_prefix(Cf::Uploads, &prefix, |_, _| Ok(()))?;
+        self.purge_prefix(Cf::Uploads, &prefix, lease, |_, _| Ok(()))?;
         // No record of the tenant is left to reference a file: every file is queued, and
         // without its counter garbage collection removes it.
-        self.purge_prefix(Cf::Refs, &prefix, |_, _| Ok(()))?;
+        self.purge_prefix(Cf::Refs, &prefix, lease, |_, _| Ok(()))?;
         self.transact(Durability::Synced, |tx| {
             tx.delete(Cf::Usage, keys::usage(id));
             tx.delete(Cf::Tenants, keys::tenant(id));
@@ -113,11 +120,15 @@ impl Store {
         &self,
         cf: Cf,
         prefix: &[u8],
+        lease: Option<&Lease>,
         mut on_record: impl FnMut(&mut Tx<'_>, &[u8]) -> Result<()>,
     ) -> Result<()> {
         let end = keys::prefix_end(prefix);
         loop {
             let removed = self.transact(Durability::Synced, |tx| {
+                if let Some(lease) = lease {
+                    lease.check(tx)?;
+                }
                 let entries = tx.scan(cf, prefix, end.as_deref(), PURGE_BATCH)?;
                 for (key, value) in &entries {
                     on_record(tx, value)?;

@@ -23,6 +23,7 @@ use coffre_crypto::{
     TenantId, WrappedDek, WrappedKek,
 };
 
+use crate::cluster::advance_key_epoch;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Cf, Durability, Tx};
@@ -81,6 +82,11 @@ impl TenantKeys {
     /// Caches a KEK just created.
     pub fn remember(&self, tenant: TenantId, kek: Arc<Kek>) {
         self.cache.insert(tenant, kek);
+    }
+
+    /// Forgets every cached KEK (keys were destroyed somewhere in the cluster).
+    pub fn forget_all(&self) {
+        self.cache.clear();
     }
 
     pub fn provider(&self) -> &dyn KeyProvider {
@@ -276,6 +282,7 @@ impl Store {
             let destroyed = tenant.keks.len();
             tenant.keks.clear();
             tx.put(Cf::Tenants, keys::tenant(tenant.id), tenant.encode()?);
+            advance_key_epoch(tx)?;
             Ok((tenant.id, destroyed))
         })?;
         held.cache.evict_tenant(id);
@@ -298,6 +305,7 @@ impl Store {
             let outcome = prepare(tx)?;
             if let Some((tenant, _)) = &outcome {
                 tx.put(Cf::Tenants, keys::tenant(tenant.id), tenant.encode()?);
+                advance_key_epoch(tx)?;
             }
             Ok(outcome)
         })?;

@@ -16,7 +16,7 @@ use proptest::prelude::*;
 
 fn gc(store: &Store) {
     store
-        .collect_garbage(&MaintenanceScope::new("test"))
+        .collect_garbage(&MaintenanceScope::new("test"), &lease(store, "gc"))
         .unwrap();
 }
 

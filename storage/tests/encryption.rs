@@ -540,7 +540,7 @@ fn a_dropped_writer_leaves_nothing() {
             assert!(array_files(dir).is_empty());
         }
         let stats = store
-            .collect_garbage(&MaintenanceScope::new("test"))
+            .collect_garbage(&MaintenanceScope::new("test"), &lease(store, "gc"))
             .unwrap();
         assert_eq!(stats.files_removed, 0, "no intent left behind");
     });

@@ -64,7 +64,12 @@ fn drive_checking(
     let mut steps = Vec::new();
     loop {
         match store
-            .rewrap_step(&maint(), scope.tenant_id(), settings)
+            .rewrap_step(
+                &maint(),
+                scope.tenant_id(),
+                settings,
+                &lease(store, "key-rotation"),
+            )
             .unwrap()
         {
             RewrapStep::Idle => return steps,
@@ -305,7 +310,12 @@ fn an_interrupted_rewrap_resumes_after_a_restart_where_it_stopped() {
         };
         for _ in 0..3 {
             let step = store
-                .rewrap_step(&maint(), alice.tenant_id(), &settings)
+                .rewrap_step(
+                    &maint(),
+                    alice.tenant_id(),
+                    &settings,
+                    &lease(&store, "key-rotation"),
+                )
                 .unwrap();
             assert_eq!(step, RewrapStep::Progress);
         }
@@ -472,7 +482,12 @@ fn the_old_kek_waits_for_the_grace_period() {
     for _ in 0..5 {
         steps.push(
             store
-                .rewrap_step(&maint(), alice.tenant_id(), &settings)
+                .rewrap_step(
+                    &maint(),
+                    alice.tenant_id(),
+                    &settings,
+                    &lease(&store, "key-rotation"),
+                )
                 .unwrap(),
         );
     }
@@ -501,7 +516,12 @@ fn a_new_rotation_during_a_rewrap_starts_over_towards_the_newest_version() {
             .unwrap();
         for _ in 0..3 {
             store
-                .rewrap_step(&maint(), alice.tenant_id(), &NO_GRACE)
+                .rewrap_step(
+                    &maint(),
+                    alice.tenant_id(),
+                    &NO_GRACE,
+                    &lease(store, "key-rotation"),
+                )
                 .unwrap();
         }
         let again = store
@@ -538,14 +558,24 @@ fn a_tenant_deleted_during_its_rewrap_is_left_to_the_deletion() {
             .rotate_tenant_key(&admin(), alice.tenant_id())
             .unwrap();
         store
-            .rewrap_step(&maint(), alice.tenant_id(), &NO_GRACE)
+            .rewrap_step(
+                &maint(),
+                alice.tenant_id(),
+                &NO_GRACE,
+                &lease(store, "key-rotation"),
+            )
             .unwrap();
         store
             .delete_tenant(&admin(), alice.tenant_id(), true)
             .unwrap();
         assert_eq!(
             store
-                .rewrap_step(&maint(), alice.tenant_id(), &NO_GRACE)
+                .rewrap_step(
+                    &maint(),
+                    alice.tenant_id(),
+                    &NO_GRACE,
+                    &lease(store, "key-rotation")
+                )
                 .unwrap(),
             RewrapStep::Idle
         );
@@ -576,7 +606,12 @@ fn a_root_rotation_rewraps_every_kek_and_retires_the_old_root() {
             .rotate_tenant_key(&admin(), alice.tenant_id())
             .unwrap();
         store
-            .rewrap_step(&maint(), alice.tenant_id(), &NO_GRACE)
+            .rewrap_step(
+                &maint(),
+                alice.tenant_id(),
+                &NO_GRACE,
+                &lease(&store, "key-rotation"),
+            )
             .unwrap();
         old_wrapped = record(&store, &bob).keks[0].ciphertext.clone();
 
@@ -606,7 +641,12 @@ fn a_root_rotation_rewraps_every_kek_and_retires_the_old_root() {
     }
     // After a restart (the key file re-read), and through the rest of Alice's rewrap.
     let store = open_rocks(dir.path());
-    assert_eq!(store.resume_root_rotation(&maint()).unwrap(), None);
+    assert_eq!(
+        store
+            .resume_root_rotation(&maint(), &lease(&store, "key-rotation"))
+            .unwrap(),
+        None
+    );
     assert_eq!(read_key(&store, &alice, &buckets[0], "a"), bytes(3000, 1));
     assert_eq!(read_key(&store, &bob, &buckets[1], "b"), bytes(3000, 2));
     drive(&store, &alice, &NO_GRACE);
@@ -674,7 +714,12 @@ fn any_interleaving_of_writes_rotations_and_steps_keeps_every_object_readable() 
                     }
                     Op::Step => {
                         store
-                            .rewrap_step(&maint(), alice.tenant_id(), &settings)
+                            .rewrap_step(
+                                &maint(),
+                                alice.tenant_id(),
+                                &settings,
+                                &lease(&store, "key-rotation"),
+                            )
                             .unwrap();
                     }
                 }

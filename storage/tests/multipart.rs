@@ -47,7 +47,7 @@ fn final_meta(_: &UploadRecord, parts: &[PartRecord]) -> Result<ObjectMeta, Erro
 
 fn gc(store: &Store) -> u64 {
     store
-        .collect_garbage(&MaintenanceScope::new("test"))
+        .collect_garbage(&MaintenanceScope::new("test"), &lease(store, "gc"))
         .unwrap()
         .files_removed
 }

@@ -11,7 +11,7 @@ use harness::*;
 
 fn gc(store: &coffre_storage::Store) -> GcStats {
     store
-        .collect_garbage(&MaintenanceScope::new("test"))
+        .collect_garbage(&MaintenanceScope::new("test"), &lease(store, "gc"))
         .unwrap()
 }
 

@@ -91,7 +91,7 @@ fn delete_is_refused_while_buckets_remain_unless_forced() {
 
         // Its files go at the next collection; Bob's stay.
         store
-            .collect_garbage(&MaintenanceScope::new("test"))
+            .collect_garbage(&MaintenanceScope::new("test"), &lease(store, "gc"))
             .unwrap();
         let left = array_files(dir);
         assert!(left
@@ -142,7 +142,7 @@ fn an_empty_tenant_is_deleted_with_its_keys() {
         ));
         assert_eq!(
             store
-                .resume_tenant_deletions(&MaintenanceScope::new("test"))
+                .resume_tenant_deletions(&MaintenanceScope::new("test"), &lease(store, "gc"))
                 .unwrap(),
             0
         );

@@ -9,10 +9,10 @@ use serde::{de::DeserializeOwned, Serialize};
 use super::byte_size::format_size;
 use super::client::{AdminClient, ClientError, ClientTls};
 use super::schema::{
-    CreateKey, CreateTenant, EncryptionDoc, KeyDoc, KeyList, QuotasDoc, QuotasUpdate, RoleDoc,
-    RootKeyDoc, RootRotationDoc, TenantDoc, TenantList, UpdateTenant,
+    ClusterDoc, CreateKey, CreateTenant, EncryptionDoc, KeyDoc, KeyList, QuotasDoc, QuotasUpdate,
+    RoleDoc, RootKeyDoc, RootRotationDoc, TenantDoc, TenantList, UpdateTenant,
 };
-use crate::cli::{AdminArgs, AdminCommand, KeyCommand, KeyRole, TenantCommand};
+use crate::cli::{AdminArgs, AdminCommand, ClusterCommand, KeyCommand, KeyRole, TenantCommand};
 
 /// Runs one admin command; the error is ready to print.
 pub async fn run(args: AdminArgs) -> Result<(), ClientError> {
@@ -38,6 +38,11 @@ pub async fn run(args: AdminArgs) -> Result<(), ClientError> {
         AdminCommand::RootKey => {
             let root: RootKeyDoc = get(&client, "/admin/v1/root-key").await?;
             out.print(&root, root_key_text);
+            Ok(())
+        }
+        AdminCommand::Cluster(ClusterCommand::Status) => {
+            let cluster: ClusterDoc = get(&client, "/admin/v1/cluster").await?;
+            out.print(&cluster, cluster_text);
             Ok(())
         }
     }
@@ -360,6 +365,29 @@ fn encryption_text(e: &EncryptionDoc) -> String {
             );
         }
         text.push('\n');
+    }
+    text
+}
+
+fn cluster_text(cluster: &ClusterDoc) -> String {
+    let mut text = String::new();
+    for n in &cluster.nodes {
+        let _ = writeln!(
+            text,
+            "node {:<20} {:<8} {:<28} v{}  last heartbeat {}",
+            n.name,
+            if n.live { "live" } else { "silent" },
+            n.address,
+            n.version,
+            n.last_heartbeat
+        );
+    }
+    for l in &cluster.leases {
+        let _ = writeln!(
+            text,
+            "lease {:<14} held by {:<20} until {} (token {})",
+            l.job, l.holder, l.expires, l.token
+        );
     }
     text
 }

@@ -8,6 +8,7 @@ pub mod access_keys;
 pub mod audit;
 pub mod byte_size;
 pub mod client;
+pub mod cluster;
 pub mod command;
 pub mod error;
 pub mod key_rotation;
@@ -287,7 +288,12 @@ impl AdminService {
                 problems.push(format!("metadata store: {e}"));
             }
             for array in &arrays {
-                let probe = array.path.join(".ready-probe");
+                // A name of its own per probe: two probes at once must not remove each
+                // other's file and report a healthy array as failing.
+                let probe = array.path.join(format!(
+                    ".ready-probe-{}",
+                    hex::encode(rand::random::<[u8; 8]>())
+                ));
                 if let Err(e) =
                     std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe))
                 {
@@ -333,6 +339,7 @@ async fn dispatch(
         Route::DeleteKey { key } => access_keys::delete(ctx, key).await,
         Route::RotateTenantKey { tenant } => key_rotation::rotate_tenant_key(ctx, tenant).await,
         Route::ShowRootKey => key_rotation::show_root(ctx).await,
+        Route::ShowCluster => cluster::show(ctx).await,
         Route::RotateRoot => key_rotation::rotate_root(ctx).await,
     }
 }

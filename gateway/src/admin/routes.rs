@@ -26,6 +26,7 @@ pub enum Route {
     DeleteKey { key: String },
     ShowRootKey,
     RotateRoot,
+    ShowCluster,
 }
 
 impl Route {
@@ -50,6 +51,7 @@ impl Route {
             Route::DeleteKey { .. } => "DeleteKey",
             Route::ShowRootKey => "ShowRootKey",
             Route::RotateRoot => "RotateRoot",
+            Route::ShowCluster => "ShowCluster",
         }
     }
 
@@ -124,6 +126,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(DELETE "/admin/v1/keys/{access_key_id}" => DeleteKey { key }),
     route!(GET "/admin/v1/root-key" => ShowRootKey),
     route!(POST "/admin/v1/rotate-root" => RotateRoot),
+    route!(GET "/admin/v1/cluster" => ShowCluster),
 ];
 
 /// Why a request has no route.

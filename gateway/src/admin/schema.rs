@@ -146,6 +146,36 @@ pub struct RotationDoc {
     pub retired_kek_versions: Vec<u32>,
 }
 
+/// `GET /admin/v1/cluster`: the nodes sharing the metadata store and who holds each
+/// background job's lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterDoc {
+    pub nodes: Vec<NodeDoc>,
+    pub leases: Vec<LeaseDoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeDoc {
+    pub name: String,
+    /// Its S3 listener, as it reported it.
+    pub address: String,
+    pub version: String,
+    pub started: String,
+    pub last_heartbeat: String,
+    /// Heard from within the node timeout (30 s).
+    pub live: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseDoc {
+    /// `gc` or `key-rotation`.
+    pub job: String,
+    pub holder: String,
+    pub expires: String,
+    /// Grows each time the lease changes hands; the job's commits check it.
+    pub token: u64,
+}
+
 /// `GET /admin/v1/root-key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootKeyDoc {

@@ -117,7 +117,12 @@ impl Fixture {
         loop {
             match self
                 .store
-                .rewrap_step(&maint, self.tenant(), &settings)
+                .rewrap_step(
+                    &maint,
+                    self.tenant(),
+                    &settings,
+                    &crate::cluster::test_lease(&self.store, "key-rotation"),
+                )
                 .unwrap()
             {
                 RewrapStep::Idle => return steps,

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 
 mod access_key;
 mod bucket;
+mod cluster;
 mod gc;
 mod object;
 mod tenant;
@@ -18,6 +19,7 @@ pub use access_key::{AccessKeyInfo, AccessKeyState};
 pub(crate) use access_key::{AccessKeyRecord, SealedSecret};
 pub(crate) use bucket::CorsIndexEntry;
 pub use bucket::{BucketRecord, CorsRule};
+pub use cluster::{LeaseRecord, NodeRecord};
 pub(crate) use gc::{FileLocation, GcEntry, GcState};
 pub use object::{
     DataLocation, ObjectMeta, ObjectRecord, PartInfo, PartLayout, PartRecord, UploadRecord,

@@ -74,7 +74,10 @@ fn a_rotation_cut_short_is_finished_at_the_next_start() {
     }
 
     let finished = store
-        .resume_root_rotation(&MaintenanceScope::new("test"))
+        .resume_root_rotation(
+            &MaintenanceScope::new("test"),
+            &crate::cluster::test_lease(&store, "key-rotation"),
+        )
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -94,7 +97,10 @@ fn a_rotation_cut_short_is_finished_at_the_next_start() {
     }
     assert_eq!(
         store
-            .resume_root_rotation(&MaintenanceScope::new("test"))
+            .resume_root_rotation(
+                &MaintenanceScope::new("test"),
+                &crate::cluster::test_lease(&store, "key-rotation")
+            )
             .unwrap(),
         None,
         "nothing left to finish"

@@ -61,6 +61,17 @@ pub fn open_postgres(dir: &Path) -> Store {
     .unwrap()
 }
 
+/// A second node: a store over the same arrays, root key and PostgreSQL database (`url`)
+/// as another, as a gateway on another machine sees them.
+pub fn open_postgres_node(dir: &Path, url: &str) -> Store {
+    Store::with_meta_store(
+        config(dir),
+        Box::new(PostgresMetaStore::open(&postgres_config(url.to_owned())).unwrap()),
+        root_keys(dir),
+    )
+    .unwrap()
+}
+
 pub fn postgres_config(url: String) -> PostgresConfig {
     PostgresConfig {
         url,
@@ -77,6 +88,14 @@ pub fn each_store(check: impl Fn(&Store, &Path)) {
         let store = open(dir.path());
         check(&store, dir.path());
     }
+}
+
+/// The lease of background `job` for a test, as the only node.
+pub fn lease(store: &Store, job: &str) -> coffre_storage::Lease {
+    store
+        .acquire_lease(job, "test-node", coffre_storage::DEFAULT_LEASE)
+        .unwrap()
+        .expect("no other node holds the lease")
 }
 
 /// The scope of a new tenant (without quotas, placed anywhere).

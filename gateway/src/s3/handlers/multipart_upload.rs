@@ -365,7 +365,9 @@ async fn complete(
     let chosen_ids: Vec<(u32, String)> = chosen.into_iter().map(|c| (c.number, c.etag)).collect();
     let (store, scope, id) = (ctx.store.clone(), ctx.scope.clone(), upload_id.clone());
     blocking(move || {
-        store.complete_upload(&scope, &record, &id, &chosen_ids, move |_, _| Ok(meta.clone()))
+        store.complete_upload(&scope, &record, &id, &chosen_ids, move |_, _| {
+            Ok(meta.clone())
+        })
     })
     .await?;
 
