@@ -42,10 +42,16 @@ fn tenant_keys_in_token(token: &SoftHsmToken, tenant: TenantId) -> Vec<KekVersio
 
 /// Turns the setting on for the next start (the `[key_provider]` table is the files' last).
 fn enable_tenant_keys_in_hsm(dir: &Path) {
-    for name in ["coffre.toml", "coffre-https.toml"] {
+    // Every configuration the harness may have written; the setting goes into the
+    // [key_provider] table, wherever other tables follow it.
+    for name in ["coffre.toml", "coffre-https.toml", "coffre-postgres.toml"] {
         let path = dir.join(name);
-        if let Ok(mut text) = std::fs::read_to_string(&path) {
-            text.push_str("tenant_keys_in_hsm = true\n");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let text = text.replacen(
+                "[key_provider]\n",
+                "[key_provider]\ntenant_keys_in_hsm = true\n",
+                1,
+            );
             std::fs::write(&path, text).expect("rewrite the configuration");
         }
     }

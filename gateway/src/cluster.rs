@@ -48,6 +48,16 @@ pub async fn run(store: Arc<Store>, node: NodeIdentity, mut shutdown: watch::Rec
     }
 }
 
+/// Gives `lease` up at shutdown, so that another node need not wait for its expiry.
+pub async fn release(store: &Arc<Store>, lease: Option<Lease>) {
+    let Some(lease) = lease else { return };
+    let store = store.clone();
+    let released = tokio::task::spawn_blocking(move || store.release_lease(&lease)).await;
+    if !matches!(released, Ok(Ok(()))) {
+        tracing::warn!("a lease could not be given up at shutdown; it expires by itself");
+    }
+}
+
 /// Takes or renews `job`'s lease for this node; `None` while another node holds it (or the
 /// store cannot be reached, which is logged).
 pub async fn lease(store: &Arc<Store>, job: &'static str, node: &str) -> Option<Lease> {

@@ -438,6 +438,21 @@ mod tests {
     }
 
     #[test]
+    fn the_cluster_examples_in_deploy_are_valid_and_differ_only_in_their_node_names() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/cluster");
+        let mut names = Vec::new();
+        for file in ["gw1.toml", "gw2.toml", "gw3.toml"] {
+            let raw = RawConfig::from_file(&dir.join(file)).unwrap_or_else(|e| panic!("{e}"));
+            let config =
+                Config::resolve(raw, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+            assert!(matches!(config.metadata, MetadataConfig::Postgres { .. }));
+            assert_eq!(config.arrays.len(), 2);
+            names.push(config.node_name);
+        }
+        assert_eq!(names, ["gw1", "gw2", "gw3"]);
+    }
+
+    #[test]
     fn a_plain_s3_listener_may_be_declared_behind_a_trusted_tls_terminator() {
         let config = parse("").unwrap_or_else(|e| panic!("{e}"));
         assert!(!config.trusted_tls_terminator);

@@ -19,12 +19,16 @@ pub async fn run(
 ) {
     loop {
         // Another node holds the lease: it collects; this one looks again next time.
-        if let Some(lease) = crate::cluster::lease(&store, JOB, &node).await {
-            collect(&store, lease).await;
+        let held = crate::cluster::lease(&store, JOB, &node).await;
+        if let Some(lease) = &held {
+            collect(&store, lease.clone()).await;
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => {
+                crate::cluster::release(&store, held).await;
+                return;
+            }
         }
     }
 }

@@ -51,21 +51,28 @@ pub async fn run(
     let mut root_checked = false;
     loop {
         // One node at a time does the work, under the lease: the others wait for it.
-        let wait = match crate::cluster::lease(&store, TASK, &node).await {
+        let held = crate::cluster::lease(&store, TASK, &node).await;
+        let wait = match &held {
             None => Some(LEASE_POLL),
             Some(lease) => {
                 if !root_checked {
-                    finish_root_rotation(&store, &audit, &lease).await;
+                    finish_root_rotation(&store, &audit, lease).await;
                     root_checked = true;
                 }
                 rewrap_round(&store, &audit, &config, &node, &mut shutdown).await
             }
         };
-        let Some(wait) = wait else { return };
+        let Some(wait) = wait else {
+            crate::cluster::release(&store, held).await;
+            return;
+        };
         tokio::select! {
             _ = waker.0.notified() => {}
             _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => {
+                crate::cluster::release(&store, held).await;
+                return;
+            }
         }
     }
 }

@@ -185,6 +185,31 @@ fn connection(pool: &Pool<Manager>) -> Result<Connection> {
         .map_err(|e| Error::Unavailable(format!("no database connection: {e}")))
 }
 
+/// Runs `first` (a transaction's BEGIN, a plain read) on a pooled connection. A connection
+/// the server closed since it was last used (a restart, a failover) fails only then, and is
+/// then dropped by the pool: the statement is tried again on another, at most once per
+/// pooled connection, so that clients see the outage end as soon as the server is back.
+fn on_live_connection<T>(
+    pool: &Pool<Manager>,
+    mut first: impl FnMut(&mut Client) -> std::result::Result<T, postgres::Error>,
+) -> Result<(Connection, T)> {
+    let attempts = pool.max_size() + 1;
+    let mut last = None;
+    for _ in 0..attempts {
+        let mut client = connection(pool)?;
+        match first(&mut client) {
+            Ok(value) => return Ok((client, value)),
+            // Closed, cut, or told by a restarting server that it is gone.
+            Err(e) if matches!(pg_error_ref(&e), Error::Unavailable(_)) => last = Some(e),
+            Err(e) => return Err(pg_error(e)),
+        }
+    }
+    Err(last.map_or_else(
+        || Error::Unavailable("no live database connection".into()),
+        pg_error,
+    ))
+}
+
 /// The table of a key space.
 fn table(cf: Cf) -> String {
     format!("coffre_{}", cf.name())
@@ -193,6 +218,10 @@ fn table(cf: Cf) -> String {
 /// What a PostgreSQL error means to storage: a conflict to retry, the database out of
 /// reach, or anything else.
 fn pg_error(e: postgres::Error) -> Error {
+    pg_error_ref(&e)
+}
+
+fn pg_error_ref(e: &postgres::Error) -> Error {
     if let Some(code) = e.code() {
         if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
         {
@@ -213,25 +242,29 @@ fn pg_error(e: postgres::Error) -> Error {
 
 /// Reads `cf` at `key` on `client`: the value, plus the deltas of a counter.
 fn get_on(client: &mut Client, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    get_raw(client, cf, key).map_err(pg_error)
+}
+
+fn get_raw(
+    client: &mut Client,
+    cf: Cf,
+    key: &[u8],
+) -> std::result::Result<Option<Vec<u8>>, postgres::Error> {
     let table = table(cf);
     if !cf.is_counter() {
-        let row = client
-            .query_opt(
-                &format!("SELECT value FROM {table} WHERE key = $1"),
-                &[&key],
-            )
-            .map_err(pg_error)?;
+        let row = client.query_opt(
+            &format!("SELECT value FROM {table} WHERE key = $1"),
+            &[&key],
+        )?;
         return Ok(row.map(|r| r.get(0)));
     }
-    let row = client
-        .query_one(
-            &format!(
-                "SELECT (SELECT value FROM {table} WHERE key = $1), \
-                 ARRAY(SELECT deltas FROM {table}_deltas WHERE key = $1)"
-            ),
-            &[&key],
-        )
-        .map_err(pg_error)?;
+    let row = client.query_one(
+        &format!(
+            "SELECT (SELECT value FROM {table} WHERE key = $1), \
+             ARRAY(SELECT deltas FROM {table}_deltas WHERE key = $1)"
+        ),
+        &[&key],
+    )?;
     let base: Option<Vec<u8>> = row.get(0);
     let deltas: Vec<Vec<u8>> = row.get(1);
     Ok(fold_counter(base, &deltas))
@@ -310,15 +343,13 @@ fn scan_on(
 
 impl MetaStore for PostgresMetaStore {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let mut client = connection(&self.reads)?;
-        get_on(&mut client, cf, key)
+        on_live_connection(&self.reads, |c| get_raw(c, cf, key)).map(|(_, value)| value)
     }
 
     fn begin(&self) -> Result<Box<dyn TxReads + '_>> {
-        let mut client = connection(&self.transactions)?;
-        client
-            .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
-            .map_err(pg_error)?;
+        let (client, ()) = on_live_connection(&self.transactions, |c| {
+            c.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        })?;
         Ok(Box::new(PostgresTx {
             store: self,
             client,
