@@ -745,3 +745,59 @@ async fn preflights_never_reveal_which_buckets_exist_across_tenants() {
         .await
         .assert_error(403, "AccessForbidden");
 }
+
+/// Issue 12: a rule naming the origin wins over `*`: within a rule (the origin is echoed,
+/// with credentials), and across the rules of every tenant that a preflight is answered
+/// from, so that one tenant's `*` rule does not hide another tenant's rule for the origin.
+#[tokio::test]
+async fn r12_a_named_origin_wins_over_any_origin_in_preflights() {
+    let (server, s3) = server_with_bucket().await;
+    put_cors(
+        &s3,
+        BUCKET,
+        vec![rule(&["*", APP], &["GET"]).build().unwrap()],
+    )
+    .await;
+    let response = preflight(&server, "/tagged/k", Some(APP), Some("GET"), None).await;
+    response.assert_status(200);
+    assert_eq!(response.header("access-control-allow-origin"), Some(APP));
+    assert_eq!(
+        response.header("access-control-allow-credentials"),
+        Some("true")
+    );
+    let other = "https://elsewhere.example";
+    let response = preflight(&server, "/tagged/k", Some(other), Some("GET"), None).await;
+    assert_eq!(response.header("access-control-allow-origin"), Some("*"));
+
+    let admin = server.admin();
+    let a = admin.tenant_with_key("tenant-a").await;
+    let b = admin.tenant_with_key("tenant-b").await;
+    let s3_a = server.s3_client_with(&a.access_key, &a.secret_key);
+    let s3_b = server.s3_client_with(&b.access_key, &b.secret_key);
+    s3_a.create_bucket().bucket("shared").send().await.unwrap();
+    s3_b.create_bucket().bucket("shared").send().await.unwrap();
+    put_cors(
+        &s3_a,
+        "shared",
+        vec![rule(&["*"], &["GET"]).build().unwrap()],
+    )
+    .await;
+    put_cors(
+        &s3_b,
+        "shared",
+        vec![rule(&[APP], &["GET", "PUT"])
+            .allowed_headers("content-type")
+            .build()
+            .unwrap()],
+    )
+    .await;
+    let response = preflight(&server, "/shared/k", Some(APP), Some("GET"), None).await;
+    response.assert_status(200);
+    assert_eq!(response.header("access-control-allow-origin"), Some(APP));
+    assert_eq!(
+        response.header("access-control-allow-methods"),
+        Some("GET, PUT")
+    );
+    let response = preflight(&server, "/shared/k", Some(other), Some("GET"), None).await;
+    assert_eq!(response.header("access-control-allow-origin"), Some("*"));
+}

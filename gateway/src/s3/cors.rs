@@ -126,25 +126,53 @@ pub struct CorsRequest<'a> {
     pub headers: Vec<String>,
 }
 
-/// The rule that allows `request`, and whether it allowed every origin (`*`): the first
-/// rule, in order, whose origins, methods and headers all admit it.
+/// The rule that allows `request`, and whether it allowed it only as any origin (`*`): the
+/// first rule, in order, whose origins, methods and headers all admit it, as S3 evaluates a
+/// bucket's rules. Within that rule, an origin listed by name (or by a pattern such as
+/// `https://*.example.com`) wins over `*`: the origin is echoed, with credentials allowed.
 pub fn matching_rule<'r>(
     rules: &'r [CorsRule],
     request: &CorsRequest<'_>,
 ) -> Option<(&'r CorsRule, bool)> {
-    rules.iter().find_map(|rule| {
-        let origin = rule
-            .allowed_origins
+    rules
+        .iter()
+        .find_map(|rule| admits(rule, request).map(|any_origin| (rule, any_origin)))
+}
+
+/// The rule that answers an unauthenticated preflight, from the rules that every tenant
+/// with a bucket of that name published (their union, in no meaningful order): the first
+/// rule that admits the request by its origin's name, else the first that admits it as any
+/// origin (`*`). One tenant's `*` rule does not hide another tenant's rule for the origin;
+/// the actual, signed request still gets its headers from its own bucket's rules only.
+pub fn preflight_rule<'r>(
+    rules: &'r [CorsRule],
+    request: &CorsRequest<'_>,
+) -> Option<(&'r CorsRule, bool)> {
+    let admitted = || {
+        rules
             .iter()
-            .find(|pattern| wildcard_match(pattern, request.origin))?;
-        let method = rule.allowed_methods.iter().any(|m| m == request.method);
-        let headers = request.headers.iter().all(|header| {
-            rule.allowed_headers
-                .iter()
-                .any(|pattern| wildcard_match(&pattern.to_ascii_lowercase(), header))
-        });
-        (method && headers).then_some((rule, origin == "*"))
-    })
+            .filter_map(|rule| admits(rule, request).map(|any_origin| (rule, any_origin)))
+    };
+    admitted()
+        .find(|(_, any_origin)| !any_origin)
+        .or_else(|| admitted().next())
+}
+
+/// `Some(any_origin)` when `rule` admits `request`: `any_origin` is true when only `*` among
+/// its origins matched.
+fn admits(rule: &CorsRule, request: &CorsRequest<'_>) -> Option<bool> {
+    let named = rule
+        .allowed_origins
+        .iter()
+        .any(|pattern| pattern != "*" && wildcard_match(pattern, request.origin));
+    let any = rule.allowed_origins.iter().any(|pattern| pattern == "*");
+    let method = rule.allowed_methods.iter().any(|m| m == request.method);
+    let headers = request.headers.iter().all(|header| {
+        rule.allowed_headers
+            .iter()
+            .any(|pattern| wildcard_match(&pattern.to_ascii_lowercase(), header))
+    });
+    ((named || any) && method && headers).then_some(!named)
 }
 
 /// `pattern` with at most one `*` standing for any run of characters.
@@ -363,6 +391,48 @@ mod tests {
             rule.repeat(101)
         );
         assert_eq!(parse(&too_many).err(), Some(S3ErrorCode::MalformedXML));
+    }
+
+    #[test]
+    fn r12_a_named_origin_wins_over_any_origin() {
+        let origin = "https://app.example.com";
+        // Within a rule: the named origin is echoed, whatever the order of the list.
+        for origins in [["*", origin], [origin, "*"]] {
+            let rules = vec![rule(&origins, &["GET"], &[])];
+            let (_, any) = matching_rule(&rules, &request(origin, "GET", &[]))
+                .unwrap_or_else(|| panic!("no rule"));
+            assert!(!any, "{origins:?}");
+            let (_, any) = matching_rule(&rules, &request("https://other.example", "GET", &[]))
+                .unwrap_or_else(|| panic!("no rule"));
+            assert!(any);
+        }
+        // Across rules: S3's order for a bucket's own rules; a named origin first for the
+        // union a preflight is answered from.
+        let rules = vec![
+            rule(&["*"], &["GET"], &[]),
+            rule(&[origin], &["GET", "PUT"], &["content-type"]),
+        ];
+        let position = |found: Option<(&CorsRule, bool)>| {
+            found.map(|(r, any)| (rules.iter().position(|x| x == r), any))
+        };
+        let get = request(origin, "GET", &[]);
+        assert_eq!(position(matching_rule(&rules, &get)), Some((Some(0), true)));
+        assert_eq!(
+            position(preflight_rule(&rules, &get)),
+            Some((Some(1), false))
+        );
+        let other = request("https://other.example", "GET", &[]);
+        assert_eq!(
+            position(preflight_rule(&rules, &other)),
+            Some((Some(0), true))
+        );
+        let put = request(origin, "PUT", &["content-type"]);
+        assert_eq!(
+            position(preflight_rule(&rules, &put)),
+            Some((Some(1), false))
+        );
+        let delete = request(origin, "DELETE", &[]);
+        assert_eq!(preflight_rule(&rules, &delete), None);
     }
 
     #[test]

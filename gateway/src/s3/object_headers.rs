@@ -11,10 +11,30 @@ use super::tagging;
 
 /// S3's limit on user metadata: names and values together, in bytes.
 const MAX_USER_METADATA_BYTES: usize = 2048;
+/// S3's limit on the header section of a request that stores an object (PUT, POST, copy,
+/// multipart creation): every `name: value` line, in bytes. It bounds the content headers
+/// (Content-Type, Content-Disposition, Cache-Control, Content-Encoding, Content-Language,
+/// Expires), which are stored with the object and sent back with it.
+pub const MAX_HEADER_SECTION_BYTES: usize = 8192;
+
+/// Refuses a header section larger than S3 accepts for a request that stores an object.
+fn check_header_section(headers: &HeaderMap) -> Result<(), S3Error> {
+    let total = headers.iter().fold(0usize, |total, (name, value)| {
+        // `name: value\r\n`
+        total.saturating_add(name.as_str().len() + value.len() + 4)
+    });
+    if total <= MAX_HEADER_SECTION_BYTES {
+        return Ok(());
+    }
+    Err(S3Error::new(S3ErrorCode::RequestHeaderSectionTooLarge)
+        .detail("MaxSizeAllowed", MAX_HEADER_SECTION_BYTES.to_string()))
+}
 
 /// Content headers and user metadata as sent by the client; size, ETag and checksums are
-/// filled in once the body has been read.
+/// filled in once the body has been read. The header section and the user metadata are
+/// bounded as S3 bounds them (`RequestHeaderSectionTooLarge`, `MetadataTooLarge`).
 pub fn meta_from_request(headers: &HeaderMap) -> Result<ObjectMeta, S3Error> {
+    check_header_section(headers)?;
     let text = |name: &str| -> Result<Option<String>, S3Error> {
         match headers.get(name) {
             None => Ok(None),
@@ -27,12 +47,12 @@ pub fn meta_from_request(headers: &HeaderMap) -> Result<ObjectMeta, S3Error> {
         }
     };
     let mut user_metadata = Vec::new();
-    let mut total = 0;
+    let mut total: usize = 0;
     for (name, value) in headers {
         if let Some(key) = name.as_str().strip_prefix("x-amz-meta-") {
             // Non-ASCII values arrive as raw bytes (or RFC 2047 words); keep them verbatim.
             let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            total += key.len() + value.len();
+            total = total.saturating_add(key.len() + value.len());
             user_metadata.push((key.to_owned(), value));
         }
     }
@@ -190,6 +210,46 @@ mod tests {
         h.insert("x-amz-meta-big", big);
         let err = meta_from_request(&h).err().map(|e| e.code());
         assert_eq!(err, Some(S3ErrorCode::MetadataTooLarge));
+    }
+
+    #[test]
+    fn r12_content_headers_are_bounded_by_the_header_section() {
+        for name in [
+            "content-type",
+            "content-disposition",
+            "cache-control",
+            "content-encoding",
+            "content-language",
+            "expires",
+        ] {
+            let mut h = HeaderMap::new();
+            let fits = HeaderValue::from_str(&"a".repeat(4096)).unwrap_or_else(|e| panic!("{e}"));
+            h.insert(HeaderName::from_static(name), fits);
+            assert!(meta_from_request(&h).is_ok(), "{name}");
+            let big = HeaderValue::from_str(&"a".repeat(MAX_HEADER_SECTION_BYTES))
+                .unwrap_or_else(|e| panic!("{e}"));
+            h.insert(HeaderName::from_static(name), big);
+            let err = meta_from_request(&h)
+                .err()
+                .unwrap_or_else(|| panic!("{name} accepted"));
+            assert_eq!(err.code(), S3ErrorCode::RequestHeaderSectionTooLarge);
+        }
+        // Many headers that each fit add up.
+        let mut h = HeaderMap::new();
+        for i in 0..40 {
+            let name = HeaderName::from_bytes(format!("x-extra-{i}").as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+            h.insert(
+                name,
+                HeaderValue::from_static(concat!(
+                    "0123456789012345678901234567890123456789012345678901234567890123456789",
+                    "0123456789012345678901234567890123456789012345678901234567890123456789",
+                    "0123456789012345678901234567890123456789012345678901234567890123456789",
+                )),
+            );
+        }
+        let err = meta_from_request(&h).err().map(|e| e.code());
+        assert_eq!(err, Some(S3ErrorCode::RequestHeaderSectionTooLarge));
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub async fn preflight(
         headers: cors::requested_headers(header(headers, "access-control-request-headers")),
     };
     let rules = blocking(move || store.preflight_cors_rules(&bucket)).await?;
-    let Some((rule, any_origin)) = cors::matching_rule(&rules, &request) else {
+    let Some((rule, any_origin)) = cors::preflight_rule(&rules, &request) else {
         let resource = if key.is_empty() { "BUCKET" } else { "OBJECT" };
         return Err(S3Error::new(S3ErrorCode::AccessForbidden)
             .detail("Method", method)

@@ -1,14 +1,13 @@
 //! ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
 //! GetBucketVersioning.
 
-use std::net::Ipv4Addr;
-
 use http::{HeaderValue, Response, StatusCode};
 
 use super::objects::{bucket_record, with_bucket};
 use super::{empty_response, xml_response};
 use crate::s3::body::Body;
 use crate::s3::error::{S3Error, S3ErrorCode};
+pub use crate::s3::operation::validate_bucket_name;
 use crate::s3::timestamp::iso8601;
 use crate::s3::xml::{self, XmlWriter};
 use crate::s3::{blocking, RequestContext};
@@ -119,59 +118,4 @@ pub async fn get_bucket_versioning(
     w.open_root("VersioningConfiguration");
     w.close("VersioningConfiguration");
     Ok(xml_response(w.finish()))
-}
-
-/// The naming rules of general purpose buckets.
-pub fn validate_bucket_name(name: &str) -> Result<(), S3Error> {
-    let bytes = name.as_bytes();
-    let edge_ok = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    let valid = (3..=63).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
-        && edge_ok(bytes.first())
-        && edge_ok(bytes.last())
-        && !name.contains("..")
-        && !name.contains(".-")
-        && !name.contains("-.")
-        && name.parse::<Ipv4Addr>().is_err()
-        && !["xn--", "sthree-", "amzn-s3-demo-"]
-            .iter()
-            .any(|p| name.starts_with(p))
-        && !["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"]
-            .iter()
-            .any(|s| name.ends_with(s));
-    if valid {
-        Ok(())
-    } else {
-        Err(S3Error::new(S3ErrorCode::InvalidBucketName).resource(format!("/{name}")))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bucket_naming_rules() {
-        for ok in ["abc", "my-bucket.2024", "a1b", &"a".repeat(63)] {
-            assert!(validate_bucket_name(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "ab",
-            &"a".repeat(64),
-            "Upper",
-            "under_score",
-            "-start",
-            "end-",
-            "a..b",
-            "192.168.1.1",
-            "xn--abc",
-            "x-s3alias",
-            "a.-b",
-            "spa ce",
-        ] {
-            assert!(validate_bucket_name(bad).is_err(), "{bad}");
-        }
-    }
 }

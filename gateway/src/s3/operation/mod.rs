@@ -4,12 +4,14 @@
 use http::Method;
 use percent_encoding::percent_decode_str;
 
+mod bucket_name;
 mod copy_source;
 mod routing;
 
 use super::error::{S3Error, S3ErrorCode};
 use super::query::Query;
 
+pub use bucket_name::validate_bucket_name;
 pub use copy_source::CopySource;
 
 /// Longest key S3 accepts, in bytes of UTF-8.
@@ -374,7 +376,8 @@ impl Operation {
     }
 
     /// Resolves a request. `host` is the Host header (virtual-host style when it ends in
-    /// `.<domain>`), `raw_path` is the path as received.
+    /// `.<domain>`), `raw_path` is the path as received. A bucket name no bucket can have is
+    /// `InvalidBucketName` here, before the request is looked at any further.
     pub fn parse(
         method: &Method,
         host: Option<&str>,
@@ -403,6 +406,7 @@ impl Operation {
                 _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
             };
         };
+        validate_bucket_name(&bucket)?;
         if *method == Method::OPTIONS {
             return Ok(Self::CorsPreflight { bucket, key });
         }

@@ -23,38 +23,42 @@ fn owned(s: &str) -> String {
 fn path_style_routes() {
     assert_eq!(op(Method::GET, None, "/"), Ok(Operation::ListBuckets));
     assert_eq!(
-        op(Method::PUT, None, "/b"),
-        Ok(Operation::CreateBucket { bucket: owned("b") })
+        op(Method::PUT, None, "/bkt"),
+        Ok(Operation::CreateBucket {
+            bucket: owned("bkt")
+        })
     );
     assert_eq!(
-        op(Method::GET, None, "/b/?list-type=2&prefix=x"),
-        Ok(Operation::ListObjectsV2 { bucket: owned("b") })
+        op(Method::GET, None, "/bkt/?list-type=2&prefix=x"),
+        Ok(Operation::ListObjectsV2 {
+            bucket: owned("bkt")
+        })
     );
     assert_eq!(
-        op(Method::GET, None, "/b/dir/a%20b%2Bc"),
+        op(Method::GET, None, "/bkt/dir/a%20b%2Bc"),
         Ok(Operation::GetObject {
-            bucket: owned("b"),
+            bucket: owned("bkt"),
             key: owned("dir/a b+c"),
             part_number: None
         })
     );
     assert_eq!(
-        op(Method::PUT, None, "/b/k?partNumber=3&uploadId=u1"),
+        op(Method::PUT, None, "/bkt/k?partNumber=3&uploadId=u1"),
         Ok(Operation::UploadPart {
-            bucket: owned("b"),
+            bucket: owned("bkt"),
             key: owned("k"),
             upload_id: owned("u1"),
             part_number: 3
         })
     );
     assert_eq!(
-        op(Method::PUT, None, "/b/k?partNumber=0&uploadId=u1"),
+        op(Method::PUT, None, "/bkt/k?partNumber=0&uploadId=u1"),
         Err(S3ErrorCode::InvalidArgument)
     );
     assert_eq!(
-        op(Method::POST, None, "/b/k?uploads"),
+        op(Method::POST, None, "/bkt/k?uploads"),
         Ok(Operation::CreateMultipartUpload {
-            bucket: owned("b"),
+            bucket: owned("bkt"),
             key: owned("k")
         })
     );
@@ -62,52 +66,58 @@ fn path_style_routes() {
 
 #[test]
 fn tagging_cors_and_preflights_route() {
-    let object = |method| op(method, None, "/b/dir/k?tagging");
+    let object = |method| op(method, None, "/bkt/dir/k?tagging");
     assert_eq!(
         object(Method::GET),
         Ok(Operation::GetObjectTagging {
-            bucket: owned("b"),
+            bucket: owned("bkt"),
             key: owned("dir/k")
         })
     );
     assert_eq!(
         object(Method::PUT),
         Ok(Operation::PutObjectTagging {
-            bucket: owned("b"),
+            bucket: owned("bkt"),
             key: owned("dir/k")
         })
     );
     assert_eq!(
         object(Method::DELETE),
         Ok(Operation::DeleteObjectTagging {
-            bucket: owned("b"),
+            bucket: owned("bkt"),
             key: owned("dir/k")
         })
     );
     assert_eq!(object(Method::POST), Err(S3ErrorCode::MethodNotAllowed));
     assert_eq!(
-        op(Method::GET, None, "/b?cors"),
-        Ok(Operation::GetBucketCors { bucket: owned("b") })
+        op(Method::GET, None, "/bkt?cors"),
+        Ok(Operation::GetBucketCors {
+            bucket: owned("bkt")
+        })
     );
     assert_eq!(
-        op(Method::PUT, Some("b.s3.test"), "/?cors"),
-        Ok(Operation::PutBucketCors { bucket: owned("b") })
+        op(Method::PUT, Some("bkt.s3.test"), "/?cors"),
+        Ok(Operation::PutBucketCors {
+            bucket: owned("bkt")
+        })
     );
     assert_eq!(
-        op(Method::DELETE, None, "/b/?cors"),
-        Ok(Operation::DeleteBucketCors { bucket: owned("b") })
+        op(Method::DELETE, None, "/bkt/?cors"),
+        Ok(Operation::DeleteBucketCors {
+            bucket: owned("bkt")
+        })
     );
     assert_eq!(
-        op(Method::OPTIONS, Some("b.s3.test"), "/a/k.txt"),
+        op(Method::OPTIONS, Some("bkt.s3.test"), "/a/k.txt"),
         Ok(Operation::CorsPreflight {
-            bucket: owned("b"),
+            bucket: owned("bkt"),
             key: owned("a/k.txt")
         })
     );
     assert_eq!(
-        op(Method::OPTIONS, None, "/b"),
+        op(Method::OPTIONS, None, "/bkt"),
         Ok(Operation::CorsPreflight {
-            bucket: owned("b"),
+            bucket: owned("bkt"),
             key: String::new()
         })
     );
@@ -116,11 +126,14 @@ fn tagging_cors_and_preflights_route() {
         Err(S3ErrorCode::MethodNotAllowed)
     );
     assert!(Operation::PutObjectTagging {
-        bucket: owned("b"),
+        bucket: owned("bkt"),
         key: owned("k")
     }
     .is_write());
-    assert!(!Operation::GetBucketCors { bucket: owned("b") }.is_write());
+    assert!(!Operation::GetBucketCors {
+        bucket: owned("bkt")
+    }
+    .is_write());
 }
 
 #[test]
@@ -161,34 +174,66 @@ fn virtual_host_routes() {
 #[test]
 fn unknown_subresources_are_not_implemented_and_bad_methods_refused() {
     assert_eq!(
-        op(Method::GET, None, "/b?tagging"),
+        op(Method::GET, None, "/bkt?tagging"),
         Ok(Operation::GetAbsentBucketConfig {
-            bucket: owned("b"),
+            bucket: owned("bkt"),
             name: "GetBucketTagging",
             code: S3ErrorCode::NoSuchTagSet
         })
     );
     assert_eq!(
-        op(Method::PUT, None, "/b?tagging"),
+        op(Method::PUT, None, "/bkt?tagging"),
         Ok(Operation::Unsupported {
             name: "BucketTagging"
         })
     );
     assert_eq!(
-        op(Method::POST, None, "/b?delete"),
-        Ok(Operation::DeleteObjects { bucket: owned("b") })
+        op(Method::POST, None, "/bkt?delete"),
+        Ok(Operation::DeleteObjects {
+            bucket: owned("bkt")
+        })
     );
     assert_eq!(
-        op(Method::POST, Some("b.s3.test"), "/"),
-        Ok(Operation::PostObject { bucket: owned("b") })
+        op(Method::POST, Some("bkt.s3.test"), "/"),
+        Ok(Operation::PostObject {
+            bucket: owned("bkt")
+        })
     );
     assert_eq!(
         op(Method::POST, None, "/"),
         Err(S3ErrorCode::MethodNotAllowed)
     );
-    let long = format!("/b/{}", "k".repeat(MAX_KEY_BYTES + 1));
+    let long = format!("/bkt/{}", "k".repeat(MAX_KEY_BYTES + 1));
     assert_eq!(
         op(Method::GET, None, &long),
         Err(S3ErrorCode::KeyTooLongError)
+    );
+}
+
+#[test]
+fn r12_bucket_names_are_validated_when_routed() {
+    for path in [
+        "/Upper/k",
+        "/under_score",
+        "/ab",
+        "/a..b/k?tagging",
+        "/192.168.1.1/k",
+    ] {
+        for method in [Method::GET, Method::PUT, Method::OPTIONS, Method::DELETE] {
+            assert_eq!(
+                op(method.clone(), None, path),
+                Err(S3ErrorCode::InvalidBucketName),
+                "{method} {path}"
+            );
+        }
+    }
+    assert_eq!(
+        op(Method::GET, Some("Bad_Name.s3.test"), "/k"),
+        Err(S3ErrorCode::InvalidBucketName)
+    );
+    let huge = format!("/{}", "a".repeat(10_000));
+    assert_eq!(
+        op(Method::GET, None, &huge),
+        Err(S3ErrorCode::InvalidBucketName)
     );
 }
