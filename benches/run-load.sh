@@ -9,6 +9,12 @@
 #   TARGETS=rclone benches/run-load.sh  # one server only
 #   TARGETS="coffre coffre-plain rclone-crypt" benches/run-load.sh
 #                                       # encrypted vs unencrypted vs rclone over crypt
+#   COFFRE_BEFORE=/path/to/older/coffre TARGETS="coffre-before coffre" benches/run-load.sh
+#                                       # this build against an older one, same run
+#   COFFRE_BENCH_POSTGRES_URL=postgresql://coffre@127.0.0.1:5432/postgres \
+#       TARGETS="coffre coffre-pg" benches/run-load.sh
+#                                       # RocksDB against PostgreSQL metadata (a fresh
+#                                       # database is created on that server)
 #
 # Targets: coffre (encrypted, as in production), coffre-plain (the SAME build with
 # COFFRE_BENCH_PLAINTEXT=1: object data stored unencrypted, to measure what encryption
@@ -106,18 +112,21 @@ peak_rss_mib() {
     awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$1/status" 2>/dev/null
 }
 
-# start_coffre [NAME [ENV...]]: the coffre binary on a fresh data directory, registered as
-# target NAME (default coffre), with extra environment ENV (NAME=VALUE...).
+# start_coffre [NAME [ENV...]]: the coffre binary ($BINARY, default this build's) on a fresh
+# data directory, registered as target NAME (default coffre), with extra environment ENV
+# (NAME=VALUE...) and extra arguments $EXTRA_ARGS.
 start_coffre() {
     local name=${1:-coffre}
     shift || true
-    if [[ ! -x "$COFFRE" ]]; then
-        echo "coffre: $COFFRE not built" >&2
+    local binary=${BINARY:-$COFFRE}
+    if [[ ! -x "$binary" ]]; then
+        echo "coffre: $binary not built" >&2
         return 1
     fi
     mkdir -p "$WORK/$name"
-    env "$@" "$COFFRE" serve --data-dir "$WORK/$name/data" \
-        --s3-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+    # shellcheck disable=SC2086
+    env "$@" "$binary" serve --data-dir "$WORK/$name/data" \
+        --s3-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 ${EXTRA_ARGS:-} \
         >"$WORK/$name.out" 2>"$WORK/$name.log" &
     local pid=$!
     PIDS+=("$pid")
@@ -145,6 +154,25 @@ start_coffre-plain() {
         echo "coffre-plain: this coffre build has no bench-plaintext switch" >&2
         return 1
     fi
+}
+
+# An older coffre binary ($COFFRE_BEFORE), to compare two builds in one run.
+start_coffre-before() {
+    [[ -n "${COFFRE_BEFORE:-}" ]] || { echo "coffre-before: set COFFRE_BEFORE" >&2; return 1; }
+    BINARY=$COFFRE_BEFORE start_coffre coffre-before
+}
+
+# This build with its metadata in PostgreSQL: a fresh database on the server
+# $COFFRE_BENCH_POSTGRES_URL (its maintenance database's URL).
+start_coffre-pg() {
+    local server=${COFFRE_BENCH_POSTGRES_URL:-}
+    [[ -n "$server" ]] || { echo "coffre-pg: set COFFRE_BENCH_POSTGRES_URL" >&2; return 1; }
+    local database="coffre_bench_$RANDOM$RANDOM"
+    psql -q "$server" -c "CREATE DATABASE $database" || return 1
+    mkdir -p "$WORK/coffre-pg"
+    printf '[metadata]\nkind = "postgres"\nurl = "%s/%s"\npool_size = 64\n\n[bootstrap]\ndefault_tenant = true\n' \
+        "${server%/*}" "$database" >"$WORK/coffre-pg/coffre.toml"
+    EXTRA_ARGS="--config $WORK/coffre-pg/coffre.toml" start_coffre coffre-pg
 }
 
 # start_rclone [NAME [REMOTE]]: `rclone serve s3` over REMOTE (default: a fresh local

@@ -32,6 +32,9 @@ const SEALED_FORMAT_VERSION: u8 = 2;
 const TAGGED_FORMAT_VERSION: u8 = 3;
 /// Objects and uploads of format 4 add the SSE-C key check; older ones read as not SSE-C.
 const SSE_C_FORMAT_VERSION: u8 = 4;
+/// Objects of format 5 add the layout seal; older ones read without one (see
+/// [`StoredObject::layout_seal`]).
+const LAYOUT_FORMAT_VERSION: u8 = 5;
 
 const ETAG: &str = "etag";
 const TAGS: &str = "tags";
@@ -46,6 +49,38 @@ fn meta_field(name: &str) -> String {
 
 fn part_field(part_number: u32, field: &str) -> String {
     format!("part:{part_number}:{field}")
+}
+
+/// What the layout seal authenticates, as its associated data: the object's id and size,
+/// then every part in order (number, size, where its data is, nonce prefix). Inline data is
+/// named by its length only: its bytes are sealed segments already.
+fn layout_field(
+    id: ObjectId,
+    size: u64,
+    parts: &[(u32, u64, &DataLocation, &NoncePrefix)],
+) -> Vec<u8> {
+    let mut field = b"layout|".to_vec();
+    field.extend_from_slice(id.as_bytes());
+    field.extend_from_slice(&size.to_be_bytes());
+    field.extend_from_slice(&(parts.len() as u64).to_be_bytes());
+    for (number, size, location, nonce) in parts {
+        field.extend_from_slice(&number.to_be_bytes());
+        field.extend_from_slice(&size.to_be_bytes());
+        match location {
+            DataLocation::Inline(bytes) => {
+                field.push(b'I');
+                field.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+            }
+            DataLocation::File { array, file } => {
+                field.push(b'F');
+                field.extend_from_slice(&(array.len() as u64).to_be_bytes());
+                field.extend_from_slice(array.as_bytes());
+                field.extend_from_slice(file.as_bytes());
+            }
+        }
+        field.extend_from_slice(nonce.as_bytes());
+    }
+    field
 }
 
 /// Seals and opens the values of one object, naming it in integrity errors.
@@ -246,6 +281,11 @@ pub(crate) struct StoredObject {
     pub parts: Vec<StoredPart>,
     /// Set for an SSE-C object.
     pub customer_key_check: Option<CustomerKeyCheck>,
+    /// An empty value sealed under the object's value key with its layout (id, size, every
+    /// part's number, size, location and nonce, in order) as associated data: a record whose
+    /// parts were reordered, dropped, duplicated or pointed elsewhere does not open. `None`
+    /// only for records written before format 5, which carry no layout seal.
+    pub layout_seal: Option<Vec<u8>>,
 }
 
 /// A [`PartLayout`] at rest.
@@ -261,9 +301,34 @@ pub(crate) struct StoredPart {
 
 impl Record for StoredObject {
     const KIND: &'static str = "object";
-    const VERSION: u8 = SSE_C_FORMAT_VERSION;
+    const VERSION: u8 = LAYOUT_FORMAT_VERSION;
 
     fn decode_older(version: u8, body: &[u8]) -> Result<Self> {
+        /// Format 4: no layout seal.
+        #[derive(Deserialize)]
+        struct StoredObjectV4 {
+            key: String,
+            id: ObjectId,
+            dek: WrappedDek,
+            meta: SealedMeta,
+            #[serde(with = "unix_millis")]
+            last_modified: SystemTime,
+            parts: Vec<StoredPart>,
+            customer_key_check: Option<CustomerKeyCheck>,
+        }
+        if version == SSE_C_FORMAT_VERSION {
+            let v4: StoredObjectV4 = decode_body(Self::KIND, body)?;
+            return Ok(Self {
+                key: v4.key,
+                id: v4.id,
+                dek: v4.dek,
+                meta: v4.meta,
+                last_modified: v4.last_modified,
+                parts: v4.parts,
+                customer_key_check: v4.customer_key_check,
+                layout_seal: None,
+            });
+        }
         /// Formats 2 and 3: no key check; format 2 has no tags either (`M`).
         #[derive(Deserialize)]
         struct StoredObjectV2<M> {
@@ -283,6 +348,7 @@ impl Record for StoredObject {
             last_modified: v.last_modified,
             parts: v.parts,
             customer_key_check: None,
+            layout_seal: None,
         };
         match version {
             SEALED_FORMAT_VERSION => {
@@ -308,6 +374,11 @@ impl StoredObject {
             key,
             object: &record.key,
         };
+        let layout: Vec<_> = record
+            .parts
+            .iter()
+            .map(|p| (p.part_number, p.size, &p.location, &p.nonce))
+            .collect();
         Ok(Self {
             key: record.key.clone(),
             id: record.id,
@@ -329,11 +400,32 @@ impl StoredObject {
                     })
                 })
                 .collect::<Result<_>>()?,
+            layout_seal: Some(key.seal(&layout_field(record.id, record.meta.size, &layout), b"")?),
         })
+    }
+
+    /// Fails with `Integrity` unless the layout is the one sealed (records older than
+    /// format 5 have no seal and pass).
+    fn check_layout(&self, key: &ValueKey) -> Result<()> {
+        let Some(seal) = &self.layout_seal else {
+            return Ok(());
+        };
+        let parts: Vec<_> = self
+            .parts
+            .iter()
+            .map(|p| (p.part_number, p.size, &p.location, &p.nonce))
+            .collect();
+        let field = layout_field(self.id, self.meta.size, &parts);
+        key.open(&field, seal).map_err(|e| Error::Integrity {
+            object: self.key.clone(),
+            reason: format!("its part layout does not authenticate ({e})"),
+        })?;
+        Ok(())
     }
 
     /// The plaintext record; `bucket` is the incarnation it was read from.
     pub fn open(self, bucket: BucketId, key: &ValueKey) -> Result<ObjectRecord> {
+        self.check_layout(key)?;
         let values = Values {
             key,
             object: &self.key,

@@ -180,7 +180,7 @@ fn the_sse_c_key_check_round_trips_and_the_key_is_not_stored() {
     record.customer_key_check = Some(dek.customer_key_check(&customer_key).unwrap());
     assert!(record.is_sse_c());
     let encoded = StoredObject::seal(&record, &key).unwrap().encode().unwrap();
-    assert_eq!(encoded[0], SSE_C_FORMAT_VERSION);
+    assert_eq!(encoded[0], LAYOUT_FORMAT_VERSION);
     assert!(!encoded.windows(32).any(|w| w == [0x5A; 32]));
     let opened = StoredObject::decode(&encoded)
         .unwrap()
@@ -244,4 +244,119 @@ fn format_3_objects_and_uploads_read_as_not_sse_c() {
         StoredUpload::decode(&encoded).unwrap().open(&key).unwrap(),
         sse_c
     );
+}
+
+/// A record of three file parts, as a completed multipart upload leaves it.
+fn multipart_record(dek: &Dek) -> ObjectRecord {
+    let mut record = record(dek);
+    record.meta.size = 3 * 5_000_000;
+    record.parts = (1..=3)
+        .map(|part_number| PartLayout {
+            part_number,
+            size: 5_000_000,
+            location: DataLocation::File {
+                array: "a1".into(),
+                file: ObjectId::random(),
+            },
+            checksums: Vec::new(),
+            nonce: NoncePrefix::random(),
+        })
+        .collect();
+    record
+}
+
+#[test]
+fn r12_a_part_layout_reordered_dropped_duplicated_or_redirected_does_not_open() {
+    let dek = Dek::generate();
+    let key = dek.value_key().unwrap();
+    let record = multipart_record(&dek);
+    let sealed = StoredObject::seal(&record, &key).unwrap();
+    assert!(sealed.clone().open(record.bucket, &key).is_ok());
+    let other_file = ObjectId::random();
+    type Tampering = Box<dyn Fn(&mut StoredObject)>;
+    let tamperings: Vec<(&str, Tampering)> = vec![
+        ("reordered", Box::new(|s| s.parts.swap(0, 1))),
+        ("dropped", Box::new(|s| drop(s.parts.pop()))),
+        (
+            "duplicated",
+            Box::new(|s| {
+                let first = s.parts[0].clone();
+                s.parts[1] = first;
+            }),
+        ),
+        ("renumbered", Box::new(|s| s.parts[2].part_number = 7)),
+        ("resized", Box::new(|s| s.parts[0].size -= 1)),
+        ("total size", Box::new(|s| s.meta.size += 1)),
+        (
+            "another file",
+            Box::new(move |s| {
+                s.parts[1].location = DataLocation::File {
+                    array: "a1".into(),
+                    file: other_file,
+                }
+            }),
+        ),
+        (
+            "another array",
+            Box::new(|s| {
+                if let DataLocation::File { array, .. } = &mut s.parts[1].location {
+                    *array = "a2".into();
+                }
+            }),
+        ),
+        (
+            "another nonce",
+            Box::new(|s| s.parts[2].nonce = NoncePrefix::random()),
+        ),
+        (
+            "seal removed",
+            Box::new(|s| s.layout_seal = Some(Vec::new())),
+        ),
+    ];
+    for (what, tamper) in tamperings {
+        let mut stored = StoredObject::decode(&sealed.encode().unwrap()).unwrap();
+        tamper(&mut stored);
+        assert!(
+            matches!(
+                stored.open(record.bucket, &key),
+                Err(Error::Integrity { .. })
+            ),
+            "{what}: must not open"
+        );
+    }
+}
+
+#[test]
+fn objects_of_format_4_read_without_a_layout_seal() {
+    #[derive(Serialize)]
+    struct V4<'a> {
+        key: &'a str,
+        id: ObjectId,
+        dek: &'a WrappedDek,
+        meta: &'a SealedMeta,
+        #[serde(with = "unix_millis")]
+        last_modified: SystemTime,
+        parts: &'a [StoredPart],
+        customer_key_check: Option<CustomerKeyCheck>,
+    }
+    let dek = Dek::generate();
+    let key = dek.value_key().unwrap();
+    let record = multipart_record(&dek);
+    let stored = StoredObject::seal(&record, &key).unwrap();
+    let v4 = postcard::to_extend(
+        &V4 {
+            key: &stored.key,
+            id: stored.id,
+            dek: &stored.dek,
+            meta: &stored.meta,
+            last_modified: stored.last_modified,
+            parts: &stored.parts,
+            customer_key_check: stored.customer_key_check,
+        },
+        vec![SSE_C_FORMAT_VERSION],
+    )
+    .unwrap();
+    let read = StoredObject::decode(&v4).unwrap();
+    assert_eq!(read.layout_seal, None);
+    assert_eq!(read.open(record.bucket, &key).unwrap(), record);
 }
