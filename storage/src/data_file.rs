@@ -11,9 +11,11 @@
 //! A file must be exactly `16 + sealed_len(plaintext size)` bytes, the size coming from
 //! metadata.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 
@@ -115,10 +117,26 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Creates `dir` and any missing parents up to `root` (which must exist), syncing each
-/// parent whose entries changed so the new directories survive a crash.
+/// Directories whose entry in their parent is known to be on stable storage: created (by
+/// any thread) and their parent synced since this process started.
+fn durable_dirs() -> &'static Mutex<HashSet<PathBuf>> {
+    static DURABLE: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    DURABLE.get_or_init(Default::default)
+}
+
+/// Creates `dir` and any missing parents up to `root` (which must exist), and makes each
+/// new entry durable by syncing its parent before returning. A directory that already
+/// exists but is not known durable (another thread may have created it and not synced its
+/// parent yet) gets its parent synced too: a file published in `dir` is never acknowledged
+/// before the directories leading to it survive a crash.
 pub(crate) fn ensure_dir(root: &Path, dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
+    let known = |path: &Path| {
+        durable_dirs()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(path)
+    };
+    if known(dir) {
         return Ok(());
     }
     let relative = dir
@@ -128,11 +146,54 @@ pub(crate) fn ensure_dir(root: &Path, dir: &Path) -> io::Result<()> {
     for component in relative.components() {
         let parent = current.clone();
         current.push(component);
+        if known(&current) {
+            continue;
+        }
         match std::fs::create_dir(&current) {
-            Ok(()) => sync_dir(&parent)?,
+            Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
             Err(err) => return Err(err),
         }
+        sync_dir(&parent)?;
+        #[cfg(test)]
+        tests::synced(&parent);
+        durable_dirs()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(current.clone());
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Parent directories synced by `ensure_dir` in this test process.
+    static SYNCED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    pub(super) fn synced(parent: &Path) {
+        SYNCED.lock().unwrap().push(parent.to_path_buf());
+    }
+
+    fn syncs_of(path: &Path) -> usize {
+        SYNCED.lock().unwrap().iter().filter(|p| *p == path).count()
+    }
+
+    #[test]
+    fn r12_a_directory_another_thread_created_is_made_durable_before_use() {
+        let root = tempfile::tempdir().unwrap();
+        let tenant = root.path().join("tenant");
+        let dir = tenant.join("ab").join("cd");
+        // Another thread created the directories and has not synced their parents yet.
+        std::fs::create_dir_all(&dir).unwrap();
+        ensure_dir(root.path(), &dir).unwrap();
+        for parent in [root.path().to_path_buf(), tenant.clone(), tenant.join("ab")] {
+            assert_eq!(syncs_of(&parent), 1, "{} synced", parent.display());
+        }
+        // Known durable now: nothing synced again.
+        ensure_dir(root.path(), &dir).unwrap();
+        assert_eq!(syncs_of(&tenant.join("ab")), 1);
+    }
 }
