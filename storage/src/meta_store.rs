@@ -201,6 +201,9 @@ pub trait TxReads {
 pub struct Tx<'a> {
     reads: Box<dyn TxReads + 'a>,
     batch: Batch,
+    /// Values already read from the backend: a transaction reads one snapshot, so a second
+    /// read of a key (a tenant's record, checked by several steps) costs no round trip.
+    read_cache: std::collections::HashMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
 }
 
 impl<'a> Tx<'a> {
@@ -208,22 +211,31 @@ impl<'a> Tx<'a> {
         Self {
             reads,
             batch: Batch::new(),
+            read_cache: Default::default(),
         }
+    }
+
+    fn read_through(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(value) = self.read_cache.get(&(cf, key.to_vec())) {
+            return Ok(value.clone());
+        }
+        let value = self.reads.get(cf, key)?;
+        self.read_cache.insert((cf, key.to_vec()), value.clone());
+        Ok(value)
     }
 
     /// `key`'s value as this transaction sees it.
     pub fn get(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let ops = &self.batch.ops;
         // The last put or delete of the key decides; counter additions after it add up.
-        let last_set = ops.iter().rposition(|op| op.is_set_of(cf, key));
+        let last_set = self.batch.ops.iter().rposition(|op| op.is_set_of(cf, key));
         let (base, adds_from) = match last_set {
-            Some(i) => match &ops[i] {
+            Some(i) => match &self.batch.ops[i] {
                 BatchOp::Put { value, .. } => (Some(value.clone()), i + 1),
                 _ => (None, i + 1),
             },
-            None => (self.reads.get(cf, key)?, 0),
+            None => (self.read_through(cf, key)?, 0),
         };
-        Ok(apply_adds(base, &ops[adds_from..], cf, key))
+        Ok(apply_adds(base, &self.batch.ops[adds_from..], cf, key))
     }
 
     /// The entries with `start <= key < end` as this transaction sees them, at most `limit`.

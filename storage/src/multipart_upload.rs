@@ -302,17 +302,14 @@ impl Store {
             }
             let meta = meta_for(&upload, &chosen_parts)?;
 
-            tx.delete(Cf::Uploads, upload_key.clone());
-            tx.delete(
-                Cf::Uploads,
-                keys::upload_by_key(tenant, bucket.id, upload.key.as_bytes(), id),
+            remove_upload(
+                tx,
+                tenant,
+                bucket,
+                id,
+                &upload.key,
+                parts.iter().map(|p| p.part_number),
             );
-            for part in &parts {
-                tx.delete(
-                    Cf::Parts,
-                    keys::part(tenant, bucket.id, id, part.part_number),
-                );
-            }
             let unchosen: Vec<&PartRecord> = parts
                 .iter()
                 .filter(|p| !chosen.iter().any(|(n, _)| *n == p.part_number))
@@ -367,17 +364,14 @@ impl Store {
                 read(tx, Cf::Uploads, &upload_key)?.ok_or(Error::NoSuchUpload)?;
             check_bucket_live(tx, tenant, bucket)?;
             let parts = scan_parts(tx, tenant, bucket, id, 0, usize::MAX)?;
-            tx.delete(Cf::Uploads, upload_key.clone());
-            tx.delete(
-                Cf::Uploads,
-                keys::upload_by_key(tenant, bucket.id, upload.key.as_bytes(), id),
+            remove_upload(
+                tx,
+                tenant,
+                bucket,
+                id,
+                &upload.key,
+                parts.iter().map(|p| p.part_number),
             );
-            for part in &parts {
-                tx.delete(
-                    Cf::Parts,
-                    keys::part(tenant, bucket.id, id, part.part_number),
-                );
-            }
             queue_locations(tx, tenant, parts.iter().map(|p| &p.location))?;
             let bytes = parts
                 .iter()
@@ -417,4 +411,23 @@ fn scan_parts(
     .iter()
     .map(|(_, value)| StoredPartRecord::decode(value))
     .collect()
+}
+
+/// Deletes the upload `id` of `key` (its record and its listing entry) and its parts.
+fn remove_upload(
+    tx: &mut Tx<'_>,
+    tenant: TenantId,
+    bucket: &BucketRecord,
+    id: ObjectId,
+    key: &str,
+    part_numbers: impl IntoIterator<Item = u32>,
+) {
+    tx.delete(Cf::Uploads, keys::upload_by_id(tenant, bucket.id, id));
+    tx.delete(
+        Cf::Uploads,
+        keys::upload_by_key(tenant, bucket.id, key.as_bytes(), id),
+    );
+    for part_number in part_numbers {
+        tx.delete(Cf::Parts, keys::part(tenant, bucket.id, id, part_number));
+    }
 }

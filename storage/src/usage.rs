@@ -60,15 +60,19 @@ impl UsageTracker {
         self.lock().remove(&tenant);
     }
 
-    /// Reserves `growth` if it fits `quotas` over `committed` and the writes in flight.
+    /// Reserves `growth` if it fits `quotas` over the committed counters (`committed` reads
+    /// them) and the writes in flight. The counters are read under the tracker's lock: read
+    /// before it, they could miss a write whose reservation is released meanwhile (committed
+    /// after the read, released before this check), and two writes could pass together.
     fn reserve(
         &self,
         tenant: TenantId,
-        committed: [i64; 2],
+        committed: impl FnOnce() -> Result<[i64; 2]>,
         quotas: &Quotas,
         growth: [i64; 2],
     ) -> Result<()> {
         let mut tenants = self.lock();
+        let committed = committed()?;
         let in_flight = tenants.entry(tenant).or_default();
         let current = [0, 1].map(|i| committed[i].saturating_add(in_flight[i]));
         check_limits(&current, quotas, growth)?;
@@ -152,7 +156,8 @@ impl Store {
         let tracker = &self.shared.usage;
         let limited = record.quotas.bytes.is_some() || record.quotas.objects.is_some();
         let reserved = if limited && growth != [0, 0] {
-            let committed = counters_of(tx.peek(Cf::Usage, &keys::usage(tenant))?);
+            let usage_key = keys::usage(tenant);
+            let committed = || Ok(counters_of(tx.peek(Cf::Usage, &usage_key)?));
             tracker.reserve(tenant, committed, &record.quotas, growth)?;
             growth
         } else {
