@@ -21,7 +21,10 @@ pub fn test_server_url() -> String {
     })
 }
 
-/// A new, empty database on the test server; its URL.
+/// A new, empty schema on the test server, as the URL of a database whose search path is
+/// that schema alone: every store under test gets tables of its own. (A schema rather than
+/// a database: created in milliseconds, and a few kilobytes instead of a copy of the
+/// template database each.)
 pub fn fresh_database() -> String {
     let server = test_server_url();
     let name = format!("coffre_test_{:032x}", rand::random::<u128>());
@@ -32,14 +35,12 @@ pub fn fresh_database() -> String {
             let mut client = postgres::Client::connect(&server, postgres::NoTls)
                 .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {server}: {e}"));
             client
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .expect("create a test database");
+                .batch_execute(&format!("CREATE SCHEMA {name}"))
+                .expect("create a test schema");
         })
         .join()
-        .expect("create a test database");
+        .expect("create a test schema");
     });
-    match server.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => panic!("{TEST_SERVER_VARIABLE} must end with /database: {server}"),
-    }
+    let separator = if server.contains('?') { '&' } else { '?' };
+    format!("{server}{separator}options=-csearch_path%3D{name}")
 }
