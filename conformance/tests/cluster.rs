@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use coffre_conformance::{
-    create_buckets, files_under, get_bytes, list_keys, postgres, pseudo_random_bytes, put_bytes,
-    KeyPair, TestServer,
+    audit_records, coffre_binary, create_buckets, files_under, get_bytes, list_keys, postgres,
+    pseudo_random_bytes, put_bytes, KeyPair, TestServer,
 };
 use http::Method;
 
@@ -132,6 +132,28 @@ async fn any_node_serves_what_another_wrote() {
         .map(|n| n["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["node-1", "node-2", "node-3"]);
+    // Each node keeps its own audit chain, its name in every record; one verify call
+    // checks them all.
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        let dir = node.data_dir().join("audit");
+        eventually(
+            "audit records written",
+            Duration::from_secs(10),
+            async || !audit_records(&dir).is_empty(),
+        )
+        .await;
+        let records = audit_records(&dir);
+        let name = format!("node-{}", i + 1);
+        assert!(records.iter().all(|r| r["node"] == name.as_str()), "{name}");
+    }
+    let verified = std::process::Command::new(coffre_binary())
+        .args(["audit", "verify"])
+        .args(cluster.nodes.iter().map(|n| n.data_dir().join("audit")))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "{report}");
+    assert_eq!(report.matches("audit trail intact").count(), 3, "{report}");
     eventually("a collector lease", Duration::from_secs(10), async || {
         let status = cluster
             .admin(0)

@@ -35,10 +35,11 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain and report the first record where it breaks (an edited,
-    /// deleted, reordered or truncated record). Exit status 1 when broken.
+    /// Check the hash chains and report the first record where each breaks (an edited,
+    /// deleted, reordered or truncated record). Exit status 1 when any is broken.
     Verify {
-        /// Audit directories (with their HEAD) or log files, in chain order.
+        /// Audit directories (with their HEAD), each a chain of its own (one per node of a
+        /// cluster), or log files, which form one chain in the order given.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },

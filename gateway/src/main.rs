@@ -1,4 +1,5 @@
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
@@ -37,16 +38,35 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit(AuditCommand::Verify { paths }) => {
-            match coffre_gateway::audit::verify_files(&paths)? {
-                VerifyReport::Intact { records } => {
-                    println!("audit trail intact: {records} records");
-                    Ok(())
-                }
-                VerifyReport::Broken { file, line, reason } => {
-                    println!("audit trail BROKEN at {}:{line}: {reason}", file.display());
-                    std::process::exit(1);
+            // Each directory is a chain of its own (one per node of a cluster); log files
+            // given one by one form one chain, in the order given.
+            let (dirs, files): (Vec<_>, Vec<_>) = paths.into_iter().partition(|p| p.is_dir());
+            let mut chains: Vec<(String, Vec<PathBuf>)> = dirs
+                .into_iter()
+                .map(|dir| (dir.display().to_string(), vec![dir]))
+                .collect();
+            if !files.is_empty() {
+                chains.push(("the files given".to_owned(), files));
+            }
+            let mut broken = false;
+            for (name, paths) in &chains {
+                match coffre_gateway::audit::verify_files(paths)? {
+                    VerifyReport::Intact { records } => {
+                        println!("{name}: audit trail intact: {records} records");
+                    }
+                    VerifyReport::Broken { file, line, reason } => {
+                        println!(
+                            "{name}: audit trail BROKEN at {}:{line}: {reason}",
+                            file.display()
+                        );
+                        broken = true;
+                    }
                 }
             }
+            if broken {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::CheckConfig { file } => {
             let raw = RawConfig::from_file(&file)?;

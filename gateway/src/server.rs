@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::admin::token::AdminToken;
 use crate::admin::AdminService;
-use crate::audit::AuditLog;
+use crate::audit::{AuditConfig, AuditLog};
 use crate::bootstrap;
 use crate::cluster::{self, NodeIdentity};
 use crate::config::{BucketLabel, Config, KeyProviderConfig, MetadataConfig};
@@ -131,7 +131,10 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
     let s3_addr = s3_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
-    let audit_config = config.audit.clone();
+    let audit_config = AuditConfig {
+        node: Some(config.node_name.clone()),
+        ..config.audit.clone()
+    };
     let audit = tokio::task::spawn_blocking(move || AuditLog::open(audit_config))
         .await?
         .with_context(|| format!("opening the audit trail in {}", config.audit.dir.display()))?;

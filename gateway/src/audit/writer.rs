@@ -39,6 +39,9 @@ pub struct AuditConfig {
     pub unauthenticated_per_second: u32,
     /// How often the counted unauthenticated requests are written as a summary record.
     pub summary_interval: Duration,
+    /// The node whose chain this is, written into every record (`node`): each gateway of a
+    /// cluster keeps its own chain.
+    pub node: Option<String>,
 }
 
 impl AuditConfig {
@@ -51,6 +54,7 @@ impl AuditConfig {
             capacity: 65_536,
             unauthenticated_per_second: 100,
             summary_interval: Duration::from_secs(10),
+            node: None,
         }
     }
 }
@@ -328,6 +332,7 @@ struct Sink {
     sequence: u64,
     head: ChainHead,
     max_file_bytes: u64,
+    node: Option<String>,
 }
 
 impl Sink {
@@ -354,6 +359,7 @@ impl Sink {
             sequence,
             head,
             max_file_bytes: config.max_file_bytes,
+            node: config.node.clone(),
         })
     }
 
@@ -368,7 +374,7 @@ impl Sink {
         let mut head = self.head.clone();
         let mut out = String::new();
         for record in batch {
-            let (line, hash) = chained_line(record, &head.hash)?;
+            let (line, hash) = chained_line(record, self.node.as_deref(), &head.hash)?;
             head.hash = hash;
             head.records += 1;
             out.push_str(&line);
@@ -412,11 +418,18 @@ fn write_head(dir: &Path, head: &ChainHead) -> std::io::Result<()> {
 }
 
 /// `(line, hash)`: the record's JSON with `prev` and `hash` fields.
-fn chained_line(record: &AuditRecord, prev: &str) -> std::io::Result<(String, String)> {
+fn chained_line(
+    record: &AuditRecord,
+    node: Option<&str>,
+    prev: &str,
+) -> std::io::Result<(String, String)> {
     let mut value = serde_json::to_value(record).map_err(std::io::Error::other)?;
     let object = value
         .as_object_mut()
         .ok_or_else(|| std::io::Error::other("audit record is not an object"))?;
+    if let Some(node) = node {
+        object.insert("node".into(), node.into());
+    }
     object.insert("prev".into(), prev.into());
     let body = serde_json::to_string(&value).map_err(std::io::Error::other)?;
     let hash = link_hash(prev, &body);
