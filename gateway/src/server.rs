@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use coffre_crypto::{AdminScope, KeyProvider, LocalFileKeyProvider, Pkcs11KeyProvider};
+use coffre_crypto::{
+    AdminScope, KeyProvider, LocalFileKeyProvider, MaintenanceScope, Pkcs11KeyProvider,
+};
 use coffre_storage::{
     MetaStore, PostgresConfig, PostgresMetaStore, RocksMetaStore, Store, StoreConfig,
 };
@@ -100,7 +102,12 @@ pub async fn serve(config: Config) -> anyhow::Result<Running> {
     let layers = metrics.clone();
     let store = tokio::task::spawn_blocking(move || {
         let keys = layers.instrument_key_provider(open_key_provider(&key_provider)?);
-        open_store(store_config, &metadata, keys, &layers)
+        let store = open_store(store_config, &metadata, keys, &layers)?;
+        // Fail closed: a wrong key file or token label must not serve a store it cannot open.
+        store
+            .check_root_key(&MaintenanceScope::new("start"))
+            .context("checking the root key against the metadata store")?;
+        Ok::<_, anyhow::Error>(store)
     })
     .await??;
     let store = Arc::new(store);

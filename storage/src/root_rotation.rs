@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use coffre_crypto::{AdminScope, MaintenanceScope, RootKeyVersion, TenantId, WrappedKek};
 
 use crate::cluster::{advance_key_epoch, Lease};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Cf, Durability};
 use crate::records::{Record, TenantRecord};
@@ -88,6 +88,36 @@ impl Store {
             "finishing an interrupted root key rotation"
         );
         self.finish_root_rotation(Some(lease)).map(Some)
+    }
+
+    /// Fails closed, at start, when the root key provider is not the one that wrapped the
+    /// tenants' KEKs: for every root version some KEK names, one such KEK must unwrap. A
+    /// wrong key file path or token label (which would mint a fresh root) is refused with a
+    /// message naming the tenants' versions, instead of a server whose every read fails.
+    pub fn check_root_key(&self, _maint: &MaintenanceScope) -> Result<()> {
+        let provider = self.shared.keys.provider();
+        let mut checked = std::collections::BTreeSet::new();
+        for tenant in self.all_tenants()? {
+            for wrapped in &tenant.keks {
+                let Some(version) = wrapped.root_version() else {
+                    continue; // Under a tenant key in the HSM, not under the root.
+                };
+                if !checked.insert(version) {
+                    continue;
+                }
+                if let Err(e) = provider.unwrap_kek(tenant.id, wrapped) {
+                    return Err(Error::InvalidConfig(format!(
+                        "the {} root key provider cannot open the KEKs the metadata store holds \
+                         (root version {version} of tenant {}: {e}); is [key_provider] the \
+                         one this store was created with? Refusing to start rather than serve \
+                         nothing. (A local key file created by this start is left at its path.)",
+                        provider.kind(),
+                        tenant.name
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The provider's root key versions and what they wrap.

@@ -172,3 +172,34 @@ fn a_root_version_still_wrapping_a_kek_is_never_destroyed() {
         assert_readable(&store, key, secret);
     }
 }
+
+#[test]
+fn r12_a_root_key_provider_that_did_not_wrap_the_tenants_keks_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = AdminScope::local_operator();
+    let maint = MaintenanceScope::new("test");
+    {
+        let (store, _) = open(dir.path());
+        store
+            .create_tenant(&admin, "alpha", TenantSettings::default())
+            .unwrap();
+        store.check_root_key(&maint).unwrap();
+    }
+    // The same store with another key file (a wrong path creates a fresh root).
+    let other = tempfile::tempdir().unwrap();
+    let keys =
+        Arc::new(LocalFileKeyProvider::open_or_create(other.path().join("root.key")).unwrap());
+    let array = ArrayConfig {
+        name: "a1".into(),
+        path: dir.path().join("a1"),
+        weight: 1,
+        site: None,
+    };
+    let store = Store::open(StoreConfig::new(dir.path().join("meta"), vec![array]), keys).unwrap();
+    match store.check_root_key(&maint) {
+        Err(Error::InvalidConfig(message)) => {
+            assert!(message.contains("alpha"), "{message}");
+        }
+        other => panic!("a foreign root key must be refused, got {other:?}"),
+    }
+}
