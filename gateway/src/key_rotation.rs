@@ -59,6 +59,7 @@ pub async fn run(
                     finish_root_rotation(&store, &audit, lease).await;
                     root_checked = true;
                 }
+                rotate_worn_keks(&store, &audit, &config, lease).await;
                 rewrap_round(&store, &audit, &config, &node, &mut shutdown).await
             }
         };
@@ -217,6 +218,43 @@ async fn rewrap_round(
 }
 
 /// The audit record of a root rotation finished in the background.
+/// Rotates the KEKs whose current version wrapped `[key_rotation] max_dek_wraps` DEKs; each
+/// rotation is audited like an operator's and its rewrap follows in this round.
+async fn rotate_worn_keks(
+    store: &Arc<Store>,
+    audit: &AuditLog,
+    config: &KeyRotationConfig,
+    lease: &Lease,
+) {
+    let (pass, lease, limit) = (store.clone(), lease.clone(), config.max_dek_wraps);
+    let result = tokio::task::spawn_blocking(move || {
+        pass.rotate_worn_keks(&MaintenanceScope::new(TASK), &lease, limit)
+    })
+    .await;
+    match result {
+        Ok(Ok(rotated)) => {
+            for (tenant, version) in rotated {
+                audit.record(AuditRecord {
+                    time: AuditRecord::now(),
+                    kind: "admin",
+                    operation: "RotateTenantKey".to_owned(),
+                    status: 200,
+                    change: Some(serde_json::json!({
+                        "task": TASK,
+                        "tenant": tenant.to_hex(),
+                        "kek_version": version.get(),
+                        "reason": "max_dek_wraps",
+                        "max_dek_wraps": limit,
+                    })),
+                    ..AuditRecord::default()
+                });
+            }
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "rotating worn KEKs failed"),
+        Err(e) => tracing::error!(error = %e, "rotating worn KEKs panicked"),
+    }
+}
+
 fn root_record(rotation: &RootRotation) -> AuditRecord {
     AuditRecord {
         time: AuditRecord::now(),

@@ -43,7 +43,7 @@ use crate::records::{
 };
 use crate::sealed_records::{StoredObject, StoredUpload};
 use crate::store::{live_tenant, read as read_in, Store};
-use crate::tenant_keys::dek_context;
+use crate::tenant_keys::{count_dek_wrap, dek_context};
 
 /// How the background rewrap proceeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,10 @@ pub struct RewrapSettings {
 
 /// Default [`RewrapSettings::batch_size`].
 pub const DEFAULT_REWRAP_BATCH: usize = 256;
+/// DEKs a KEK version may wrap before the background rotates it: its wraps use random
+/// 96-bit nonces, safe for about 2^32 under one key; this leaves a margin of four.
+pub const DEFAULT_MAX_DEK_WRAPS: u64 = 1 << 30;
+
 /// Default [`RewrapSettings::retire_grace`].
 pub const DEFAULT_RETIRE_GRACE: Duration = Duration::from_secs(60);
 
@@ -110,6 +114,76 @@ impl Store {
     /// all in one synced batch. A rotation already under way starts over towards the new
     /// version (every older version is retired at its end).
     pub fn rotate_tenant_key(&self, _admin: &AdminScope, id: TenantId) -> Result<TenantRecord> {
+        self.rotate_kek(id)
+    }
+
+    /// How many DEKs each of `tenant`'s KEK versions has wrapped, in committed records.
+    pub fn dek_wraps(
+        &self,
+        _admin: &AdminScope,
+        tenant: &TenantRecord,
+    ) -> Result<Vec<(KekVersion, u64)>> {
+        tenant
+            .keks
+            .iter()
+            .map(|k| Ok((k.kek_version, self.wraps_of(tenant.id, k.kek_version)?)))
+            .collect()
+    }
+
+    fn wraps_of(&self, tenant: TenantId, version: KekVersion) -> Result<u64> {
+        let value = self
+            .meta()
+            .get(Cf::Usage, &keys::kek_wraps(tenant, version.get()))?;
+        let count = value
+            .map(|v| crate::meta_store::decode_counters(&v))
+            .and_then(|c| c.first().copied())
+            .unwrap_or(0);
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Rotates the KEK of every tenant whose current version has wrapped `limit` DEKs or
+    /// more, unless a rotation of it is already under way; returns the tenants rotated and
+    /// their new versions. Under the key rotation `lease`.
+    pub fn rotate_worn_keks(
+        &self,
+        _maint: &MaintenanceScope,
+        lease: &Lease,
+        limit: u64,
+    ) -> Result<Vec<(TenantId, KekVersion)>> {
+        let mut rotated = Vec::new();
+        for tenant in self.all_live_tenants()? {
+            let rewrapping = tenant
+                .rotation
+                .as_ref()
+                .is_some_and(|r| matches!(r.state, RotationState::Rewrapping(_)));
+            if rewrapping || self.wraps_of(tenant.id, tenant.kek_version)? < limit {
+                continue;
+            }
+            // Still ours to do? (The rotation itself commits like an admin's.)
+            self.transact(Durability::Buffered, |tx| lease.check(tx))?;
+            let record = self.rotate_kek(tenant.id)?;
+            tracing::warn!(tenant = %tenant.id, kek_version = %record.kek_version, limit,
+                "tenant KEK rotated: its current version had wrapped its limit of DEKs");
+            rotated.push((tenant.id, record.kek_version));
+        }
+        Ok(rotated)
+    }
+
+    fn all_live_tenants(&self) -> Result<Vec<TenantRecord>> {
+        let mut tenants = Vec::new();
+        let mut cursor = self.meta().cursor(Cf::Tenants, None)?;
+        cursor.seek(&[]);
+        while let Some((_, value)) = cursor.next_entry()? {
+            let tenant = TenantRecord::decode(&value)?;
+            if tenant.state != TenantState::Deleting {
+                tenants.push(tenant);
+            }
+        }
+        Ok(tenants)
+    }
+
+    /// Creates KEK version n+1 of `id` and makes it current (see `rotate_tenant_key`).
+    fn rotate_kek(&self, id: TenantId) -> Result<TenantRecord> {
         let mut generated: Option<(Arc<Kek>, WrappedKek)> = None;
         let (tenant, version, kek, resealed) = self.transact(Durability::Synced, |tx| {
             let mut tenant = live_tenant(tx, id)?;
@@ -364,6 +438,7 @@ impl Store {
                 Err(e) => return Err(e.into()),
             };
             stored.dek = target.wrap_dek(&dek, &context)?;
+            count_dek_wrap(tx, tenant, target.version());
             tx.put(Cf::Objects, db_key.to_vec(), stored.encode()?);
             Ok(Rewrap::Rewrapped)
         })
@@ -410,6 +485,7 @@ impl Store {
                 Err(e) => return Err(e.into()),
             };
             stored.dek = target.wrap_dek(&dek, &context)?;
+            count_dek_wrap(tx, tenant, target.version());
             let value = stored.encode()?;
             tx.put(
                 Cf::Uploads,

@@ -158,6 +158,16 @@ pub fn usage(tenant: TenantId) -> Vec<u8> {
     tenant.as_bytes().to_vec()
 }
 
+/// `usage`: how many DEKs KEK `version` of `tenant` has wrapped (in committed records):
+/// tenant id | `kek-wraps` | version (u32 big-endian).
+pub fn kek_wraps(tenant: TenantId, version: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16 + 9 + 4);
+    key.extend_from_slice(tenant.as_bytes());
+    key.extend_from_slice(b"kek-wraps");
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
 /// `gc`: the data file's object id, unique across arrays and tenants.
 pub fn gc(file: ObjectId) -> Vec<u8> {
     file.as_bytes().to_vec()

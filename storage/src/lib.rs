@@ -57,7 +57,9 @@ pub use cluster::{Lease, LeaseInfo, DEFAULT_LEASE, NODE_TIMEOUT};
 pub use data_writer::{DataWriter, WriteTarget, WrittenData};
 pub use error::{Error, Result};
 pub use gc::GcStats;
-pub use key_rotation::{RewrapSettings, RewrapStep, DEFAULT_RETIRE_GRACE, DEFAULT_REWRAP_BATCH};
+pub use key_rotation::{
+    RewrapSettings, RewrapStep, DEFAULT_MAX_DEK_WRAPS, DEFAULT_RETIRE_GRACE, DEFAULT_REWRAP_BATCH,
+};
 pub use list_objects::{ListEntry, ListPage, ListQuery, ObjectSummary};
 pub use list_uploads::{UploadListPage, UploadListQuery};
 pub use memory_meta_store::MemoryMetaStore;

@@ -104,6 +104,8 @@ impl Store {
         // No record of the tenant is left to reference a file: every file is queued, and
         // without its counter garbage collection removes it.
         self.purge_prefix(Cf::Refs, &prefix, lease, |_, _| Ok(()))?;
+        // Its usage and per-KEK wrap counters.
+        self.purge_prefix(Cf::Usage, &prefix, lease, |_, _| Ok(()))?;
         self.transact(Durability::Synced, |tx| {
             tx.delete(Cf::Usage, keys::usage(id));
             tx.delete(Cf::Tenants, keys::tenant(id));

@@ -116,6 +116,13 @@ impl std::fmt::Debug for TenantKeys {
     }
 }
 
+/// Counts one more DEK wrapped under `version` of `tenant`, in the transaction that commits
+/// it: the wrap uses a random 96-bit nonce, safe for about 2^32 wraps under one key, and the
+/// count lets a rotation come well before (see `Store::rotate_worn_keks`).
+pub(crate) fn count_dek_wrap(tx: &mut Tx<'_>, tenant: TenantId, version: KekVersion) {
+    tx.add(Cf::Usage, keys::kek_wraps(tenant, version.get()), &[1]);
+}
+
 /// What a DEK is bound to.
 pub(crate) fn dek_context(
     tenant: TenantId,
@@ -201,12 +208,13 @@ impl Store {
     ) -> Result<bool> {
         let (tenant, bucket, key, object) = context;
         let record = live_tenant(tx, tenant)?;
-        if wrapped.kek_version == record.kek_version {
-            return Ok(false);
+        let rewrapped = wrapped.kek_version != record.kek_version;
+        if rewrapped {
+            let kek = self.kek(tenant, record.kek_version)?;
+            *wrapped = kek.wrap_dek(dek, &dek_context(tenant, bucket, key, object))?;
         }
-        let kek = self.kek(tenant, record.kek_version)?;
-        *wrapped = kek.wrap_dek(dek, &dek_context(tenant, bucket, key, object))?;
-        Ok(true)
+        count_dek_wrap(tx, tenant, wrapped.kek_version);
+        Ok(rewrapped)
     }
 
     /// Opens the DEK of `key` (object `object` in `bucket`): an integrity error if the

@@ -736,3 +736,52 @@ fn any_interleaving_of_writes_rotations_and_steps_keeps_every_object_readable() 
         })
         .unwrap();
 }
+
+#[test]
+fn r12_a_kek_version_is_rotated_once_it_has_wrapped_its_limit_of_deks() {
+    each_store(|store, _| {
+        let alice = scope(store);
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        let wraps = |store: &Store| {
+            store
+                .dek_wraps(&admin(), &record(store, &alice))
+                .unwrap()
+                .into_iter()
+                .map(|(v, n)| (v.get(), n))
+                .collect::<Vec<_>>()
+        };
+        for i in 0..4u8 {
+            put(store, &alice, &bucket, &format!("k{i}"), &bytes(100, i));
+        }
+        copy_within(store, &alice, &bucket, "k0", "copy");
+        assert_eq!(wraps(store), [(1, 5)], "four PUTs and a copy");
+
+        let gc = lease(store, "key-rotation");
+        assert!(store.rotate_worn_keks(&maint(), &gc, 6).unwrap().is_empty());
+        let rotated = store.rotate_worn_keks(&maint(), &gc, 5).unwrap();
+        assert_eq!(rotated, [(alice.tenant_id(), KekVersion::new(2))]);
+        // A rotation under way is not started again.
+        assert!(store.rotate_worn_keks(&maint(), &gc, 5).unwrap().is_empty());
+
+        // New DEKs count under the new version; the rewrap counts what it moves there.
+        put(store, &alice, &bucket, "new", &bytes(100, 9));
+        drive(store, &alice, &NO_GRACE);
+        assert_eq!(
+            wraps(store),
+            [(2, 6)],
+            "five moved, one new; version 1 retired"
+        );
+        for key in ["k1", "copy", "new"] {
+            assert_eq!(read_key(store, &alice, &bucket, key).len(), 100);
+        }
+    });
+}
+
+fn copy_within(store: &Store, scope: &TenantScope, bucket: &BucketRecord, from: &str, to: &str) {
+    let source = store.object(scope, bucket, from).unwrap();
+    let meta = source.meta.clone();
+    store
+        .copy_object(scope, &source, bucket, to, meta, None)
+        .unwrap()
+        .unwrap();
+}

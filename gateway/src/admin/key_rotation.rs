@@ -58,13 +58,20 @@ pub async fn rotate_tenant_key(ctx: &AdminContext, name: String) -> Result<JsonR
 }
 
 /// What the Tenant document shows of its keys.
-pub(crate) fn encryption_doc(tenant: &TenantRecord) -> EncryptionDoc {
+pub(crate) fn encryption_doc(
+    tenant: &TenantRecord,
+    wraps: &[(coffre_crypto::KekVersion, u64)],
+) -> EncryptionDoc {
     let mut keks: Vec<KekDoc> = tenant
         .keks
         .iter()
         .map(|k| KekDoc {
             version: k.kek_version.get(),
             root_version: k.root_version().map(|v| v.get()),
+            dek_wraps: wraps
+                .iter()
+                .find(|(v, _)| *v == k.kek_version)
+                .map_or(0, |(_, n)| *n),
         })
         .collect();
     keks.sort_by_key(|k| k.version);

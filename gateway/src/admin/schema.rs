@@ -102,6 +102,9 @@ pub struct KekDoc {
     /// The root key version that wraps it; `null` when the tenant's own key in the HSM
     /// does (`tenant_keys_in_hsm`).
     pub root_version: Option<u32>,
+    /// DEKs it wraps in committed records (a rotation comes at `[key_rotation]
+    /// max_dek_wraps`, well before the 2^32 its random nonces allow).
+    pub dek_wraps: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -36,7 +36,8 @@ pub(crate) fn doc(
     tenant: TenantRecord,
 ) -> Result<TenantDoc, AdminError> {
     let usage = store.tenant_usage(admin, tenant.id)?;
-    let encryption = encryption_doc(&tenant);
+    let wraps = store.dek_wraps(admin, &tenant)?;
+    let encryption = encryption_doc(&tenant, &wraps);
     Ok(TenantDoc {
         id: tenant.id.to_hex(),
         name: tenant.name,

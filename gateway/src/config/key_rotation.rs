@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use coffre_storage::{RewrapSettings, DEFAULT_RETIRE_GRACE, DEFAULT_REWRAP_BATCH};
+use coffre_storage::{
+    RewrapSettings, DEFAULT_MAX_DEK_WRAPS, DEFAULT_RETIRE_GRACE, DEFAULT_REWRAP_BATCH,
+};
 use serde::Deserialize;
 
 use super::{invalid, ConfigError};
@@ -13,6 +15,8 @@ use super::{invalid, ConfigError};
 const MAX_BATCH: u64 = 100_000;
 const MAX_PAUSE_MS: u64 = 60_000;
 const MAX_GRACE_SECS: u64 = 7 * 24 * 3600;
+/// Random 96-bit nonces stay safe for about 2^32 encryptions under one key.
+const MAX_DEK_WRAPS: u64 = 1 << 32;
 
 /// The `[key_rotation]` table as written.
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +29,9 @@ pub struct RawKeyRotation {
     /// Seconds after a rotation before the pass that may end it, and so destroy the older
     /// KEK versions, may begin (default 60).
     pub retire_grace_secs: Option<u64>,
+    /// DEKs a tenant's current KEK version may wrap before the background rotates it
+    /// (default 2^30, a quarter of what its random nonces allow).
+    pub max_dek_wraps: Option<u64>,
 }
 
 /// The validated `[key_rotation]` table.
@@ -33,6 +40,7 @@ pub struct KeyRotationConfig {
     pub batch_size: usize,
     pub pause: Duration,
     pub retire_grace: Duration,
+    pub max_dek_wraps: u64,
 }
 
 impl Default for KeyRotationConfig {
@@ -41,6 +49,7 @@ impl Default for KeyRotationConfig {
             batch_size: DEFAULT_REWRAP_BATCH,
             pause: Duration::ZERO,
             retire_grace: DEFAULT_RETIRE_GRACE,
+            max_dek_wraps: DEFAULT_MAX_DEK_WRAPS,
         }
     }
 }
@@ -80,10 +89,21 @@ impl KeyRotationConfig {
                 ))
             }
         };
+        let max_dek_wraps = match raw.max_dek_wraps {
+            None => default.max_dek_wraps,
+            Some(n @ 1..=MAX_DEK_WRAPS) => n,
+            Some(n) => {
+                return Err(invalid(
+                    FIELD,
+                    format!("max_dek_wraps = {n}: between 1 and {MAX_DEK_WRAPS} (2^32)"),
+                ))
+            }
+        };
         Ok(Self {
             batch_size,
             pause,
             retire_grace,
+            max_dek_wraps,
         })
     }
 
@@ -122,6 +142,7 @@ mod tests {
                 batch_size: 10,
                 pause: Duration::from_millis(250),
                 retire_grace: Duration::ZERO,
+                max_dek_wraps: DEFAULT_MAX_DEK_WRAPS,
             })
         );
         for bad in [
@@ -130,6 +151,8 @@ mod tests {
             "rewrap_pause_ms = 60001",
             "retire_grace_secs = 999999999",
             "rewrap_bach = 3",
+            "max_dek_wraps = 0",
+            "max_dek_wraps = 4294967297",
         ] {
             assert!(parse(&format!("[key_rotation]\n{bad}\n")).is_err(), "{bad}");
         }
