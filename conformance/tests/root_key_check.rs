@@ -28,7 +28,12 @@ async fn r12_a_wrong_root_key_file_is_refused_at_start() {
         .arg(&config)
         .arg("--data-dir")
         .arg(server.data_dir())
-        .args(["--s3-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args([
+            "--s3-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
