@@ -26,6 +26,9 @@
 #   CARGO_TARGET_DIR  build directory (default ~/.cache/coffre/target)
 #   PROFILE           release (default) or debug
 #   SKIP_BUILD=1      use the binaries already built
+#   COFFRE, LOADGEN   those binaries (default: the build directory's)
+#   SCENARIO_SET      metadata: 4 KiB c32, a 20k-key listing, 64 MiB c4 (issue 10);
+#                     encryption: the figures of issue 3; QUICK=1: small counts
 #   RCLONE            rclone binary (default: on PATH, else ~/.cache/coffre/venv/bin/rclone)
 #   TARGETS           servers to run, in order (default "coffre rclone")
 #   OUT_DIR           keep the JSON reports here (default: a temporary directory, removed)
@@ -39,13 +42,23 @@ TARGETS=${TARGETS:-coffre coffre-plain rclone rclone-crypt}
 MAX_SECONDS=${MAX_SECONDS:-120}
 RCLONE=${RCLONE:-$(command -v rclone || echo "$HOME/.cache/coffre/venv/bin/rclone")}
 BIN="$CARGO_TARGET_DIR/$PROFILE"
-LOADGEN="$BIN/loadgen"
-COFFRE="$BIN/coffre"
+LOADGEN=${LOADGEN:-$BIN/loadgen}
+COFFRE=${COFFRE:-$BIN/coffre}
 
 # name | loadgen arguments. Counts keep the whole run within a few minutes per server.
 # SCENARIO_SET=encryption: only the figures issue 3 compares (64 MiB objects at concurrency 4,
 # 4 KiB PUTs at concurrency 32), for TARGETS="coffre coffre-plain rclone-crypt".
-if [[ "${SCENARIO_SET:-}" == encryption ]]; then
+if [[ "${SCENARIO_SET:-}" == small ]]; then
+    SCENARIOS=("4KiB c32|small --size 4KiB --count 5000 --concurrency 32")
+elif [[ "${SCENARIO_SET:-}" == metadata ]]; then
+    # What the metadata store decides (issue 10): small objects, listings, and large
+    # objects as a check that nothing else moved.
+    SCENARIOS=(
+        "4KiB c32|small --size 4KiB --count 5000 --concurrency 32"
+        "list 20k|list --keys 20000 --prefixes 100 --concurrency 32 --scans 3 --delimiter-calls 20"
+        "64MiB c4|putget --size 64MiB --count 8 --concurrency 4"
+    )
+elif [[ "${SCENARIO_SET:-}" == encryption ]]; then
     SCENARIOS=(
         "64MiB c4|putget --size 64MiB --count 32 --concurrency 4"
         "4KiB c32|small --size 4KiB --count 5000 --concurrency 32"

@@ -124,6 +124,8 @@ const HEAD_FILE: &str = "HEAD";
 const MAX_BATCH: usize = 4096;
 /// Longest wait before a failed write is tried again.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How long the first record of a batch waits for others while the writer keeps up.
+const GATHER: Duration = Duration::from_millis(4);
 
 impl AuditLog {
     /// Opens (or creates) the trail in `config.dir`, continuing the existing chain.
@@ -269,11 +271,21 @@ fn run(sink: &mut Sink, rx: &Receiver<AuditRecord>, state: &State, summary_inter
     let mut last_summary = Instant::now();
     let mut retry_delay = Duration::from_millis(10);
     let mut open = true;
+    let mut backlogged = false;
     while open || !batch.is_empty() {
         if batch.is_empty() {
             // Wakes for the summary even when nothing else comes.
             match rx.recv_timeout(summary_interval) {
-                Ok(record) => batch.push(record),
+                Ok(record) => {
+                    batch.push(record);
+                    // Group commit: a writer keeping up lets the records of a few
+                    // milliseconds gather under one sync (one sync per request would load
+                    // the disk the data shares, and wake this thread per request); a
+                    // writer behind never waits.
+                    if !backlogged {
+                        std::thread::sleep(GATHER);
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => open = false,
             }
@@ -285,6 +297,7 @@ fn run(sink: &mut Sink, rx: &Receiver<AuditRecord>, state: &State, summary_inter
                 Err(_) => break,
             }
         }
+        backlogged = batch.len() >= MAX_BATCH;
         if last_summary.elapsed() >= summary_interval || !open {
             last_summary = Instant::now();
             if let Some(summary) = state.summary.take() {
