@@ -41,6 +41,8 @@ pub(super) struct StoreFigures {
     gc_removed_files: Counter,
     gc_removed_bytes: Counter,
     gc_passes: Family<ResultLabels, Counter>,
+    transactions_retried: Counter,
+    transactions_gave_up: Counter,
     rocksdb: RocksDbFigures,
 }
 
@@ -134,7 +136,21 @@ impl StoreFigures {
             "Garbage-collection passes, by result (ok, failed)",
             gc_passes.clone(),
         );
+        let transactions_retried = Counter::default();
+        registry.register(
+            "meta_transactions_retried",
+            "Metadata transactions run again because another one changed what they read",
+            transactions_retried.clone(),
+        );
+        let transactions_gave_up = Counter::default();
+        registry.register(
+            "meta_transactions_gave_up",
+            "Metadata transactions still conflicting at their last attempt (answered 503 SlowDown)",
+            transactions_gave_up.clone(),
+        );
         Self {
+            transactions_retried,
+            transactions_gave_up,
             encryption_operations,
             integrity_failures,
             files_written,
@@ -193,6 +209,8 @@ impl StoreFigures {
                 passes,
             );
         }
+        follow(&self.transactions_retried, stats.transactions_retried());
+        follow(&self.transactions_gave_up, stats.transactions_gave_up());
         self.rocksdb.refresh(store);
     }
 }
