@@ -40,6 +40,11 @@ impl TenantScope {
         }
     }
 
+    /// Whether this build has [`TenantScope::for_tests`] (the `test-scope` feature). A build
+    /// that ships must not: `coffre build-info` says, and the conformance suite checks the
+    /// binary it drives.
+    pub const TEST_CONSTRUCTOR_COMPILED: bool = cfg!(feature = "test-scope");
+
     /// A scope for tests of the storage layer, which have no signed request to verify.
     #[cfg(feature = "test-scope")]
     pub fn for_tests(tenant: TenantId) -> Self {

@@ -31,6 +31,9 @@ pub enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print what this binary was built with, as JSON (version, and whether the test-only
+    /// TenantScope constructor is compiled in, which a shipped build must not be).
+    BuildInfo,
 }
 
 #[derive(Debug, Subcommand)]

@@ -68,6 +68,14 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::BuildInfo => {
+            let info = serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "test_scope_constructor": coffre_crypto::TenantScope::TEST_CONSTRUCTOR_COMPILED,
+            });
+            println!("{info}");
+            Ok(())
+        }
         Command::CheckConfig { file } => {
             let raw = RawConfig::from_file(&file)?;
             let config = Config::resolve(raw, Overrides::default())
