@@ -15,7 +15,8 @@ fn r12_the_binary_under_test_has_no_test_only_tenant_scope_constructor() {
     assert!(output.status.success());
     let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
-        info["test_scope_constructor"], false,
+        info["test_scope_constructor"],
+        false,
         "{} was built with the test-scope feature: build it with \
          `cargo build -p coffre-gateway --bin coffre` (conformance/run does)",
         coffre_binary().display()
