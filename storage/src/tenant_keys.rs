@@ -283,8 +283,6 @@ impl Store {
         mut prepare: impl FnMut(&mut Tx<'_>) -> Result<TenantRecord>,
     ) -> Result<()> {
         let held = &self.shared.keys;
-        // In this process, no KEK read before the destruction is cached after it.
-        let _shredding = held.shredding();
         let (id, destroyed) = self.transact(Durability::Synced, |tx| {
             let mut tenant = prepare(tx)?;
             let destroyed = tenant.keks.len();
@@ -293,7 +291,14 @@ impl Store {
             advance_key_epoch(tx)?;
             Ok((tenant.id, destroyed))
         })?;
-        held.cache.evict_tenant(id);
+        // After the commit, under the exclusive lock: a reader that read the record before
+        // the commit holds the shared lock until it has cached what it read, so it is done
+        // when this evicts; one that reads after the commit finds no KEK. (Not held across
+        // the transaction: its body may need KEKs itself, which take the shared lock.)
+        {
+            let _shredding = held.shredding();
+            held.cache.evict_tenant(id);
+        }
         tracing::info!(tenant = %id, destroyed, "tenant key-encryption keys destroyed");
         Ok(())
     }
@@ -308,7 +313,6 @@ impl Store {
         mut prepare: impl FnMut(&mut Tx<'_>) -> Result<Option<(TenantRecord, Vec<KekVersion>)>>,
     ) -> Result<Option<(TenantRecord, Vec<KekVersion>)>> {
         let held = &self.shared.keys;
-        let _shredding = held.shredding();
         let outcome = self.transact(Durability::Synced, |tx| {
             let outcome = prepare(tx)?;
             if let Some((tenant, _)) = &outcome {
@@ -320,8 +324,12 @@ impl Store {
         let Some((tenant, retired)) = &outcome else {
             return Ok(outcome);
         };
-        for version in retired {
-            held.cache.evict(tenant.id, *version);
+        {
+            // As in `shred_tenant_keys`: after the commit, under the exclusive lock.
+            let _shredding = held.shredding();
+            for version in retired {
+                held.cache.evict(tenant.id, *version);
+            }
         }
         tracing::info!(
             tenant = %tenant.id,

@@ -785,3 +785,31 @@ fn copy_within(store: &Store, scope: &TenantScope, bucket: &BucketRecord, from: 
         .unwrap()
         .unwrap();
 }
+
+#[test]
+fn a_rotation_finishes_after_every_cached_kek_was_dropped() {
+    each_store(|store, _| {
+        let alice = scope(store);
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        put(store, &alice, &bucket, "k", &bytes(100, 1));
+        store
+            .rotate_tenant_key(&admin(), alice.tenant_id())
+            .unwrap();
+        // Every cached KEK dropped, as when keys were destroyed through another node: the
+        // rewrap and the retirement unwrap the KEKs they need from the store again.
+        store.follow_key_epoch(u64::MAX).unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        // A thread of its own, not scoped: if it deadlocks, the test fails instead of hanging.
+        let (worker, tenant) = (store.clone(), alice.tenant_id());
+        std::thread::spawn(move || {
+            drive(&worker, &TenantScope::for_tests(tenant), &NO_GRACE);
+            let _ = done.send(());
+        });
+        assert!(
+            finished.recv_timeout(Duration::from_secs(60)).is_ok(),
+            "the rewrap and retirement did not finish"
+        );
+        assert_eq!(kek_versions(store, &alice), [2]);
+        assert_eq!(read_key(store, &alice, &bucket, "k"), bytes(100, 1));
+    });
+}
