@@ -234,6 +234,16 @@ impl State {
 mod tests {
     use super::*;
 
+    /// A transaction that writes `key` blindly, committed and applied at once.
+    fn commit_write(index: &ConflictIndex, cf: Cf, key: &[u8]) {
+        let writer = index.begin();
+        drop(
+            index
+                .validate(&writer, &ReadSet::default(), &batch_writing(cf, key))
+                .unwrap(),
+        );
+    }
+
     fn batch_writing(cf: Cf, key: &[u8]) -> Batch {
         let mut batch = Batch::new();
         batch.put(cf, key, b"v".to_vec());
@@ -244,16 +254,7 @@ mod tests {
     fn a_key_written_after_the_reader_began_conflicts() {
         let index = ConflictIndex::default();
         let reader = index.begin();
-        let writer = index.begin();
-        drop(
-            index
-                .validate(
-                    &writer,
-                    &ReadSet::default(),
-                    &batch_writing(Cf::Objects, b"k"),
-                )
-                .unwrap(),
-        );
+        commit_write(&index, Cf::Objects, b"k");
         let mut reads = ReadSet::default();
         reads.key(Cf::Objects, b"k");
         let batch = batch_writing(Cf::Objects, b"other");
@@ -270,16 +271,7 @@ mod tests {
     fn an_insert_into_a_scanned_range_conflicts_and_one_outside_does_not() {
         let index = ConflictIndex::default();
         let reader = index.begin();
-        let writer = index.begin();
-        drop(
-            index
-                .validate(
-                    &writer,
-                    &ReadSet::default(),
-                    &batch_writing(Cf::Objects, b"b/2"),
-                )
-                .unwrap(),
-        );
+        commit_write(&index, Cf::Objects, b"b/2");
         let mut inside = ReadSet::default();
         inside.scan(Cf::Objects, b"b/", Some(b"b0"), 10, &[]);
         let mut outside = ReadSet::default();
@@ -299,16 +291,7 @@ mod tests {
     fn a_scan_stopped_at_its_limit_only_covers_what_it_returned() {
         let index = ConflictIndex::default();
         let reader = index.begin();
-        let writer = index.begin();
-        drop(
-            index
-                .validate(
-                    &writer,
-                    &ReadSet::default(),
-                    &batch_writing(Cf::Parts, b"p9"),
-                )
-                .unwrap(),
-        );
+        commit_write(&index, Cf::Parts, b"p9");
         let found = vec![(b"p1".to_vec(), Vec::new())];
         let mut reads = ReadSet::default();
         reads.scan(Cf::Parts, b"p", Some(b"q"), 1, &found);
