@@ -34,6 +34,13 @@ use crate::meta_store::{
     MetaStore, MetaStoreStats, TxReads,
 };
 
+/// The longest a statement may run before the server cancels it (503 to the client).
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a statement waits for a row lock (then a conflict, run again).
+const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// A transaction left open this long (its node paused or gone) is ended by the server.
+const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The schema this build creates and understands.
 pub const SCHEMA_VERSION: i32 = 1;
 
@@ -71,6 +78,16 @@ impl PostgresMetaStore {
             pg.password(password);
         }
         pg.connect_timeout(config.connect_timeout);
+        // No wait on the database without a deadline: a statement, a lock wait, a
+        // transaction left open by a paused node. Added to whatever options the URL has.
+        let options = format!(
+            "{} -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            pg.get_options().unwrap_or(""),
+            STATEMENT_TIMEOUT.as_millis(),
+            LOCK_TIMEOUT.as_millis(),
+            IDLE_IN_TRANSACTION_TIMEOUT.as_millis(),
+        );
+        pg.options(options.trim());
         // A dead peer is noticed within seconds, not after the kernel's TCP timeout.
         pg.keepalives(true)
             .keepalives_idle(Duration::from_secs(5))
@@ -223,9 +240,15 @@ fn pg_error(e: postgres::Error) -> Error {
 
 fn pg_error_ref(e: &postgres::Error) -> Error {
     if let Some(code) = e.code() {
-        if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+        if *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+            || *code == SqlState::LOCK_NOT_AVAILABLE
         {
             return Error::Conflict;
+        }
+        if *code == SqlState::QUERY_CANCELED {
+            // The statement timeout: the database is too slow to answer now.
+            return Error::Unavailable(e.to_string());
         }
         if code.code().starts_with("08") || code.code().starts_with("57P") {
             // Connection exceptions, and the server shutting down or restarting.
