@@ -151,7 +151,8 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<(TenantId, KekVersion)>> {
         let mut rotated = Vec::new();
-        for tenant in self.all_live_tenants()? {
+        let live = self.all_tenants()?.into_iter();
+        for tenant in live.filter(|t| t.state != TenantState::Deleting) {
             let rewrapping = tenant
                 .rotation
                 .as_ref()
@@ -167,19 +168,6 @@ impl Store {
             rotated.push((tenant.id, record.kek_version));
         }
         Ok(rotated)
-    }
-
-    fn all_live_tenants(&self) -> Result<Vec<TenantRecord>> {
-        let mut tenants = Vec::new();
-        let mut cursor = self.meta().cursor(Cf::Tenants, None)?;
-        cursor.seek(&[]);
-        while let Some((_, value)) = cursor.next_entry()? {
-            let tenant = TenantRecord::decode(&value)?;
-            if tenant.state != TenantState::Deleting {
-                tenants.push(tenant);
-            }
-        }
-        Ok(tenants)
     }
 
     /// Creates KEK version n+1 of `id` and makes it current (see `rotate_tenant_key`).

@@ -245,7 +245,7 @@ impl Store {
     }
 
     /// Every tenant record, those being deleted included.
-    fn all_tenants(&self) -> Result<Vec<TenantRecord>> {
+    pub(crate) fn all_tenants(&self) -> Result<Vec<TenantRecord>> {
         let mut tenants = Vec::new();
         let mut cursor = self.meta().cursor(Cf::Tenants, None)?;
         cursor.seek(&[]);

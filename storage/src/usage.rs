@@ -9,7 +9,7 @@
 //! what those writes add (the counters stay exact; the next write is refused).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use coffre_crypto::{AdminScope, TenantId, TenantScope};
 
@@ -43,25 +43,33 @@ impl UsageDelta {
 
 const COUNTER_NAMES: [&str; 2] = ["bytes", "objects"];
 
-/// The growth reserved by this node's writes in flight, per tenant.
+/// The growth reserved by this node's writes in flight, per tenant, each tenant's behind a
+/// lock of its own: a quota check reads the committed counters under it (a metadata read,
+/// a round trip on PostgreSQL), and holds up only that tenant's other quota checks.
 #[derive(Default)]
 pub(crate) struct UsageTracker {
-    tenants: Mutex<HashMap<TenantId, [i64; 2]>>,
+    tenants: Mutex<HashMap<TenantId, Arc<Mutex<[i64; 2]>>>>,
+}
+
+/// A lock whose holder cannot leave its plain counters half-updated.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl UsageTracker {
-    fn lock(&self) -> MutexGuard<'_, HashMap<TenantId, [i64; 2]>> {
-        // The map holds plain counters, valid whatever a panicking holder was doing.
-        self.tenants.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Forgets a deleted tenant.
     pub fn remove(&self, tenant: TenantId) {
-        self.lock().remove(&tenant);
+        lock(&self.tenants).remove(&tenant);
+    }
+
+    /// The tenant's in-flight counters (kept once made: a writer holding them must never
+    /// find them replaced).
+    fn of(&self, tenant: TenantId) -> Arc<Mutex<[i64; 2]>> {
+        Arc::clone(lock(&self.tenants).entry(tenant).or_default())
     }
 
     /// Reserves `growth` if it fits `quotas` over the committed counters (`committed` reads
-    /// them) and the writes in flight. The counters are read under the tracker's lock: read
+    /// them) and the writes in flight. The counters are read under the tenant's lock: read
     /// before it, they could miss a write whose reservation is released meanwhile (committed
     /// after the read, released before this check), and two writes could pass together.
     fn reserve(
@@ -71,9 +79,9 @@ impl UsageTracker {
         quotas: &Quotas,
         growth: [i64; 2],
     ) -> Result<()> {
-        let mut tenants = self.lock();
+        let entry = self.of(tenant);
+        let mut in_flight = lock(&entry);
         let committed = committed()?;
-        let in_flight = tenants.entry(tenant).or_default();
         let current = [0, 1].map(|i| committed[i].saturating_add(in_flight[i]));
         check_limits(&current, quotas, growth)?;
         for i in 0..2 {
@@ -83,18 +91,14 @@ impl UsageTracker {
     }
 
     fn in_flight(&self, tenant: TenantId) -> [i64; 2] {
-        self.lock().get(&tenant).copied().unwrap_or_default()
+        *lock(&self.of(tenant))
     }
 
     fn release(&self, tenant: TenantId, growth: [i64; 2]) {
-        let mut tenants = self.lock();
-        if let Some(in_flight) = tenants.get_mut(&tenant) {
-            for i in 0..2 {
-                in_flight[i] = in_flight[i].saturating_sub(growth[i]);
-            }
-            if *in_flight == [0, 0] {
-                tenants.remove(&tenant);
-            }
+        let entry = self.of(tenant);
+        let mut in_flight = lock(&entry);
+        for i in 0..2 {
+            in_flight[i] = in_flight[i].saturating_sub(growth[i]);
         }
     }
 }
