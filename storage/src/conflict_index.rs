@@ -103,6 +103,52 @@ impl Drop for Snapshot<'_> {
     }
 }
 
+/// One transaction of a store validated by the index: what it read, and its place in the
+/// commit order. The stores' transactions record their reads here and commit through it.
+pub(crate) struct Tracked<'a> {
+    snapshot: Snapshot<'a>,
+    reads: ReadSet,
+}
+
+impl<'a> Tracked<'a> {
+    /// Begins a transaction; take the store's read snapshot after this.
+    pub fn begin(index: &'a ConflictIndex) -> Self {
+        Self {
+            snapshot: index.begin(),
+            reads: ReadSet::default(),
+        }
+    }
+
+    /// See [`ReadSet::key`].
+    pub fn read_key(&mut self, cf: Cf, key: &[u8]) {
+        self.reads.key(cf, key);
+    }
+
+    /// See [`ReadSet::scan`].
+    pub fn read_scan(
+        &mut self,
+        cf: Cf,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        found: &[(Vec<u8>, Vec<u8>)],
+    ) {
+        self.reads.scan(cf, start, end, limit, found);
+    }
+
+    /// Validates the reads and, if nothing read was changed since the transaction began,
+    /// has `apply` write `batch` (not called for an empty one); `Conflict` otherwise.
+    pub fn commit(self, batch: Batch, apply: impl FnOnce(Batch) -> Result<()>) -> Result<()> {
+        let index = self.snapshot.index;
+        let Some(applying) = index.validate(&self.snapshot, &self.reads, &batch)? else {
+            return Ok(());
+        };
+        let applied = apply(batch);
+        drop(applying);
+        applied
+    }
+}
+
 /// A validated commit that holds its number until its writes are applied.
 pub(crate) struct Applying<'a> {
     index: &'a ConflictIndex,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::conflict_index::{ConflictIndex, ReadSet, Snapshot};
+use crate::conflict_index::{ConflictIndex, Tracked};
 use crate::error::Result;
 use crate::meta_store::{
     add_counters, decode_counters, encode_counters, Batch, BatchOp, Cf, Cursor, Durability,
@@ -44,8 +44,7 @@ impl MetaStore for MemoryMetaStore {
     fn begin(&self) -> Result<Box<dyn TxReads + '_>> {
         Ok(Box::new(MemoryTx {
             store: self,
-            snapshot: self.conflicts.begin(),
-            reads: ReadSet::default(),
+            tracked: Tracked::begin(&self.conflicts),
         }))
     }
 
@@ -116,13 +115,12 @@ impl MemoryMetaStore {
 
 struct MemoryTx<'a> {
     store: &'a MemoryMetaStore,
-    snapshot: Snapshot<'a>,
-    reads: ReadSet,
+    tracked: Tracked<'a>,
 }
 
 impl TxReads for MemoryTx<'_> {
     fn get(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.reads.key(cf, key);
+        self.tracked.read_key(cf, key);
         self.store.get(cf, key)
     }
 
@@ -134,7 +132,7 @@ impl TxReads for MemoryTx<'_> {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let found = self.store.scan(cf, start, end, limit);
-        self.reads.scan(cf, start, end, limit, &found);
+        self.tracked.read_scan(cf, start, end, limit, &found);
         Ok(found)
     }
 
@@ -143,13 +141,11 @@ impl TxReads for MemoryTx<'_> {
     }
 
     fn commit(self: Box<Self>, batch: Batch, _: Durability) -> Result<()> {
-        let applying = self
-            .store
-            .conflicts
-            .validate(&self.snapshot, &self.reads, &batch)?;
-        self.store.apply(batch);
-        drop(applying);
-        Ok(())
+        let store = self.store;
+        self.tracked.commit(batch, |batch| {
+            store.apply(batch);
+            Ok(())
+        })
     }
 }
 

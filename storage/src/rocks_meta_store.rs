@@ -13,7 +13,7 @@ use rocksdb::{
     WriteBatch, WriteOptions, DB,
 };
 
-use crate::conflict_index::{ConflictIndex, ReadSet, Snapshot};
+use crate::conflict_index::{ConflictIndex, Tracked};
 use crate::error::{Error, Result};
 use crate::meta_store::{
     add_counters, decode_counters, encode_counters, Batch, BatchOp, Cf, Cursor, Durability,
@@ -86,12 +86,11 @@ impl MetaStore for RocksMetaStore {
 
     fn begin(&self) -> Result<Box<dyn TxReads + '_>> {
         // The conflict index first: the snapshot must hold every commit it counts as seen.
-        let snapshot = self.conflicts.begin();
+        let tracked = Tracked::begin(&self.conflicts);
         Ok(Box::new(RocksTx {
             store: self,
-            snapshot,
+            tracked,
             db_snapshot: self.db.snapshot(),
-            reads: ReadSet::default(),
         }))
     }
 
@@ -169,14 +168,13 @@ impl RocksMetaStore {
 
 struct RocksTx<'a> {
     store: &'a RocksMetaStore,
-    snapshot: Snapshot<'a>,
+    tracked: Tracked<'a>,
     db_snapshot: SnapshotWithThreadMode<'a, DB>,
-    reads: ReadSet,
 }
 
 impl TxReads for RocksTx<'_> {
     fn get(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.reads.key(cf, key);
+        self.tracked.read_key(cf, key);
         Ok(self.db_snapshot.get_cf(self.store.handle(cf)?, key)?)
     }
 
@@ -205,7 +203,7 @@ impl TxReads for RocksTx<'_> {
             iter.next();
         }
         iter.status()?;
-        self.reads.scan(cf, start, end, limit, &found);
+        self.tracked.read_scan(cf, start, end, limit, &found);
         Ok(found)
     }
 
@@ -214,16 +212,11 @@ impl TxReads for RocksTx<'_> {
     }
 
     fn commit(self: Box<Self>, batch: Batch, durability: Durability) -> Result<()> {
-        let applying = self
-            .store
-            .conflicts
-            .validate(&self.snapshot, &self.reads, &batch)?;
-        if applying.is_none() {
-            return Ok(());
-        }
-        let written = self.store.write(batch, durability);
-        drop(applying);
-        written
+        let store = self.store;
+        // The RocksDB snapshot goes before the commit: it is of no use any more.
+        drop(self.db_snapshot);
+        self.tracked
+            .commit(batch, |batch| store.write(batch, durability))
     }
 }
 
