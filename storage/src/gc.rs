@@ -32,7 +32,16 @@ impl Store {
     /// the pass found and removed is counted in [`Store::stats`].
     pub fn collect_garbage(&self, maint: &MaintenanceScope, lease: &Lease) -> Result<GcStats> {
         let mut backlog = GcBacklog::default();
-        let result = self.collect_pass(maint, lease, &mut backlog);
+        let result = self
+            .collect_pass(maint, lease, &mut backlog)
+            .and_then(|stats| {
+                // Under the same lease: one node at a time folds.
+                let folded = self.meta().fold_counters()?;
+                if folded > 0 {
+                    tracing::debug!(task = maint.task(), folded, "counter additions folded");
+                }
+                Ok(stats)
+            });
         self.shared.stats.count_gc_pass(&result, &backlog);
         result
     }

@@ -369,6 +369,12 @@ pub trait MetaStore: Send + Sync {
     /// Figures about the store's files and background work, for monitoring; `None` from a
     /// store that keeps none. Cheap enough to call on every scrape.
     fn stats(&self) -> Option<MetaStoreStats>;
+    /// Folds counter additions kept apart (PostgreSQL's delta rows) into their counters, so
+    /// that reading a counter stays one row however many writes added to it. Returns how
+    /// many additions were folded; nothing to do for a store that merges them itself.
+    fn fold_counters(&self) -> Result<u64> {
+        Ok(0)
+    }
 }
 
 /// What a store built of sorted files and background compactions (RocksDB) reports. A

@@ -408,6 +408,76 @@ impl MetaStore for PostgresMetaStore {
     fn stats(&self) -> Option<MetaStoreStats> {
         None
     }
+
+    /// Moves delta rows into their counters' base rows, a bounded number per transaction,
+    /// until none is left. Additions committed meanwhile are new rows with new ids: they are
+    /// left for the next pass, never lost; a concurrent reader conflicts and runs again.
+    fn fold_counters(&self) -> Result<u64> {
+        let mut folded = 0;
+        for cf in Cf::ALL.into_iter().filter(|cf| cf.is_counter()) {
+            loop {
+                let (mut client, ()) = on_live_connection(&self.transactions, |c| {
+                    c.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+                })?;
+                let moved = fold_some(&mut client, cf);
+                let moved = finish(&mut client, moved)?;
+                folded += moved;
+                if moved < FOLD_BATCH {
+                    break;
+                }
+            }
+        }
+        Ok(folded)
+    }
+}
+
+/// Delta rows folded per transaction, at most.
+const FOLD_BATCH: u64 = 10_000;
+
+/// One fold transaction's work on `cf`: how many delta rows it moved.
+fn fold_some(client: &mut Client, cf: Cf) -> Result<u64> {
+    let table = table(cf);
+    let limit = i64::try_from(FOLD_BATCH).unwrap_or(i64::MAX);
+    let rows = client
+        .query(
+            &format!(
+                "DELETE FROM {table}_deltas WHERE (key, id) IN \
+                 (SELECT key, id FROM {table}_deltas LIMIT $1) RETURNING key, deltas"
+            ),
+            &[&limit],
+        )
+        .map_err(pg_error)?;
+    let moved = rows.len() as u64;
+    let mut sums: std::collections::BTreeMap<Vec<u8>, Vec<i64>> = Default::default();
+    for row in rows {
+        let key: Vec<u8> = row.get(0);
+        let deltas: Vec<u8> = row.get(1);
+        let sum = sums.entry(key).or_default();
+        *sum = add_counters(sum, &decode_counters(&deltas));
+    }
+    for (key, sum) in sums {
+        let base: Option<Vec<u8>> = client
+            .query_opt(
+                &format!("SELECT value FROM {table} WHERE key = $1"),
+                &[&key],
+            )
+            .map_err(pg_error)?
+            .map(|r| r.get(0));
+        let total = add_counters(
+            &base.as_deref().map(decode_counters).unwrap_or_default(),
+            &sum,
+        );
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {table} (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+                ),
+                &[&key, &encode_counters(&total)],
+            )
+            .map_err(pg_error)?;
+    }
+    Ok(moved)
 }
 
 struct PostgresTx<'a> {

@@ -281,3 +281,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn folding_counter_additions_keeps_every_count_exact() {
+    for (name, store, _dir) in stores() {
+        let add = |n: i64| {
+            for _ in 0..n {
+                let mut tx = Tx::new(store.begin().unwrap());
+                tx.add(Cf::Usage, b"tenant".to_vec(), &[1, 10]);
+                tx.commit(Durability::Buffered).unwrap();
+            }
+        };
+        let read = || {
+            let value = store.get(Cf::Usage, b"tenant").unwrap().unwrap();
+            value
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        add(120);
+        let folded = store.fold_counters().unwrap();
+        if name == "postgres" {
+            assert_eq!(
+                folded, 120,
+                "{name}: one delta row per addition, all folded"
+            );
+        }
+        assert_eq!(read(), [120, 1200], "{name}");
+        // Additions after a fold land on the folded value.
+        add(5);
+        assert_eq!(read(), [125, 1250], "{name}");
+        store.fold_counters().unwrap();
+        assert_eq!(read(), [125, 1250], "{name}");
+    }
+}

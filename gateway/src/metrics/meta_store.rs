@@ -70,6 +70,10 @@ impl MetaStore for InstrumentedMetaStore {
     fn stats(&self) -> Option<MetaStoreStats> {
         self.inner.stats()
     }
+
+    fn fold_counters(&self) -> Result<u64> {
+        self.inner.fold_counters()
+    }
 }
 
 /// A transaction whose reads (`tx_read`) and commit (`commit`, conflicts included) are timed.
