@@ -410,17 +410,27 @@ impl MetaStore for PostgresMetaStore {
     }
 
     /// Moves delta rows into their counters' base rows, a bounded number per transaction,
-    /// until none is left. Additions committed meanwhile are new rows with new ids: they are
+    /// until none is left (or it keeps conflicting with readers: the next pass goes on). Additions committed meanwhile are new rows with new ids: they are
     /// left for the next pass, never lost; a concurrent reader conflicts and runs again.
     fn fold_counters(&self) -> Result<u64> {
         let mut folded = 0;
         for cf in Cf::ALL.into_iter().filter(|cf| cf.is_counter()) {
+            let mut conflicts = 0;
             loop {
                 let (mut client, ()) = on_live_connection(&self.transactions, |c| {
                     c.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
                 })?;
                 let moved = fold_some(&mut client, cf);
-                let moved = finish(&mut client, moved)?;
+                let moved = match finish(&mut client, moved) {
+                    // Readers of the same counters won: fold later, the next pass retries.
+                    Err(Error::Conflict) if conflicts < 5 => {
+                        conflicts += 1;
+                        std::thread::sleep(Duration::from_millis(10 << conflicts));
+                        continue;
+                    }
+                    Err(Error::Conflict) => break,
+                    other => other?,
+                };
                 folded += moved;
                 if moved < FOLD_BATCH {
                     break;
