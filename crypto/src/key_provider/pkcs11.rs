@@ -4,20 +4,26 @@
 //! `CKA_ID`, 4 bytes big-endian, which must agree with the label. KEKs are sealed and
 //! opened with `CKM_AES_GCM` inside the token: the root key never leaves it.
 //!
+//! The IV stored with a wrapped KEK is the one the token reports after the encryption
+//! (an HSM in FIPS mode chooses it itself). At start the provider wraps and unwraps a test
+//! key; a session the token reports lost is opened again, logged in, and the operation
+//! retried once.
+//!
 //! With `tenant_keys_in_hsm`, new KEK versions are sealed under tenant keys instead
 //! (`tenant_keys`).
 
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as Pkcs11Error, RvError};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
+use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use zeroize::Zeroizing;
 
@@ -30,6 +36,8 @@ use crate::key_hierarchy::{
 };
 use crate::EncryptionError;
 
+#[cfg(test)]
+mod session_tests;
 mod tenant_keys;
 
 pub use tenant_keys::tenant_key_label;
@@ -70,12 +78,31 @@ impl Pkcs11Config {
 
 /// Root keys in a PKCS#11 token. One logged-in session, used under a lock: wraps are rare
 /// (tenant creation, rotation) and unwraps are cached by [`crate::KekCache`].
+///
+/// When the token reports the session or its login lost (an HSM restarted, a network HSM
+/// reconnected, a token pulled and put back, a logout by another part of the process), the
+/// provider opens a new session, logs in again, finds its root keys again and retries the
+/// operation once ([`Pkcs11KeyProvider::with_session`]).
 pub struct Pkcs11KeyProvider {
     config: Pkcs11Config,
-    session: Mutex<Session>,
-    /// Sorted by version; the last is current.
-    keys: RwLock<Vec<(RootKeyVersion, ObjectHandle)>>,
+    context: Pkcs11,
+    /// Kept to log in again after a lost session (zeroized on drop).
+    pin: AuthPin,
+    token: Mutex<Token>,
 }
+
+/// The session and the root keys' handles, under one lock: both are replaced together
+/// when the session is re-opened (object handles belong to a login).
+struct Token {
+    /// `None` after a lost session whose replacement could not be opened yet: the next
+    /// operation tries again.
+    session: Option<Session>,
+    /// Sorted by version; the last is current. Kept across a lost session so that the
+    /// versions are still known while the token is away.
+    roots: Vec<(RootKeyVersion, ObjectHandle)>,
+}
+
+type RootKeys = Vec<(RootKeyVersion, ObjectHandle)>;
 
 fn pkcs11_error(context: impl Into<String>) -> impl FnOnce(Pkcs11Error) -> EncryptionError {
     let context = context.into();
@@ -84,7 +111,8 @@ fn pkcs11_error(context: impl Into<String>) -> impl FnOnce(Pkcs11Error) -> Encry
 
 impl Pkcs11KeyProvider {
     /// Loads the module, logs in to the token and finds the root keys, generating version 1
-    /// if the token has none.
+    /// if the token has none; then wraps and unwraps a random test key under the current
+    /// root key and refuses to start unless it comes back unchanged.
     pub fn open(config: Pkcs11Config) -> Result<Self, EncryptionError> {
         if !config.module.exists() {
             return Err(EncryptionError::Pkcs11Setup(format!(
@@ -105,36 +133,199 @@ impl Pkcs11KeyProvider {
                 )));
             }
         }
-        let session = context
-            .open_rw_session(slot)
-            .map_err(pkcs11_error("opening a session"))?;
         let pin = read_pin(&config.pin_file)?;
-        match session.login(UserType::User, Some(&pin)) {
-            Ok(()) | Err(Pkcs11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => return Err(pkcs11_error("logging in")(e)),
-        }
-        let mut keys = find_root_keys(&session, &config.key_label)?;
-        if keys.is_empty() {
+        let session = logged_in_session(&context, slot, &pin)?;
+        let mut roots = find_root_keys(&session, &config.key_label)?;
+        if roots.is_empty() {
             let handle = generate_root_key(&session, &config.key_label, RootKeyVersion::FIRST)?;
-            keys.push((RootKeyVersion::FIRST, handle));
+            roots.push((RootKeyVersion::FIRST, handle));
         }
-        Ok(Self {
+        let provider = Self {
             config,
-            session: Mutex::new(session),
-            keys: RwLock::new(keys),
-        })
+            context,
+            pin,
+            token: Mutex::new(Token {
+                session: Some(session),
+                roots,
+            }),
+        };
+        provider.check_round_trip()?;
+        Ok(provider)
     }
 
-    fn root_handle(&self, version: RootKeyVersion) -> Result<ObjectHandle, EncryptionError> {
-        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
-        keys.iter()
-            .find(|(v, _)| *v == version)
-            .map(|(_, handle)| *handle)
-            .ok_or_else(|| {
-                let known: Vec<_> = keys.iter().map(|(v, _)| *v).collect();
-                unknown_root(version, &known)
-            })
+    /// The start-up check: a random KEK wrapped under the current root key in the token,
+    /// unwrapped again and compared, so that a token that cannot do both (a key without
+    /// `CKA_ENCRYPT` or `CKA_DECRYPT`, a mechanism that misbehaves, an IV the token chose and
+    /// did not report) stops the server at start rather than at its first tenant.
+    fn check_round_trip(&self) -> Result<(), EncryptionError> {
+        let root = self.current_root_version();
+        let failed = |what: &str, reason: &dyn fmt::Display| {
+            EncryptionError::Pkcs11Setup(format!(
+                "start-up check failed: {what} a test key under root key {:?} in token {:?}: \
+                 {reason}",
+                root_key_label(&self.config.key_label, root),
+                self.config.token_label
+            ))
+        };
+        let kek = Kek::generate(KekVersion::FIRST)?;
+        // Any tenant id: the test wrap is compared and dropped, never stored.
+        let tenant = TenantId::random();
+        let wrapped = self
+            .wrap_kek(tenant, &kek)
+            .map_err(|e| failed("wrapping", &e))?;
+        let unwrapped = self
+            .unwrap_kek(tenant, &wrapped)
+            .map_err(|e| failed("unwrapping", &e))?;
+        if unwrapped.secret_bytes() != kek.secret_bytes() {
+            return Err(failed(
+                "unwrapping",
+                &"the token returned other bytes than it was given",
+            ));
+        }
+        Ok(())
     }
+
+    /// Runs `op` on the logged-in session and the root keys. When the token reports the
+    /// session or the login lost ([`session_lost`]), opens a new session, logs in again,
+    /// finds the root keys again and runs `op` once more; the lock is held throughout, so
+    /// no other operation sees the session in between.
+    fn with_session<T>(
+        &self,
+        mut op: impl FnMut(&Session, &mut RootKeys) -> Result<T, EncryptionError>,
+    ) -> Result<T, EncryptionError> {
+        let mut guard = self.token.lock().unwrap_or_else(PoisonError::into_inner);
+        let token = &mut *guard;
+        if let Some(session) = &token.session {
+            let error = match op(session, &mut token.roots) {
+                Err(error) => error,
+                ok => return ok,
+            };
+            let Some(lost) = session_lost(session, &error) else {
+                return Err(error);
+            };
+            tracing::warn!(
+                token = %self.config.token_label,
+                %error,
+                "the PKCS#11 session was lost: opening a new one, logging in again and \
+                 retrying once"
+            );
+            if let Some(session) = token.session.take() {
+                match lost {
+                    // Still a session of ours, only logged out: close it.
+                    Lost::Login => drop(session),
+                    // Never C_CloseSession a handle the token forgot: a token that lost its
+                    // state may already have given that number to another session.
+                    Lost::Session => std::mem::forget(session),
+                }
+            }
+        }
+        let (session, roots) = self.reopen().map_err(|e| {
+            EncryptionError::Pkcs11Setup(format!(
+                "the session with token {:?} was lost and could not be opened again: {e}",
+                self.config.token_label
+            ))
+        })?;
+        if roots
+            .iter()
+            .map(|(v, _)| *v)
+            .ne(token.roots.iter().map(|(v, _)| *v))
+        {
+            tracing::warn!(
+                token = %self.config.token_label,
+                before = ?token.roots.iter().map(|(v, _)| v.get()).collect::<Vec<_>>(),
+                now = ?roots.iter().map(|(v, _)| v.get()).collect::<Vec<_>>(),
+                "the root key versions found in the token changed while its session was lost"
+            );
+        }
+        token.roots = roots;
+        let session = token.session.insert(session);
+        tracing::info!(token = %self.config.token_label, "PKCS#11 session opened again");
+        op(session, &mut token.roots)
+    }
+
+    /// A new logged-in session on the token (found again by label: it may be in another
+    /// slot now) and the root keys' handles in it.
+    fn reopen(&self) -> Result<(Session, RootKeys), EncryptionError> {
+        let slot = find_token(&self.context, &self.config.token_label)?;
+        let session = logged_in_session(&self.context, slot, &self.pin)?;
+        let roots = find_root_keys(&session, &self.config.key_label)?;
+        Ok((session, roots))
+    }
+}
+
+/// Why an operation failed for want of its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    /// The session handle is gone (closed, invalid, the device removed or reset).
+    Session,
+    /// The session is still open but no longer logged in.
+    Login,
+}
+
+/// Whether `error`, from an operation on `session`, means that the session or its login is
+/// gone, so that a new session and a new login may succeed where it failed.
+fn session_lost(session: &Session, error: &EncryptionError) -> Option<Lost> {
+    let EncryptionError::Pkcs11 {
+        source: Pkcs11Error::Pkcs11(rv, _),
+        ..
+    } = error
+    else {
+        return None;
+    };
+    match rv {
+        RvError::SessionHandleInvalid
+        | RvError::SessionClosed
+        | RvError::DeviceRemoved
+        | RvError::TokenNotPresent
+        | RvError::TokenNotRecognized
+        // What network HSMs report when the link to the appliance broke.
+        | RvError::DeviceError => Some(Lost::Session),
+        RvError::UserNotLoggedIn => Some(Lost::Login),
+        // A logout invalidates the handles of private objects (PKCS#11, C_Logout), so a lost
+        // login usually shows as an invalid key handle: ask the session whether it is still
+        // logged in. A key destroyed under a logged-in session is not retried.
+        RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid => {
+            match session.get_session_info() {
+                Ok(info) => match info.session_state() {
+                    SessionState::RoUser
+                    | SessionState::RwUser
+                    | SessionState::RwSecurityOfficer => None,
+                    SessionState::RoPublic | SessionState::RwPublic => Some(Lost::Login),
+                },
+                Err(_) => Some(Lost::Session),
+            }
+        }
+        _ => None,
+    }
+}
+
+fn logged_in_session(
+    context: &Pkcs11,
+    slot: Slot,
+    pin: &AuthPin,
+) -> Result<Session, EncryptionError> {
+    let session = context
+        .open_rw_session(slot)
+        .map_err(pkcs11_error("opening a session"))?;
+    match session.login(UserType::User, Some(pin)) {
+        Ok(()) | Err(Pkcs11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
+        Err(e) => Err(pkcs11_error("logging in")(e)),
+    }
+}
+
+fn root_handle(roots: &RootKeys, version: RootKeyVersion) -> Result<ObjectHandle, EncryptionError> {
+    roots
+        .iter()
+        .find(|(v, _)| *v == version)
+        .map(|(_, handle)| *handle)
+        .ok_or_else(|| {
+            let known: Vec<_> = roots.iter().map(|(v, _)| *v).collect();
+            unknown_root(version, &known)
+        })
+}
+
+fn current_root(roots: &RootKeys) -> RootKeyVersion {
+    roots.last().map_or(RootKeyVersion::FIRST, |(v, _)| *v)
 }
 
 impl fmt::Debug for Pkcs11KeyProvider {
@@ -155,74 +346,57 @@ impl KeyProvider for Pkcs11KeyProvider {
     }
 
     fn current_root_version(&self) -> RootKeyVersion {
-        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
-        keys.last().map_or(RootKeyVersion::FIRST, |(v, _)| *v)
+        let token = self.token.lock().unwrap_or_else(PoisonError::into_inner);
+        current_root(&token.roots)
     }
 
     fn root_versions(&self) -> Vec<RootKeyVersion> {
-        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
-        keys.iter().map(|(v, _)| *v).collect()
+        let token = self.token.lock().unwrap_or_else(PoisonError::into_inner);
+        token.roots.iter().map(|(v, _)| *v).collect()
     }
 
     fn wrap_kek(&self, tenant: TenantId, kek: &Kek) -> Result<WrappedKek, EncryptionError> {
-        let root_version = self.current_root_version();
-        let handle = self.root_handle(root_version)?;
-        let ad = kek_wrap_associated_data(tenant, kek.version(), root_version);
-        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        let (nonce, ciphertext) = seal_kek(&session, handle, &ad, kek)?;
-        Ok(WrappedKek {
-            wrapper: KekWrapper::Root(root_version),
-            kek_version: kek.version(),
-            nonce,
-            ciphertext,
+        self.with_session(|session, roots| {
+            let root_version = current_root(roots);
+            let handle = root_handle(roots, root_version)?;
+            let ad = kek_wrap_associated_data(tenant, kek.version(), root_version);
+            let (nonce, ciphertext) = seal_kek(session, handle, &ad, kek)?;
+            Ok(WrappedKek {
+                wrapper: KekWrapper::Root(root_version),
+                kek_version: kek.version(),
+                nonce,
+                ciphertext,
+            })
         })
     }
 
     fn unwrap_kek(&self, tenant: TenantId, wrapped: &WrappedKek) -> Result<Kek, EncryptionError> {
-        let (handle, ad, session) = match wrapped.wrapper {
-            KekWrapper::Root(root_version) => {
-                let handle = self.root_handle(root_version)?;
-                let ad = kek_wrap_associated_data(tenant, wrapped.kek_version, root_version);
-                let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-                (handle, ad, session)
-            }
-            KekWrapper::TenantKey => {
-                let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-                let handle = tenant_keys::find(
-                    &session,
-                    &self.config.key_label,
-                    tenant,
-                    wrapped.kek_version,
-                )?
-                .ok_or_else(|| EncryptionError::KeyVersion {
-                    kind: "tenant key in the HSM",
-                    found: wrapped.kek_version.get(),
-                    expected: "none: it was destroyed".to_owned(),
-                })?;
-                let ad = tenant_key_wrap_associated_data(tenant, wrapped.kek_version);
-                (handle, ad, session)
-            }
-        };
-        let mut iv = wrapped.nonce;
-        let params =
-            GcmParams::new(&mut iv, &ad, 128.into()).map_err(pkcs11_error("AES-GCM parameters"))?;
-        let plaintext = session
-            .decrypt(&Mechanism::AesGcm(params), handle, &wrapped.ciphertext)
-            .map(Zeroizing::new)
-            .map_err(|e| match e {
-                Pkcs11Error::Pkcs11(
-                    RvError::EncryptedDataInvalid
-                    | RvError::EncryptedDataLenRange
-                    | RvError::DataInvalid
-                    | RvError::DataLenRange,
-                    _,
-                ) => EncryptionError::Integrity("wrapped KEK does not open"),
-                // SoftHSM2 reports a GCM tag mismatch as CKR_GENERAL_ERROR.
-                Pkcs11Error::Pkcs11(RvError::GeneralError, _) => EncryptionError::Integrity(
-                    "wrapped KEK does not open (token: CKR_GENERAL_ERROR)",
+        let plaintext = self.with_session(|session, roots| {
+            let (handle, ad) = match wrapped.wrapper {
+                KekWrapper::Root(root_version) => (
+                    root_handle(roots, root_version)?,
+                    kek_wrap_associated_data(tenant, wrapped.kek_version, root_version),
                 ),
-                e => pkcs11_error("unwrapping a KEK")(e),
-            })?;
+                KekWrapper::TenantKey => {
+                    let handle = tenant_keys::find(
+                        session,
+                        &self.config.key_label,
+                        tenant,
+                        wrapped.kek_version,
+                    )?
+                    .ok_or_else(|| EncryptionError::KeyVersion {
+                        kind: "tenant key in the HSM",
+                        found: wrapped.kek_version.get(),
+                        expected: "none: it was destroyed".to_owned(),
+                    })?;
+                    (
+                        handle,
+                        tenant_key_wrap_associated_data(tenant, wrapped.kek_version),
+                    )
+                }
+            };
+            open_kek(session, handle, &ad, wrapped)
+        })?;
         kek_from_plaintext(wrapped.kek_version, &plaintext)
     }
 
@@ -230,23 +404,27 @@ impl KeyProvider for Pkcs11KeyProvider {
         if !self.config.tenant_keys_in_hsm {
             return self.wrap_kek(tenant, kek);
         }
-        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        let handle =
-            tenant_keys::generate(&session, &self.config.key_label, tenant, kek.version())?;
-        let ad = tenant_key_wrap_associated_data(tenant, kek.version());
-        let (nonce, ciphertext) = seal_kek(&session, handle, &ad, kek)?;
-        Ok(WrappedKek {
-            wrapper: KekWrapper::TenantKey,
-            kek_version: kek.version(),
-            nonce,
-            ciphertext,
+        // Safe to run twice: `generate` replaces a key of the same name left by a first
+        // attempt whose answer was lost with the session.
+        self.with_session(|session, _| {
+            let handle =
+                tenant_keys::generate(session, &self.config.key_label, tenant, kek.version())?;
+            let ad = tenant_key_wrap_associated_data(tenant, kek.version());
+            let (nonce, ciphertext) = seal_kek(session, handle, &ad, kek)?;
+            Ok(WrappedKek {
+                wrapper: KekWrapper::TenantKey,
+                kek_version: kek.version(),
+                nonce,
+                ciphertext,
+            })
         })
     }
 
     fn tenant_keys(&self, tenant: TenantId) -> Result<Vec<KekVersion>, EncryptionError> {
-        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        let keys = tenant_keys::find_all(&session, &self.config.key_label, tenant)?;
-        Ok(keys.into_iter().map(|(v, _)| v).collect())
+        self.with_session(|session, _| {
+            let keys = tenant_keys::find_all(session, &self.config.key_label, tenant)?;
+            Ok(keys.into_iter().map(|(v, _)| v).collect())
+        })
     }
 
     fn destroy_tenant_keys(
@@ -254,69 +432,133 @@ impl KeyProvider for Pkcs11KeyProvider {
         tenant: TenantId,
         below: Option<KekVersion>,
     ) -> Result<Vec<KekVersion>, EncryptionError> {
-        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        // Kept across a retry: what a first attempt destroyed is not found by the second.
         let mut destroyed = Vec::new();
-        for (version, handle) in tenant_keys::find_all(&session, &self.config.key_label, tenant)? {
-            if below.is_some_and(|below| version >= below) {
-                continue;
+        self.with_session(|session, _| {
+            for (version, handle) in tenant_keys::find_all(session, &self.config.key_label, tenant)?
+            {
+                if below.is_some_and(|below| version >= below) {
+                    continue;
+                }
+                session
+                    .destroy_object(handle)
+                    .map_err(pkcs11_error(format!(
+                        "destroying the tenant key of {tenant} {version}"
+                    )))?;
+                destroyed.push(version);
             }
-            session
-                .destroy_object(handle)
-                .map_err(pkcs11_error(format!(
-                    "destroying the tenant key of {tenant} {version}"
-                )))?;
-            destroyed.push(version);
-        }
+            Ok(())
+        })?;
+        destroyed.sort();
         Ok(destroyed)
     }
 
     fn rotate_root(&self) -> Result<RootKeyVersion, EncryptionError> {
-        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
-        let next = keys
-            .last()
-            .map_or(Some(RootKeyVersion::FIRST), |(v, _)| v.next())
-            .ok_or(EncryptionError::Refused("root key versions exhausted"))?;
-        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        let handle = generate_root_key(&session, &self.config.key_label, next)?;
-        keys.push((next, handle));
-        Ok(next)
+        // Chosen once: a retry after a lost session finds the key if the first attempt made
+        // it, rather than making the next version too.
+        let mut next = None;
+        self.with_session(|session, roots| {
+            let version = match next {
+                Some(version) => version,
+                None => {
+                    let version = roots
+                        .last()
+                        .map_or(Some(RootKeyVersion::FIRST), |(v, _)| v.next())
+                        .ok_or(EncryptionError::Refused("root key versions exhausted"))?;
+                    next = Some(version);
+                    version
+                }
+            };
+            if roots.iter().any(|(v, _)| *v == version) {
+                return Ok(version);
+            }
+            let handle = generate_root_key(session, &self.config.key_label, version)?;
+            roots.push((version, handle));
+            Ok(version)
+        })
     }
 
     fn destroy_root(&self, version: RootKeyVersion) -> Result<(), EncryptionError> {
-        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
-        if keys.last().map(|(v, _)| *v) == Some(version) {
-            return Err(EncryptionError::Refused(
-                "the current root key cannot be destroyed",
-            ));
-        }
-        let Some(position) = keys.iter().position(|(v, _)| *v == version) else {
-            return Err(unknown_root(version, &[]));
-        };
-        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        session
-            .destroy_object(keys[position].1)
-            .map_err(pkcs11_error(format!("destroying root key {version}")))?;
-        keys.remove(position);
-        Ok(())
+        let mut attempted = false;
+        self.with_session(|session, roots| {
+            if roots.last().map(|(v, _)| *v) == Some(version) {
+                return Err(EncryptionError::Refused(
+                    "the current root key cannot be destroyed",
+                ));
+            }
+            let Some(position) = roots.iter().position(|(v, _)| *v == version) else {
+                // Gone after a retry: the first attempt destroyed it.
+                return if attempted {
+                    Ok(())
+                } else {
+                    Err(unknown_root(version, &[]))
+                };
+            };
+            attempted = true;
+            session
+                .destroy_object(roots[position].1)
+                .map_err(pkcs11_error(format!("destroying root key {version}")))?;
+            roots.remove(position);
+            Ok(())
+        })
     }
 }
 
-/// Seals a KEK's bytes with `CKM_AES_GCM` under `handle` inside the token; returns the
-/// nonce and the ciphertext with its tag.
+/// Seals a KEK's bytes with `CKM_AES_GCM` under `handle` inside the token; returns the IV
+/// the token used and the ciphertext with its tag.
+///
+/// The IV given is random, but the token may replace it: HSMs in FIPS mode generate the IV
+/// of an AES-GCM encryption themselves and write it back into the `CK_GCM_PARAMS` IV
+/// buffer. What is returned, and stored, is that buffer after the call.
 fn seal_kek(
     session: &Session,
     handle: ObjectHandle,
     ad: &[u8],
     kek: &Kek,
 ) -> Result<([u8; WRAP_NONCE_LEN], Vec<u8>), EncryptionError> {
-    let nonce = random_nonce();
-    let mut iv = nonce;
+    let proposed = random_nonce();
+    let mut iv = proposed;
+    let ciphertext = {
+        let params =
+            GcmParams::new(&mut iv, ad, 128.into()).map_err(pkcs11_error("AES-GCM parameters"))?;
+        session
+            .encrypt(&Mechanism::AesGcm(params), handle, kek.secret_bytes())
+            .map_err(pkcs11_error("wrapping a KEK"))?
+    };
+    if iv != proposed {
+        tracing::debug!("the token chose the AES-GCM IV of a KEK wrap itself");
+    }
+    Ok((iv, ciphertext))
+}
+
+/// Opens a wrapped KEK with `CKM_AES_GCM` under `handle` inside the token, with the IV
+/// stored with it (whoever chose it).
+fn open_kek(
+    session: &Session,
+    handle: ObjectHandle,
+    ad: &[u8],
+    wrapped: &WrappedKek,
+) -> Result<Zeroizing<Vec<u8>>, EncryptionError> {
+    let mut iv = wrapped.nonce;
     let params =
         GcmParams::new(&mut iv, ad, 128.into()).map_err(pkcs11_error("AES-GCM parameters"))?;
-    let ciphertext = session
-        .encrypt(&Mechanism::AesGcm(params), handle, kek.secret_bytes())
-        .map_err(pkcs11_error("wrapping a KEK"))?;
-    Ok((nonce, ciphertext))
+    session
+        .decrypt(&Mechanism::AesGcm(params), handle, &wrapped.ciphertext)
+        .map(Zeroizing::new)
+        .map_err(|e| match e {
+            Pkcs11Error::Pkcs11(
+                RvError::EncryptedDataInvalid
+                | RvError::EncryptedDataLenRange
+                | RvError::DataInvalid
+                | RvError::DataLenRange,
+                _,
+            ) => EncryptionError::Integrity("wrapped KEK does not open"),
+            // SoftHSM2 reports a GCM tag mismatch as CKR_GENERAL_ERROR.
+            Pkcs11Error::Pkcs11(RvError::GeneralError, _) => {
+                EncryptionError::Integrity("wrapped KEK does not open (token: CKR_GENERAL_ERROR)")
+            }
+            e => pkcs11_error("unwrapping a KEK")(e),
+        })
 }
 
 /// The one context per module in this process: `C_Initialize` may run only once, is not
@@ -338,7 +580,7 @@ fn module_context(module: &Path) -> Result<Pkcs11, EncryptionError> {
     Ok(context)
 }
 
-fn find_token(context: &Pkcs11, label: &str) -> Result<cryptoki::slot::Slot, EncryptionError> {
+fn find_token(context: &Pkcs11, label: &str) -> Result<Slot, EncryptionError> {
     let slots = context
         .get_slots_with_initialized_token()
         .map_err(pkcs11_error("listing slots"))?;
