@@ -3,41 +3,51 @@
 //! the token, and deleting the tenant destroys those objects. A copy of the data directory
 //! taken before the deletion is then useless for that tenant even with the root key, while
 //! a tenant created before the setting (its KEK under the root key) is still read from it.
+//!
+//! What the token holds is listed with the token's own tool, OpenSC's `pkcs11-tool`, never
+//! with the code under test. Each test has a token of its own.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use coffre_conformance::softhsm::SoftHsmToken;
 use coffre_conformance::TestServer;
-use coffre_crypto::key_provider::DEFAULT_PKCS11_MODULE;
-use coffre_crypto::{KekVersion, KeyProvider, Pkcs11Config, Pkcs11KeyProvider, TenantId};
 use http::Method;
 
 const BUCKET: &str = "vault";
-
-/// One token for the tests of this file, which look into it from this process: SoftHSM2 reads
-/// `SOFTHSM2_CONF` (process-wide) when the module loads, so the tests share one token and
-/// take turns (under `cargo test` they are threads of one process).
-fn shared_token() -> &'static SoftHsmToken {
-    static TOKEN: OnceLock<SoftHsmToken> = OnceLock::new();
-    TOKEN.get_or_init(|| {
-        let token = SoftHsmToken::init("coffre-tenant-keys");
-        std::env::set_var("SOFTHSM2_CONF", &token.conf);
-        token
-    })
-}
-static TAKING_TURNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const KEY: &str = "contract.pdf";
 
-/// The tenant keys the token holds for `tenant`, as the provider finds them (opened in this
-/// process while no server runs: SoftHSM2's file store dislikes concurrent writers).
-fn tenant_keys_in_token(token: &SoftHsmToken, tenant: TenantId) -> Vec<KekVersion> {
-    let mut config = Pkcs11Config::new(token.label.clone(), &token.pin_file);
-    config.module = DEFAULT_PKCS11_MODULE.into();
-    let provider = Pkcs11KeyProvider::open(config).expect("open the test token");
-    provider.tenant_keys(tenant).expect("list the tenant keys")
+/// The KEK versions whose tenant keys the token holds for `tenant` (hex id), as the token's
+/// own tool lists them (`pkcs11-tool`, not the provider under test). Each must be named and
+/// identified as the README says (label `coffre-root/tenant/<id>/v<N>`, `CKA_ID` = id | N)
+/// and be a sensitive, never extractable AES-256 key that only encrypts and decrypts. Call
+/// while no server runs: SoftHSM2's file store is not shared between live processes.
+fn tenant_keys_in_token(token: &SoftHsmToken, tenant: &str) -> Vec<u32> {
+    let prefix = format!("coffre-root/tenant/{tenant}/v");
+    let mut versions = Vec::new();
+    for object in token.list_objects() {
+        let Some(version) = object.label.strip_prefix(&prefix) else {
+            continue;
+        };
+        let version: u32 = version.parse().expect("a numeric version in the label");
+        assert_eq!(object.id, format!("{tenant}{version:08x}"), "{object:?}");
+        assert_eq!(
+            object.kind, "Secret Key Object; AES length 32",
+            "{object:?}"
+        );
+        assert_eq!(object.usage, ["encrypt", "decrypt"], "{object:?}");
+        for protection in ["sensitive", "never extractable"] {
+            assert!(
+                object.access.iter().any(|a| a == protection),
+                "{object:?} is not {protection}"
+            );
+        }
+        versions.push(version);
+    }
+    versions.sort_unstable();
+    versions
 }
 
 /// Turns the setting on for the next start (the `[key_provider]` table is the files' last).
@@ -75,12 +85,13 @@ async fn tenant_with_object(
     server: &TestServer,
     name: &str,
     body: &[u8],
-) -> (TenantId, (String, String)) {
+) -> (String, (String, String)) {
     let admin = server.admin();
     let doc = admin
         .create_tenant(serde_json::json!({ "name": name }))
         .await;
-    let id = TenantId::parse_hex(doc["id"].as_str().expect("tenant id")).expect("hex tenant id");
+    let id = doc["id"].as_str().expect("tenant id").to_owned();
+    assert_eq!(id.len(), 32, "a tenant id is 16 bytes in hex: {id}");
     let key = admin.create_key(name, "admin", None).await;
     let s3 = server.s3_client_with(&key.access_key, &key.secret_key);
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
@@ -104,14 +115,13 @@ async fn read(server: &TestServer, key: &(String, String)) -> Result<Vec<u8>, St
 
 #[tokio::test]
 async fn deleting_a_tenant_destroys_its_keys_in_the_hsm_and_every_copy_of_its_data_is_useless() {
-    let _turn = TAKING_TURNS.lock().await;
-    let token = shared_token();
+    let token = &SoftHsmToken::init("coffre-tenant-keys");
     let mut server = TestServer::start_with_config(&token.key_provider_toml(), &token.env());
     let (legacy_id, legacy) = tenant_with_object(&server, "legacy", b"under the root key").await;
 
     // The setting applies to tenants created from now on; the older one keeps working.
     server.stop();
-    assert_eq!(tenant_keys_in_token(token, legacy_id), vec![]);
+    assert_eq!(tenant_keys_in_token(token, &legacy_id), Vec::<u32>::new());
     enable_tenant_keys_in_hsm(server.data_dir());
     server.start_again();
     let (hsm_id, hsm) = tenant_with_object(&server, "hsm", b"under a tenant key").await;
@@ -126,7 +136,7 @@ async fn deleting_a_tenant_destroys_its_keys_in_the_hsm_and_every_copy_of_its_da
 
     // Found again after a restart.
     server.stop();
-    assert_eq!(tenant_keys_in_token(token, hsm_id), vec![KekVersion::FIRST]);
+    assert_eq!(tenant_keys_in_token(token, &hsm_id), [1]);
     let backup = tempfile::tempdir().unwrap();
     copy_dir(server.data_dir(), backup.path());
     server.start_again();
@@ -146,8 +156,8 @@ async fn deleting_a_tenant_destroys_its_keys_in_the_hsm_and_every_copy_of_its_da
     }
     server.stop();
     assert_eq!(
-        tenant_keys_in_token(token, hsm_id),
-        vec![],
+        tenant_keys_in_token(token, &hsm_id),
+        Vec::<u32>::new(),
         "the deleted tenant's keys are gone from the token"
     );
 
@@ -167,6 +177,13 @@ async fn deleting_a_tenant_destroys_its_keys_in_the_hsm_and_every_copy_of_its_da
         refused.is_err(),
         "the deleted tenant's object was read from the copy: {refused:?}"
     );
+    copy.stop();
+    let labels: Vec<String> = token.list_objects().into_iter().map(|o| o.label).collect();
+    assert_eq!(
+        labels,
+        ["coffre-root/v1"],
+        "only the root key is left in the token"
+    );
 }
 
 /// A tenant KEK rotation under `tenant_keys_in_hsm`: the new version gets a key of its own
@@ -174,8 +191,7 @@ async fn deleting_a_tenant_destroys_its_keys_in_the_hsm_and_every_copy_of_its_da
 /// version's key there; the tenant's objects stay readable throughout and after a restart.
 #[tokio::test]
 async fn retiring_a_rotated_kek_version_destroys_its_key_in_the_hsm() {
-    let _turn = TAKING_TURNS.lock().await;
-    let token = shared_token();
+    let token = &SoftHsmToken::init("coffre-tenant-keys");
     // The `[key_provider]` table is the last of the generated configuration.
     let config = format!(
         "{}tenant_keys_in_hsm = true\n\n[key_rotation]\nrewrap_batch = 1\nretire_grace_secs = 1\n",
@@ -189,7 +205,7 @@ async fn retiring_a_rotated_kek_version_destroys_its_key_in_the_hsm() {
         .send(Method::POST, "/admin/v1/tenants/rotating/rotate-key", None)
         .await
         .assert_status(202);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(120);
     let doc = loop {
         let doc = server.admin().tenant("rotating").await.json;
         let versions: Vec<u64> = doc["encryption"]["keks"]
@@ -202,11 +218,12 @@ async fn retiring_a_rotated_kek_version_destroys_its_key_in_the_hsm() {
             break doc;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "the rotation did not finish: {doc:#}"
         );
         assert_eq!(read(&server, &key).await.unwrap(), b"kept across versions");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // Polls the rotation's state (the event) under the deadline above.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(
         doc["encryption"]["keks"][0]["root_version"],
@@ -217,8 +234,8 @@ async fn retiring_a_rotated_kek_version_destroys_its_key_in_the_hsm() {
 
     server.stop();
     assert_eq!(
-        tenant_keys_in_token(token, id),
-        vec![KekVersion::new(2)],
+        tenant_keys_in_token(token, &id),
+        [2],
         "the retired version's key is destroyed in the token"
     );
     server.start_again();
