@@ -7,6 +7,9 @@
 //!
 //! The rewrap is paced by `[key_rotation]` (one record per step, a pause after each) so
 //! that it is observably in progress while the test reads and restarts.
+//!
+//! The automatic rotation at `[key_rotation] max_dek_wraps` has a test of its own: the
+//! server rotates a worn KEK by itself, twice, and every object still reads back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -246,6 +249,7 @@ async fn wait_for(server: &TestServer, what: &str, done: impl Fn(&Value) -> bool
             Instant::now() < deadline,
             "timed out waiting for {what}: {state:#}"
         );
+        // The poll interval: the wait is for `done`, under the deadline above.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -453,4 +457,190 @@ async fn pkcs11_root_key_and_tenant_kek_rotation_on_softhsm() {
     let config = format!("{}\n{PACING}", token.key_provider_toml());
     let server = TestServer::start_with_config(&config, &token.env());
     rotations_keep_every_object_readable(server, "pkcs11").await;
+}
+
+// ---- Automatic rotation at `[key_rotation] max_dek_wraps`. ----
+
+/// A low limit: KEK version 1 reaches it with the first round of writes below, while the
+/// live objects stay fewer than it (the rewrap counts against the new version: see
+/// `worn_kek_round`).
+const WORN_AT: u64 = 8;
+
+/// The `wrap` calls the key provider made since the server started (`/metrics`).
+async fn kek_wraps_since_start(server: &TestServer) -> f64 {
+    let response = server
+        .admin()
+        .send(http::Method::GET, "/metrics", None)
+        .await;
+    response.assert_status(200);
+    let series = "coffre_key_provider_duration_seconds_count{op=\"wrap\",provider=\"local-file\"}";
+    response
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{}", response.text))
+}
+
+/// Writes `rounds` versions of each of `keys` (the last one stays) into `live`: every PUT
+/// wraps one DEK under the tenant's current KEK.
+async fn write_rounds(
+    s3: &Client,
+    live: &mut Vec<Stored>,
+    keys: &[&str],
+    rounds: usize,
+    seed: u64,
+) {
+    for round in 0..rounds {
+        for (i, key) in keys.iter().enumerate() {
+            // One in each round needs a data file (the inline threshold is 64 KiB).
+            let len = if i == 0 {
+                100_000 + round
+            } else {
+                700 + 31 * i
+            };
+            let body = pseudo_random_bytes(len, seed + (round * keys.len() + i) as u64);
+            put(s3, key, &body).await;
+            live.retain(|s| s.key != *key);
+            live.push(Stored {
+                key: key.to_string(),
+                body,
+            });
+        }
+    }
+}
+
+async fn check_live(s3: &Client, live: &[Stored], when: &str) {
+    for object in live {
+        let body = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(&object.key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{when}: GET {}: {e:?}", object.key))
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        assert!(
+            body == object.body,
+            "{when}: {} reads back different bytes",
+            object.key
+        );
+    }
+}
+
+fn dek_wraps(encryption: &Value) -> Vec<(u64, u64)> {
+    encryption["keks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["version"].as_u64().unwrap(),
+                k["dek_wraps"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// One automatic rotation: `encryption` shows version `from` at or past the limit; the
+/// server looks for worn KEKs when it starts (and every few minutes), so it is restarted,
+/// then the test waits for the rotation to `from + 1`, its rewrap of the `live` DEKs and
+/// the retirement of `from`.
+async fn worn_kek_round(server: &mut TestServer, from: u64, live: &[Stored]) -> Value {
+    server.restart();
+    let rotated = wait_for(server, "the automatic rotation", |e| {
+        e["kek_version"].as_u64() == Some(from + 1)
+    })
+    .await;
+    assert!(
+        rotated["rotation"]["started"].is_string(),
+        "a rotation was recorded: {rotated:#}"
+    );
+    // The only KEK the provider wrapped since this start is the new version.
+    assert_eq!(kek_wraps_since_start(server).await, 1.0, "{rotated:#}");
+    let finished = wait_for(server, "the end of the automatic rotation", |e| {
+        e["rotation"]["state"] == "finished"
+    })
+    .await;
+    let live_count = live.len() as u64;
+    assert_eq!(
+        dek_wraps(&finished),
+        [(from + 1, live_count)],
+        "version {from} retired; the new one wraps the rewrapped DEKs: {finished:#}"
+    );
+    assert_eq!(
+        finished["rotation"]["deks_rewrapped"], live_count,
+        "{finished:#}"
+    );
+    assert_eq!(
+        finished["rotation"]["retired_kek_versions"],
+        serde_json::json!([from])
+    );
+    assert!(
+        live_count < WORN_AT,
+        "the rewrap alone must not wear the new version out"
+    );
+    finished
+}
+
+/// `[key_rotation] max_dek_wraps`: once a tenant's current KEK version has wrapped that
+/// many DEKs, the server rotates it by itself (no admin call), rewraps the existing DEKs
+/// under the new version and retires the old one; objects written before, between and
+/// after two such rotations read back exactly, across restarts.
+#[tokio::test]
+async fn a_kek_that_wrapped_its_limit_is_rotated_by_the_server() {
+    let config = format!("[key_rotation]\nmax_dek_wraps = {WORN_AT}\nretire_grace_secs = 1\n");
+    let mut server = TestServer::start_with_config(&config, &[]);
+    let s3 = server.s3_client();
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let mut live = Vec::new();
+
+    // Version 1: 4 keys written twice, 8 wraps, 4 live objects.
+    let keys = ["v1/a", "v1/b", "v1/c", "v1/d"];
+    write_rounds(&s3, &mut live, &keys, 2, 1000).await;
+    let worn = encryption(&server).await;
+    assert_eq!(worn["kek_version"], 1, "{worn:#}");
+    assert_eq!(
+        dek_wraps(&worn),
+        [(1, WORN_AT)],
+        "every stored DEK is counted: {worn:#}"
+    );
+    assert_eq!(worn["rotation"], Value::Null);
+    check_live(&s3, &live, "under version 1").await;
+
+    worn_kek_round(&mut server, 1, &live).await;
+    let s3 = server.s3_client();
+    check_live(&s3, &live, "after the first automatic rotation").await;
+
+    // Version 2 wraps the 4 rewrapped DEKs; 2 keys written twice more reach the limit.
+    write_rounds(&s3, &mut live, &["v2/a", "v2/b"], 2, 2000).await;
+    let worn = encryption(&server).await;
+    assert_eq!(dek_wraps(&worn), [(2, WORN_AT)], "{worn:#}");
+    check_live(&s3, &live, "under version 2").await;
+
+    worn_kek_round(&mut server, 2, &live).await;
+    let s3 = server.s3_client();
+    write_rounds(&s3, &mut live, &["v3/a"], 1, 3000).await;
+    check_live(&s3, &live, "after the second automatic rotation").await;
+    server.restart();
+    check_live(&server.s3_client(), &live, "after a restart").await;
+    let last = encryption(&server).await;
+    assert_eq!(last["kek_version"], 3, "{last:#}");
+
+    // Each rotation is audited as the server's, with its reason.
+    server.stop();
+    let records = audit_records(&server.data_dir().join("audit"));
+    let automatic: Vec<u64> = records
+        .iter()
+        .filter(|r| r["operation"] == "RotateTenantKey")
+        .map(|r| {
+            assert_eq!(r["change"]["reason"], "max_dek_wraps", "{r:#}");
+            assert_eq!(r["change"]["max_dek_wraps"], WORN_AT, "{r:#}");
+            r["change"]["kek_version"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(automatic, [2, 3]);
 }
