@@ -23,6 +23,7 @@ use crate::data_file::{ensure_dir, sync_dir, write_header, HEADER_LEN};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Batch, Cf, Durability, Tx};
+use crate::multipart_upload::UploadAddress;
 use crate::records::{DataLocation, FileLocation, GcEntry, GcState, Record};
 use crate::stats::AeadOp;
 use crate::store::{Shared, Store};
@@ -33,7 +34,10 @@ pub enum WriteTarget {
     /// The body of a single PUT (or a copy): a fresh DEK, part 0.
     Object,
     /// Part `part_number` of a multipart upload: the upload's DEK.
-    Part { upload_id: String, part_number: u32 },
+    Part {
+        upload: UploadAddress,
+        part_number: u32,
+    },
 }
 
 /// The resolved target, checked again when the data is committed.

@@ -15,6 +15,22 @@ pub enum Error {
     NoSuchUpload,
     #[error("invalid part {part_number}: missing or etag mismatch")]
     InvalidPart { part_number: u32 },
+    /// A completion listed its parts out of ascending order (or one twice).
+    #[error("parts are not in ascending order")]
+    InvalidPartOrder,
+    /// A completion named no part.
+    #[error("a completion must name at least one part")]
+    NoPartsChosen,
+    /// A part other than the last of a completion is smaller than the minimum part size.
+    #[error("part {part_number} has {size} bytes; every part but the last needs {min}")]
+    EntityTooSmall {
+        part_number: u32,
+        size: u64,
+        min: u64,
+    },
+    /// The whole-object checksum a completion declared is not the one of its parts.
+    #[error("the declared {algorithm} checksum does not match the parts'")]
+    BadDigest { algorithm: &'static str },
     #[error("a tenant with this name exists")]
     TenantExists,
     #[error("no such tenant")]

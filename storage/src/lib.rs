@@ -66,6 +66,7 @@ pub use memory_meta_store::MemoryMetaStore;
 pub use meta_store::{
     Batch, BatchOp, Cf, Cursor, Durability, KeySpaceStats, MetaStore, MetaStoreStats, Tx, TxReads,
 };
+pub use multipart_upload::{ChosenPart, Completion, UploadAddress, UploadChecksum, MIN_PART_SIZE};
 pub use object_reader::ObjectReader;
 #[cfg(feature = "postgres")]
 pub use postgres_meta_store::{PostgresConfig, PostgresMetaStore, SCHEMA_VERSION};

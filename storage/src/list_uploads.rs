@@ -119,7 +119,7 @@ impl Store {
                 page.next_key_marker = page.common_prefixes.last().cloned();
             } else if let Some(last) = page.uploads.last() {
                 page.next_key_marker = Some(last.key.clone());
-                page.next_upload_id_marker = Some(last.upload_id.clone());
+                page.next_upload_id_marker = Some(last.upload_id());
             }
         }
         Ok(page)

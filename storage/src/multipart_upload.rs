@@ -1,5 +1,13 @@
 //! Multipart uploads: parts are written and superseded independently, then completion turns
 //! a chosen list of them into one object in a single synced batch.
+//!
+//! Every call on an existing upload takes its [`UploadAddress`] (key and upload id together):
+//! an upload id is only valid with the key it was created for, as on S3, and the check is
+//! made here, against the stored upload, inside the transaction that acts on it.
+
+mod completion;
+
+pub use completion::{ChosenPart, Completion, UploadChecksum, MIN_PART_SIZE};
 
 use coffre_crypto::{CustomerKey, Dek, ObjectId, TenantId, TenantScope};
 
@@ -17,9 +25,66 @@ use crate::stats::{CountIntegrity, IntegrityKind};
 use crate::store::{check_bucket_live, read, Store};
 use crate::usage::UsageDelta;
 
-/// Upload ids are the hex of an [`ObjectId`]; anything else names no upload.
-pub(crate) fn parse_upload_id(upload_id: &str) -> Result<ObjectId> {
-    ObjectId::parse_hex(upload_id).map_err(|_| Error::NoSuchUpload)
+/// A multipart upload as a request names it: the object key and the upload id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadAddress {
+    key: String,
+    id: ObjectId,
+}
+
+impl UploadAddress {
+    /// `NoSuchUpload` unless `upload_id` is an upload id (the hex of an [`ObjectId`]).
+    pub fn new(key: impl Into<String>, upload_id: &str) -> Result<Self> {
+        let id = ObjectId::parse_hex(upload_id).map_err(|_| Error::NoSuchUpload)?;
+        Ok(Self {
+            key: key.into(),
+            id,
+        })
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn upload_id(&self) -> String {
+        self.id.to_hex()
+    }
+
+    pub(crate) fn id(&self) -> ObjectId {
+        self.id
+    }
+
+    /// The stored upload, if it is the one this address names: `NoSuchUpload` when the id
+    /// belongs to an upload of another key.
+    fn check(&self, stored: StoredUpload) -> Result<StoredUpload> {
+        if stored.key == self.key {
+            Ok(stored)
+        } else {
+            Err(Error::NoSuchUpload)
+        }
+    }
+}
+
+impl UploadRecord {
+    /// The address of this upload.
+    pub fn address(&self) -> UploadAddress {
+        UploadAddress {
+            key: self.key.clone(),
+            id: self.id,
+        }
+    }
+}
+
+/// The upload `address` names, read in `tx`; `NoSuchUpload` if it is absent or belongs to
+/// another key.
+fn read_upload(
+    tx: &mut Tx<'_>,
+    tenant: TenantId,
+    bucket: &BucketRecord,
+    address: &UploadAddress,
+) -> Result<StoredUpload> {
+    let key = keys::upload_by_id(tenant, bucket.id, address.id);
+    address.check(read(tx, Cf::Uploads, &key)?.ok_or(Error::NoSuchUpload)?)
 }
 
 impl Store {
@@ -38,7 +103,7 @@ impl Store {
         let id = ObjectId::random();
         let dek = Dek::generate();
         let upload = UploadRecord {
-            upload_id: id.to_hex(),
+            id,
             key: key.to_owned(),
             initiated: now(),
             meta,
@@ -69,18 +134,17 @@ impl Store {
         Ok(upload)
     }
 
-    /// The upload with its metadata decrypted. `NoSuchUpload` if absent, or if the id is
-    /// malformed.
+    /// The upload with its metadata decrypted. `NoSuchUpload` if absent or an upload of
+    /// another key.
     pub fn upload(
         &self,
         scope: &TenantScope,
         bucket: &BucketRecord,
-        upload_id: &str,
+        address: &UploadAddress,
     ) -> Result<UploadRecord> {
         let tenant = scope.tenant_id();
-        let id = parse_upload_id(upload_id)?;
-        let stored = self.get_upload(tenant, bucket, id)?;
-        let dek = self.stored_upload_dek(tenant, bucket, id, &stored)?;
+        let stored = self.get_upload(tenant, bucket, address)?;
+        let dek = self.stored_upload_dek(tenant, bucket, address.id, &stored)?;
         stored
             .open(&dek.value_key()?)
             .count_integrity(self.stats(), IntegrityKind::SealedValue)
@@ -90,39 +154,41 @@ impl Store {
         &self,
         tenant: TenantId,
         bucket: &BucketRecord,
-        id: ObjectId,
+        address: &UploadAddress,
     ) -> Result<StoredUpload> {
-        self.get_record(Cf::Uploads, &keys::upload_by_id(tenant, bucket.id, id))?
-            .ok_or(Error::NoSuchUpload)
+        let key = keys::upload_by_id(tenant, bucket.id, address.id);
+        address.check(
+            self.get_record(Cf::Uploads, &key)?
+                .ok_or(Error::NoSuchUpload)?,
+        )
     }
 
-    /// The DEK of upload `id` (its parts' and its object's), for a part sent with
+    /// The DEK of the upload (its parts' and its object's), for a part sent with
     /// `customer_key`: `NoSuchUpload` if absent, the customer key errors if the key is not
     /// the one the upload was created with (or none when it had none).
     pub(crate) fn upload_dek(
         &self,
         tenant: TenantId,
         bucket: &BucketRecord,
-        id: ObjectId,
+        address: &UploadAddress,
         customer_key: Option<&CustomerKey>,
     ) -> Result<Dek> {
-        let stored = self.get_upload(tenant, bucket, id)?;
-        let dek = self.stored_upload_dek(tenant, bucket, id, &stored)?;
+        let stored = self.get_upload(tenant, bucket, address)?;
+        let dek = self.stored_upload_dek(tenant, bucket, address.id, &stored)?;
         check_customer_key(&dek, stored.customer_key_check.as_ref(), customer_key)?;
         Ok(dek)
     }
 
-    /// Whether `customer_key` fits upload `upload_id`: its key if it was created with one
-    /// (SSE-C), none otherwise (the customer key errors, as for a part).
+    /// Whether `customer_key` fits the upload: its key if it was created with one (SSE-C),
+    /// none otherwise (the customer key errors, as for a part).
     pub fn check_upload_customer_key(
         &self,
         scope: &TenantScope,
         bucket: &BucketRecord,
-        upload_id: &str,
+        address: &UploadAddress,
         customer_key: Option<&CustomerKey>,
     ) -> Result<()> {
-        let id = parse_upload_id(upload_id)?;
-        self.upload_dek(scope.tenant_id(), bucket, id, customer_key)
+        self.upload_dek(scope.tenant_id(), bucket, address, customer_key)
             .map(drop)
     }
 
@@ -145,13 +211,13 @@ impl Store {
         &self,
         scope: &TenantScope,
         bucket: &BucketRecord,
-        upload_id: &str,
+        address: &UploadAddress,
         part_number: u32,
         part: PartInfo,
         data: WrittenData,
     ) -> Result<()> {
         let tenant = scope.tenant_id();
-        let id = parse_upload_id(upload_id)?;
+        let id = address.id;
         let binding = Binding::Part {
             upload: id,
             part_number,
@@ -169,14 +235,12 @@ impl Store {
             nonce: data.nonce,
         };
         let part_key = keys::part(tenant, bucket.id, id, part_number);
-        let upload_key = keys::upload_by_id(tenant, bucket.id, id);
         let charge = self.transact(Durability::Synced, |tx| {
             if let Some(pending) = &pending {
                 pending.commit_in(tx)?;
             }
             check_bucket_live(tx, tenant, bucket)?;
-            let upload: StoredUpload =
-                read(tx, Cf::Uploads, &upload_key)?.ok_or(Error::NoSuchUpload)?;
+            let upload = read_upload(tx, tenant, bucket, address)?;
             // Sealed with the upload's customer key, or without one if it has none.
             if data.customer_key_check != upload.customer_key_check {
                 return Err(Error::TargetMismatch);
@@ -204,13 +268,13 @@ impl Store {
         &self,
         scope: &TenantScope,
         bucket: &BucketRecord,
-        upload_id: &str,
+        address: &UploadAddress,
         part_number_marker: u32,
         max_parts: usize,
     ) -> Result<(Vec<PartRecord>, bool)> {
         let tenant = scope.tenant_id();
-        let id = parse_upload_id(upload_id)?;
-        let upload = self.get_upload(tenant, bucket, id)?;
+        let id = address.id;
+        let upload = self.get_upload(tenant, bucket, address)?;
         let Some(first) = part_number_marker.checked_add(1) else {
             return Ok((Vec::new(), false));
         };
@@ -257,26 +321,24 @@ impl Store {
         Ok(parts)
     }
 
-    /// Turns the `chosen` parts (number and etag as the client sent them, quotes stripped,
-    /// already checked for order by the caller) into the object, in one transaction that
-    /// also removes the upload and its parts and queues the data of unchosen parts and of the
-    /// replaced object. `InvalidPart` if a chosen part is missing or its etag differs;
+    /// Completes the upload with the parts `completion` chooses, checked against the parts
+    /// as stored (see [`Completion`]): in one transaction, the object is written with the
+    /// multipart ETag and combined checksum of those parts, the upload and its parts are
+    /// removed, and the data of unchosen parts and of the replaced object is queued.
+    /// `InvalidPart`, `InvalidPartOrder`, `EntityTooSmall`, `BadDigest` as S3 answers them;
     /// `QuotaExceeded` (nothing changed) if the tenant has no room for one more object.
-    /// `meta_for` computes the object's metadata (final ETag, size) from the chosen parts.
     pub fn complete_upload(
         &self,
         scope: &TenantScope,
         bucket: &BucketRecord,
-        upload_id: &str,
-        chosen: &[(u32, String)],
-        meta_for: impl Fn(&UploadRecord, &[PartRecord]) -> std::result::Result<ObjectMeta, Error>,
+        address: &UploadAddress,
+        completion: &Completion,
     ) -> Result<ObjectRecord> {
         let tenant = scope.tenant_id();
-        let id = parse_upload_id(upload_id)?;
-        let upload_key = keys::upload_by_id(tenant, bucket.id, id);
+        let id = address.id;
+        let min_part_size = self.shared.min_part_size;
         let (record, charge) = self.transact(Durability::Synced, |tx| {
-            let stored_upload: StoredUpload =
-                read(tx, Cf::Uploads, &upload_key)?.ok_or(Error::NoSuchUpload)?;
+            let stored_upload = read_upload(tx, tenant, bucket, address)?;
             check_bucket_live(tx, tenant, bucket)?;
             let dek = self.stored_upload_dek(tenant, bucket, id, &stored_upload)?;
             let value_key = dek.value_key()?;
@@ -288,19 +350,7 @@ impl Store {
                 .map(|p| p.open(&value_key, &upload.key))
                 .collect::<Result<Vec<_>>>()
                 .count_integrity(self.stats(), IntegrityKind::SealedValue)?;
-
-            let mut chosen_parts = Vec::with_capacity(chosen.len());
-            for (part_number, etag) in chosen {
-                match parts.iter().find(|p| p.part_number == *part_number) {
-                    Some(part) if part.etag == *etag => chosen_parts.push(part.clone()),
-                    _ => {
-                        return Err(Error::InvalidPart {
-                            part_number: *part_number,
-                        })
-                    }
-                }
-            }
-            let meta = meta_for(&upload, &chosen_parts)?;
+            let (chosen_parts, meta) = completion.resolve(&upload, &parts, min_part_size)?;
 
             remove_upload(
                 tx,
@@ -312,7 +362,7 @@ impl Store {
             );
             let unchosen: Vec<&PartRecord> = parts
                 .iter()
-                .filter(|p| !chosen.iter().any(|(n, _)| *n == p.part_number))
+                .filter(|p| !chosen_parts.iter().any(|c| c.part_number == p.part_number))
                 .collect();
             queue_locations(tx, tenant, unchosen.iter().map(|p| &p.location))?;
             // The chosen parts' bytes were counted when they were uploaded.
@@ -340,6 +390,7 @@ impl Store {
                 bucket: bucket.id,
                 dek: upload.dek.clone(),
                 customer_key_check: upload.customer_key_check,
+                multipart: true,
             };
             let stored = StoredObject::seal(&record, &value_key)?;
             let charge = self.commit_object(tx, tenant, bucket, &stored, -unchosen_bytes)?;
@@ -354,14 +405,12 @@ impl Store {
         &self,
         scope: &TenantScope,
         bucket: &BucketRecord,
-        upload_id: &str,
+        address: &UploadAddress,
     ) -> Result<()> {
         let tenant = scope.tenant_id();
-        let id = parse_upload_id(upload_id)?;
-        let upload_key = keys::upload_by_id(tenant, bucket.id, id);
+        let id = address.id;
         let charge = self.transact(Durability::Synced, |tx| {
-            let upload: StoredUpload =
-                read(tx, Cf::Uploads, &upload_key)?.ok_or(Error::NoSuchUpload)?;
+            let upload = read_upload(tx, tenant, bucket, address)?;
             check_bucket_live(tx, tenant, bucket)?;
             let parts = scan_parts(tx, tenant, bucket, id, 0, usize::MAX)?;
             remove_upload(

@@ -91,6 +91,8 @@ impl Store {
                 bucket: bucket.id,
                 dek: self.wrap_dek(tenant, bucket.id, key, id, &dek)?,
                 customer_key_check: current.customer_key_check,
+                // A copy is one part to clients, whatever the layout it shares.
+                multipart: false,
             };
             let mut record = record;
             let mut stored = StoredObject::seal(&record, &dek.value_key()?)?;

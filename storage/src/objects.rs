@@ -8,7 +8,6 @@ use crate::data_writer::{Binding, DataWriter, WriteTarget, WrittenData};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Cf, Durability, Tx};
-use crate::multipart_upload::parse_upload_id;
 use crate::object_reader::ObjectReader;
 use crate::records::{
     now, BucketRecord, DataLocation, FileLocation, GcEntry, GcState, ObjectMeta, ObjectRecord,
@@ -38,14 +37,13 @@ impl Store {
         let (binding, dek) = match target {
             WriteTarget::Object => (Binding::Object, Dek::generate()),
             WriteTarget::Part {
-                upload_id,
+                upload,
                 part_number,
             } => {
-                let upload = parse_upload_id(&upload_id)?;
-                let dek = self.upload_dek(tenant_id, bucket, upload, customer_key)?;
+                let dek = self.upload_dek(tenant_id, bucket, &upload, customer_key)?;
                 (
                     Binding::Part {
-                        upload,
+                        upload: upload.id(),
                         part_number,
                     },
                     dek,
@@ -92,6 +90,7 @@ impl Store {
             bucket: bucket.id,
             dek: self.wrap_dek(tenant, bucket.id, key, id, &data.dek)?,
             customer_key_check: data.customer_key_check,
+            multipart: false,
         };
         let mut record = record;
         let stored = StoredObject::seal(&record, &data.dek.value_key()?)?;

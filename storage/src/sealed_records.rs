@@ -35,6 +35,10 @@ const SSE_C_FORMAT_VERSION: u8 = 4;
 /// Objects of format 5 add the layout seal; older ones read without one (see
 /// [`StoredObject::layout_seal`]).
 const LAYOUT_FORMAT_VERSION: u8 = 5;
+/// Objects of format 6 record whether CompleteMultipartUpload made them, under the layout
+/// seal; older ones are taken as multipart when their ETag has the `-N` suffix (see
+/// [`StoredObject::multipart`]).
+const MULTIPART_FORMAT_VERSION: u8 = 6;
 
 const ETAG: &str = "etag";
 const TAGS: &str = "tags";
@@ -52,12 +56,14 @@ fn part_field(part_number: u32, field: &str) -> String {
 }
 
 /// What the layout seal authenticates, as its associated data: the object's id and size,
-/// then every part in order (number, size, where its data is, nonce prefix). Inline data is
-/// named by its length only: its bytes are sealed segments already.
+/// then every part in order (number, size, where its data is, nonce prefix), then (from
+/// format 6) whether the object is multipart. Inline data is named by its length only: its
+/// bytes are sealed segments already.
 fn layout_field(
     id: ObjectId,
     size: u64,
     parts: &[(u32, u64, &DataLocation, &NoncePrefix)],
+    multipart: Option<bool>,
 ) -> Vec<u8> {
     let mut field = b"layout|".to_vec();
     field.extend_from_slice(id.as_bytes());
@@ -79,6 +85,11 @@ fn layout_field(
             }
         }
         field.extend_from_slice(nonce.as_bytes());
+    }
+    match multipart {
+        Some(true) => field.extend_from_slice(b"|multipart"),
+        Some(false) => field.extend_from_slice(b"|single"),
+        None => {}
     }
     field
 }
@@ -286,6 +297,10 @@ pub(crate) struct StoredObject {
     /// parts were reordered, dropped, duplicated or pointed elsewhere does not open. `None`
     /// only for records written before format 5, which carry no layout seal.
     pub layout_seal: Option<Vec<u8>>,
+    /// Whether CompleteMultipartUpload made the object, authenticated by the layout seal.
+    /// `None` only for records written before format 6: those made by a completion are the
+    /// ones whose ETag ends in `-N` (copies never kept a multipart ETag).
+    pub multipart: Option<bool>,
 }
 
 /// A [`PartLayout`] at rest.
@@ -301,9 +316,36 @@ pub(crate) struct StoredPart {
 
 impl Record for StoredObject {
     const KIND: &'static str = "object";
-    const VERSION: u8 = LAYOUT_FORMAT_VERSION;
+    const VERSION: u8 = MULTIPART_FORMAT_VERSION;
 
     fn decode_older(version: u8, body: &[u8]) -> Result<Self> {
+        /// Format 5: no multipart flag.
+        #[derive(Deserialize)]
+        struct StoredObjectV5 {
+            key: String,
+            id: ObjectId,
+            dek: WrappedDek,
+            meta: SealedMeta,
+            #[serde(with = "unix_millis")]
+            last_modified: SystemTime,
+            parts: Vec<StoredPart>,
+            customer_key_check: Option<CustomerKeyCheck>,
+            layout_seal: Option<Vec<u8>>,
+        }
+        if version == LAYOUT_FORMAT_VERSION {
+            let v5: StoredObjectV5 = decode_body(Self::KIND, body)?;
+            return Ok(Self {
+                key: v5.key,
+                id: v5.id,
+                dek: v5.dek,
+                meta: v5.meta,
+                last_modified: v5.last_modified,
+                parts: v5.parts,
+                customer_key_check: v5.customer_key_check,
+                layout_seal: v5.layout_seal,
+                multipart: None,
+            });
+        }
         /// Format 4: no layout seal.
         #[derive(Deserialize)]
         struct StoredObjectV4 {
@@ -327,6 +369,7 @@ impl Record for StoredObject {
                 parts: v4.parts,
                 customer_key_check: v4.customer_key_check,
                 layout_seal: None,
+                multipart: None,
             });
         }
         /// Formats 2 and 3: no key check; format 2 has no tags either (`M`).
@@ -349,6 +392,7 @@ impl Record for StoredObject {
             parts: v.parts,
             customer_key_check: None,
             layout_seal: None,
+            multipart: None,
         };
         match version {
             SEALED_FORMAT_VERSION => {
@@ -400,7 +444,11 @@ impl StoredObject {
                     })
                 })
                 .collect::<Result<_>>()?,
-            layout_seal: Some(key.seal(&layout_field(record.id, record.meta.size, &layout), b"")?),
+            layout_seal: Some(key.seal(
+                &layout_field(record.id, record.meta.size, &layout, Some(record.multipart)),
+                b"",
+            )?),
+            multipart: Some(record.multipart),
         })
     }
 
@@ -415,7 +463,7 @@ impl StoredObject {
             .iter()
             .map(|p| (p.part_number, p.size, &p.location, &p.nonce))
             .collect();
-        let field = layout_field(self.id, self.meta.size, &parts);
+        let field = layout_field(self.id, self.meta.size, &parts, self.multipart);
         key.open(&field, seal).map_err(|e| Error::Integrity {
             object: self.key.clone(),
             reason: format!("its part layout does not authenticate ({e})"),
@@ -431,6 +479,7 @@ impl StoredObject {
             object: &self.key,
         };
         let meta = self.meta.open(&values)?;
+        let multipart = self.multipart.unwrap_or_else(|| meta.etag.contains('-'));
         let parts = self
             .parts
             .into_iter()
@@ -453,6 +502,7 @@ impl StoredObject {
             bucket,
             dek: self.dek,
             customer_key_check: self.customer_key_check,
+            multipart,
         })
     }
 
@@ -591,7 +641,7 @@ impl StoredUpload {
             object: &record.key,
         };
         Ok(Self {
-            upload_id: record.upload_id.clone(),
+            upload_id: record.upload_id(),
             key: record.key.clone(),
             initiated: record.initiated,
             dek: record.dek.clone(),
@@ -605,8 +655,12 @@ impl StoredUpload {
             key,
             object: &self.key,
         })?;
+        let id = ObjectId::parse_hex(&self.upload_id).map_err(|_| Error::Integrity {
+            object: self.key.clone(),
+            reason: "its upload id is not an object id".to_owned(),
+        })?;
         Ok(UploadRecord {
-            upload_id: self.upload_id,
+            id,
             key: self.key,
             initiated: self.initiated,
             meta,

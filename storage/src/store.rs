@@ -12,6 +12,7 @@ use crate::arrays::{ArrayConfig, Arrays};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{Batch, Cf, Durability, MetaStore, Tx};
+use crate::multipart_upload::MIN_PART_SIZE;
 use crate::records::{BucketRecord, Record, TenantRecord, TenantState};
 use crate::stats::StoreStats;
 use crate::tenant_keys::TenantKeys;
@@ -31,6 +32,9 @@ pub struct StoreConfig {
     pub kek_cache_capacity: usize,
     /// How long an unwrapped KEK stays cached.
     pub kek_cache_ttl: Duration,
+    /// Every part of a completed multipart upload but the last is at least this large
+    /// ([`MIN_PART_SIZE`] as on S3; smaller only in tests).
+    pub min_part_size: u64,
 }
 
 /// Default [`StoreConfig::kek_cache_capacity`].
@@ -47,6 +51,7 @@ impl StoreConfig {
             inline_max: DEFAULT_INLINE_MAX,
             kek_cache_capacity: DEFAULT_KEK_CACHE_CAPACITY,
             kek_cache_ttl: DEFAULT_KEK_CACHE_TTL,
+            min_part_size: MIN_PART_SIZE,
         }
     }
 }
@@ -61,6 +66,7 @@ pub(crate) struct Shared {
     pub meta: Box<dyn MetaStore>,
     pub arrays: Arrays,
     pub inline_max: usize,
+    pub min_part_size: u64,
     /// Identifies this process's pending writes: intents from another boot id belong to a
     /// process that is gone.
     pub boot_id: [u8; 16],
@@ -100,6 +106,7 @@ impl Store {
                 meta,
                 arrays,
                 inline_max: config.inline_max,
+                min_part_size: config.min_part_size,
                 boot_id,
                 admin: std::sync::Mutex::new(()),
                 usage: UsageTracker::default(),

@@ -16,7 +16,8 @@ use coffre_crypto::{AdminScope, TenantId, TenantScope};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{decode_counters, Cf, Tx};
-use crate::records::{Quotas, TenantRecord};
+use crate::records::{BucketRecord, Quotas, TenantRecord};
+use crate::sealed_records::StoredObject;
 use crate::store::{read, Store};
 
 /// What a tenant stores.
@@ -177,10 +178,32 @@ impl Store {
         })
     }
 
-    /// Refuses early a write that could not fit the tenant's byte quota, before its body is
-    /// received: `bytes` is the growth it would cause (its size less what it replaces). The
-    /// commit checks again; this check only saves receiving a doomed upload.
-    pub fn check_byte_quota(&self, scope: &TenantScope, bytes: i64) -> Result<()> {
+    /// Refuses early a PUT of `size` bytes to `key` that could not fit the tenant's byte
+    /// quota, before its body is received: an overwrite counts only its growth. The commit
+    /// checks again, exactly; this check reserves nothing and only saves receiving a doomed
+    /// upload.
+    pub fn check_room_for_object(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        key: &str,
+        size: u64,
+    ) -> Result<()> {
+        let growth = i64::try_from(size).unwrap_or(i64::MAX);
+        match self.check_byte_quota(scope, growth) {
+            Err(Error::QuotaExceeded { .. }) => {
+                let current = keys::object(scope.tenant_id(), bucket.id, key.as_bytes());
+                let replaced = self
+                    .get_record::<StoredObject>(Cf::Objects, &current)?
+                    .map_or(0, |object| i64::try_from(object.size()).unwrap_or(i64::MAX));
+                self.check_byte_quota(scope, growth.saturating_sub(replaced))
+            }
+            other => other,
+        }
+    }
+
+    /// Whether `bytes` more (or fewer) fit the tenant's byte quota now.
+    fn check_byte_quota(&self, scope: &TenantScope, bytes: i64) -> Result<()> {
         let tenant = scope.tenant_id();
         let record: TenantRecord = self
             .get_record(Cf::Tenants, &keys::tenant(tenant))?

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use coffre_crypto::{AdminScope, MaintenanceScope, TenantScope, SEGMENT_LEN};
 use coffre_storage::{
-    BucketRecord, Error, ListEntry, ListQuery, ObjectMeta, ObjectRecord, PartInfo, Store,
-    StoreConfig, WriteTarget,
+    BucketRecord, ChosenPart, Completion, Error, ListEntry, ListQuery, ObjectMeta, ObjectRecord,
+    PartInfo, Store, StoreConfig, WriteTarget,
 };
 use harness::*;
 use proptest::prelude::*;
@@ -166,35 +166,28 @@ fn multipart(
     for (i, size) in sizes.iter().enumerate() {
         let n = i as u32 + 1;
         let data = bytes(*size, n as u8 * 7);
-        let written = write_part(store, scope, bucket, &upload.upload_id, n, &data, 5000);
+        let written = write_part(store, scope, bucket, &upload.address(), n, &data, 5000);
         let info = PartInfo {
             etag: part_etag(n),
             size: data.len() as u64,
             checksums: vec![("CRC32".into(), format!("{MARKER}-crc-{n}"))],
         };
         store
-            .put_part(scope, bucket, &upload.upload_id, n, info, written)
+            .put_part(scope, bucket, &upload.address(), n, info, written)
             .unwrap();
-        chosen.push((n, part_etag(n)));
+        chosen.push(ChosenPart::new(n, part_etag(n)));
         all.extend_from_slice(&data);
     }
-    let total = all.len() as u64;
     let record = store
         .complete_upload(
             scope,
             bucket,
-            &upload.upload_id,
-            &chosen,
-            |upload, parts| {
-                assert_eq!(parts.len(), sizes.len());
-                Ok(ObjectMeta {
-                    size: total,
-                    etag: format!("{MARKER}-final-{}", parts.len()),
-                    ..upload.meta.clone()
-                })
-            },
+            &upload.address(),
+            &Completion::of_parts(chosen),
         )
         .unwrap();
+    assert_eq!(record.meta.size, all.len() as u64);
+    assert_eq!(record.parts.len(), sizes.len());
     (record, all)
 }
 
@@ -203,7 +196,8 @@ fn multipart_ranges_cross_parts_and_segments() {
     each_store(|store, _| {
         let alice = scope(store);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
-        let sizes = [SEG + 10, 3, 2 * SEG, 0, SEG - 1];
+        // Every part but the last at least the harness's minimum part size.
+        let sizes = [SEG + 10, MIN_PART_SIZE as usize, 2 * SEG, SEG - 1, 3];
         let (record, data) = multipart(
             store,
             &alice,
@@ -211,7 +205,7 @@ fn multipart_ranges_cross_parts_and_segments() {
             "mp",
             &sizes,
             ObjectMeta::default(),
-            |n| format!("e{n}"),
+            |n| format!("{n:032x}"),
         );
         let record = store.object(&alice, &bucket, &record.key).unwrap();
         assert_eq!(record.parts.len(), sizes.len());
@@ -243,19 +237,19 @@ fn a_part_must_be_written_for_its_upload_and_number() {
             store.put_part(
                 &alice,
                 &bucket,
-                &upload.upload_id,
+                &upload.address(),
                 1,
                 info.clone(),
                 as_object
             ),
             Err(Error::TargetMismatch)
         ));
-        let as_part_2 = write_part(store, &alice, &bucket, &upload.upload_id, 2, b"data", 10);
+        let as_part_2 = write_part(store, &alice, &bucket, &upload.address(), 2, b"data", 10);
         assert!(matches!(
-            store.put_part(&alice, &bucket, &upload.upload_id, 1, info, as_part_2),
+            store.put_part(&alice, &bucket, &upload.address(), 1, info, as_part_2),
             Err(Error::TargetMismatch)
         ));
-        let as_part = write_part(store, &alice, &bucket, &upload.upload_id, 1, b"data", 10);
+        let as_part = write_part(store, &alice, &bucket, &upload.address(), 1, b"data", 10);
         assert!(matches!(
             store.put_object(&alice, &bucket, "k", ObjectMeta::default(), as_part),
             Err(Error::TargetMismatch)
@@ -304,20 +298,20 @@ fn no_plaintext_reaches_the_arrays_or_rocksdb() {
             "mp",
             &[SEG + 1, 50],
             meta(b""),
-            |n| format!("{MARKER}-part-{n}"),
+            |n| format!("{n:032x}"),
         );
         let open = store
             .create_upload(&alice, &bucket, "open", meta(b""), None)
             .unwrap();
         let part = marked(2000);
-        let written = write_part(&store, &alice, &bucket, &open.upload_id, 1, &part, 500);
+        let written = write_part(&store, &alice, &bucket, &open.address(), 1, &part, 500);
         let info = PartInfo {
             etag: format!("{MARKER}-open-part"),
             size: 2000,
             checksums: vec![("CRC32".into(), format!("{MARKER}-open-crc"))],
         };
         store
-            .put_part(&alice, &bucket, &open.upload_id, 1, info, written)
+            .put_part(&alice, &bucket, &open.address(), 1, info, written)
             .unwrap();
 
         // Storage still hands out plaintext.
@@ -339,14 +333,18 @@ fn no_plaintext_reaches_the_arrays_or_rocksdb() {
             let ListEntry::Object(summary) = entry else {
                 panic!("no prefixes here");
             };
-            assert!(summary.etag.starts_with(MARKER), "{}", summary.etag);
+            if summary.key == record.key {
+                assert_eq!(summary.etag, record.meta.etag);
+            } else {
+                assert!(summary.etag.starts_with(MARKER), "{}", summary.etag);
+            }
         }
         let (parts, _) = store
-            .list_parts(&alice, &bucket, &open.upload_id, 0, 10)
+            .list_parts(&alice, &bucket, &open.address(), 0, 10)
             .unwrap();
         assert_eq!(parts[0].etag, format!("{MARKER}-open-part"));
         assert_eq!(
-            store.upload(&alice, &bucket, &open.upload_id).unwrap().meta,
+            store.upload(&alice, &bucket, &open.address()).unwrap().meta,
             meta(b"")
         );
 
@@ -528,7 +526,7 @@ fn a_dropped_writer_leaves_nothing() {
         for target in [
             WriteTarget::Object,
             WriteTarget::Part {
-                upload_id: upload.upload_id.clone(),
+                upload: upload.address(),
                 part_number: 1,
             },
         ] {

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use coffre_crypto::{AdminScope, KekVersion, MaintenanceScope, Role, TenantScope, SEGMENT_LEN};
 use coffre_storage::{
-    BucketRecord, Error, KekRotation, KeyLookup, ObjectMeta, PartInfo, RewrapPhase, RewrapSettings,
-    RewrapStep, RotationState, Store, TenantRecord,
+    BucketRecord, ChosenPart, Completion, Error, KekRotation, KeyLookup, ObjectMeta, PartInfo,
+    RewrapPhase, RewrapSettings, RewrapStep, RotationState, Store, TenantRecord, UploadAddress,
 };
 use harness::*;
 use proptest::prelude::*;
@@ -92,42 +92,47 @@ fn multipart(
     let upload = store
         .create_upload(scope, bucket, key, ObjectMeta::default(), None)
         .unwrap();
-    upload_parts(store, scope, bucket, &upload.upload_id, 1, parts);
-    complete(store, scope, bucket, &upload.upload_id, parts.len() as u32);
+    upload_parts(store, scope, bucket, &upload.address(), 1, parts);
+    complete(store, scope, bucket, &upload.address(), parts.len() as u32);
 }
 
 fn upload_parts(
     store: &Store,
     scope: &TenantScope,
     bucket: &BucketRecord,
-    upload_id: &str,
+    upload: &UploadAddress,
     first: u32,
     parts: &[Vec<u8>],
 ) {
     for (i, data) in parts.iter().enumerate() {
         let number = first + i as u32;
-        let written = write_part(store, scope, bucket, upload_id, number, data, 1000);
+        let written = write_part(store, scope, bucket, upload, number, data, 1000);
         let info = PartInfo {
-            etag: format!("p{number}"),
+            etag: part_etag(number),
             size: data.len() as u64,
             checksums: Vec::new(),
         };
         store
-            .put_part(scope, bucket, upload_id, number, info, written)
+            .put_part(scope, bucket, upload, number, info, written)
             .unwrap();
     }
 }
 
-fn complete(store: &Store, scope: &TenantScope, bucket: &BucketRecord, upload_id: &str, n: u32) {
-    let chosen: Vec<(u32, String)> = (1..=n).map(|i| (i, format!("p{i}"))).collect();
+/// The ETag these tests give part `number`.
+fn part_etag(number: u32) -> String {
+    format!("{number:032x}")
+}
+
+fn complete(
+    store: &Store,
+    scope: &TenantScope,
+    bucket: &BucketRecord,
+    upload: &UploadAddress,
+    n: u32,
+) {
+    let chosen = (1..=n).map(|i| ChosenPart::new(i, part_etag(i))).collect();
     store
-        .complete_upload(scope, bucket, upload_id, &chosen, |_, parts| {
-            Ok(ObjectMeta {
-                size: parts.iter().map(|p| p.size).sum(),
-                etag: format!("mp-{}", parts.len()),
-                ..ObjectMeta::default()
-            })
-        })
+        .complete_upload(scope, bucket, upload, &Completion::of_parts(chosen))
         .unwrap();
 }
 
@@ -141,7 +146,7 @@ fn read_key(store: &Store, scope: &TenantScope, bucket: &BucketRecord, key: &str
 /// Everything a tenant stores, for checking after every step.
 struct Contents {
     objects: HashMap<String, Vec<u8>>,
-    upload_id: String,
+    upload: UploadAddress,
 }
 
 impl Contents {
@@ -149,12 +154,12 @@ impl Contents {
         for (key, data) in &self.objects {
             assert_eq!(&read_key(store, scope, bucket, key), data, "{key}");
         }
-        let upload = store.upload(scope, bucket, &self.upload_id).unwrap();
+        let upload = store.upload(scope, bucket, &self.upload).unwrap();
         assert_eq!(upload.key, "open");
         let (parts, _) = store
-            .list_parts(scope, bucket, &self.upload_id, 0, 100)
+            .list_parts(scope, bucket, &self.upload, 0, 100)
             .unwrap();
-        assert_eq!(parts[0].etag, "p1");
+        assert_eq!(parts[0].etag, part_etag(1));
     }
 }
 
@@ -180,13 +185,13 @@ fn fill(store: &Store, scope: &TenantScope, bucket: &BucketRecord) -> Contents {
         store,
         scope,
         bucket,
-        &upload.upload_id,
+        &upload.address(),
         1,
         &[bytes(2000, 6)],
     );
     Contents {
         objects,
-        upload_id: upload.upload_id,
+        upload: upload.address(),
     }
 }
 
@@ -255,11 +260,11 @@ fn a_kek_rotation_keeps_everything_readable_at_every_step_and_retires_the_old_ke
             store,
             &alice,
             &bucket,
-            &contents.upload_id,
+            &contents.upload,
             2,
             &[bytes(700, 7)],
         );
-        complete(store, &alice, &bucket, &contents.upload_id, 2);
+        complete(store, &alice, &bucket, &contents.upload, 2);
         assert_eq!(
             read_key(store, &alice, &bucket, "open"),
             [bytes(2000, 6), bytes(700, 7)].concat()

@@ -9,10 +9,11 @@ use std::collections::BTreeSet;
 
 use coffre_crypto::{MaintenanceScope, TenantScope};
 use coffre_storage::{
-    BucketRecord, Error, ObjectMeta, PartInfo, PartRecord, Store, UploadListQuery, UploadRecord,
-    WriteTarget,
+    BucketRecord, ChosenPart, Completion, Error, ObjectMeta, PartInfo, Store, UploadAddress,
+    UploadListQuery, WriteTarget,
 };
 use harness::*;
+use md5::{Digest, Md5};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -20,12 +21,12 @@ fn put_part(
     store: &Store,
     scope: &TenantScope,
     bucket: &BucketRecord,
-    upload: &str,
+    upload: &UploadAddress,
     n: u32,
     data: &[u8],
 ) -> String {
     let written = write_part(store, scope, bucket, upload, n, data, 1000);
-    let etag = format!("etag-{n}-{}", data.first().copied().unwrap_or(0));
+    let etag = hex::encode(Md5::digest(data));
     let info = PartInfo {
         etag: etag.clone(),
         size: data.len() as u64,
@@ -37,12 +38,23 @@ fn put_part(
     etag
 }
 
-fn final_meta(_: &UploadRecord, parts: &[PartRecord]) -> Result<ObjectMeta, Error> {
-    Ok(ObjectMeta {
-        size: parts.iter().map(|p| p.size).sum(),
-        etag: format!("multi-{}", parts.len()),
-        ..ObjectMeta::default()
-    })
+/// Completes with `parts` (number, etag), in that order.
+fn completion(parts: &[(u32, &str)]) -> Completion {
+    Completion::of_parts(
+        parts
+            .iter()
+            .map(|(n, etag)| ChosenPart::new(*n, *etag))
+            .collect(),
+    )
+}
+
+/// The S3 multipart ETag, computed here from the parts' data.
+fn multipart_etag(parts: &[&[u8]]) -> String {
+    let mut md5 = Md5::new();
+    for part in parts {
+        md5.update(Md5::digest(part));
+    }
+    format!("{}-{}", hex::encode(md5.finalize()), parts.len())
 }
 
 fn gc(store: &Store) -> u64 {
@@ -65,7 +77,7 @@ fn parts_are_superseded_then_completed_into_one_object() {
         let upload = store
             .create_upload(&alice, &bucket, "big", meta.clone(), None)
             .unwrap();
-        let id = upload.upload_id.clone();
+        let id = upload.address();
         assert_eq!(store.upload(&alice, &bucket, &id).unwrap(), upload);
         assert_eq!(upload.meta, meta);
 
@@ -79,7 +91,9 @@ fn parts_are_superseded_then_completed_into_one_object() {
         put_part(store, &alice, &bucket, &id, 2, &p2_old);
         let e2 = put_part(store, &alice, &bucket, &id, 2, &p2);
         let e3 = put_part(store, &alice, &bucket, &id, 3, &p3);
-        let small = put_part(store, &alice, &bucket, &id, 4, b"tail");
+        let tail = put_part(store, &alice, &bucket, &id, 4, b"tail");
+        let short = bytes(MIN_PART_SIZE as usize - 1, 6);
+        let e5 = put_part(store, &alice, &bucket, &id, 5, &short);
         assert_eq!(gc(store), 1, "the superseded part 2");
 
         let (parts, truncated) = store.list_parts(&alice, &bucket, &id, 0, 2).unwrap();
@@ -92,35 +106,53 @@ fn parts_are_superseded_then_completed_into_one_object() {
         let (parts, truncated) = store.list_parts(&alice, &bucket, &id, 2, 10).unwrap();
         assert_eq!(
             parts.iter().map(|p| p.part_number).collect::<Vec<_>>(),
-            [3, 4]
+            [3, 4, 5]
         );
         assert!(!truncated);
 
-        assert!(matches!(
-            store.complete_upload(
-                &alice,
-                &bucket,
-                &id,
-                &[(1, e1.clone()), (5, "x".into())],
-                final_meta
+        // S3's rules, checked against the stored parts.
+        let refusals = [
+            (completion(&[(1, &e1), (6, &e1)]), "a missing part"),
+            (completion(&[(1, &e1), (2, &e1)]), "another part's etag"),
+            (completion(&[(2, &e2), (1, &e1)]), "descending numbers"),
+            (completion(&[(1, &e1), (1, &e1)]), "a part twice"),
+            (
+                completion(&[(4, &tail), (5, &e5)]),
+                "a short part before the last",
             ),
-            Err(Error::InvalidPart { part_number: 5 })
-        ));
+            (completion(&[]), "no part"),
+        ];
+        for (refused, what) in refusals {
+            let outcome = store.complete_upload(&alice, &bucket, &id, &refused);
+            let expected = match what {
+                "a missing part" => matches!(outcome, Err(Error::InvalidPart { part_number: 6 })),
+                "another part's etag" => {
+                    matches!(outcome, Err(Error::InvalidPart { part_number: 2 }))
+                }
+                "descending numbers" | "a part twice" => {
+                    matches!(outcome, Err(Error::InvalidPartOrder))
+                }
+                "a short part before the last" => matches!(
+                    outcome,
+                    Err(Error::EntityTooSmall {
+                        part_number: 4,
+                        size: 4,
+                        min: MIN_PART_SIZE
+                    })
+                ),
+                _ => matches!(outcome, Err(Error::NoPartsChosen)),
+            };
+            assert!(expected, "{what}: {outcome:?}");
+        }
+        // A checksum named for a part must be the stored one.
+        let mut wrong_checksum = completion(&[(1, &e1)]);
+        wrong_checksum.parts[0].checksums = vec![(
+            coffre_crypto::checksum::ChecksumAlgorithm::Crc32,
+            "BBBBBB==".into(),
+        )];
         assert!(matches!(
-            store.complete_upload(
-                &alice,
-                &bucket,
-                &id,
-                &[(1, e1.clone()), (2, "wrong".into())],
-                final_meta
-            ),
-            Err(Error::InvalidPart { part_number: 2 })
-        ));
-        assert!(matches!(
-            store.complete_upload(&alice, &bucket, &id, &[(1, e1.clone())], |_, _| Err(
-                Error::InvalidPart { part_number: 9 }
-            )),
-            Err(Error::InvalidPart { part_number: 9 })
+            store.complete_upload(&alice, &bucket, &id, &wrong_checksum),
+            Err(Error::InvalidPart { part_number: 1 })
         ));
         // Failures leave the upload as it was.
         assert_eq!(
@@ -129,7 +161,7 @@ fn parts_are_superseded_then_completed_into_one_object() {
                 .unwrap()
                 .0
                 .len(),
-            4
+            5
         );
 
         let record = store
@@ -137,12 +169,13 @@ fn parts_are_superseded_then_completed_into_one_object() {
                 &alice,
                 &bucket,
                 &id,
-                &[(1, e1), (2, e2), (4, small)],
-                final_meta,
+                &completion(&[(1, &e1), (2, &e2), (4, &tail)]),
             )
             .unwrap();
         assert_eq!(record.meta.size, 3000 + 2600 + 4);
-        assert_eq!(record.meta.etag, "multi-3");
+        assert_eq!(record.meta.etag, multipart_etag(&[&p1, &p2, b"tail"]));
+        assert_eq!(record.meta.content_type.as_deref(), Some("text/plain"));
+        assert!(record.is_multipart());
         assert_eq!(
             record
                 .parts
@@ -170,7 +203,11 @@ fn parts_are_superseded_then_completed_into_one_object() {
             Err(Error::NoSuchUpload)
         ));
         let _ = e3;
-        assert_eq!(gc(store), 2, "the unchosen part 3 and the replaced object");
+        assert_eq!(
+            gc(store),
+            2,
+            "the unchosen part 3 and the replaced object (part 5 was inline)"
+        );
         assert_eq!(array_files(dir).len(), 2, "parts 1 and 2 remain");
         store.delete_object(&alice, &bucket, "big").unwrap();
         assert_eq!(gc(store), 2);
@@ -185,23 +222,10 @@ fn abort_removes_the_upload_and_its_data() {
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         let upload = store
             .create_upload(&alice, &bucket, "k", ObjectMeta::default(), None)
-            .unwrap();
-        put_part(
-            store,
-            &alice,
-            &bucket,
-            &upload.upload_id,
-            1,
-            &bytes(5000, 1),
-        );
-        put_part(
-            store,
-            &alice,
-            &bucket,
-            &upload.upload_id,
-            2,
-            &bytes(5000, 2),
-        );
+            .unwrap()
+            .address();
+        put_part(store, &alice, &bucket, &upload, 1, &bytes(5000, 1));
+        put_part(store, &alice, &bucket, &upload, 2, &bytes(5000, 2));
         assert!(matches!(
             store.delete_bucket(&alice, "b"),
             Err(Error::BucketNotEmpty)
@@ -210,23 +234,21 @@ fn abort_removes_the_upload_and_its_data() {
         // Another tenant cannot see or abort it.
         let bob = scope(store);
         assert!(matches!(
-            store.upload(&bob, &bucket, &upload.upload_id),
+            store.upload(&bob, &bucket, &upload),
             Err(Error::NoSuchUpload)
         ));
         assert!(matches!(
-            store.abort_upload(&bob, &bucket, &upload.upload_id),
+            store.abort_upload(&bob, &bucket, &upload),
             Err(Error::NoSuchUpload)
         ));
 
-        store
-            .abort_upload(&alice, &bucket, &upload.upload_id)
-            .unwrap();
+        store.abort_upload(&alice, &bucket, &upload).unwrap();
         assert!(matches!(
-            store.abort_upload(&alice, &bucket, &upload.upload_id),
+            store.abort_upload(&alice, &bucket, &upload),
             Err(Error::NoSuchUpload)
         ));
         assert!(matches!(
-            store.upload(&alice, &bucket, &upload.upload_id),
+            store.upload(&alice, &bucket, &upload),
             Err(Error::NoSuchUpload)
         ));
         assert_eq!(gc(store), 2);
@@ -239,25 +261,95 @@ fn abort_removes_the_upload_and_its_data() {
 fn malformed_or_unknown_upload_ids_are_no_such_upload() {
     each_store(|store, _| {
         let alice = scope(store);
-        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
-        for id in ["", "xyz", "../../etc", &"0".repeat(32)] {
+        for id in ["", "xyz", "../../etc", &"g".repeat(32)] {
             assert!(matches!(
-                store.upload(&alice, &bucket, id),
-                Err(Error::NoSuchUpload)
-            ));
-            let target = WriteTarget::Part {
-                upload_id: id.to_owned(),
-                part_number: 1,
-            };
-            assert!(matches!(
-                store.data_writer(&alice, &bucket, target, None),
-                Err(Error::NoSuchUpload)
-            ));
-            assert!(matches!(
-                store.complete_upload(&alice, &bucket, id, &[], final_meta),
+                UploadAddress::new("k", id),
                 Err(Error::NoSuchUpload)
             ));
         }
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        let unknown = UploadAddress::new("k", &"0".repeat(32)).unwrap();
+        assert_no_such_upload(store, &alice, &bucket, &unknown);
+    });
+}
+
+/// Every call on `upload` fails with `NoSuchUpload`, and changes nothing.
+fn assert_no_such_upload(
+    store: &Store,
+    scope: &TenantScope,
+    bucket: &BucketRecord,
+    upload: &UploadAddress,
+) {
+    let no_such = |what: &str, outcome: Result<(), Error>| {
+        assert!(
+            matches!(outcome, Err(Error::NoSuchUpload)),
+            "{what}: {outcome:?}"
+        );
+    };
+    no_such("upload", store.upload(scope, bucket, upload).map(drop));
+    let target = WriteTarget::Part {
+        upload: upload.clone(),
+        part_number: 1,
+    };
+    no_such(
+        "data writer",
+        store.data_writer(scope, bucket, target, None).map(drop),
+    );
+    no_such(
+        "list parts",
+        store.list_parts(scope, bucket, upload, 0, 10).map(drop),
+    );
+    no_such(
+        "customer key check",
+        store.check_upload_customer_key(scope, bucket, upload, None),
+    );
+    let zero_etag = "0".repeat(32);
+    no_such(
+        "complete",
+        store
+            .complete_upload(scope, bucket, upload, &completion(&[(1, &zero_etag)]))
+            .map(drop),
+    );
+    no_such("abort", store.abort_upload(scope, bucket, upload));
+}
+
+#[test]
+fn an_upload_id_is_valid_only_with_its_own_key() {
+    each_store(|store, _| {
+        let alice = scope(store);
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        let upload = store
+            .create_upload(&alice, &bucket, "mine", ObjectMeta::default(), None)
+            .unwrap()
+            .address();
+        let etag = put_part(store, &alice, &bucket, &upload, 1, &bytes(500, 1));
+        let elsewhere = UploadAddress::new("other", &upload.upload_id()).unwrap();
+        assert_no_such_upload(store, &alice, &bucket, &elsewhere);
+        // A part written for the upload cannot be recorded under another key either.
+        let written = write_part(store, &alice, &bucket, &upload, 2, &bytes(500, 2), 100);
+        let info = PartInfo {
+            etag: "0".repeat(32),
+            size: 500,
+            checksums: Vec::new(),
+        };
+        assert!(matches!(
+            store.put_part(&alice, &bucket, &elsewhere, 2, info, written),
+            Err(Error::NoSuchUpload)
+        ));
+        // Nothing happened to the upload itself.
+        let (parts, _) = store.list_parts(&alice, &bucket, &upload, 0, 10).unwrap();
+        assert_eq!(parts.len(), 1);
+        store
+            .complete_upload(&alice, &bucket, &upload, &completion(&[(1, &etag)]))
+            .unwrap();
+        assert!(store
+            .object(&alice, &bucket, "mine")
+            .unwrap()
+            .is_multipart());
+        assert!(matches!(
+            store.object(&alice, &bucket, "other"),
+            Err(Error::NoSuchKey)
+        ));
     });
 }
 
@@ -351,7 +443,7 @@ fn upload_listing_matches_the_model() {
                         let upload = store
                             .create_upload(&alice, &bucket, &key, ObjectMeta::default(), None)
                             .unwrap();
-                        uploads.insert((key.clone(), upload.upload_id));
+                        uploads.insert((key.clone(), upload.upload_id()));
                     }
                 }
                 // An id marker from an existing upload, with its key as key marker.
@@ -374,14 +466,14 @@ fn upload_listing_matches_the_model() {
                 let got: BTreeSet<_> = page
                     .uploads
                     .iter()
-                    .map(|u| (u.key.clone(), Some(u.upload_id.clone())))
+                    .map(|u| (u.key.clone(), Some(u.upload_id().clone())))
                     .chain(page.common_prefixes.iter().map(|p| (p.clone(), None)))
                     .collect();
                 prop_assert_eq!(got, expected.iter().cloned().collect::<BTreeSet<_>>());
                 let uploads_in_order: Vec<_> = page
                     .uploads
                     .iter()
-                    .map(|u| (u.key.clone(), Some(u.upload_id.clone())))
+                    .map(|u| (u.key.clone(), Some(u.upload_id().clone())))
                     .collect();
                 let expected_uploads: Vec<_> = expected
                     .iter()

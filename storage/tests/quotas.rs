@@ -6,7 +6,8 @@ mod harness;
 
 use coffre_crypto::{AdminScope, TenantScope};
 use coffre_storage::{
-    BucketRecord, Error, ObjectMeta, PartInfo, Quotas, Store, TenantSettings, TenantUpdate, Usage,
+    BucketRecord, ChosenPart, Completion, Error, ObjectMeta, PartInfo, Quotas, Store,
+    TenantSettings, TenantUpdate, UploadAddress, Usage,
 };
 use harness::*;
 
@@ -26,17 +27,22 @@ fn limited(store: &Store, bytes: Option<u64>, objects: Option<u64>) -> TenantSco
     )
 }
 
+/// The ETag these tests give part `number` of `len` bytes.
+fn part_etag(number: u32, len: usize) -> String {
+    format!("{number:08x}{len:024x}")
+}
+
 fn put_part(
     store: &Store,
     scope: &TenantScope,
     bucket: &BucketRecord,
-    upload: &str,
+    upload: &UploadAddress,
     number: u32,
     data: &[u8],
 ) -> coffre_storage::Result<()> {
     let written = write_part(store, scope, bucket, upload, number, data, 4096);
     let info = PartInfo {
-        etag: format!("p{number}-{}", data.len()),
+        etag: part_etag(number, data.len()),
         size: data.len() as u64,
         checksums: vec![],
     };
@@ -81,27 +87,24 @@ fn usage_follows_puts_overwrites_deletes_and_uploads() {
             store,
             &alice,
             &bucket,
-            &upload.upload_id,
+            &upload.address(),
             1,
             &bytes(2000, 4),
         )
         .unwrap();
-        put_part(store, &alice, &bucket, &upload.upload_id, 2, &bytes(700, 5)).unwrap();
-        put_part(store, &alice, &bucket, &upload.upload_id, 2, &bytes(500, 6)).unwrap();
-        put_part(store, &alice, &bucket, &upload.upload_id, 3, &bytes(100, 7)).unwrap();
+        put_part(store, &alice, &bucket, &upload.address(), 2, &bytes(700, 5)).unwrap();
+        put_part(store, &alice, &bucket, &upload.address(), 2, &bytes(500, 6)).unwrap();
+        put_part(store, &alice, &bucket, &upload.address(), 3, &bytes(100, 7)).unwrap();
         assert_eq!(usage(store, &alice).bytes, 3000 + 2600);
         store
             .complete_upload(
                 &alice,
                 &bucket,
-                &upload.upload_id,
-                &[(1, "p1-2000".into()), (2, "p2-500".into())],
-                |_, parts| {
-                    Ok(ObjectMeta {
-                        size: parts.iter().map(|p| p.size).sum(),
-                        ..ObjectMeta::default()
-                    })
-                },
+                &upload.address(),
+                &Completion::of_parts(vec![
+                    ChosenPart::new(1, part_etag(1, 2000)),
+                    ChosenPart::new(2, part_etag(2, 500)),
+                ]),
             )
             .unwrap();
         assert_eq!(
@@ -116,14 +119,14 @@ fn usage_follows_puts_overwrites_deletes_and_uploads() {
             store,
             &alice,
             &bucket,
-            &aborted.upload_id,
+            &aborted.address(),
             1,
             &bytes(900, 8),
         )
         .unwrap();
         assert_eq!(usage(store, &alice).bytes, 6400);
         store
-            .abort_upload(&alice, &bucket, &aborted.upload_id)
+            .abort_upload(&alice, &bucket, &aborted.address())
             .unwrap();
         assert_eq!(
             (usage(store, &alice).bytes, usage(store, &alice).objects),
@@ -192,13 +195,12 @@ fn the_object_quota_refuses_new_objects_and_completions() {
         let upload = store
             .create_upload(&alice, &bucket, "c", ObjectMeta::default(), None)
             .unwrap();
-        put_part(store, &alice, &bucket, &upload.upload_id, 1, b"part").unwrap();
+        put_part(store, &alice, &bucket, &upload.address(), 1, b"part").unwrap();
         let refused = store.complete_upload(
             &alice,
             &bucket,
-            &upload.upload_id,
-            &[(1, "p1-4".into())],
-            |_, _| Ok(ObjectMeta::default()),
+            &upload.address(),
+            &Completion::of_parts(vec![ChosenPart::new(1, part_etag(1, 4))]),
         );
         assert!(matches!(
             refused,
@@ -208,7 +210,7 @@ fn the_object_quota_refuses_new_objects_and_completions() {
             })
         ));
         // Nothing changed: the upload is still there to be aborted.
-        store.upload(&alice, &bucket, &upload.upload_id).unwrap();
+        store.upload(&alice, &bucket, &upload.address()).unwrap();
         assert!(matches!(
             store.object(&alice, &bucket, "c"),
             Err(Error::NoSuchKey)
@@ -229,7 +231,7 @@ fn a_part_past_the_byte_quota_is_refused() {
             store,
             &alice,
             &bucket,
-            &upload.upload_id,
+            &upload.address(),
             1,
             &bytes(2000, 1),
         )
@@ -240,7 +242,7 @@ fn a_part_past_the_byte_quota_is_refused() {
                 store,
                 &alice,
                 &bucket,
-                &upload.upload_id,
+                &upload.address(),
                 2,
                 &bytes(2000, 2)
             ),
@@ -252,7 +254,7 @@ fn a_part_past_the_byte_quota_is_refused() {
             store,
             &alice,
             &bucket,
-            &upload.upload_id,
+            &upload.address(),
             1,
             &bytes(2900, 3),
         )
@@ -348,17 +350,34 @@ fn the_early_byte_check_sees_committed_usage_and_reserves_nothing() {
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         put(store, &alice, &bucket, "k", &bytes(600, 1));
         assert!(matches!(
-            store.check_byte_quota(&alice, 401),
+            store.check_room_for_object(&alice, &bucket, "k2", 401),
             Err(Error::QuotaExceeded { what: "bytes", .. })
         ));
         // Checking twice reserves nothing: 400 bytes still fit, and the write commits.
-        store.check_byte_quota(&alice, 400).unwrap();
-        store.check_byte_quota(&alice, 400).unwrap();
+        store
+            .check_room_for_object(&alice, &bucket, "k2", 400)
+            .unwrap();
+        store
+            .check_room_for_object(&alice, &bucket, "k2", 400)
+            .unwrap();
         put(store, &alice, &bucket, "k2", &bytes(400, 2));
-        // Shrinking growth (an overwrite by something smaller) always passes.
-        store.check_byte_quota(&alice, -100).unwrap();
+        // The quota is full; an overwrite counts only its growth: as large passes, larger
+        // does not.
+        store
+            .check_room_for_object(&alice, &bucket, "k", 600)
+            .unwrap();
+        store
+            .check_room_for_object(&alice, &bucket, "k", 100)
+            .unwrap();
+        assert!(matches!(
+            store.check_room_for_object(&alice, &bucket, "k", 601),
+            Err(Error::QuotaExceeded { what: "bytes", .. })
+        ));
         // No byte quota: nothing to check.
         let bob = scope(store);
-        store.check_byte_quota(&bob, i64::MAX).unwrap();
+        let bobs = store.create_bucket(&bob, "b", "r").unwrap();
+        store
+            .check_room_for_object(&bob, &bobs, "k", u64::MAX)
+            .unwrap();
     });
 }

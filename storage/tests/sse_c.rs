@@ -8,8 +8,8 @@ mod harness;
 
 use coffre_crypto::{CustomerKey, TenantScope};
 use coffre_storage::{
-    BucketRecord, Error, ListEntry, ListQuery, ObjectRecord, PartInfo, Store, WriteTarget,
-    WrittenData,
+    BucketRecord, ChosenPart, Completion, Error, ListEntry, ListQuery, ObjectRecord, PartInfo,
+    Store, WriteTarget, WrittenData,
 };
 use harness::*;
 
@@ -187,7 +187,7 @@ fn every_part_of_an_sse_c_upload_needs_its_key() {
             .unwrap();
         assert!(upload.is_sse_c());
         let part = |n: u32| WriteTarget::Part {
-            upload_id: upload.upload_id.clone(),
+            upload: upload.address(),
             part_number: n,
         };
         assert!(matches!(
@@ -203,22 +203,22 @@ fn every_part_of_an_sse_c_upload_needs_its_key() {
         for (n, data) in [(1, &first), (2, &second)] {
             let written = write_with(store, &alice, &bucket, part(n), data, Some(&key())).unwrap();
             let info = PartInfo {
-                etag: format!("e{n}"),
+                etag: format!("{n:032x}"),
                 size: data.len() as u64,
                 checksums: Vec::new(),
             };
             store
-                .put_part(&alice, &bucket, &upload.upload_id, n, info, written)
+                .put_part(&alice, &bucket, &upload.address(), n, info, written)
                 .unwrap();
         }
-        let chosen = [(1, "e1".to_owned()), (2, "e2".to_owned())];
+        let chosen = (1..=2).map(|n| ChosenPart::new(n, format!("{n:032x}")));
         let object = store
-            .complete_upload(&alice, &bucket, &upload.upload_id, &chosen, |_, parts| {
-                let mut meta = meta_for(b"");
-                meta.size = parts.iter().map(|p| p.size).sum();
-                meta.etag = "mp-2".into();
-                Ok(meta)
-            })
+            .complete_upload(
+                &alice,
+                &bucket,
+                &upload.address(),
+                &Completion::of_parts(chosen.collect()),
+            )
             .unwrap();
         assert!(object.is_sse_c());
         let object = store.object(&alice, &bucket, "mp").unwrap();
@@ -244,7 +244,7 @@ fn every_part_of_an_sse_c_upload_needs_its_key() {
             .create_upload(&alice, &bucket, "plain", meta_for(b""), None)
             .unwrap();
         let target = WriteTarget::Part {
-            upload_id: plain.upload_id.clone(),
+            upload: plain.address(),
             part_number: 1,
         };
         assert!(matches!(

@@ -78,7 +78,7 @@ fn uploads_carry_their_tags_to_the_object() {
         let upload = store
             .create_upload(&alice, &bucket, "mp", meta, None)
             .unwrap();
-        let reread = store.upload(&alice, &bucket, &upload.upload_id).unwrap();
+        let reread = store.upload(&alice, &bucket, &upload.address()).unwrap();
         assert_eq!(reread.meta.tags, tags(&[("a", "1")]));
     });
 }

@@ -29,7 +29,7 @@ fn delete_is_refused_while_buckets_remain_unless_forced() {
             store,
             &alice,
             &bucket,
-            &upload.upload_id,
+            &upload.address(),
             1,
             &bytes(4000, 2),
             1000,
@@ -38,7 +38,7 @@ fn delete_is_refused_while_buckets_remain_unless_forced() {
             .put_part(
                 &alice,
                 &bucket,
-                &upload.upload_id,
+                &upload.address(),
                 1,
                 coffre_storage::PartInfo::default(),
                 written,

@@ -233,6 +233,28 @@ impl From<coffre_storage::Error> for S3Error {
                      tag. (part {part_number})"
                 ),
             ),
+            E::InvalidPartOrder => S3Error::new(S3ErrorCode::InvalidPartOrder),
+            E::NoPartsChosen => S3Error::with_message(
+                S3ErrorCode::MalformedXML,
+                "The XML you provided was not well-formed or did not validate against our \
+                 published schema: you must specify at least one part.",
+            ),
+            E::EntityTooSmall {
+                part_number,
+                size,
+                min,
+            } => S3Error::with_message(
+                S3ErrorCode::EntityTooSmall,
+                format!(
+                    "Your proposed upload is smaller than the minimum allowed object size. Part \
+                     {part_number} has {size} bytes; every part but the last must have at least \
+                     {min}."
+                ),
+            ),
+            E::BadDigest { algorithm } => S3Error::with_message(
+                S3ErrorCode::BadDigest,
+                format!("The {algorithm} you specified did not match the calculated checksum."),
+            ),
             E::QuotaExceeded { what, limit } => S3Error::with_message(
                 S3ErrorCode::QuotaExceeded,
                 format!(

@@ -11,6 +11,7 @@ use coffre_crypto::{AdminScope, LocalFileKeyProvider, MaintenanceScope, TenantSc
 
 use super::*;
 use crate::data_writer::WriteTarget;
+use crate::multipart_upload::{ChosenPart, Completion};
 use crate::records::{BucketRecord, ObjectMeta, PartInfo};
 use crate::{ArrayConfig, MemoryMetaStore, StoreConfig, TenantSettings};
 
@@ -191,7 +192,7 @@ fn an_upload_completed_after_the_scan_is_not_resurrected() {
         .store
         .create_upload(&f.scope, &f.bucket, "mp", ObjectMeta::default(), None)
         .unwrap();
-    let id = ObjectId::parse_hex(&upload.upload_id).unwrap();
+    let id = upload.id;
     let by_id = keys::upload_by_id(f.tenant(), f.bucket.id, id);
     let scanned = f.raw(Cf::Uploads, &by_id).unwrap();
     let target = f.rotate();
@@ -202,7 +203,7 @@ fn an_upload_completed_after_the_scan_is_not_resurrected() {
             &f.scope,
             &f.bucket,
             WriteTarget::Part {
-                upload_id: upload.upload_id.clone(),
+                upload: upload.address(),
                 part_number: 1,
             },
             None,
@@ -210,27 +211,21 @@ fn an_upload_completed_after_the_scan_is_not_resurrected() {
         .unwrap();
     writer.write(b"the only part").unwrap();
     let written = writer.finish().unwrap();
+    let etag = "0123456789abcdef0123456789abcdef";
     let part = PartInfo {
-        etag: "p1".into(),
+        etag: etag.into(),
         size: 13,
         checksums: Vec::new(),
     };
     f.store
-        .put_part(&f.scope, &f.bucket, &upload.upload_id, 1, part, written)
+        .put_part(&f.scope, &f.bucket, &upload.address(), 1, part, written)
         .unwrap();
     f.store
         .complete_upload(
             &f.scope,
             &f.bucket,
-            &upload.upload_id,
-            &[(1, "p1".into())],
-            |_, _| {
-                Ok(ObjectMeta {
-                    size: 13,
-                    etag: "mp-1".into(),
-                    ..ObjectMeta::default()
-                })
-            },
+            &upload.address(),
+            &Completion::of_parts(vec![ChosenPart::new(1, etag)]),
         )
         .unwrap();
     let outcome = f
@@ -256,7 +251,7 @@ fn both_copies_of_an_upload_record_are_rewrapped_together() {
         .store
         .create_upload(&f.scope, &f.bucket, "mp", ObjectMeta::default(), None)
         .unwrap();
-    let id = ObjectId::parse_hex(&upload.upload_id).unwrap();
+    let id = upload.id;
     let by_id = keys::upload_by_id(f.tenant(), f.bucket.id, id);
     let index = keys::upload_by_key(f.tenant(), f.bucket.id, b"mp", id);
     let target = f.rotate();
@@ -281,7 +276,7 @@ fn both_copies_of_an_upload_record_are_rewrapped_together() {
     let stored = StoredUpload::decode(&primary).unwrap();
     assert_eq!(stored.dek.kek_version, target.version());
     f.store
-        .upload(&f.scope, &f.bucket, &upload.upload_id)
+        .upload(&f.scope, &f.bucket, &upload.address())
         .unwrap();
 }
 

@@ -72,9 +72,18 @@ pub struct ObjectRecord {
     pub(crate) dek: WrappedDek,
     /// Set for an SSE-C object: its data needs the customer key this recognises.
     pub(crate) customer_key_check: Option<CustomerKeyCheck>,
+    /// Made by CompleteMultipartUpload (its parts are the upload's), rather than by a
+    /// single PUT or a copy (one part to clients, whatever its layout).
+    pub(crate) multipart: bool,
 }
 
 impl ObjectRecord {
+    /// Whether the object was made by CompleteMultipartUpload: only then do clients see its
+    /// parts (`partNumber` reads, `x-amz-mp-parts-count`, GetObjectAttributes' parts).
+    pub fn is_multipart(&self) -> bool {
+        self.multipart
+    }
+
     /// Whether the object was stored with a customer key (SSE-C): reading its data, or
     /// anything beyond what a listing shows, takes that key.
     pub fn is_sse_c(&self) -> bool {
@@ -107,8 +116,8 @@ pub struct PartRecord {
 /// upload id is the object's id, so the wrapped DEK's context is already the object's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadRecord {
-    /// Lowercase hex of an [`ObjectId`]: URL-safe.
-    pub upload_id: String,
+    /// The upload id is its lowercase hex (URL-safe).
+    pub(crate) id: ObjectId,
     pub key: String,
     pub initiated: SystemTime,
     /// Content headers and metadata given at creation; size and etag are empty.
@@ -119,6 +128,11 @@ pub struct UploadRecord {
 }
 
 impl UploadRecord {
+    /// The upload id clients name it by.
+    pub fn upload_id(&self) -> String {
+        self.id.to_hex()
+    }
+
     /// Whether the upload was created with a customer key (SSE-C).
     pub fn is_sse_c(&self) -> bool {
         self.customer_key_check.is_some()

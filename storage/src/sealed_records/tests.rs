@@ -21,7 +21,7 @@ fn record(dek: &Dek) -> ObjectRecord {
         id,
         meta: ObjectMeta {
             size: 3,
-            etag: "the-etag".into(),
+            etag: "the_etag".into(),
             user_metadata: vec![("a".into(), "one".into()), ("b".into(), "two".into())],
             tags: vec![("project".into(), "zephyr".into())],
             checksums: vec![("CRC32".into(), "AAAAAA==".into())],
@@ -38,6 +38,7 @@ fn record(dek: &Dek) -> ObjectRecord {
         bucket,
         dek: kek.wrap_dek(dek, &context).unwrap(),
         customer_key_check: None,
+        multipart: false,
     }
 }
 
@@ -48,7 +49,7 @@ fn objects_round_trip_and_hold_no_plaintext_value() {
     let record = record(&dek);
     let encoded = StoredObject::seal(&record, &key).unwrap().encode().unwrap();
     for plain in [
-        "the-etag", "one", "two", "AAAAAA==", "BBBBBB==", "project", "zephyr",
+        "the_etag", "one", "two", "AAAAAA==", "BBBBBB==", "project", "zephyr",
     ] {
         assert!(
             !encoded.windows(plain.len()).any(|w| w == plain.as_bytes()),
@@ -56,7 +57,7 @@ fn objects_round_trip_and_hold_no_plaintext_value() {
         );
     }
     let stored = StoredObject::decode(&encoded).unwrap();
-    assert_eq!(stored.open_etag(&key).unwrap(), "the-etag");
+    assert_eq!(stored.open_etag(&key).unwrap(), "the_etag");
     assert_eq!(stored.open(record.bucket, &key).unwrap(), record);
 }
 
@@ -180,7 +181,7 @@ fn the_sse_c_key_check_round_trips_and_the_key_is_not_stored() {
     record.customer_key_check = Some(dek.customer_key_check(&customer_key).unwrap());
     assert!(record.is_sse_c());
     let encoded = StoredObject::seal(&record, &key).unwrap().encode().unwrap();
-    assert_eq!(encoded[0], LAYOUT_FORMAT_VERSION);
+    assert_eq!(encoded[0], MULTIPART_FORMAT_VERSION);
     assert!(!encoded.windows(32).any(|w| w == [0x5A; 32]));
     let opened = StoredObject::decode(&encoded)
         .unwrap()
@@ -212,7 +213,7 @@ fn format_3_objects_and_uploads_read_as_not_sse_c() {
     assert_eq!(decoded.open(record.bucket, &key).unwrap(), record);
 
     let upload = UploadRecord {
-        upload_id: record.id.to_hex(),
+        id: record.id,
         key: "k".into(),
         initiated: now(),
         meta: ObjectMeta::default(),
@@ -249,6 +250,8 @@ fn format_3_objects_and_uploads_read_as_not_sse_c() {
 /// A record of three file parts, as a completed multipart upload leaves it.
 fn multipart_record(dek: &Dek) -> ObjectRecord {
     let mut record = record(dek);
+    record.multipart = true;
+    record.meta.etag = "0f343b0931126a20f133d67c2b018a3b-3".into();
     record.meta.size = 3 * 5_000_000;
     record.parts = (1..=3)
         .map(|part_number| PartLayout {
@@ -312,6 +315,8 @@ fn r12_a_part_layout_reordered_dropped_duplicated_or_redirected_does_not_open() 
             "seal removed",
             Box::new(|s| s.layout_seal = Some(Vec::new())),
         ),
+        ("single", Box::new(|s| s.multipart = Some(false))),
+        ("flag removed", Box::new(|s| s.multipart = None)),
     ];
     for (what, tamper) in tamperings {
         let mut stored = StoredObject::decode(&sealed.encode().unwrap()).unwrap();
@@ -359,4 +364,58 @@ fn objects_of_format_4_read_without_a_layout_seal() {
     let read = StoredObject::decode(&v4).unwrap();
     assert_eq!(read.layout_seal, None);
     assert_eq!(read.open(record.bucket, &key).unwrap(), record);
+}
+
+#[test]
+fn objects_of_format_5_are_multipart_when_their_etag_says_so() {
+    #[derive(Serialize)]
+    struct V5<'a> {
+        key: &'a str,
+        id: ObjectId,
+        dek: &'a WrappedDek,
+        meta: &'a SealedMeta,
+        #[serde(with = "unix_millis")]
+        last_modified: SystemTime,
+        parts: &'a [StoredPart],
+        customer_key_check: Option<CustomerKeyCheck>,
+        layout_seal: Option<Vec<u8>>,
+    }
+    let dek = Dek::generate();
+    let key = dek.value_key().unwrap();
+    let mut single = record(&dek);
+    single.meta.etag = "0f343b0931126a20f133d67c2b018a3b".into();
+    for record in [multipart_record(&dek), single] {
+        // A format 5 writer sealed the layout without the flag.
+        let layout: Vec<_> = record
+            .parts
+            .iter()
+            .map(|p| (p.part_number, p.size, &p.location, &p.nonce))
+            .collect();
+        let seal = key
+            .seal(
+                &layout_field(record.id, record.meta.size, &layout, None),
+                b"",
+            )
+            .unwrap();
+        let stored = StoredObject::seal(&record, &key).unwrap();
+        let v5 = postcard::to_extend(
+            &V5 {
+                key: &stored.key,
+                id: stored.id,
+                dek: &stored.dek,
+                meta: &stored.meta,
+                last_modified: stored.last_modified,
+                parts: &stored.parts,
+                customer_key_check: stored.customer_key_check,
+                layout_seal: Some(seal),
+            },
+            vec![LAYOUT_FORMAT_VERSION],
+        )
+        .unwrap();
+        let read = StoredObject::decode(&v5).unwrap();
+        assert_eq!(read.multipart, None);
+        let opened = read.open(record.bucket, &key).unwrap();
+        assert_eq!(opened.is_multipart(), record.multipart);
+        assert_eq!(opened, record);
+    }
 }

@@ -12,10 +12,12 @@ use std::sync::Arc;
 use coffre_crypto::{AdminScope, KeyProvider, LocalFileKeyProvider, TenantId, TenantScope};
 use coffre_storage::{
     ArrayConfig, BucketRecord, MemoryMetaStore, ObjectMeta, ObjectRecord, PostgresConfig,
-    PostgresMetaStore, Store, StoreConfig, TenantSettings, WriteTarget, WrittenData,
+    PostgresMetaStore, Store, StoreConfig, TenantSettings, UploadAddress, WriteTarget, WrittenData,
 };
 
 pub const INLINE_MAX: usize = 1024;
+/// Small parts, so that multipart tests need not write 5 MiB each.
+pub const MIN_PART_SIZE: u64 = 100;
 
 pub fn config(dir: &Path) -> StoreConfig {
     let arrays = [("a1", 1), ("a2", 2)]
@@ -29,6 +31,7 @@ pub fn config(dir: &Path) -> StoreConfig {
         .collect();
     StoreConfig {
         inline_max: INLINE_MAX,
+        min_part_size: MIN_PART_SIZE,
         ..StoreConfig::new(dir.join("meta"), arrays)
     }
 }
@@ -136,13 +139,13 @@ pub fn write_part(
     store: &Store,
     scope: &TenantScope,
     bucket: &BucketRecord,
-    upload_id: &str,
+    upload: &UploadAddress,
     part_number: u32,
     data: &[u8],
     slice: usize,
 ) -> WrittenData {
     let target = WriteTarget::Part {
-        upload_id: upload_id.to_owned(),
+        upload: upload.clone(),
         part_number,
     };
     write_for(store, scope, bucket, target, data, slice)

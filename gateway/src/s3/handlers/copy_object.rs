@@ -13,7 +13,8 @@ use std::sync::Arc;
 use coffre_crypto::checksum::{ChecksumAlgorithm, ChecksumHasher};
 use coffre_crypto::TenantScope;
 use coffre_storage::{
-    BucketRecord, ObjectMeta, ObjectRecord, PartInfo, Store, WriteTarget, WrittenData,
+    BucketRecord, ObjectMeta, ObjectRecord, PartInfo, Store, UploadAddress, WriteTarget,
+    WrittenData,
 };
 use http::{HeaderMap, HeaderValue, Response};
 use md5::{Digest, Md5};
@@ -330,7 +331,7 @@ fn carried_digests(
         .clone();
     let md5_hex = if sse_c {
         String::new()
-    } else if source.is_sse_c() || source.meta.etag.contains('-') {
+    } else if source.is_sse_c() || source.is_multipart() {
         return None;
     } else {
         source.meta.etag.clone()
@@ -488,17 +489,12 @@ pub async fn upload_part_copy(
         return Err(S3Error::new(S3ErrorCode::EntityTooLarge));
     }
     let target = bucket_record(&ctx, &bucket).await?;
+    let upload = UploadAddress::new(key, &upload_id)?;
     {
-        let (store, scope, record, id) = (
-            ctx.store.clone(),
-            ctx.scope.clone(),
-            target.clone(),
-            upload_id.clone(),
-        );
-        blocking(move || {
-            super::multipart_upload::upload_of_key(&store, &scope, &record, &id, &key)
-        })
-        .await?;
+        // Before any source byte is read.
+        let (store, scope, record) = (ctx.store.clone(), ctx.scope.clone(), target.clone());
+        let upload = upload.clone();
+        blocking(move || store.upload(&scope, &record, &upload)).await?;
     }
     let algorithm = ChecksumAlgorithm::Crc64Nvme;
     let job = CopyJob {
@@ -507,7 +503,7 @@ pub async fn upload_part_copy(
         range,
         target: target.clone(),
         write_target: WriteTarget::Part {
-            upload_id: upload_id.clone(),
+            upload: upload.clone(),
             part_number,
         },
         target_key: target_key.clone(),
@@ -527,7 +523,7 @@ pub async fn upload_part_copy(
     };
     let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
     let data = copied.data;
-    blocking(move || store.put_part(&scope, &target, &upload_id, part_number, part, data)).await?;
+    blocking(move || store.put_part(&scope, &target, &upload, part_number, part, data)).await?;
 
     let mut w = XmlWriter::new();
     w.open_root("CopyPartResult");

@@ -80,8 +80,7 @@ pub async fn get_object_attributes(
         }
         w.close("Checksum");
     }
-    let multipart = object.meta.etag.contains('-');
-    if wants("ObjectParts") && multipart {
+    if wants("ObjectParts") && object.is_multipart() {
         let parts: Vec<_> = object
             .parts
             .iter()

@@ -47,8 +47,8 @@ pub fn with_bucket(e: S3Error, bucket: &str) -> S3Error {
 const EARLY_QUOTA_CHECK_BYTES: u64 = 1 << 20;
 
 /// A PUT that cannot fit the tenant's byte quota is refused from its declared length,
-/// before gigabytes are received for nothing. An overwrite counts only its growth. The
-/// commit checks again, exactly.
+/// before gigabytes are received for nothing (storage's rule: an overwrite counts only its
+/// growth; the commit checks again, exactly).
 async fn refuse_early_over_quota(
     ctx: &RequestContext,
     bucket: &Arc<BucketRecord>,
@@ -64,19 +64,7 @@ async fn refuse_early_over_quota(
         bucket.clone(),
         key.to_owned(),
     );
-    let growth = i64::try_from(declared).unwrap_or(i64::MAX);
-    blocking(move || match store.check_byte_quota(&scope, growth) {
-        Err(coffre_storage::Error::QuotaExceeded { .. }) => {
-            let replaced = match store.object(&scope, &bucket, &key) {
-                Ok(existing) => i64::try_from(existing.meta.size).unwrap_or(i64::MAX),
-                Err(coffre_storage::Error::NoSuchKey) => 0,
-                Err(e) => return Err(e),
-            };
-            store.check_byte_quota(&scope, growth.saturating_sub(replaced))
-        }
-        other => other,
-    })
-    .await
+    blocking(move || store.check_room_for_object(&scope, &bucket, &key, declared)).await
 }
 
 pub async fn put_object(
@@ -224,7 +212,7 @@ fn requested_range(
         ));
     }
     let index = n as usize - 1;
-    if !is_multipart(object) {
+    if !object.is_multipart() {
         return match index {
             0 if size > 0 => Ok(Some(ByteRange {
                 start: 0,
@@ -245,12 +233,8 @@ fn requested_range(
     }))
 }
 
-fn is_multipart(object: &ObjectRecord) -> bool {
-    object.meta.etag.contains('-')
-}
-
 fn parts_count_header(object: &ObjectRecord, part_number: Option<u32>, out: &mut HeaderMap) {
-    if part_number.is_some() && is_multipart(object) {
+    if part_number.is_some() && object.is_multipart() {
         out.insert(
             "x-amz-mp-parts-count",
             HeaderValue::from(object.parts.len()),
