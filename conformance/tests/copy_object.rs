@@ -759,13 +759,44 @@ async fn await_data_files(server: &TestServer, expected: &[(std::path::PathBuf, 
             std::time::Instant::now() < deadline,
             "data files {files:#?}, expected {expected:#?}"
         );
+        // The poll interval of the wait for the files, under the deadline above.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 
-/// Long enough for several collection passes (every second).
-async fn let_collections_run() {
-    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+/// Garbage-collection passes completed so far (`/metrics`), ok and failed.
+async fn gc_passes(server: &TestServer) -> (f64, f64) {
+    let response = server.admin().send(Method::GET, "/metrics", None).await;
+    response.assert_status(200);
+    let value = |result: &str| {
+        let series = format!("coffre_gc_passes_total{{result=\"{result}\"}}");
+        response
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{}", response.text))
+    };
+    (value("ok"), value("failed"))
+}
+
+/// Waits (polling, under a deadline) until two more collection passes have completed: the
+/// second began after this call, so it saw every release committed before it.
+async fn let_collections_run(server: &TestServer) {
+    let (ok, failed) = gc_passes(server).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let now = gc_passes(server).await;
+        assert_eq!(now.1, failed, "a collection pass failed");
+        if now.0 >= ok + 2.0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two collection passes did not complete in time: {now:?}, from {ok}"
+        );
+        // The poll interval of the wait for the passes, under the deadline above.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
@@ -804,7 +835,7 @@ async fn r5_a_copy_shares_its_source_data_until_both_are_deleted() {
         .send()
         .await
         .unwrap();
-    let_collections_run().await;
+    let_collections_run(&server).await;
     assert_eq!(data_files(&server), files, "the copy still uses the file");
     assert!(get_bytes(&s3, DST, "big-copy").await == data);
 
@@ -841,12 +872,12 @@ async fn r5_overwriting_a_copy_or_its_source_keeps_the_other() {
     let files = data_files(&server);
     assert_eq!(files.len(), 1);
     put_bytes(&s3, SRC, "a", b"replaced").await;
-    let_collections_run().await;
+    let_collections_run(&server).await;
     assert_eq!(data_files(&server), files);
     assert!(get_bytes(&s3, DST, "b").await == data);
     let replacement = pseudo_random_bytes(2 * MIB, 57);
     put_bytes(&s3, DST, "b", &replacement).await;
-    let_collections_run().await;
+    let_collections_run(&server).await;
     let left = data_files(&server);
     assert_eq!(left.len(), 1);
     assert_ne!(left, files, "the shared file went with its last object");
@@ -910,7 +941,7 @@ async fn r5_a_copy_of_a_multipart_object_shares_its_parts_and_is_a_single_part_o
         .send()
         .await
         .unwrap();
-    let_collections_run().await;
+    let_collections_run(&server).await;
     assert_eq!(data_files(&server), files);
     assert!(get_bytes(&s3, DST, "copy").await == whole);
     s3.delete_object()

@@ -240,7 +240,7 @@ async fn malformed_requests_get_s3_errors() {
 /// cut the client off mid-send: the server drains the rest of the body (up to a bound)
 /// while it answers, so a client that writes its whole body before reading gets the 403
 /// instead of a broken pipe. Raw TCP, so that the timing is the test's: headers and the
-/// first 64 KiB, a pause while the server answers, then the rest of a 4 MiB body.
+/// first 64 KiB, then (once the server's answer has arrived) the rest of a 4 MiB body.
 #[tokio::test]
 async fn a_refused_upload_body_is_drained_so_the_client_reads_the_refusal() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -266,7 +266,12 @@ async fn a_refused_upload_body_is_drained_so_the_client_reads_the_refusal() {
     let piece = vec![b'x'; 64 * 1024];
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&piece).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The server answers before it has the body: wait for its answer to arrive (unread), so
+    // that the rest is sent to a server that has already refused the request.
+    tokio::time::timeout(std::time::Duration::from_secs(10), stream.readable())
+        .await
+        .expect("the server did not answer before the body was sent")
+        .unwrap();
     for _ in 1..length / piece.len() {
         stream
             .write_all(&piece)

@@ -316,6 +316,7 @@ async fn served_connection(server: &TestServer, key: &KeyPair) -> TcpStream {
             Instant::now() < deadline,
             "no connection slot was freed in time"
         );
+        // The poll interval of the wait for a freed slot, under the deadline above.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -410,6 +411,7 @@ async fn request_bodies_and_responses_slower_than_the_minimum_rate_are_cut() {
             Instant::now() < deadline,
             "an unread download was not cut within {EVENT_DEADLINE:?}"
         );
+        // The poll interval of the wait for the cut (counted in metrics), under the deadline.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let received = read_until_closed(&mut download).await;

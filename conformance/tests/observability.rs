@@ -279,6 +279,7 @@ async fn storage_key_provider_and_metadata_series_follow_the_workload() {
             Instant::now() < deadline,
             "the deleted file was never collected:\n{text}"
         );
+        // The poll interval of the wait for the collection, under the deadline above.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -429,6 +430,7 @@ async fn query(prometheus: &Prometheus, promql: &str, deadline: Instant) -> f64 
             Instant::now() < deadline,
             "Prometheus never returned a sample for {promql}"
         );
+        // The poll interval of the wait for the sample, under the caller's deadline.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -460,8 +462,14 @@ async fn a_real_prometheus_scrapes_the_workload() {
     );
     workload(&server).await;
     // rate() needs the counters to grow between two scrapes (1 s apart): a second round of
-    // requests after a scrape has seen the first.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // requests once a scrape has seen the first.
+    let first_round = query(
+        &prometheus,
+        "sum(coffre_requests_total{op=\"PutObject\",code=\"200\"}) == 5",
+        deadline,
+    )
+    .await;
+    assert_eq!(first_round, 5.0);
     let s3 = server.s3_client();
     for i in 0..5 {
         s3.put_object()

@@ -153,6 +153,46 @@ async fn start_partial_upload(
     (tx, task)
 }
 
+/// The data files being written (`<array>/<tenant>/tmp/*.tmp`) and their sizes.
+fn temp_files(server: &TestServer) -> Vec<(std::path::PathBuf, u64)> {
+    let mut found = Vec::new();
+    let mut pending = vec![server.data_dir().join("arrays")];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else {
+                continue; // renamed or removed meanwhile
+            };
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if entry.path().extension().is_some_and(|e| e == "tmp") {
+                found.push((entry.path(), meta.len()));
+            }
+        }
+    }
+    found
+}
+
+/// Waits (polling, under a deadline) until `count` temporary data files hold at least
+/// `bytes` each.
+async fn wait_for_temp_files(server: &TestServer, count: usize, bytes: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let files = temp_files(server);
+        if files.iter().filter(|(_, len)| *len >= bytes).count() >= count {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{count} temporary files of {bytes} bytes were never written: {files:#?}"
+        );
+        // The poll interval of the wait for the files, under the deadline above.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_during_upload_keeps_the_old_object() {
     let (mut server, s3) = TestServer::start_with_buckets(&["crash"]).await;
@@ -163,8 +203,8 @@ async fn crash_during_upload_keeps_the_old_object() {
         start_partial_upload(&server, "/crash/precious", 32 * MIB, 20 * MIB).await;
     let (new_tx, new_upload) =
         start_partial_upload(&server, "/crash/newcomer", 16 * MIB, 9 * MIB).await;
-    // Give the server time to write what it received to its temporary files.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Kill once the server has written part of both bodies to their temporary files.
+    wait_for_temp_files(&server, 2, MIB as u64).await;
     server.kill();
     drop((overwrite_tx, new_tx));
     let _ = overwrite.await;

@@ -45,6 +45,7 @@ async fn r12_a_wrong_root_key_file_is_refused_at_start() {
             break status;
         }
         assert!(std::time::Instant::now() < deadline, "the server started");
+        // The poll interval of the wait for the exit (the event), under the deadline above.
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let mut stderr = String::new();

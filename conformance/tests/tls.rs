@@ -394,6 +394,7 @@ async fn wait_for_cert(addr: &str, ca: &TestCa, expected: &CertificateDer<'stati
             Instant::now() < deadline,
             "the new certificate was not served"
         );
+        // The poll interval of the wait for the new certificate, under the deadline above.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
