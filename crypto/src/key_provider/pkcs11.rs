@@ -185,9 +185,10 @@ impl Pkcs11KeyProvider {
         Ok(())
     }
 
-    /// Runs `op` on the logged-in session and the root keys. When the token reports the
+    /// Runs `op` on the logged-in session and the root keys. When the session is found
+    /// no longer logged in before `op` runs, or when `op` fails because the token reports the
     /// session or the login lost ([`session_lost`]), opens a new session, logs in again,
-    /// finds the root keys again and runs `op` once more; the lock is held throughout, so
+    /// finds the root keys again and runs `op` (once more); the lock is held throughout, so
     /// no other operation sees the session in between.
     fn with_session<T>(
         &self,
@@ -196,18 +197,25 @@ impl Pkcs11KeyProvider {
         let mut guard = self.token.lock().unwrap_or_else(PoisonError::into_inner);
         let token = &mut *guard;
         if let Some(session) = &token.session {
-            let error = match op(session, &mut token.roots) {
-                Err(error) => error,
-                ok => return ok,
-            };
-            let Some(lost) = session_lost(session, &error) else {
-                return Err(error);
+            // Checked first (C_GetSessionInfo): a search on a session that lost its login
+            // sees no private object, so it would take the tenant keys for destroyed.
+            let (lost, reason) = match logged_in(session) {
+                Err(lost) => (lost, "the session is no longer logged in".to_owned()),
+                Ok(()) => {
+                    let error = match op(session, &mut token.roots) {
+                        Err(error) => error,
+                        ok => return ok,
+                    };
+                    let Some(lost) = session_lost(session, &error) else {
+                        return Err(error);
+                    };
+                    (lost, error.to_string())
+                }
             };
             tracing::warn!(
                 token = %self.config.token_label,
-                %error,
-                "the PKCS#11 session was lost: opening a new one, logging in again and \
-                 retrying once"
+                %reason,
+                "the PKCS#11 session was lost: opening a new one and logging in again"
             );
             if let Some(session) = token.session.take() {
                 match lost {
@@ -262,6 +270,17 @@ enum Lost {
     Login,
 }
 
+/// Whether `session` is still open and logged in as the user, as the token reports it.
+fn logged_in(session: &Session) -> Result<(), Lost> {
+    match session.get_session_info() {
+        Ok(info) => match info.session_state() {
+            SessionState::RoUser | SessionState::RwUser | SessionState::RwSecurityOfficer => Ok(()),
+            SessionState::RoPublic | SessionState::RwPublic => Err(Lost::Login),
+        },
+        Err(_) => Err(Lost::Session),
+    }
+}
+
 /// Whether `error`, from an operation on `session`, means that the session or its login is
 /// gone, so that a new session and a new login may succeed where it failed.
 fn session_lost(session: &Session, error: &EncryptionError) -> Option<Lost> {
@@ -284,17 +303,7 @@ fn session_lost(session: &Session, error: &EncryptionError) -> Option<Lost> {
         // A logout invalidates the handles of private objects (PKCS#11, C_Logout), so a lost
         // login usually shows as an invalid key handle: ask the session whether it is still
         // logged in. A key destroyed under a logged-in session is not retried.
-        RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid => {
-            match session.get_session_info() {
-                Ok(info) => match info.session_state() {
-                    SessionState::RoUser
-                    | SessionState::RwUser
-                    | SessionState::RwSecurityOfficer => None,
-                    SessionState::RoPublic | SessionState::RwPublic => Some(Lost::Login),
-                },
-                Err(_) => Some(Lost::Session),
-            }
-        }
+        RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid => logged_in(session).err(),
         _ => None,
     }
 }

@@ -173,6 +173,36 @@ fn a_lost_login_is_recovered_by_a_new_session_and_login() {
     );
 }
 
+/// After a lost login a search sees no private object: the provider must not take that
+/// for "no tenant key", neither when listing nor when destroying them.
+#[test]
+fn a_lost_login_does_not_hide_the_tenant_keys() {
+    let _turn = turn();
+    let provider = Pkcs11KeyProvider::open(config("coffre-hidden-keys")).unwrap();
+    let tenant = TenantId::random();
+    let kek = Kek::generate(KekVersion::FIRST).unwrap();
+    let wrapped = provider.wrap_new_kek(tenant, &kek).unwrap();
+    let logout = || {
+        let other = module_context(Path::new(DEFAULT_PKCS11_MODULE))
+            .unwrap()
+            .open_ro_session(slot(&second_context()))
+            .unwrap();
+        other.logout().unwrap();
+    };
+
+    logout();
+    assert_eq!(provider.tenant_keys(tenant).unwrap(), [KekVersion::FIRST]);
+    logout();
+    assert_same(&provider.unwrap_kek(tenant, &wrapped).unwrap(), &kek);
+    logout();
+    assert_eq!(
+        provider.destroy_tenant_keys(tenant, None).unwrap(),
+        [KekVersion::FIRST],
+        "the key was destroyed, not overlooked"
+    );
+    assert_eq!(provider.tenant_keys(tenant).unwrap(), []);
+}
+
 #[test]
 fn a_token_that_forgot_every_session_is_opened_again() {
     let _turn = turn();
@@ -194,6 +224,17 @@ fn a_token_that_forgot_every_session_is_opened_again() {
         Err(RvError::SessionHandleInvalid),
         "the provider's session is gone"
     );
+    {
+        let token = provider.token.lock().unwrap();
+        let session = token.session.as_ref().unwrap();
+        let (_, handle) = token.roots.last().copied().unwrap();
+        let refused = seal_kek(session, handle, b"ad", &kek).unwrap_err();
+        assert_eq!(
+            session_lost(session, &refused),
+            Some(Lost::Session),
+            "a wrap on the raw session fails for want of a session: {refused}"
+        );
+    }
 
     // The next operation opens a new session, logs in, finds the root keys again.
     assert_same(&provider.unwrap_kek(tenant, &wrapped).unwrap(), &kek);
