@@ -372,8 +372,10 @@ async fn campaign(backend: &str, config: &str) {
             })
         });
         tokio::time::sleep(load_for).await;
-        server.kill();
+        // The tasks send nothing more (each one's call in flight is cut by the kill), so
+        // that no call reaches a dead server and adds an uncertainty for nothing.
         stop.store(true, Ordering::SeqCst);
+        server.kill();
 
         let mut returned: Vec<(usize, (Vec<KeyModel>, Stats))> = Vec::new();
         while let Some(done) = tasks.join_next().await {
