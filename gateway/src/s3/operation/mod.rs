@@ -295,29 +295,57 @@ impl Operation {
         }
     }
 
+    /// What the operation is, without its arguments.
+    pub fn kind(&self) -> OperationKind {
+        use OperationKind as K;
+        match self {
+            Self::ListBuckets => K::ListBuckets,
+            Self::CreateBucket { .. } => K::CreateBucket,
+            Self::HeadBucket { .. } => K::HeadBucket,
+            Self::DeleteBucket { .. } => K::DeleteBucket,
+            Self::GetBucketLocation { .. } => K::GetBucketLocation,
+            Self::GetBucketVersioning { .. } => K::GetBucketVersioning,
+            Self::ListObjects { .. } => K::ListObjects,
+            Self::ListObjectsV2 { .. } => K::ListObjectsV2,
+            Self::ListMultipartUploads { .. } => K::ListMultipartUploads,
+            Self::ListObjectVersions { .. } => K::ListObjectVersions,
+            Self::DeleteObjects { .. } => K::DeleteObjects,
+            Self::PostObject { .. } => K::PostObject,
+            Self::GetBucketAcl { .. } => K::GetBucketAcl,
+            Self::PutBucketAcl { .. } => K::PutBucketAcl,
+            Self::GetBucketEncryption { .. } => K::GetBucketEncryption,
+            Self::GetBucketPolicyStatus { .. } => K::GetBucketPolicyStatus,
+            Self::GetPublicAccessBlock { .. } => K::GetPublicAccessBlock,
+            Self::GetBucketOwnershipControls { .. } => K::GetBucketOwnershipControls,
+            Self::GetBucketCors { .. } => K::GetBucketCors,
+            Self::PutBucketCors { .. } => K::PutBucketCors,
+            Self::DeleteBucketCors { .. } => K::DeleteBucketCors,
+            Self::CorsPreflight { .. } => K::CorsPreflight,
+            Self::GetAbsentBucketConfig { .. } => K::GetAbsentBucketConfig,
+            Self::PutObject { .. } => K::PutObject,
+            Self::CopyObject { .. } => K::CopyObject,
+            Self::GetObject { .. } => K::GetObject,
+            Self::HeadObject { .. } => K::HeadObject,
+            Self::GetObjectAttributes { .. } => K::GetObjectAttributes,
+            Self::GetObjectAcl { .. } => K::GetObjectAcl,
+            Self::GetObjectTagging { .. } => K::GetObjectTagging,
+            Self::PutObjectTagging { .. } => K::PutObjectTagging,
+            Self::DeleteObjectTagging { .. } => K::DeleteObjectTagging,
+            Self::PutObjectAcl { .. } => K::PutObjectAcl,
+            Self::DeleteObject { .. } => K::DeleteObject,
+            Self::CreateMultipartUpload { .. } => K::CreateMultipartUpload,
+            Self::UploadPart { .. } => K::UploadPart,
+            Self::UploadPartCopy { .. } => K::UploadPartCopy,
+            Self::CompleteMultipartUpload { .. } => K::CompleteMultipartUpload,
+            Self::AbortMultipartUpload { .. } => K::AbortMultipartUpload,
+            Self::ListParts { .. } => K::ListParts,
+            Self::Unsupported { .. } => K::Unsupported,
+        }
+    }
+
     /// Whether the operation changes anything (read-only keys may not run it).
     pub fn is_write(&self) -> bool {
-        matches!(
-            self,
-            Self::CreateBucket { .. }
-                | Self::DeleteBucket { .. }
-                | Self::PutObject { .. }
-                | Self::CopyObject { .. }
-                | Self::DeleteObject { .. }
-                | Self::DeleteObjects { .. }
-                | Self::PostObject { .. }
-                | Self::PutBucketAcl { .. }
-                | Self::PutObjectAcl { .. }
-                | Self::PutObjectTagging { .. }
-                | Self::DeleteObjectTagging { .. }
-                | Self::PutBucketCors { .. }
-                | Self::DeleteBucketCors { .. }
-                | Self::CreateMultipartUpload { .. }
-                | Self::UploadPart { .. }
-                | Self::UploadPartCopy { .. }
-                | Self::CompleteMultipartUpload { .. }
-                | Self::AbortMultipartUpload { .. }
-        )
+        self.kind().is_write()
     }
 
     /// The HTTP method the operation is routed from; `None` for `Unsupported`, which any
@@ -417,6 +445,128 @@ impl Operation {
             return Err(S3Error::new(S3ErrorCode::KeyTooLongError));
         }
         Self::object_operation(method, bucket, key, query, copy_source)
+    }
+}
+
+/// Declares [`OperationKind`] and its list [`OperationKind::ALL`] from one list of names, so
+/// that no kind can be declared without being listed.
+macro_rules! operation_kinds {
+    ($($kind:ident),* $(,)?) => {
+        /// An [`Operation`] without its arguments: one kind per variant ([`Operation::kind`]).
+        /// The conformance suite drives every kind of [`OperationKind::ALL`] (see
+        /// `conformance/tests/tenant_isolation.rs`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum OperationKind {
+            $($kind),*
+        }
+
+        impl OperationKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [OperationKind] = &[$(OperationKind::$kind),*];
+
+            /// The variant's name: [`Operation::name`] for every kind but
+            /// `GetAbsentBucketConfig` and `Unsupported`, whose operations carry their own.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$kind => stringify!($kind)),*
+                }
+            }
+        }
+    };
+}
+
+operation_kinds![
+    ListBuckets,
+    CreateBucket,
+    HeadBucket,
+    DeleteBucket,
+    GetBucketLocation,
+    GetBucketVersioning,
+    ListObjects,
+    ListObjectsV2,
+    ListMultipartUploads,
+    ListObjectVersions,
+    DeleteObjects,
+    PostObject,
+    GetBucketAcl,
+    PutBucketAcl,
+    GetBucketEncryption,
+    GetBucketPolicyStatus,
+    GetPublicAccessBlock,
+    GetBucketOwnershipControls,
+    GetBucketCors,
+    PutBucketCors,
+    DeleteBucketCors,
+    CorsPreflight,
+    GetAbsentBucketConfig,
+    PutObject,
+    CopyObject,
+    GetObject,
+    HeadObject,
+    GetObjectAttributes,
+    GetObjectAcl,
+    GetObjectTagging,
+    PutObjectTagging,
+    DeleteObjectTagging,
+    PutObjectAcl,
+    DeleteObject,
+    CreateMultipartUpload,
+    UploadPart,
+    UploadPartCopy,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    ListParts,
+    Unsupported,
+];
+
+impl OperationKind {
+    /// Whether operations of this kind change anything: read-only keys may not run them
+    /// ([`super::auth::authorize`]). Every kind is classified here, none by default.
+    pub fn is_write(self) -> bool {
+        match self {
+            Self::CreateBucket
+            | Self::DeleteBucket
+            | Self::PutObject
+            | Self::CopyObject
+            | Self::DeleteObject
+            | Self::DeleteObjects
+            | Self::PostObject
+            | Self::PutBucketAcl
+            | Self::PutObjectAcl
+            | Self::PutObjectTagging
+            | Self::DeleteObjectTagging
+            | Self::PutBucketCors
+            | Self::DeleteBucketCors
+            | Self::CreateMultipartUpload
+            | Self::UploadPart
+            | Self::UploadPartCopy
+            | Self::CompleteMultipartUpload
+            | Self::AbortMultipartUpload => true,
+            Self::ListBuckets
+            | Self::HeadBucket
+            | Self::GetBucketLocation
+            | Self::GetBucketVersioning
+            | Self::ListObjects
+            | Self::ListObjectsV2
+            | Self::ListMultipartUploads
+            | Self::ListObjectVersions
+            | Self::GetBucketAcl
+            | Self::GetBucketEncryption
+            | Self::GetBucketPolicyStatus
+            | Self::GetPublicAccessBlock
+            | Self::GetBucketOwnershipControls
+            | Self::GetBucketCors
+            | Self::CorsPreflight
+            | Self::GetAbsentBucketConfig
+            | Self::GetObject
+            | Self::HeadObject
+            | Self::GetObjectAttributes
+            | Self::GetObjectAcl
+            | Self::GetObjectTagging
+            | Self::ListParts
+            // Answered NotImplemented whatever the key.
+            | Self::Unsupported => false,
+        }
     }
 }
 

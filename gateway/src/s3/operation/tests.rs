@@ -237,3 +237,83 @@ fn r12_bucket_names_are_validated_when_routed() {
         Err(S3ErrorCode::InvalidBucketName)
     );
 }
+
+/// A request that routes to an operation of `kind`: (method, path and query, copy source).
+/// The match is exhaustive, so a new kind needs a route here.
+fn route_of(kind: OperationKind) -> (Method, &'static str, Option<&'static str>) {
+    use OperationKind as K;
+    let (get, put, post, delete) = (Method::GET, Method::PUT, Method::POST, Method::DELETE);
+    match kind {
+        K::ListBuckets => (get, "/", None),
+        K::CreateBucket => (put, "/bkt", None),
+        K::HeadBucket => (Method::HEAD, "/bkt", None),
+        K::DeleteBucket => (delete, "/bkt", None),
+        K::GetBucketLocation => (get, "/bkt?location", None),
+        K::GetBucketVersioning => (get, "/bkt?versioning", None),
+        K::ListObjects => (get, "/bkt", None),
+        K::ListObjectsV2 => (get, "/bkt?list-type=2", None),
+        K::ListMultipartUploads => (get, "/bkt?uploads", None),
+        K::ListObjectVersions => (get, "/bkt?versions", None),
+        K::DeleteObjects => (post, "/bkt?delete", None),
+        K::PostObject => (post, "/bkt", None),
+        K::GetBucketAcl => (get, "/bkt?acl", None),
+        K::PutBucketAcl => (put, "/bkt?acl", None),
+        K::GetBucketEncryption => (get, "/bkt?encryption", None),
+        K::GetBucketPolicyStatus => (get, "/bkt?policyStatus", None),
+        K::GetPublicAccessBlock => (get, "/bkt?publicAccessBlock", None),
+        K::GetBucketOwnershipControls => (get, "/bkt?ownershipControls", None),
+        K::GetBucketCors => (get, "/bkt?cors", None),
+        K::PutBucketCors => (put, "/bkt?cors", None),
+        K::DeleteBucketCors => (delete, "/bkt?cors", None),
+        K::CorsPreflight => (Method::OPTIONS, "/bkt/k", None),
+        K::GetAbsentBucketConfig => (get, "/bkt?policy", None),
+        K::PutObject => (put, "/bkt/k", None),
+        K::CopyObject => (put, "/bkt/k", Some("/src/k")),
+        K::GetObject => (get, "/bkt/k", None),
+        K::HeadObject => (Method::HEAD, "/bkt/k", None),
+        K::GetObjectAttributes => (get, "/bkt/k?attributes", None),
+        K::GetObjectAcl => (get, "/bkt/k?acl", None),
+        K::GetObjectTagging => (get, "/bkt/k?tagging", None),
+        K::PutObjectTagging => (put, "/bkt/k?tagging", None),
+        K::DeleteObjectTagging => (delete, "/bkt/k?tagging", None),
+        K::PutObjectAcl => (put, "/bkt/k?acl", None),
+        K::DeleteObject => (delete, "/bkt/k", None),
+        K::CreateMultipartUpload => (post, "/bkt/k?uploads", None),
+        K::UploadPart => (put, "/bkt/k?partNumber=1&uploadId=u", None),
+        K::UploadPartCopy => (put, "/bkt/k?partNumber=1&uploadId=u", Some("/src/k")),
+        K::CompleteMultipartUpload => (post, "/bkt/k?uploadId=u", None),
+        K::AbortMultipartUpload => (delete, "/bkt/k?uploadId=u", None),
+        K::ListParts => (get, "/bkt/k?uploadId=u", None),
+        K::Unsupported => (get, "/bkt/k?retention", None),
+    }
+}
+
+#[test]
+fn every_kind_is_listed_once_and_routed_to() {
+    let mut seen = std::collections::BTreeSet::new();
+    for &kind in OperationKind::ALL {
+        assert!(seen.insert(kind), "{kind:?} listed twice");
+        let (method, path_and_query, copy_source) = route_of(kind);
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let routed = Operation::parse(
+            &method,
+            None,
+            None,
+            path,
+            &Query::parse(query).unwrap_or_else(|e| panic!("{e}")),
+            copy_source,
+        )
+        .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        assert_eq!(routed.kind(), kind, "{method} {path_and_query}");
+        assert_eq!(routed.is_write(), kind.is_write(), "{kind:?}");
+        if !matches!(
+            kind,
+            OperationKind::GetAbsentBucketConfig | OperationKind::Unsupported
+        ) {
+            assert_eq!(routed.name(), kind.name());
+        }
+    }
+    assert_eq!(OperationKind::ALL.len(), 41);
+}
