@@ -325,7 +325,7 @@ impl PendingFile {
     /// node looked dead), the commit fails instead of referencing a removed file.
     pub fn commit_in(&self, tx: &mut Tx<'_>) -> Result<()> {
         let key = keys::gc(self.location.file);
-        if tx.get(Cf::Gc, &key)?.is_none() {
+        if tx.get_for_write(Cf::Gc, &key)?.is_none() {
             return Err(Error::Io(io::Error::other(
                 "the data file's intent was collected: this node was taken for dead",
             )));

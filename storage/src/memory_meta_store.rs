@@ -140,6 +140,11 @@ impl TxReads for MemoryTx<'_> {
         self.store.get(cf, key)
     }
 
+    /// A validated read, as every read here.
+    fn get_for_write(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get(cf, key)
+    }
+
     fn commit(self: Box<Self>, batch: Batch, _: Durability) -> Result<()> {
         let store = self.store;
         self.tracked.commit(batch, |batch| {

@@ -191,6 +191,14 @@ pub trait TxReads {
     /// The latest committed value, without the transaction depending on it: for figures
     /// such as usage counters, read to check a quota, that concurrent writers only add to.
     fn peek(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// `key`'s value, read by a transaction that then puts or deletes the key: the commit
+    /// fails with `Conflict` unless the key still holds that value. Backends that validate
+    /// every read read it as [`TxReads::get`]. PostgreSQL checks it with the
+    /// write itself (an insert that must not find the key, an update or delete that must
+    /// find this value), so that the read takes no predicate lock on its index page, which
+    /// would make every concurrent write of a neighbouring key a serialization conflict.
+    /// Never for counters. (No default: a wrapper must forward it, not read with `get`.)
+    fn get_for_write(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Applies `batch` atomically if nothing read was changed meanwhile, else fails with
     /// `Conflict` and applies nothing.
     fn commit(self: Box<Self>, batch: Batch, durability: Durability) -> Result<()>;
@@ -272,6 +280,22 @@ impl<'a> Tx<'a> {
             }
         }
         Ok(merged.into_iter().take(limit).collect())
+    }
+
+    /// `key`'s value as this transaction sees it, read to be replaced: the transaction must
+    /// then put or delete `key`, and commits only if nobody changed it meanwhile (see
+    /// [`TxReads::get_for_write`]). A transaction that ends up not writing the key did not
+    /// depend on the value on every backend: use [`Tx::get`] for a value that decides
+    /// anything but the key's own replacement.
+    pub fn get_for_write(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        debug_assert!(!cf.is_counter(), "counters are added to, not replaced");
+        let written = self.batch.ops.iter().any(|op| op.is_set_of(cf, key));
+        if written || self.read_cache.contains_key(&(cf, key.to_vec())) {
+            return self.get(cf, key);
+        }
+        let value = self.reads.get_for_write(cf, key)?;
+        self.read_cache.insert((cf, key.to_vec()), value.clone());
+        Ok(value)
     }
 
     /// Whether any key starts with `prefix`; the transaction depends on the answer.

@@ -22,7 +22,7 @@ use crate::records::{
 };
 use crate::sealed_records::{StoredObject, StoredPartRecord, StoredUpload};
 use crate::stats::{CountIntegrity, IntegrityKind};
-use crate::store::{check_bucket_live, read, Store};
+use crate::store::{check_bucket_live, read, read_for_write, Store};
 use crate::usage::UsageDelta;
 
 /// A multipart upload as a request names it: the object key and the upload id.
@@ -247,7 +247,7 @@ impl Store {
             }
             let sealed = StoredPartRecord::seal(&record, &data.dek.value_key()?, &upload.key)?;
             let mut bytes = size_delta(size);
-            if let Some(old) = read::<StoredPartRecord>(tx, Cf::Parts, &part_key)? {
+            if let Some(old) = read_for_write::<StoredPartRecord>(tx, Cf::Parts, &part_key)? {
                 queue_locations(tx, tenant, [&old.location])?;
                 bytes = bytes.saturating_sub(size_delta(old.size));
             }

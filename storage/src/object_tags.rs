@@ -9,7 +9,7 @@ use crate::meta_store::{Cf, Durability};
 use crate::records::{BucketRecord, Record};
 use crate::sealed_records::StoredObject;
 use crate::stats::{CountIntegrity, IntegrityKind};
-use crate::store::{check_bucket_live, read, Store};
+use crate::store::{check_bucket_live, read_for_write, Store};
 
 impl Store {
     /// Makes `tags` (sorted by key, keys unique: the caller validates them) the tag set of
@@ -28,7 +28,7 @@ impl Store {
         self.transact(Durability::Synced, |tx| {
             check_bucket_live(tx, tenant, bucket)?;
             let mut stored: StoredObject =
-                read(tx, Cf::Objects, &db_key)?.ok_or(Error::NoSuchKey)?;
+                read_for_write(tx, Cf::Objects, &db_key)?.ok_or(Error::NoSuchKey)?;
             let dek = self
                 .unwrap_dek(tenant, bucket.id, key, stored.id, &stored.dek)
                 .count_integrity(self.stats(), IntegrityKind::WrappedDek)?;

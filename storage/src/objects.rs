@@ -15,7 +15,7 @@ use crate::records::{
 };
 use crate::sealed_records::StoredObject;
 use crate::stats::{CountIntegrity, IntegrityKind};
-use crate::store::{check_bucket_live, read, Store};
+use crate::store::{check_bucket_live, read_for_write, Store};
 use crate::usage::{Charge, UsageDelta};
 
 impl Store {
@@ -148,7 +148,7 @@ impl Store {
             objects: 1,
         };
         let gained = record.parts.iter().filter(|_| shares_data);
-        let old = read::<StoredObject>(tx, Cf::Objects, &db_key)?;
+        let old = read_for_write::<StoredObject>(tx, Cf::Objects, &db_key)?;
         let released = old.iter().flat_map(|old| old.parts.iter());
         self.change_refs(
             tx,
@@ -201,7 +201,7 @@ impl Store {
         let db_key = keys::object(tenant, bucket.id, key.as_bytes());
         let charge = self.transact(Durability::Synced, |tx| {
             check_bucket_live(tx, tenant, bucket)?;
-            let Some(old) = read::<StoredObject>(tx, Cf::Objects, &db_key)? else {
+            let Some(old) = read_for_write::<StoredObject>(tx, Cf::Objects, &db_key)? else {
                 return Ok(None);
             };
             self.change_refs(tx, tenant, [], old.parts.iter().map(|p| &p.location))?;

@@ -80,8 +80,13 @@ impl PostgresMetaStore {
         pg.connect_timeout(config.connect_timeout);
         // No wait on the database without a deadline: a statement, a lock wait, a
         // transaction left open by a paused node. Added to whatever options the URL has.
+        // And no sequential scans: under serializable isolation a sequential scan locks the
+        // whole table against every concurrent writer, and every statement here is a key
+        // lookup or a key-range scan, which the primary key's index serves (a small table,
+        // as every table starts, would otherwise be scanned).
         let options = format!(
-            "{} -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            "{} -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={} \
+             -c enable_seqscan=off",
             pg.get_options().unwrap_or(""),
             STATEMENT_TIMEOUT.as_millis(),
             LOCK_TIMEOUT.as_millis(),
@@ -240,9 +245,12 @@ fn pg_error(e: postgres::Error) -> Error {
 
 fn pg_error_ref(e: &postgres::Error) -> Error {
     if let Some(code) = e.code() {
+        // A unique violation comes only from the checked inserts of keys read as absent
+        // (every other write is an upsert): the key was inserted meanwhile.
         if *code == SqlState::T_R_SERIALIZATION_FAILURE
             || *code == SqlState::T_R_DEADLOCK_DETECTED
             || *code == SqlState::LOCK_NOT_AVAILABLE
+            || *code == SqlState::UNIQUE_VIOLATION
         {
             return Error::Conflict;
         }
@@ -377,6 +385,7 @@ impl MetaStore for PostgresMetaStore {
             store: self,
             client,
             open: true,
+            expected: Default::default(),
         }))
     }
 
@@ -495,7 +504,12 @@ struct PostgresTx<'a> {
     client: Connection,
     /// A transaction is open on the connection (not yet committed or rolled back).
     open: bool,
+    /// Values read by [`TxReads::get_for_write`], which the writes of those keys check.
+    expected: Expected,
 }
+
+/// Keys read to be replaced, with the value (or absence) their write must still find.
+type Expected = std::collections::HashMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
 
 impl Drop for PostgresTx<'_> {
     fn drop(&mut self) {
@@ -527,8 +541,20 @@ impl TxReads for PostgresTx<'_> {
         self.store.get(cf, key)
     }
 
+    /// Read on a connection of its own (the latest committed value, with no predicate lock
+    /// in this transaction); the commit's write of the key checks that it is still that.
+    fn get_for_write(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if cf.is_counter() {
+            return self.get(cf, key);
+        }
+        let value = self.store.get(cf, key)?;
+        self.expected.insert((cf, key.to_vec()), value.clone());
+        Ok(value)
+    }
+
     fn commit(mut self: Box<Self>, batch: Batch, _durability: Durability) -> Result<()> {
-        let written = write_batch(&mut self.client, batch);
+        let expected = std::mem::take(&mut self.expected);
+        let written = write_batch(&mut self.client, batch, &expected);
         self.open = false;
         finish(&mut self.client, written)
     }
@@ -542,7 +568,9 @@ enum Final {
     Add(Vec<i64>),
 }
 
-fn write_batch(client: &mut Client, batch: Batch) -> Result<()> {
+/// Applies `batch`; the writes of `expected` keys are checked writes: `Conflict` unless
+/// each still finds the value (or the absence) read.
+fn write_batch(client: &mut Client, batch: Batch, expected: &Expected) -> Result<()> {
     let mut finals: std::collections::BTreeMap<(Cf, Vec<u8>), Final> = Default::default();
     for op in batch.ops {
         let key = (op.cf(), op.key().to_vec());
@@ -562,6 +590,8 @@ fn write_batch(client: &mut Client, batch: Batch) -> Result<()> {
         };
         finals.insert(key, next);
     }
+    let checked = checked_writes(&mut finals, expected);
+    write_checked(client, checked)?;
     for cf in Cf::ALL {
         let table = table(cf);
         let mut put_keys: Vec<&[u8]> = Vec::new();
@@ -629,6 +659,114 @@ fn write_batch(client: &mut Client, batch: Batch) -> Result<()> {
                     &[&put_keys, &put_values],
                 )
                 .map_err(pg_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// The writes of keys read by `get_for_write`, taken out of `finals`, by key space.
+#[derive(Default)]
+struct CheckedWrites<'a> {
+    /// Keys that must still be absent: plain inserts, which fail on a key now present.
+    inserts: Vec<(Vec<u8>, Vec<u8>)>,
+    /// (key, value read, new value): updates that must find the value read.
+    updates: Vec<(Vec<u8>, &'a [u8], Vec<u8>)>,
+    /// (key, value read): deletes that must find the value read.
+    deletes: Vec<(Vec<u8>, &'a [u8])>,
+}
+
+fn checked_writes<'a>(
+    finals: &mut std::collections::BTreeMap<(Cf, Vec<u8>), Final>,
+    expected: &'a Expected,
+) -> std::collections::BTreeMap<Cf, CheckedWrites<'a>> {
+    let mut checked: std::collections::BTreeMap<Cf, CheckedWrites<'a>> = Default::default();
+    for ((cf, key), read) in expected {
+        let Some(last) = finals.remove(&(*cf, key.clone())) else {
+            // Read, then not written: nothing depends on it (see `Tx::get_for_write`).
+            continue;
+        };
+        let writes = checked.entry(*cf).or_default();
+        match (last, read) {
+            (Final::Put(value), None) => writes.inserts.push((key.clone(), value)),
+            (Final::Put(value), Some(old)) => writes.updates.push((key.clone(), old, value)),
+            (Final::Delete, Some(old)) => writes.deletes.push((key.clone(), old)),
+            // Deleting what was absent: a no-op, whatever was inserted since (this
+            // transaction then comes first).
+            (Final::Delete, None) => {}
+            // Not a counter space: no additions.
+            (add @ Final::Add(_), _) => {
+                finals.insert((*cf, key.clone()), add);
+            }
+        }
+    }
+    checked
+}
+
+fn write_checked(
+    client: &mut Client,
+    checked: std::collections::BTreeMap<Cf, CheckedWrites<'_>>,
+) -> Result<()> {
+    for (cf, writes) in checked {
+        let table = table(cf);
+        if !writes.inserts.is_empty() {
+            let (keys, values): (Vec<&[u8]>, Vec<&[u8]>) = writes
+                .inserts
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_slice()))
+                .unzip();
+            // A key inserted meanwhile: unique violation, a conflict.
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} (key, value) \
+                         SELECT * FROM unnest($1::bytea[], $2::bytea[])"
+                    ),
+                    &[&keys, &values],
+                )
+                .map_err(pg_error)?;
+        }
+        if !writes.updates.is_empty() {
+            let keys: Vec<&[u8]> = writes
+                .updates
+                .iter()
+                .map(|(k, _, _)| k.as_slice())
+                .collect();
+            let olds: Vec<&[u8]> = writes.updates.iter().map(|(_, o, _)| *o).collect();
+            let values: Vec<&[u8]> = writes
+                .updates
+                .iter()
+                .map(|(_, _, v)| v.as_slice())
+                .collect();
+            let updated = client
+                .execute(
+                    &format!(
+                        "UPDATE {table} AS t SET value = u.value \
+                         FROM unnest($1::bytea[], $2::bytea[], $3::bytea[]) AS u(key, old, value) \
+                         WHERE t.key = u.key AND t.value = u.old"
+                    ),
+                    &[&keys, &olds, &values],
+                )
+                .map_err(pg_error)?;
+            if updated != keys.len() as u64 {
+                return Err(Error::Conflict);
+            }
+        }
+        if !writes.deletes.is_empty() {
+            let keys: Vec<&[u8]> = writes.deletes.iter().map(|(k, _)| k.as_slice()).collect();
+            let olds: Vec<&[u8]> = writes.deletes.iter().map(|(_, o)| *o).collect();
+            let deleted = client
+                .execute(
+                    &format!(
+                        "DELETE FROM {table} AS t \
+                         USING unnest($1::bytea[], $2::bytea[]) AS u(key, old) \
+                         WHERE t.key = u.key AND t.value = u.old"
+                    ),
+                    &[&keys, &olds],
+                )
+                .map_err(pg_error)?;
+            if deleted != keys.len() as u64 {
+                return Err(Error::Conflict);
+            }
         }
     }
     Ok(())

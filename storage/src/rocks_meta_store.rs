@@ -211,6 +211,11 @@ impl TxReads for RocksTx<'_> {
         self.store.get(cf, key)
     }
 
+    /// A validated read, as every read here.
+    fn get_for_write(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get(cf, key)
+    }
+
     fn commit(self: Box<Self>, batch: Batch, durability: Durability) -> Result<()> {
         let store = self.store;
         // The RocksDB snapshot goes before the commit: it is of no use any more.

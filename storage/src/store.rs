@@ -222,6 +222,13 @@ pub(crate) fn read<R: Record>(tx: &mut Tx<'_>, cf: Cf, key: &[u8]) -> Result<Opt
     tx.get(cf, key)?.map(|v| R::decode(&v)).transpose()
 }
 
+/// The record at `key`, read to be replaced or deleted by `tx` (see [`Tx::get_for_write`]).
+pub(crate) fn read_for_write<R: Record>(tx: &mut Tx<'_>, cf: Cf, key: &[u8]) -> Result<Option<R>> {
+    tx.get_for_write(cf, key)?
+        .map(|v| R::decode(&v))
+        .transpose()
+}
+
 /// Fails with `NoSuchBucket` unless `bucket` is still the live incarnation of its name: a
 /// write into a deleted bucket would leave unreachable data behind. The transaction depends
 /// on it, so a deletion of the bucket that commits first makes it fail.

@@ -75,6 +75,75 @@ fn a_lost_update_is_refused() {
 }
 
 #[test]
+fn a_lost_update_through_get_for_write_is_refused() {
+    // (what the key holds first, whether the second transaction deletes rather than puts)
+    for (initial, second_deletes) in [(None, false), (Some(7u64), false), (Some(7), true)] {
+        for (name, store, _dir) in stores() {
+            if let Some(value) = initial {
+                transact(&*store, |tx| {
+                    tx.put(Cf::Objects, b"k".to_vec(), value.to_be_bytes().to_vec());
+                    Ok(())
+                });
+            }
+            let mut first = Tx::new(store.begin().unwrap());
+            let mut second = Tx::new(store.begin().unwrap());
+            let a = first.get_for_write(Cf::Objects, b"k").unwrap();
+            let b = second.get_for_write(Cf::Objects, b"k").unwrap();
+            assert_eq!(a, b);
+            first.put(Cf::Objects, b"k".to_vec(), 1u64.to_be_bytes().to_vec());
+            if second_deletes {
+                second.delete(Cf::Objects, b"k".to_vec());
+            } else {
+                second.put(Cf::Objects, b"k".to_vec(), 2u64.to_be_bytes().to_vec());
+            }
+            first.commit(Durability::Synced).unwrap();
+            assert!(
+                matches!(second.commit(Durability::Synced), Err(Error::Conflict)),
+                "{name}, {initial:?}, delete {second_deletes}: the second must not commit"
+            );
+            assert_eq!(
+                store.get(Cf::Objects, b"k").unwrap(),
+                Some(1u64.to_be_bytes().to_vec()),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn writes_of_neighbouring_keys_read_for_write_all_commit() {
+    // As many as the test harness's PostgreSQL pool has connections.
+    const TXS: usize = 8;
+    for (name, store, _dir) in stores() {
+        let key = |i: usize| format!("tenant/bucket/object-{i:04}").into_bytes();
+        // Every other key exists: new keys and overwrites side by side in one index page.
+        for i in (0..TXS).step_by(2) {
+            transact(&*store, |tx| {
+                tx.put(Cf::Objects, key(i), b"old".to_vec());
+                Ok(())
+            });
+        }
+        let mut txs: Vec<Tx<'_>> = (0..TXS).map(|_| Tx::new(store.begin().unwrap())).collect();
+        for (i, tx) in txs.iter_mut().enumerate() {
+            let old = tx.get_for_write(Cf::Objects, &key(i)).unwrap();
+            assert_eq!(old.is_some(), i % 2 == 0, "{name}");
+            tx.put(Cf::Objects, key(i), format!("new {i}").into_bytes());
+        }
+        for (i, tx) in txs.into_iter().enumerate() {
+            tx.commit(Durability::Synced)
+                .unwrap_or_else(|e| panic!("{name}: transaction {i} did not commit: {e}"));
+        }
+        for i in 0..TXS {
+            assert_eq!(
+                store.get(Cf::Objects, &key(i)).unwrap(),
+                Some(format!("new {i}").into_bytes()),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
 fn read_modify_writes_from_many_threads_add_up() {
     const THREADS: u64 = 8;
     const EACH: u64 = 150;

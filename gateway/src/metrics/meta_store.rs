@@ -103,6 +103,10 @@ impl TxReads for TimedTx<'_> {
         timed(&self.store.get, || self.inner.peek(cf, key))
     }
 
+    fn get_for_write(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        timed(&self.store.tx_read, || self.inner.get_for_write(cf, key))
+    }
+
     fn commit(self: Box<Self>, batch: Batch, durability: Durability) -> Result<()> {
         let commit = &self.store.commit;
         timed(commit, || self.inner.commit(batch, durability))
