@@ -217,7 +217,7 @@ async fn tenants_and_keys_through_their_lifecycle() {
     assert_eq!(created["id"].as_str().unwrap().len(), 32);
     assert_eq!(
         created["quotas"],
-        json!({"bytes": 1_000_000, "objects": 10})
+        json!({"bytes": 1_000_000, "objects": 10, "uploads": null})
     );
 
     let keys = admin.create_key("acme", "read-write", None).await;
@@ -236,7 +236,7 @@ async fn tenants_and_keys_through_their_lifecycle() {
     let shown = admin.tenant("acme").await;
     assert_eq!(
         shown.json["usage"],
-        json!({"bytes": 5, "objects": 1, "buckets": 1})
+        json!({"bytes": 5, "objects": 1, "uploads": 0, "buckets": 1})
     );
 
     let updated = admin
@@ -249,7 +249,7 @@ async fn tenants_and_keys_through_their_lifecycle() {
     updated.assert_status(200);
     assert_eq!(
         updated.json["quotas"],
-        json!({"bytes": null, "objects": 10})
+        json!({"bytes": null, "objects": 10, "uploads": null})
     );
 
     // Listing keys never shows a secret.
@@ -404,10 +404,15 @@ async fn the_command_line_drives_the_api() {
             "none",
             "--quota-objects",
             "5",
+            "--quota-uploads",
+            "7",
             "--json",
         ],
     ));
-    assert_eq!(updated["quotas"], json!({"bytes": null, "objects": 5}));
+    assert_eq!(
+        updated["quotas"],
+        json!({"bytes": null, "objects": 5, "uploads": 7})
+    );
     let suspended = json_of(&cli(
         &server,
         false,

@@ -132,6 +132,9 @@ pub enum TenantCommand {
         /// Object count quota.
         #[arg(long)]
         quota_objects: Option<u64>,
+        /// Quota of multipart uploads in progress at once.
+        #[arg(long)]
+        quota_uploads: Option<u64>,
     },
     /// List tenants with their usage.
     List,
@@ -152,6 +155,9 @@ pub enum TenantCommand {
         /// New object quota, or `none` to remove it.
         #[arg(long, value_parser = parse_limit_count)]
         quota_objects: Option<Limit>,
+        /// New quota of multipart uploads in progress, or `none` to remove it.
+        #[arg(long, value_parser = parse_limit_count)]
+        quota_uploads: Option<Limit>,
     },
     /// Refuse every request of the tenant's keys; nothing is deleted.
     Suspend { name: String },

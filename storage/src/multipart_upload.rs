@@ -91,6 +91,8 @@ impl Store {
     /// Starts an upload with its own DEK, which its parts are sealed under and the object
     /// keeps; `meta` holds the headers given now (size and etag come at completion). With a
     /// `customer_key` (SSE-C) every part must come with that key, and the object needs it.
+    /// The upload counts among the tenant's uploads in progress until it is completed or
+    /// aborted: `QuotaExceeded` (nothing recorded) past the tenant's `uploads` quota.
     pub fn create_upload(
         &self,
         scope: &TenantScope,
@@ -114,8 +116,11 @@ impl Store {
         };
         let mut upload = upload;
         let sealed = StoredUpload::seal(&upload, &dek.value_key()?)?;
-        upload.dek = self.transact(Durability::Synced, |tx| {
+        let (dek, charge) = self.transact(Durability::Synced, |tx| {
             check_bucket_live(tx, tenant, bucket)?;
+            // Before the upload's entries are written: a first count of the tenant's
+            // uploads (see `usage`) must not see this one.
+            let charge = self.charge_uploads(tx, tenant, 1)?;
             let mut sealed = sealed.clone();
             self.keep_dek_current(tx, (tenant, bucket.id, key, id), &dek, &mut sealed.dek)?;
             let value = sealed.encode()?;
@@ -129,8 +134,10 @@ impl Store {
                 keys::upload_by_key(tenant, bucket.id, key.as_bytes(), id),
                 value,
             );
-            Ok(sealed.dek)
+            Ok((sealed.dek, charge))
         })?;
+        drop(charge);
+        upload.dek = dek;
         Ok(upload)
     }
 
@@ -337,9 +344,10 @@ impl Store {
         let tenant = scope.tenant_id();
         let id = address.id;
         let min_part_size = self.shared.min_part_size;
-        let (record, charge) = self.transact(Durability::Synced, |tx| {
+        let (record, charge, _upload_charge) = self.transact(Durability::Synced, |tx| {
             let stored_upload = read_upload(tx, tenant, bucket, address)?;
             check_bucket_live(tx, tenant, bucket)?;
+            let upload_charge = self.charge_uploads(tx, tenant, -1)?;
             let dek = self.stored_upload_dek(tenant, bucket, id, &stored_upload)?;
             let value_key = dek.value_key()?;
             let upload = stored_upload
@@ -394,13 +402,14 @@ impl Store {
             };
             let stored = StoredObject::seal(&record, &value_key)?;
             let charge = self.commit_object(tx, tenant, bucket, &stored, -unchosen_bytes)?;
-            Ok((record, charge))
+            Ok((record, charge, upload_charge))
         })?;
         drop(charge);
         Ok(record)
     }
 
-    /// Removes the upload and queues its parts' data. `NoSuchUpload` if absent.
+    /// Removes the upload (no longer counted among the tenant's uploads in progress) and
+    /// queues its parts' data. `NoSuchUpload` if absent.
     pub fn abort_upload(
         &self,
         scope: &TenantScope,
@@ -409,9 +418,10 @@ impl Store {
     ) -> Result<()> {
         let tenant = scope.tenant_id();
         let id = address.id;
-        let charge = self.transact(Durability::Synced, |tx| {
+        let charges = self.transact(Durability::Synced, |tx| {
             let upload = read_upload(tx, tenant, bucket, address)?;
             check_bucket_live(tx, tenant, bucket)?;
+            let upload_charge = self.charge_uploads(tx, tenant, -1)?;
             let parts = scan_parts(tx, tenant, bucket, id, 0, usize::MAX)?;
             remove_upload(
                 tx,
@@ -426,16 +436,17 @@ impl Store {
                 .iter()
                 .map(|p| size_delta(p.size))
                 .fold(0i64, i64::saturating_add);
-            self.charge(
+            let charge = self.charge(
                 tx,
                 tenant,
                 UsageDelta {
                     bytes: -bytes,
                     objects: 0,
                 },
-            )
+            )?;
+            Ok((charge, upload_charge))
         })?;
-        drop(charge);
+        drop(charges);
         Ok(())
     }
 }

@@ -24,6 +24,7 @@ pub struct TenantUpdate {
     pub placement: Option<Vec<String>>,
     pub quota_bytes: Option<Option<u64>>,
     pub quota_objects: Option<Option<u64>>,
+    pub quota_uploads: Option<Option<u64>>,
 }
 
 impl Store {
@@ -55,6 +56,8 @@ impl Store {
             kek_version: wrapped_kek.kek_version,
             keks: vec![wrapped_kek],
             rotation: None,
+            // No upload yet: the counter counts them all from the first.
+            uploads_counted: true,
         };
         let (record, name_record) = (
             tenant.encode()?,
@@ -127,6 +130,9 @@ impl Store {
             }
             if let Some(objects) = update.quota_objects {
                 tenant.quotas.objects = objects;
+            }
+            if let Some(uploads) = update.quota_uploads {
+                tenant.quotas.uploads = uploads;
             }
         })
     }

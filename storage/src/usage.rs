@@ -1,4 +1,5 @@
-//! Per-tenant usage (bytes and objects) and the quotas checked against it.
+//! Per-tenant usage (bytes, objects, multipart uploads in progress) and the quotas checked
+//! against it.
 //!
 //! The counters live in the `usage` key space and change only by counter additions in the
 //! same transaction as the records they count, so they are exact and exactly as durable as
@@ -16,7 +17,7 @@ use coffre_crypto::{AdminScope, TenantId, TenantScope};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{decode_counters, Cf, Tx};
-use crate::records::{BucketRecord, Quotas, TenantRecord};
+use crate::records::{BucketRecord, Quotas, Record, TenantRecord};
 use crate::sealed_records::StoredObject;
 use crate::store::{read, Store};
 
@@ -26,6 +27,8 @@ pub struct Usage {
     /// Bytes of object data, including the parts of unfinished multipart uploads.
     pub bytes: u64,
     pub objects: u64,
+    /// Multipart uploads in progress: created, neither completed nor aborted.
+    pub uploads: u64,
     pub buckets: u64,
 }
 
@@ -37,19 +40,29 @@ pub(crate) struct UsageDelta {
 }
 
 impl UsageDelta {
-    fn counters(self) -> [i64; 2] {
-        [self.bytes, self.objects]
+    fn counters(self) -> Counters {
+        [self.bytes, self.objects, 0]
     }
 }
 
-const COUNTER_NAMES: [&str; 2] = ["bytes", "objects"];
+/// The usage counters, in the order they are stored: bytes, objects, uploads in progress.
+/// (Records of earlier builds hold the first two; absent counters read 0.)
+type Counters = [i64; COUNTERS];
+const COUNTERS: usize = 3;
+const COUNTER_NAMES: [&str; COUNTERS] = ["bytes", "objects", "uploads"];
+/// Where the upload counter is in [`Counters`].
+const UPLOADS: usize = 2;
+
+fn limits(quotas: &Quotas) -> [Option<u64>; COUNTERS] {
+    [quotas.bytes, quotas.objects, quotas.uploads]
+}
 
 /// The growth reserved by this node's writes in flight, per tenant, each tenant's behind a
 /// lock of its own: a quota check reads the committed counters under it (a metadata read,
 /// a round trip on PostgreSQL), and holds up only that tenant's other quota checks.
 #[derive(Default)]
 pub(crate) struct UsageTracker {
-    tenants: Mutex<HashMap<TenantId, Arc<Mutex<[i64; 2]>>>>,
+    tenants: Mutex<HashMap<TenantId, Arc<Mutex<Counters>>>>,
 }
 
 /// A lock whose holder cannot leave its plain counters half-updated.
@@ -65,7 +78,7 @@ impl UsageTracker {
 
     /// The tenant's in-flight counters (kept once made: a writer holding them must never
     /// find them replaced).
-    fn of(&self, tenant: TenantId) -> Arc<Mutex<[i64; 2]>> {
+    fn of(&self, tenant: TenantId) -> Arc<Mutex<Counters>> {
         Arc::clone(lock(&self.tenants).entry(tenant).or_default())
     }
 
@@ -76,37 +89,41 @@ impl UsageTracker {
     fn reserve(
         &self,
         tenant: TenantId,
-        committed: impl FnOnce() -> Result<[i64; 2]>,
+        committed: impl FnOnce() -> Result<Counters>,
         quotas: &Quotas,
-        growth: [i64; 2],
+        growth: Counters,
     ) -> Result<()> {
         let entry = self.of(tenant);
         let mut in_flight = lock(&entry);
         let committed = committed()?;
-        let current = [0, 1].map(|i| committed[i].saturating_add(in_flight[i]));
+        let current = add(committed, *in_flight);
         check_limits(&current, quotas, growth)?;
-        for i in 0..2 {
+        for i in 0..COUNTERS {
             in_flight[i] = in_flight[i].saturating_add(growth[i]);
         }
         Ok(())
     }
 
-    fn in_flight(&self, tenant: TenantId) -> [i64; 2] {
+    fn in_flight(&self, tenant: TenantId) -> Counters {
         *lock(&self.of(tenant))
     }
 
-    fn release(&self, tenant: TenantId, growth: [i64; 2]) {
+    fn release(&self, tenant: TenantId, growth: Counters) {
         let entry = self.of(tenant);
         let mut in_flight = lock(&entry);
-        for i in 0..2 {
+        for i in 0..COUNTERS {
             in_flight[i] = in_flight[i].saturating_sub(growth[i]);
         }
     }
 }
 
-fn check_limits(current: &[i64; 2], quotas: &Quotas, growth: [i64; 2]) -> Result<()> {
-    let limits = [quotas.bytes, quotas.objects];
-    for i in 0..2 {
+fn add(a: Counters, b: Counters) -> Counters {
+    std::array::from_fn(|i| a[i].saturating_add(b[i]))
+}
+
+fn check_limits(current: &Counters, quotas: &Quotas, growth: Counters) -> Result<()> {
+    let limits = limits(quotas);
+    for i in 0..COUNTERS {
         if let (true, Some(limit)) = (growth[i] > 0, limits[i]) {
             let after = i128::from(current[i]) + i128::from(growth[i]);
             if after > i128::from(limit) {
@@ -120,9 +137,18 @@ fn check_limits(current: &[i64; 2], quotas: &Quotas, growth: [i64; 2]) -> Result
     Ok(())
 }
 
-fn counters_of(value: Option<Vec<u8>>) -> [i64; 2] {
+/// The tenant's uploads in progress, read in `tx`: each has two entries in `uploads`, its
+/// record and its listing entry, always written and removed together.
+fn uploads_in_progress(tx: &mut Tx<'_>, tenant: TenantId) -> Result<i64> {
+    let prefix = keys::tenant(tenant);
+    let end = keys::prefix_end(&prefix);
+    let entries = tx.scan(Cf::Uploads, &prefix, end.as_deref(), usize::MAX)?;
+    Ok(i64::try_from(entries.len() / 2).unwrap_or(i64::MAX))
+}
+
+fn counters_of(value: Option<Vec<u8>>) -> Counters {
     let stored = value.map(|v| decode_counters(&v)).unwrap_or_default();
-    [0, 1].map(|i| stored.get(i).copied().unwrap_or(0))
+    std::array::from_fn(|i| stored.get(i).copied().unwrap_or(0))
 }
 
 /// A usage change in a transaction: its growth stays reserved against the quota until this
@@ -131,12 +157,12 @@ fn counters_of(value: Option<Vec<u8>>) -> [i64; 2] {
 pub(crate) struct Charge<'a> {
     tracker: &'a UsageTracker,
     tenant: TenantId,
-    growth: [i64; 2],
+    growth: Counters,
 }
 
 impl Drop for Charge<'_> {
     fn drop(&mut self) {
-        if self.growth != [0, 0] {
+        if self.growth != [0; COUNTERS] {
             self.tracker.release(self.tenant, self.growth);
         }
     }
@@ -154,21 +180,54 @@ impl Store {
         tenant: TenantId,
         delta: UsageDelta,
     ) -> Result<Charge<'_>> {
-        let record: TenantRecord =
+        self.charge_counters(tx, tenant, delta.counters())
+    }
+
+    /// [`Store::charge`] for multipart uploads in progress: `change` is +1 when one is
+    /// created (checked against the tenant's `uploads` quota), -1 when one is completed or
+    /// aborted.
+    pub(crate) fn charge_uploads(
+        &self,
+        tx: &mut Tx<'_>,
+        tenant: TenantId,
+        change: i64,
+    ) -> Result<Charge<'_>> {
+        let mut counters = [0; COUNTERS];
+        counters[UPLOADS] = change;
+        self.charge_counters(tx, tenant, counters)
+    }
+
+    fn charge_counters(
+        &self,
+        tx: &mut Tx<'_>,
+        tenant: TenantId,
+        counters: Counters,
+    ) -> Result<Charge<'_>> {
+        let mut record: TenantRecord =
             read(tx, Cf::Tenants, &keys::tenant(tenant))?.ok_or(Error::NoSuchTenant)?;
-        let counters = delta.counters();
+        // A tenant of an earlier build: its uploads in progress are counted now, once, in
+        // this transaction, which depends on them (the scan) and on the tenant's record
+        // (rewritten): a concurrent upload change commits either before (and is in the
+        // scan) or after (and counts itself).
+        let mut base = [0; COUNTERS];
+        if counters[UPLOADS] != 0 && !record.uploads_counted {
+            base[UPLOADS] = uploads_in_progress(tx, tenant)?;
+            record.uploads_counted = true;
+            tx.put(Cf::Tenants, keys::tenant(tenant), record.encode()?);
+        }
         let growth = counters.map(|c| c.max(0));
         let tracker = &self.shared.usage;
-        let limited = record.quotas.bytes.is_some() || record.quotas.objects.is_some();
-        let reserved = if limited && growth != [0, 0] {
+        let limited = limits(&record.quotas).iter().any(Option::is_some);
+        let reserved = if limited && growth != [0; COUNTERS] {
             let usage_key = keys::usage(tenant);
-            let committed = || Ok(counters_of(tx.peek(Cf::Usage, &usage_key)?));
+            let committed = || Ok(add(counters_of(tx.peek(Cf::Usage, &usage_key)?), base));
             tracker.reserve(tenant, committed, &record.quotas, growth)?;
             growth
         } else {
-            [0, 0]
+            [0; COUNTERS]
         };
-        if counters != [0, 0] {
+        let counters = add(counters, base);
+        if counters != [0; COUNTERS] {
             tx.add(Cf::Usage, keys::usage(tenant), &counters);
         }
         Ok(Charge {
@@ -213,18 +272,24 @@ impl Store {
         }
         let committed = counters_of(self.meta().get(Cf::Usage, &keys::usage(tenant))?);
         let in_flight = self.shared.usage.in_flight(tenant);
-        let current = [0, 1].map(|i| committed[i].saturating_add(in_flight[i]));
-        check_limits(&current, &record.quotas, [bytes, 0])
+        check_limits(&add(committed, in_flight), &record.quotas, [bytes, 0, 0])
     }
 
     /// Committed usage: what the tenant's records hold.
     pub fn tenant_usage(&self, admin: &AdminScope, tenant: TenantId) -> Result<Usage> {
-        self.tenant(admin, tenant)?;
-        let [bytes, objects] = counters_of(self.meta().get(Cf::Usage, &keys::usage(tenant))?);
+        let record = self.tenant(admin, tenant)?;
+        let [bytes, objects, mut uploads] =
+            counters_of(self.meta().get(Cf::Usage, &keys::usage(tenant))?);
+        if !record.uploads_counted {
+            // Not counted yet (see `charge_counters`): each upload has two entries.
+            let entries = self.count_with_prefix(Cf::Uploads, &keys::tenant(tenant))?;
+            uploads = i64::try_from(entries / 2).unwrap_or(i64::MAX);
+        }
         let buckets = self.count_with_prefix(Cf::Buckets, &keys::tenant(tenant))?;
         Ok(Usage {
             bytes: u64::try_from(bytes).unwrap_or(0),
             objects: u64::try_from(objects).unwrap_or(0),
+            uploads: u64::try_from(uploads).unwrap_or(0),
             buckets,
         })
     }
@@ -240,5 +305,102 @@ impl Store {
             count += 1;
         }
         Ok(count)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use coffre_crypto::LocalFileKeyProvider;
+
+    use super::*;
+    use crate::meta_store::{encode_counters, Durability};
+    use crate::records::ObjectMeta;
+    use crate::{ArrayConfig, MemoryMetaStore, StoreConfig, TenantSettings, TenantUpdate};
+
+    /// A tenant of an earlier build, with uploads no counter saw, gets them counted by its
+    /// first upload change, exactly once.
+    #[test]
+    fn uploads_of_an_earlier_build_are_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let array = ArrayConfig {
+            name: "a1".into(),
+            path: dir.path().join("a1"),
+            weight: 1,
+            site: None,
+        };
+        let keys = LocalFileKeyProvider::open_or_create(dir.path().join("root.key")).unwrap();
+        let store = Store::with_meta_store(
+            StoreConfig::new(dir.path().join("meta"), vec![array]),
+            Box::new(MemoryMetaStore::new()),
+            Arc::new(keys),
+        )
+        .unwrap();
+        let admin = AdminScope::local_operator();
+        let tenant = store
+            .create_tenant(&admin, "old", TenantSettings::default())
+            .unwrap();
+        let scope = TenantScope::for_tests(tenant.id);
+        let bucket = store.create_bucket(&scope, "b", "r").unwrap();
+        let create =
+            |key: &str| store.create_upload(&scope, &bucket, key, ObjectMeta::default(), None);
+        let uploads: Vec<_> = ["a", "b", "c"].map(|k| create(k).unwrap()).into();
+
+        // As an earlier build left it: the tenant's record says nothing of uploads, its
+        // counters are bytes and objects only.
+        store
+            .transact(Durability::Synced, |tx| {
+                let mut record: TenantRecord =
+                    read(tx, Cf::Tenants, &keys::tenant(tenant.id))?.unwrap();
+                record.uploads_counted = false;
+                tx.put(Cf::Tenants, keys::tenant(tenant.id), record.encode()?);
+                tx.put(Cf::Usage, keys::usage(tenant.id), encode_counters(&[0, 0]));
+                Ok(())
+            })
+            .unwrap();
+        let usage = || store.tenant_usage(&admin, tenant.id).unwrap().uploads;
+        assert_eq!(
+            usage(),
+            3,
+            "counted by a scan until the counter counts them"
+        );
+
+        store
+            .abort_upload(&scope, &bucket, &uploads[0].address())
+            .unwrap();
+        assert!(store.tenant(&admin, tenant.id).unwrap().uploads_counted);
+        assert_eq!(usage(), 2);
+        assert_eq!(
+            counters_of(
+                store
+                    .meta()
+                    .get(Cf::Usage, &keys::usage(tenant.id))
+                    .unwrap()
+            )[UPLOADS],
+            2
+        );
+
+        // The quota sees them.
+        let update = TenantUpdate {
+            quota_uploads: Some(Some(3)),
+            ..TenantUpdate::default()
+        };
+        store.update_tenant(&admin, tenant.id, update).unwrap();
+        create("d").unwrap();
+        assert!(matches!(
+            create("e"),
+            Err(Error::QuotaExceeded {
+                what: "uploads",
+                limit: 3
+            })
+        ));
+        for upload in &uploads[1..] {
+            store
+                .abort_upload(&scope, &bucket, &upload.address())
+                .unwrap();
+        }
+        assert_eq!(usage(), 1);
     }
 }

@@ -7,7 +7,7 @@ mod harness;
 use coffre_crypto::{AdminScope, TenantScope};
 use coffre_storage::{
     BucketRecord, ChosenPart, Completion, Error, ObjectMeta, PartInfo, Quotas, Store,
-    TenantSettings, TenantUpdate, UploadAddress, Usage,
+    TenantSettings, TenantUpdate, UploadAddress, UploadListQuery, Usage,
 };
 use harness::*;
 
@@ -18,13 +18,48 @@ fn usage(store: &Store, scope: &TenantScope) -> Usage {
 }
 
 fn limited(store: &Store, bytes: Option<u64>, objects: Option<u64>) -> TenantScope {
+    with_quotas(
+        store,
+        Quotas {
+            bytes,
+            objects,
+            uploads: None,
+        },
+    )
+}
+
+fn with_quotas(store: &Store, quotas: Quotas) -> TenantScope {
     tenant_scope(
         store,
         TenantSettings {
-            quotas: Quotas { bytes, objects },
+            quotas,
             ..TenantSettings::default()
         },
     )
+}
+
+/// A tenant allowed `uploads` multipart uploads in progress, and nothing else limited.
+fn upload_limited(store: &Store, uploads: u64) -> TenantScope {
+    with_quotas(
+        store,
+        Quotas {
+            uploads: Some(uploads),
+            ..Quotas::default()
+        },
+    )
+}
+
+/// The uploads in progress in `bucket`, as a listing shows them.
+fn listed_uploads(store: &Store, scope: &TenantScope, bucket: &BucketRecord) -> usize {
+    let query = UploadListQuery {
+        max_uploads: 10_000,
+        ..UploadListQuery::default()
+    };
+    store
+        .list_uploads(scope, bucket, &query)
+        .unwrap()
+        .uploads
+        .len()
 }
 
 /// The ETag these tests give part `number` of `len` bytes.
@@ -59,6 +94,7 @@ fn usage_follows_puts_overwrites_deletes_and_uploads() {
             Usage {
                 bytes: 0,
                 objects: 0,
+                uploads: 0,
                 buckets: 1
             }
         );
@@ -96,6 +132,7 @@ fn usage_follows_puts_overwrites_deletes_and_uploads() {
         put_part(store, &alice, &bucket, &upload.address(), 2, &bytes(500, 6)).unwrap();
         put_part(store, &alice, &bucket, &upload.address(), 3, &bytes(100, 7)).unwrap();
         assert_eq!(usage(store, &alice).bytes, 3000 + 2600);
+        assert_eq!(usage(store, &alice).uploads, 1);
         store
             .complete_upload(
                 &alice,
@@ -111,6 +148,7 @@ fn usage_follows_puts_overwrites_deletes_and_uploads() {
             (usage(store, &alice).bytes, usage(store, &alice).objects),
             (5500, 2)
         );
+        assert_eq!(usage(store, &alice).uploads, 0);
 
         let aborted = store
             .create_upload(&alice, &bucket, "gone", ObjectMeta::default(), None)
@@ -125,9 +163,11 @@ fn usage_follows_puts_overwrites_deletes_and_uploads() {
         )
         .unwrap();
         assert_eq!(usage(store, &alice).bytes, 6400);
+        assert_eq!(usage(store, &alice).uploads, 1);
         store
             .abort_upload(&alice, &bucket, &aborted.address())
             .unwrap();
+        assert_eq!(usage(store, &alice).uploads, 0);
         assert_eq!(
             (usage(store, &alice).bytes, usage(store, &alice).objects),
             (5500, 2)
@@ -289,7 +329,8 @@ fn quotas_can_be_raised_and_removed() {
             updated.quotas,
             Quotas {
                 bytes: None,
-                objects: Some(5)
+                objects: Some(5),
+                uploads: None,
             }
         );
         put(store, &alice, &bucket, "b", &bytes(100, 1));
@@ -380,4 +421,184 @@ fn the_early_byte_check_sees_committed_usage_and_reserves_nothing() {
             .check_room_for_object(&bob, &bobs, "k", u64::MAX)
             .unwrap();
     });
+}
+
+#[test]
+fn the_upload_quota_refuses_a_create_past_it_and_records_nothing() {
+    each_store(|store, _| {
+        let admin = AdminScope::local_operator();
+        let alice = upload_limited(store, 2);
+        let b1 = store.create_bucket(&alice, "b1", "r").unwrap();
+        let b2 = store.create_bucket(&alice, "b2", "r").unwrap();
+        let create = |bucket: &BucketRecord, key: &str| {
+            store.create_upload(&alice, bucket, key, ObjectMeta::default(), None)
+        };
+        // The quota is the tenant's, across its buckets.
+        let first = create(&b1, "a").unwrap();
+        let second = create(&b2, "b").unwrap();
+        assert_eq!(usage(store, &alice).uploads, 2);
+        assert!(matches!(
+            create(&b1, "c"),
+            Err(Error::QuotaExceeded {
+                what: "uploads",
+                limit: 2
+            })
+        ));
+        // Nothing recorded: neither the upload nor its count.
+        assert_eq!(listed_uploads(store, &alice, &b1), 1);
+        assert_eq!(usage(store, &alice).uploads, 2);
+        // Parts and objects are not limited by it.
+        put_part(store, &alice, &b1, &first.address(), 1, b"part").unwrap();
+        put(store, &alice, &b1, "plain", b"data");
+
+        // An abort frees a place, a completion too.
+        store.abort_upload(&alice, &b2, &second.address()).unwrap();
+        assert_eq!(usage(store, &alice).uploads, 1);
+        let third = create(&b2, "c").unwrap();
+        assert!(create(&b2, "d").is_err());
+        store
+            .complete_upload(
+                &alice,
+                &b1,
+                &first.address(),
+                &Completion::of_parts(vec![ChosenPart::new(1, part_etag(1, 4))]),
+            )
+            .unwrap();
+        assert_eq!(usage(store, &alice).uploads, 1);
+        let fourth = create(&b1, "d").unwrap();
+
+        // A refused completion (no such part) changes nothing: the upload still counts.
+        assert!(store
+            .complete_upload(
+                &alice,
+                &b1,
+                &fourth.address(),
+                &Completion::of_parts(vec![ChosenPart::new(1, part_etag(1, 4))]),
+            )
+            .is_err());
+        assert_eq!(usage(store, &alice).uploads, 2);
+
+        // A lowered quota refuses new uploads and aborts nothing; raised, it lets them in;
+        // removed, it limits nothing.
+        let lowered = TenantUpdate {
+            quota_uploads: Some(Some(1)),
+            ..TenantUpdate::default()
+        };
+        let updated = store
+            .update_tenant(&admin, alice.tenant_id(), lowered)
+            .unwrap();
+        assert_eq!(updated.quotas.uploads, Some(1));
+        assert!(create(&b1, "e").is_err());
+        store.abort_upload(&alice, &b2, &third.address()).unwrap();
+        assert!(create(&b1, "e").is_err(), "2 - 1 is still at the quota");
+        let removed = TenantUpdate {
+            quota_uploads: Some(None),
+            ..TenantUpdate::default()
+        };
+        store
+            .update_tenant(&admin, alice.tenant_id(), removed)
+            .unwrap();
+        for i in 0..5 {
+            create(&b1, &format!("many{i}")).unwrap();
+        }
+        assert_eq!(usage(store, &alice).uploads, 6);
+
+        // Another tenant's uploads are its own.
+        let bob = upload_limited(store, 1);
+        let bobs = store.create_bucket(&bob, "b", "r").unwrap();
+        store
+            .create_upload(&bob, &bobs, "k", ObjectMeta::default(), None)
+            .unwrap();
+        assert_eq!(usage(store, &bob).uploads, 1);
+    });
+}
+
+#[test]
+fn concurrent_creates_never_pass_the_upload_quota() {
+    each_store(|store, _| {
+        let alice = std::sync::Arc::new(upload_limited(store, 5));
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        for round in 0..2 {
+            let created = std::thread::scope(|threads| {
+                let handles: Vec<_> = (0..16)
+                    .map(|i| {
+                        let (alice, bucket) = (alice.clone(), bucket.clone());
+                        threads.spawn(move || {
+                            store
+                                .create_upload(
+                                    &alice,
+                                    &bucket,
+                                    &format!("k{i}"),
+                                    ObjectMeta::default(),
+                                    None,
+                                )
+                                .map_err(|e| match e {
+                                    Error::QuotaExceeded {
+                                        what: "uploads", ..
+                                    } => e,
+                                    other => panic!("unexpected {other:?}"),
+                                })
+                                .ok()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|h| h.join().unwrap())
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(created.len(), 5, "round {round}");
+            assert_eq!(usage(store, &alice).uploads, 5);
+            assert_eq!(listed_uploads(store, &alice, &bucket), 5);
+            // Concurrent aborts bring the count back to exactly zero.
+            std::thread::scope(|threads| {
+                for upload in &created {
+                    let (alice, bucket) = (alice.clone(), bucket.clone());
+                    threads.spawn(move || {
+                        store
+                            .abort_upload(&alice, &bucket, &upload.address())
+                            .unwrap()
+                    });
+                }
+            });
+            assert_eq!(usage(store, &alice).uploads, 0);
+            assert_eq!(listed_uploads(store, &alice, &bucket), 0);
+        }
+    });
+}
+
+#[test]
+fn uploads_are_counted_exactly_through_several_nodes() {
+    // Two stores over one PostgreSQL database: two gateways.
+    let url = harness::postgres::fresh_database();
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = [
+        open_postgres_node(dir.path(), &url),
+        open_postgres_node(dir.path(), &url),
+    ];
+    let alice = scope(&nodes[0]);
+    let bucket = nodes[0].create_bucket(&alice, "b", "r").unwrap();
+    let created = std::thread::scope(|threads| {
+        let handles: Vec<_> = (0..12)
+            .map(|i| {
+                let (node, alice, bucket) = (&nodes[i % 2], &alice, &bucket);
+                threads.spawn(move || {
+                    node.create_upload(alice, bucket, &format!("k{i}"), ObjectMeta::default(), None)
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(usage(&nodes[1], &alice).uploads, 12);
+    std::thread::scope(|threads| {
+        for (i, upload) in created.iter().enumerate() {
+            let (node, alice, bucket) = (&nodes[(i + 1) % 2], &alice, &bucket);
+            threads.spawn(move || node.abort_upload(alice, bucket, &upload.address()).unwrap());
+        }
+    });
+    assert_eq!(usage(&nodes[0], &alice).uploads, 0);
 }

@@ -101,6 +101,7 @@ async fn tenant(
             placement,
             quota_bytes,
             quota_objects,
+            quota_uploads,
         } => {
             let request = CreateTenant {
                 name,
@@ -108,6 +109,7 @@ async fn tenant(
                 quotas: QuotasDoc {
                     bytes: quota_bytes,
                     objects: quota_objects,
+                    uploads: quota_uploads,
                 },
             };
             let created: TenantDoc = expect_body(
@@ -134,10 +136,12 @@ async fn tenant(
             any_array,
             quota_bytes,
             quota_objects,
+            quota_uploads,
         } => {
             let quotas = QuotasUpdate {
                 bytes: quota_bytes.map(|l| l.0),
                 objects: quota_objects.map(|l| l.0),
+                uploads: quota_uploads.map(|l| l.0),
             };
             let request = UpdateTenant {
                 placement: if any_array {
@@ -304,7 +308,8 @@ fn tenant_details(t: &TenantDoc) -> String {
     };
     format!(
         "name:       {}\nid:         {}\nstate:      {}\ncreated:    {}\nplacement:  {}\n\
-         quotas:     {} bytes, {} objects\nusage:      {} in {} objects, {} buckets\n{}",
+         quotas:     {} bytes, {} objects, {} uploads in progress\n\
+         usage:      {} in {} objects, {} uploads in progress, {} buckets\n{}",
         t.name,
         t.id,
         state_text(&t.state),
@@ -312,8 +317,10 @@ fn tenant_details(t: &TenantDoc) -> String {
         placement,
         limit_text(t.quotas.bytes, true),
         limit_text(t.quotas.objects, false),
+        limit_text(t.quotas.uploads, false),
         format_size(t.usage.bytes),
         t.usage.objects,
+        t.usage.uploads,
         t.usage.buckets,
         encryption_text(&t.encryption),
     )

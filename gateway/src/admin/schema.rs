@@ -21,6 +21,9 @@ pub struct CreateTenant {
 pub struct QuotasDoc {
     pub bytes: Option<u64>,
     pub objects: Option<u64>,
+    /// Multipart uploads in progress at once.
+    #[serde(default)]
+    pub uploads: Option<u64>,
 }
 
 /// `PATCH /admin/v1/tenants/{name}`: absent fields are left as they are.
@@ -49,6 +52,12 @@ pub struct QuotasUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub objects: Option<Option<u64>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub uploads: Option<Option<u64>>,
 }
 
 /// A field that is present, possibly `null`: `Some(value)`. Absent fields get the default
@@ -214,6 +223,9 @@ pub struct RootRotationDoc {
 pub struct UsageDoc {
     pub bytes: u64,
     pub objects: u64,
+    /// Multipart uploads in progress.
+    #[serde(default)]
+    pub uploads: u64,
     pub buckets: u64,
 }
 
@@ -356,9 +368,18 @@ mod tests {
             parse(r#"{"bytes": null, "objects": 5}"#),
             Ok(QuotasUpdate {
                 bytes: Some(None),
-                objects: Some(Some(5))
+                objects: Some(Some(5)),
+                uploads: None,
             })
         );
+        assert_eq!(
+            parse(r#"{"uploads": 100}"#),
+            Ok(QuotasUpdate {
+                uploads: Some(Some(100)),
+                ..QuotasUpdate::default()
+            })
+        );
+        assert!(parse(r#"{"upload": 1}"#).is_err());
         assert!(parse(r#"{"byte": 1}"#).is_err());
         assert!(serde_json::from_str::<CreateTenant>(r#"{"name":"abc","quota":1}"#).is_err());
         assert!(serde_json::from_str::<CreateKey>(r#"{"role":"owner"}"#).is_err());

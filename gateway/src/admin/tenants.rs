@@ -50,10 +50,12 @@ pub(crate) fn doc(
         quotas: QuotasDoc {
             bytes: tenant.quotas.bytes,
             objects: tenant.quotas.objects,
+            uploads: tenant.quotas.uploads,
         },
         usage: UsageDoc {
             bytes: usage.bytes,
             objects: usage.objects,
+            uploads: usage.uploads,
             buckets: usage.buckets,
         },
         encryption,
@@ -94,6 +96,7 @@ pub async fn create(ctx: &AdminContext, body: &[u8]) -> Result<JsonReply, AdminE
             quotas: Quotas {
                 bytes: request.quotas.bytes,
                 objects: request.quotas.objects,
+                uploads: request.quotas.uploads,
             },
         };
         let tenant = store.create_tenant(admin, &request.name, settings)?;
@@ -123,6 +126,7 @@ pub async fn update(
         placement: request.placement,
         quota_bytes: quotas.bytes,
         quota_objects: quotas.objects,
+        quota_uploads: quotas.uploads,
     };
     let ctx = ctx.clone();
     blocking(move || {

@@ -255,6 +255,16 @@ impl From<coffre_storage::Error> for S3Error {
                 S3ErrorCode::BadDigest,
                 format!("The {algorithm} you specified did not match the calculated checksum."),
             ),
+            E::QuotaExceeded {
+                what: "uploads",
+                limit,
+            } => S3Error::with_message(
+                S3ErrorCode::QuotaExceeded,
+                format!(
+                    "The account has {limit} multipart uploads in progress, its quota; \
+                     complete or abort one first. Nothing was stored."
+                ),
+            ),
             E::QuotaExceeded { what, limit } => S3Error::with_message(
                 S3ErrorCode::QuotaExceeded,
                 format!(

@@ -26,6 +26,25 @@ pub struct Quotas {
     /// Bytes of object data, including the parts of unfinished multipart uploads.
     pub bytes: Option<u64>,
     pub objects: Option<u64>,
+    /// Multipart uploads in progress at once (created, neither completed nor aborted).
+    pub uploads: Option<u64>,
+}
+
+/// Quotas as formats 2 to 5 store them.
+#[derive(Serialize, Deserialize)]
+struct QuotasV1 {
+    bytes: Option<u64>,
+    objects: Option<u64>,
+}
+
+impl From<QuotasV1> for Quotas {
+    fn from(old: QuotasV1) -> Self {
+        Quotas {
+            bytes: old.bytes,
+            objects: old.objects,
+            uploads: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +65,11 @@ pub struct TenantRecord {
     /// The latest KEK rotation: where its rewrap of the DEKs is while it runs (so that a
     /// restart resumes it), what it did once finished. `None`: never rotated.
     pub rotation: Option<KekRotation>,
+    /// Whether the `uploads` usage counter counts every upload in progress. Tenants
+    /// created by earlier builds (formats 1 to 5) may have uploads no counter saw: their
+    /// first upload created, completed or aborted counts them, in its transaction (see
+    /// `usage`), and sets this.
+    pub uploads_counted: bool,
 }
 
 /// A tenant's KEK rotation (see `key_rotation`): every DEK wrapped by an older KEK version
@@ -109,10 +133,11 @@ pub enum RewrapPhase {
 
 /// Format 2 added placement and quotas, format 3 the wrapped KEKs, format 4 the KEK
 /// rotation, format 5 what wraps each KEK (a root key version or, with
-/// `tenant_keys_in_hsm`, a tenant key in the HSM; formats 3 and 4 name a root version).
+/// `tenant_keys_in_hsm`, a tenant key in the HSM; formats 3 and 4 name a root version),
+/// format 6 the `uploads` quota and `uploads_counted`.
 /// Tenants of formats 1 and 2 have no keys (none were ever deployed): they decode, but
 /// cannot store or read data.
-const TENANT_FORMAT_VERSION: u8 = 5;
+const TENANT_FORMAT_VERSION: u8 = 6;
 
 /// A wrapped KEK as formats 3 and 4 store it: always under a root key version.
 #[derive(Serialize, Deserialize)]
@@ -155,7 +180,7 @@ impl Record for TenantRecord {
             created: SystemTime,
             state: TenantState,
             placement: Vec<String>,
-            quotas: Quotas,
+            quotas: QuotasV1,
         }
         #[derive(Deserialize)]
         struct TenantRecordV3 {
@@ -165,7 +190,7 @@ impl Record for TenantRecord {
             created: SystemTime,
             state: TenantState,
             placement: Vec<String>,
-            quotas: Quotas,
+            quotas: QuotasV1,
             keks: Vec<RootWrappedKekV1>,
             kek_version: KekVersion,
         }
@@ -177,8 +202,21 @@ impl Record for TenantRecord {
             created: SystemTime,
             state: TenantState,
             placement: Vec<String>,
-            quotas: Quotas,
+            quotas: QuotasV1,
             keks: Vec<RootWrappedKekV1>,
+            kek_version: KekVersion,
+            rotation: Option<KekRotation>,
+        }
+        #[derive(Deserialize)]
+        struct TenantRecordV5 {
+            id: TenantId,
+            name: String,
+            #[serde(with = "unix_millis")]
+            created: SystemTime,
+            state: TenantState,
+            placement: Vec<String>,
+            quotas: QuotasV1,
+            keks: Vec<WrappedKek>,
             kek_version: KekVersion,
             rotation: Option<KekRotation>,
         }
@@ -195,6 +233,7 @@ impl Record for TenantRecord {
                     keks: Vec::new(),
                     kek_version: KekVersion::FIRST,
                     rotation: None,
+                    uploads_counted: false,
                 })
             }
             2 => {
@@ -205,10 +244,11 @@ impl Record for TenantRecord {
                     created: v2.created,
                     state: v2.state,
                     placement: v2.placement,
-                    quotas: v2.quotas,
+                    quotas: v2.quotas.into(),
                     keks: Vec::new(),
                     kek_version: KekVersion::FIRST,
                     rotation: None,
+                    uploads_counted: false,
                 })
             }
             3 => {
@@ -219,10 +259,11 @@ impl Record for TenantRecord {
                     created: v3.created,
                     state: v3.state,
                     placement: v3.placement,
-                    quotas: v3.quotas,
+                    quotas: v3.quotas.into(),
                     keks: v3.keks.into_iter().map(WrappedKek::from).collect(),
                     kek_version: v3.kek_version,
                     rotation: None,
+                    uploads_counted: false,
                 })
             }
             4 => {
@@ -233,10 +274,26 @@ impl Record for TenantRecord {
                     created: v4.created,
                     state: v4.state,
                     placement: v4.placement,
-                    quotas: v4.quotas,
+                    quotas: v4.quotas.into(),
                     keks: v4.keks.into_iter().map(WrappedKek::from).collect(),
                     kek_version: v4.kek_version,
                     rotation: v4.rotation,
+                    uploads_counted: false,
+                })
+            }
+            5 => {
+                let v5: TenantRecordV5 = decode_body(Self::KIND, body)?;
+                Ok(TenantRecord {
+                    id: v5.id,
+                    name: v5.name,
+                    created: v5.created,
+                    state: v5.state,
+                    placement: v5.placement,
+                    quotas: v5.quotas.into(),
+                    keks: v5.keks,
+                    kek_version: v5.kek_version,
+                    rotation: v5.rotation,
+                    uploads_counted: false,
                 })
             }
             _ => Err(unknown_version(Self::KIND, version)),
@@ -302,7 +359,7 @@ mod tests {
             created: u64,
             state: TenantState,
             placement: Vec<String>,
-            quotas: Quotas,
+            quotas: QuotasV1,
             keks: Vec<RootWrappedKekV1>,
             kek_version: KekVersion,
         }
@@ -321,7 +378,10 @@ mod tests {
             created: 1234,
             state: TenantState::Active,
             placement: vec!["a1".into()],
-            quotas: Quotas::default(),
+            quotas: QuotasV1 {
+                bytes: Some(10),
+                objects: None,
+            },
             keks: vec![old_kek()],
             kek_version: KekVersion::FIRST,
         };
@@ -359,7 +419,7 @@ mod tests {
             created: u64,
             state: TenantState,
             placement: Vec<String>,
-            quotas: Quotas,
+            quotas: QuotasV1,
             keks: Vec<RootWrappedKekV1>,
             kek_version: KekVersion,
             rotation: Option<KekRotation>,
@@ -382,7 +442,10 @@ mod tests {
             created: 1234,
             state: TenantState::Active,
             placement: Vec::new(),
-            quotas: Quotas::default(),
+            quotas: QuotasV1 {
+                bytes: Some(10),
+                objects: None,
+            },
             keks: vec![RootWrappedKekV1 {
                 root_version: RootKeyVersion::new(3),
                 kek_version: KekVersion::new(2),
@@ -400,14 +463,70 @@ mod tests {
         );
         assert_eq!(tenant.keks[0].ciphertext, vec![2; 48]);
 
-        // Format 5 tells a KEK under a tenant key in the HSM from one under the root.
+        // Formats 5 and later tell a KEK under a tenant key in the HSM from one under the
+        // root.
         let mut in_hsm = tenant.clone();
         in_hsm.keks[0].wrapper = KekWrapper::TenantKey;
         let encoded = in_hsm.encode().unwrap();
-        assert_eq!(encoded[0], 5);
+        assert_eq!(encoded[0], TENANT_FORMAT_VERSION);
         let decoded = TenantRecord::decode(&encoded).unwrap();
         assert_eq!(decoded.keks[0].root_version(), None);
         assert_eq!(decoded, in_hsm);
         assert_ne!(encoded, tenant.encode().unwrap());
+    }
+
+    #[test]
+    fn format_5_tenants_have_no_upload_quota_and_uncounted_uploads() {
+        #[derive(Serialize)]
+        struct V5<'a> {
+            id: TenantId,
+            name: &'a str,
+            created: u64,
+            state: TenantState,
+            placement: Vec<String>,
+            quotas: QuotasV1,
+            keks: Vec<WrappedKek>,
+            kek_version: KekVersion,
+            rotation: Option<KekRotation>,
+        }
+        let kek = WrappedKek {
+            wrapper: KekWrapper::TenantKey,
+            kek_version: KekVersion::FIRST,
+            nonce: [3; 12],
+            ciphertext: vec![4; 48],
+        };
+        let v5 = V5 {
+            id: TenantId::random(),
+            name: "five",
+            created: 1234,
+            state: TenantState::Active,
+            placement: vec!["a1".into()],
+            quotas: QuotasV1 {
+                bytes: Some(7),
+                objects: Some(8),
+            },
+            keks: vec![kek.clone()],
+            kek_version: KekVersion::FIRST,
+            rotation: None,
+        };
+        let tenant = TenantRecord::decode(&postcard::to_extend(&v5, vec![5]).unwrap()).unwrap();
+        assert_eq!(
+            tenant.quotas,
+            Quotas {
+                bytes: Some(7),
+                objects: Some(8),
+                uploads: None
+            }
+        );
+        assert_eq!(tenant.keks, vec![kek]);
+        assert!(!tenant.uploads_counted);
+
+        // Format 6 keeps both.
+        let mut counted = tenant;
+        counted.quotas.uploads = Some(9);
+        counted.uploads_counted = true;
+        let encoded = counted.encode().unwrap();
+        assert_eq!(encoded[0], 6);
+        assert_eq!(TenantRecord::decode(&encoded).unwrap(), counted);
     }
 }
