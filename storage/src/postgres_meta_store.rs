@@ -552,10 +552,38 @@ impl TxReads for PostgresTx<'_> {
         Ok(value)
     }
 
+    /// The writes go in one simple-query message with the COMMIT, so that a transaction's
+    /// writes cost one round trip; writes that must find a value (an update or delete
+    /// checked by `get_for_write`) first have their row counts checked, and the COMMIT
+    /// follows in a second message.
     fn commit(mut self: Box<Self>, batch: Batch, _durability: Durability) -> Result<()> {
         let expected = std::mem::take(&mut self.expected);
-        let written = write_batch(&mut self.client, batch, &expected);
+        let statements = batch_statements(batch, &expected);
         self.open = false;
+        let checked = statements.iter().any(|s| s.rows.is_some());
+        let mut sql = statements
+            .iter()
+            .map(|s| s.sql.as_str())
+            .collect::<Vec<_>>()
+            .join(";\n");
+        if !checked {
+            sql.push_str(if sql.is_empty() {
+                "COMMIT"
+            } else {
+                ";\nCOMMIT"
+            });
+            let done = self.client.simple_query(&sql).map(drop).map_err(pg_error);
+            if done.is_err() {
+                // A statement failed and the rest was skipped: the transaction is aborted.
+                let _ = self.client.batch_execute("ROLLBACK");
+            }
+            return done;
+        }
+        let written = self
+            .client
+            .simple_query(&sql)
+            .map_err(pg_error)
+            .and_then(|messages| check_row_counts(&statements, &messages));
         finish(&mut self.client, written)
     }
 }
@@ -568,9 +596,66 @@ enum Final {
     Add(Vec<i64>),
 }
 
-/// Applies `batch`; the writes of `expected` keys are checked writes: `Conflict` unless
-/// each still finds the value (or the absence) read.
-fn write_batch(client: &mut Client, batch: Batch, expected: &Expected) -> Result<()> {
+/// One statement of a commit, with the row count it must report, if any.
+struct Statement {
+    sql: String,
+    rows: Option<u64>,
+}
+
+impl Statement {
+    fn unchecked(sql: String) -> Self {
+        Self { sql, rows: None }
+    }
+}
+
+/// `Conflict` unless every checked statement changed the rows it had to (the statements'
+/// completions come in their order).
+fn check_row_counts(
+    statements: &[Statement],
+    messages: &[postgres::SimpleQueryMessage],
+) -> Result<()> {
+    let counts = messages.iter().filter_map(|m| match m {
+        postgres::SimpleQueryMessage::CommandComplete(rows) => Some(*rows),
+        _ => None,
+    });
+    let mut seen = 0;
+    for (statement, count) in statements.iter().zip(counts) {
+        seen += 1;
+        if statement.rows.is_some_and(|rows| rows != count) {
+            return Err(Error::Conflict);
+        }
+    }
+    if seen != statements.len() {
+        return Err(Error::Meta(format!(
+            "{seen} of {} statements reported their completion",
+            statements.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A `bytea` value in SQL text: `decode('<hex>', 'hex')`, which reads the same whatever the
+/// server's string settings (only hex digits are ever quoted).
+fn bytea(bytes: &[u8]) -> String {
+    format!("decode('{}','hex')", hex::encode(bytes))
+}
+
+/// `(a, b, ...)` of SQL values.
+fn row(values: &[&[u8]]) -> String {
+    let values: Vec<String> = values.iter().map(|v| bytea(v)).collect();
+    format!("({})", values.join(","))
+}
+
+fn rows<'a>(rows: impl IntoIterator<Item = Vec<&'a [u8]>>) -> String {
+    rows.into_iter()
+        .map(|values| row(&values))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The statements that apply `batch`; the writes of `expected` keys are checked writes:
+/// `Conflict` unless each still finds the value (or the absence) read.
+fn batch_statements(batch: Batch, expected: &Expected) -> Vec<Statement> {
     let mut finals: std::collections::BTreeMap<(Cf, Vec<u8>), Final> = Default::default();
     for op in batch.ops {
         let key = (op.cf(), op.key().to_vec());
@@ -590,78 +675,98 @@ fn write_batch(client: &mut Client, batch: Batch, expected: &Expected) -> Result
         };
         finals.insert(key, next);
     }
-    let checked = checked_writes(&mut finals, expected);
-    write_checked(client, checked)?;
+    let mut statements = Vec::new();
+    for (cf, writes) in checked_writes(&mut finals, expected) {
+        let table = table(cf);
+        if !writes.inserts.is_empty() {
+            // A key inserted meanwhile: unique violation, a conflict.
+            let values = rows(writes.inserts.iter().map(|(k, v)| vec![&k[..], &v[..]]));
+            statements.push(Statement::unchecked(format!(
+                "INSERT INTO {table} (key, value) VALUES {values}"
+            )));
+        }
+        if !writes.updates.is_empty() {
+            let values = rows(
+                writes
+                    .updates
+                    .iter()
+                    .map(|(k, o, v)| vec![&k[..], o, &v[..]]),
+            );
+            statements.push(Statement {
+                sql: format!(
+                    "UPDATE {table} AS t SET value = u.value FROM (VALUES {values}) \
+                     AS u(key, old, value) WHERE t.key = u.key AND t.value = u.old"
+                ),
+                rows: Some(writes.updates.len() as u64),
+            });
+        }
+        if !writes.deletes.is_empty() {
+            let values = rows(writes.deletes.iter().map(|(k, o)| vec![&k[..], o]));
+            statements.push(Statement {
+                sql: format!(
+                    "DELETE FROM {table} AS t USING (VALUES {values}) AS u(key, old) \
+                     WHERE t.key = u.key AND t.value = u.old"
+                ),
+                rows: Some(writes.deletes.len() as u64),
+            });
+        }
+    }
     for cf in Cf::ALL {
         let table = table(cf);
-        let mut put_keys: Vec<&[u8]> = Vec::new();
-        let mut put_values: Vec<&[u8]> = Vec::new();
+        let mut puts: Vec<Vec<&[u8]>> = Vec::new();
         let mut deleted: Vec<&[u8]> = Vec::new();
-        let (mut add_keys, mut add_ids, mut add_deltas) = (Vec::new(), Vec::new(), Vec::new());
+        let mut adds: Vec<(&[u8], Vec<u8>, Vec<u8>)> = Vec::new();
         for ((_, key), last) in finals
             .range((cf, Vec::new())..)
             .take_while(|((c, _), _)| *c == cf)
         {
             match last {
-                Final::Put(value) => {
-                    put_keys.push(key);
-                    put_values.push(value);
-                }
+                Final::Put(value) => puts.push(vec![key, value]),
                 Final::Delete => deleted.push(key),
                 Final::Add(deltas) => {
                     let mut id = vec![0u8; 16];
                     rand::rngs::OsRng.fill_bytes(&mut id);
-                    add_keys.push(key.as_slice());
-                    add_ids.push(id);
-                    add_deltas.push(encode_counters(deltas));
+                    adds.push((key, id, encode_counters(deltas)));
                 }
             }
         }
         if cf.is_counter() {
             // A put or delete of a counter replaces its additions too.
-            let replaced: Vec<&[u8]> = put_keys.iter().chain(&deleted).copied().collect();
+            let replaced: Vec<String> = puts
+                .iter()
+                .map(|p| p[0])
+                .chain(deleted.iter().copied())
+                .map(bytea)
+                .collect();
             if !replaced.is_empty() {
-                client
-                    .execute(
-                        &format!("DELETE FROM {table}_deltas WHERE key = ANY($1)"),
-                        &[&replaced],
-                    )
-                    .map_err(pg_error)?;
+                statements.push(Statement::unchecked(format!(
+                    "DELETE FROM {table}_deltas WHERE key IN ({})",
+                    replaced.join(",")
+                )));
             }
-            if !add_keys.is_empty() {
-                client
-                    .execute(
-                        &format!(
-                            "INSERT INTO {table}_deltas (key, id, deltas) \
-                             SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[])"
-                        ),
-                        &[&add_keys, &add_ids, &add_deltas],
-                    )
-                    .map_err(pg_error)?;
+            if !adds.is_empty() {
+                let values = rows(adds.iter().map(|(k, id, d)| vec![*k, &id[..], &d[..]]));
+                statements.push(Statement::unchecked(format!(
+                    "INSERT INTO {table}_deltas (key, id, deltas) VALUES {values}"
+                )));
             }
         }
         if !deleted.is_empty() {
-            client
-                .execute(
-                    &format!("DELETE FROM {table} WHERE key = ANY($1)"),
-                    &[&deleted],
-                )
-                .map_err(pg_error)?;
+            let keys: Vec<String> = deleted.iter().map(|k| bytea(k)).collect();
+            statements.push(Statement::unchecked(format!(
+                "DELETE FROM {table} WHERE key IN ({})",
+                keys.join(",")
+            )));
         }
-        if !put_keys.is_empty() {
-            client
-                .execute(
-                    &format!(
-                        "INSERT INTO {table} (key, value) \
-                         SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
-                         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-                    ),
-                    &[&put_keys, &put_values],
-                )
-                .map_err(pg_error)?;
+        if !puts.is_empty() {
+            statements.push(Statement::unchecked(format!(
+                "INSERT INTO {table} (key, value) VALUES {} \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                rows(puts)
+            )));
         }
     }
-    Ok(())
+    statements
 }
 
 /// The writes of keys read by `get_for_write`, taken out of `finals`, by key space.
@@ -700,76 +805,6 @@ fn checked_writes<'a>(
         }
     }
     checked
-}
-
-fn write_checked(
-    client: &mut Client,
-    checked: std::collections::BTreeMap<Cf, CheckedWrites<'_>>,
-) -> Result<()> {
-    for (cf, writes) in checked {
-        let table = table(cf);
-        if !writes.inserts.is_empty() {
-            let (keys, values): (Vec<&[u8]>, Vec<&[u8]>) = writes
-                .inserts
-                .iter()
-                .map(|(k, v)| (k.as_slice(), v.as_slice()))
-                .unzip();
-            // A key inserted meanwhile: unique violation, a conflict.
-            client
-                .execute(
-                    &format!(
-                        "INSERT INTO {table} (key, value) \
-                         SELECT * FROM unnest($1::bytea[], $2::bytea[])"
-                    ),
-                    &[&keys, &values],
-                )
-                .map_err(pg_error)?;
-        }
-        if !writes.updates.is_empty() {
-            let keys: Vec<&[u8]> = writes
-                .updates
-                .iter()
-                .map(|(k, _, _)| k.as_slice())
-                .collect();
-            let olds: Vec<&[u8]> = writes.updates.iter().map(|(_, o, _)| *o).collect();
-            let values: Vec<&[u8]> = writes
-                .updates
-                .iter()
-                .map(|(_, _, v)| v.as_slice())
-                .collect();
-            let updated = client
-                .execute(
-                    &format!(
-                        "UPDATE {table} AS t SET value = u.value \
-                         FROM unnest($1::bytea[], $2::bytea[], $3::bytea[]) AS u(key, old, value) \
-                         WHERE t.key = u.key AND t.value = u.old"
-                    ),
-                    &[&keys, &olds, &values],
-                )
-                .map_err(pg_error)?;
-            if updated != keys.len() as u64 {
-                return Err(Error::Conflict);
-            }
-        }
-        if !writes.deletes.is_empty() {
-            let keys: Vec<&[u8]> = writes.deletes.iter().map(|(k, _)| k.as_slice()).collect();
-            let olds: Vec<&[u8]> = writes.deletes.iter().map(|(_, o)| *o).collect();
-            let deleted = client
-                .execute(
-                    &format!(
-                        "DELETE FROM {table} AS t \
-                         USING unnest($1::bytea[], $2::bytea[]) AS u(key, old) \
-                         WHERE t.key = u.key AND t.value = u.old"
-                    ),
-                    &[&keys, &olds],
-                )
-                .map_err(pg_error)?;
-            if deleted != keys.len() as u64 {
-                return Err(Error::Conflict);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Listing pages of this many entries, each one query.
