@@ -1,6 +1,6 @@
 //! Crash campaign (issue 12): the server is killed with SIGKILL at random moments under a
 //! mixed load (PUTs inline, multi-segment and over 1 MiB, multipart uploads, copies,
-//! deletes, tagging, a tenant KEK rotation), restarted on its own state, and every key is
+//! deletes, tagging, a tenant KEK or root key rotation), restarted on its own state, and every key is
 //! checked against a model of what the clients were told: an acknowledged write is there
 //! with its exact bytes, ETag and tags, an acknowledged delete is gone, an operation that got
 //! no answer happened or did not, and nothing else is ever visible (no partial object, no
@@ -345,7 +345,8 @@ async fn campaign(backend: &str, config: &str) {
         })
         .collect();
     let mut totals = Stats::default();
-    let mut rotations = (0, 0);
+    // Acknowledged and unanswered rotations: of the tenant's KEK, of the root key.
+    let mut rotations = [(0, 0), (0, 0)];
     let mut resolved = (0, 0);
 
     for round in 0..rounds {
@@ -358,18 +359,23 @@ async fn campaign(backend: &str, config: &str) {
             tasks.spawn(async move { (task, client_task(s3, keys, task_rng, stop).await) });
         }
         let load_for = Duration::from_millis(rng.gen_range(KILL_AFTER_MS));
-        // A KEK rotation in most rounds, at a random moment of the load.
-        let rotation = rng.gen_bool(0.7).then(|| {
+        // In most rounds, at a random moment of the load, a rotation: of the tenant's KEK
+        // (its rewrap goes on in the background) or of the root key (synchronous; one a
+        // crash cut short is finished at the next start).
+        let rotation = match rng.gen_range(0..100) {
+            0..=54 => Some((KEK, format!("/admin/v1/tenants/{TENANT}/rotate-key"))),
+            55..=79 => Some((ROOT, "/admin/v1/rotate-root".to_owned())),
+            _ => None,
+        }
+        .map(|(which, path)| {
             let delay = load_for.mul_f64(rng.gen_range(0.0..1.0));
             let (endpoint, token) = (server.admin_endpoint.clone(), token.clone());
-            tokio::spawn(async move {
+            let call = tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                let path = format!("/admin/v1/tenants/{TENANT}/rotate-key");
-                matches!(
-                    admin_call(&endpoint, &token, Method::POST, &path).await,
-                    Ok((202, _))
-                )
-            })
+                let answer = admin_call(&endpoint, &token, Method::POST, &path).await;
+                matches!(answer, Ok((200..=299, _)))
+            });
+            (which, call)
         });
         tokio::time::sleep(load_for).await;
         // The tasks send nothing more (each one's call in flight is cut by the kill), so
@@ -386,10 +392,10 @@ async fn campaign(backend: &str, config: &str) {
             owned.push(keys);
             totals.add(&stats);
         }
-        if let Some(rotation) = rotation {
-            let acked = rotation.await.unwrap();
-            rotations.0 += usize::from(acked);
-            rotations.1 += usize::from(!acked);
+        if let Some((which, call)) = rotation {
+            let acked = call.await.unwrap();
+            rotations[which].0 += usize::from(acked);
+            rotations[which].1 += usize::from(!acked);
         }
 
         server.start_again();
@@ -415,8 +421,14 @@ async fn campaign(backend: &str, config: &str) {
     }
     eprintln!(
         "load over {rounds} rounds: {totals}; KEK rotations acknowledged {}, unanswered {}; \
-         uncertain keys resolved: {} took an unanswered operation's outcome, {} did not",
-        rotations.0, rotations.1, resolved.0, resolved.1
+         root key rotations acknowledged {}, unanswered {}; uncertain keys resolved: {} took \
+         an unanswered operation's outcome, {} did not",
+        rotations[KEK].0,
+        rotations[KEK].1,
+        rotations[ROOT].0,
+        rotations[ROOT].1,
+        resolved.0,
+        resolved.1
     );
     let server_errors = totals.server_errors();
     assert!(
@@ -425,17 +437,21 @@ async fn campaign(backend: &str, config: &str) {
     );
 
     let s3 = server.s3_client();
-    // Every rotation ends (its older KEK versions destroyed), and everything still reads.
-    let kek_version = wait_for_rotation(&server, &token, seed).await;
-    // Version 1 at the start; one more for each rotation that took place.
-    let (acked, unanswered) = rotations;
-    assert!(
-        (1 + acked..=1 + acked + unanswered).contains(&kek_version),
-        "seed {seed}: KEK version {kek_version} after {acked} acknowledged and {unanswered} \
-         unanswered rotations"
-    );
+    // Every rotation ends (older KEK and root versions destroyed), and everything still
+    // reads. Version 1 at the start; one more for each rotation that took place.
+    let kek_version = wait_for_kek_rotation(&server, &token, seed).await;
+    let root_version = wait_for_root_rotation(&server, &token, seed).await;
+    for (which, version) in [(KEK, kek_version), (ROOT, root_version)] {
+        let (acked, unanswered) = rotations[which];
+        assert!(
+            (1 + acked..=1 + acked + unanswered).contains(&version),
+            "seed {seed}: {} version {version} after {acked} acknowledged and {unanswered} \
+             unanswered rotations",
+            ["KEK", "root key"][which]
+        );
+    }
     if let Err(failures) = check_against_model(&s3, &mut owned).await {
-        panic!("seed {seed}, after the KEK rotation finished:\n{failures}");
+        panic!("seed {seed}, after the rotations finished:\n{failures}");
     }
 
     // Clean up, then the collector must leave no data file behind.
@@ -1090,9 +1106,35 @@ async fn admin_get(server: &TestServer, token: &str, path: &str) -> String {
     body
 }
 
+/// Indexes of the rotation counts.
+const KEK: usize = 0;
+const ROOT: usize = 1;
+
+/// Waits until the root key has one version left (a rotation a crash cut short is
+/// finished in the background after the start). Returns it.
+async fn wait_for_root_rotation(server: &TestServer, token: &str, seed: u64) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = admin_get(server, token, "/admin/v1/root-key").await;
+        let root: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let versions = root["versions"].as_array().unwrap();
+        let current = root["current_version"].as_u64().unwrap();
+        if versions.len() == 1 {
+            assert_eq!(versions[0]["version"], current, "seed {seed}: {root}");
+            eprintln!("root key after the campaign: {root}");
+            return current as usize;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "seed {seed}: older root key versions still held after 30 s: {root}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until the tenant's latest KEK rotation, if any, has finished (its older versions
 /// destroyed). Returns the tenant's KEK version.
-async fn wait_for_rotation(server: &TestServer, token: &str, seed: u64) -> usize {
+async fn wait_for_kek_rotation(server: &TestServer, token: &str, seed: u64) -> usize {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let body = admin_get(server, token, &format!("/admin/v1/tenants/{TENANT}")).await;
@@ -1244,4 +1286,137 @@ fn a_copy_has_the_md5_of_its_bytes_as_etag() {
     assert_eq!(parts.etag(), multipart_etag(&parts.part_bytes()));
     assert_eq!(parts.copied().etag(), simple_etag(&data));
     assert_eq!(parts.copied().len(), 30);
+}
+
+// ---------------------------------------------------------------------------------------
+// A collector pass cut short.
+
+/// Many writes left half-done by a kill become orphan intents; the next start's collector
+/// claims each (a synced commit) and then removes its files. Killed again while it does,
+/// every file must still be removed by a later pass. Ignored: it fails, see
+/// `storage/src/gc.rs` (`collect_pass`: the intent is deleted before the files are, so a
+/// crash in between leaves files nothing refers to). Run it with `--run-ignored only`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails: a collector pass cut short leaks the files of the orphan it had claimed"]
+async fn a_collector_pass_cut_short_leaves_no_orphan_file_rocksdb() {
+    let config = format!("{SETTINGS}\n[metadata]\nkind = \"rocksdb\"\n");
+    collector_cut_short(&config, None).await;
+}
+
+/// The same on PostgreSQL, where a leak is shown against the collector's table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails: a collector pass cut short leaks the files of the orphan it had claimed"]
+async fn a_collector_pass_cut_short_leaves_no_orphan_file_postgres() {
+    let url = postgres::fresh_database();
+    let config =
+        format!("{SETTINGS}\n[metadata]\nkind = \"postgres\"\nurl = {url:?}\npool_size = 8\n");
+    collector_cut_short(&config, Some(url)).await;
+}
+
+async fn collector_cut_short(config: &str, postgres_url: Option<String>) {
+    const ORPHANS: usize = 48;
+    let seed: u64 = std::env::var("COFFRE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let attempts: usize = std::env::var("COFFRE_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    eprintln!("seed {seed}, {attempts} attempts");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut server = TestServer::start_with_config(config, &[]);
+    let token = admin_token(&server);
+    server
+        .s3_client()
+        .create_bucket()
+        .bucket("orphans")
+        .send()
+        .await
+        .unwrap();
+    let arrays = server.data_dir().join("arrays");
+    for attempt in 0..attempts {
+        // Half-sent uploads above the inline threshold: each has its intent and temp file.
+        let mut senders = Vec::new();
+        let mut uploads = Vec::new();
+        for i in 0..ORPHANS {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+            let request = server
+                .request(Method::PUT, &format!("/orphans/o{i}"))
+                .payload(coffre_conformance::Payload::Unsigned)
+                .header("content-length", &(4 * MIB).to_string())
+                .body_channel(rx)
+                .build();
+            uploads.push(tokio::spawn(async move {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(60),
+                    coffre_conformance::raw_client().request(request),
+                )
+                .await;
+            }));
+            // Past the first ~1 MiB batch, which the server writes to the array.
+            let chunk = Bytes::from(pseudo_random_bytes(MIB, i as u64));
+            for _ in 0..2 {
+                tx.send(chunk.clone()).await.unwrap();
+            }
+            senders.push(tx);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while files_under(&arrays).len() < ORPHANS {
+            assert!(
+                Instant::now() < deadline,
+                "the uploads never reached the array"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.kill();
+        drop(senders);
+        for upload in uploads {
+            let _ = upload.await;
+        }
+        let orphans = files_under(&arrays).len();
+        // The collector's first pass runs at start: cut it short.
+        server.start_again();
+        let cut_after = Duration::from_millis(rng.gen_range(0..=400));
+        tokio::time::sleep(cut_after).await;
+        let before_kill = files_under(&arrays).len();
+        server.kill();
+        let after_kill = files_under(&arrays).len();
+        server.start_again();
+        after_two_gc_passes(&server, &token).await;
+        let left = files_under(&arrays);
+        eprintln!(
+            "attempt {attempt}: {orphans} orphan files; killed {cut_after:?} after the start \
+             ({before_kill} files then, {after_kill} at the kill); {} left after two passes",
+            left.len()
+        );
+        let entries = match &postgres_url {
+            Some(url) if !left.is_empty() => format!(
+                "; the collector's entries (coffre_gc keys) now: {:?}",
+                gc_entries(url)
+            ),
+            _ => String::new(),
+        };
+        assert!(
+            left.is_empty(),
+            "seed {seed}, attempt {attempt}: {} orphan files never collected: {left:#?}{entries}",
+            left.len()
+        );
+    }
+}
+
+/// The keys (file ids, hex) of the collector's entries in a PostgreSQL metadata store.
+fn gc_entries(url: &str) -> Vec<String> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        client
+            .query("SELECT encode(key, 'hex') FROM coffre_gc ORDER BY key", &[])
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    })
+    .join()
+    .unwrap()
 }
