@@ -4,8 +4,15 @@
 //! `[key_rotation]`, woken by the admin API when a rotation begins, resumed from the
 //! cursor in the tenant's record after a restart. Each retirement of KEK versions, and
 //! each finished root rotation, is recorded in the audit trail.
+//!
+//! It also rotates the KEKs that wrapped `[key_rotation] max_dek_wraps` DEKs: the store
+//! counts this node's wraps in memory and wakes the schedule as soon as a tenant may have
+//! reached its limit (`Store::watch_dek_wraps`), which then checks the stored counts, even
+//! in the middle of a long rewrap round. The check also runs when the schedule starts, when
+//! a rotation ends, and at least every `IDLE_POLL` (which finds wraps made by other nodes).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,20 +29,38 @@ const RETRY_AFTER: Duration = Duration::from_secs(30);
 const IDLE_POLL: Duration = Duration::from_secs(300);
 const TASK: &str = "key-rotation";
 
-/// Wakes the schedule when a rotation begins. Cheap to clone.
+/// Wakes the schedule when a rotation begins or a KEK nears its limit. Cheap to clone.
 #[derive(Clone, Default, Debug)]
-pub struct RotationWaker(Arc<Notify>);
+pub struct RotationWaker(Arc<Waker>);
+
+#[derive(Default, Debug)]
+struct Waker {
+    notify: Notify,
+    /// Set by `wake`, taken by a rewrap round between its steps.
+    woken: AtomicBool,
+}
 
 impl RotationWaker {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Asks the schedule to look for work now (remembered if it is busy).
+    /// Asks the schedule to look for work now (remembered if it is busy; a rewrap round
+    /// under way stops after its current step so that the new work is seen).
     pub fn wake(&self) {
-        self.0.notify_one();
+        self.0.woken.store(true, Ordering::Release);
+        self.0.notify.notify_one();
+    }
+
+    /// Whether `wake` was called since the last time this was asked.
+    fn take(&self) -> bool {
+        self.0.woken.swap(false, Ordering::AcqRel)
     }
 }
+
+/// How soon to look at the stored DEK wrap counts again when a commit that wore a KEK may
+/// not have landed when they were read (`Store::worn_kek_check_pending`).
+const WORN_RECHECK: Duration = Duration::from_millis(250);
 
 /// How long to wait before looking again while another node holds the lease.
 const LEASE_POLL: Duration = Duration::from_secs(10);
@@ -48,8 +73,12 @@ pub async fn run(
     node: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let hook = waker.clone();
+    store.watch_dek_wraps(config.max_dek_wraps, move || hook.wake());
     let mut root_checked = false;
     loop {
+        // Whatever woke the schedule is about to be looked at.
+        waker.take();
         // One node at a time does the work, under the lease: the others wait for it.
         let held = crate::cluster::lease(&store, TASK, &node).await;
         let wait = match &held {
@@ -60,7 +89,12 @@ pub async fn run(
                     root_checked = true;
                 }
                 rotate_worn_keks(&store, &audit, &config, lease).await;
-                rewrap_round(&store, &audit, &config, &node, &mut shutdown).await
+                let wait =
+                    rewrap_round(&store, &audit, &config, &node, &waker, &mut shutdown).await;
+                match wait {
+                    Some(wait) if store.worn_kek_check_pending() => Some(wait.min(WORN_RECHECK)),
+                    wait => wait,
+                }
             }
         };
         let Some(wait) = wait else {
@@ -68,7 +102,7 @@ pub async fn run(
             return;
         };
         tokio::select! {
-            _ = waker.0.notified() => {}
+            _ = waker.0.notify.notified() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => {
                 crate::cluster::release(&store, held).await;
@@ -101,13 +135,16 @@ async fn finish_root_rotation(store: &Arc<Store>, audit: &AuditLog, lease: &Leas
     }
 }
 
-/// Steps every tenant with rewrap work, in turn, until none has any left now. Returns how
-/// long to sleep before the next round (`None`: shutting down).
+/// Steps every tenant with rewrap work, in turn, until none has any left now, or until the
+/// schedule is woken (a new rotation, a KEK at its limit). Returns how long to sleep before
+/// the next round (`None`: shutting down; zero: at once, as the round was cut short or a
+/// rotation ended, after which the worn KEKs are looked for again).
 async fn rewrap_round(
     store: &Arc<Store>,
     audit: &AuditLog,
     config: &KeyRotationConfig,
     node: &str,
+    waker: &RotationWaker,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Duration> {
     let list = store.clone();
@@ -131,6 +168,10 @@ async fn rewrap_round(
     while let Some(tenant) = turn.pop_front() {
         if *shutdown.borrow() {
             return None;
+        }
+        if waker.take() {
+            // The cursors are in the tenant records: the next round resumes them.
+            return Some(Duration::ZERO);
         }
         // Renewed at every step: a long round keeps its lease.
         let Some(held) = crate::cluster::lease(store, TASK, node).await else {
@@ -167,6 +208,8 @@ async fn rewrap_round(
                     retired = ?retired.iter().map(|v| v.get()).collect::<Vec<_>>(),
                     "KEK rotation finished; older versions destroyed"
                 );
+                // Writes made during the rewrap may have worn the new version already.
+                next = Duration::ZERO;
                 audit.record(AuditRecord {
                     time: AuditRecord::now(),
                     kind: "admin",
@@ -217,9 +260,9 @@ async fn rewrap_round(
     Some(next)
 }
 
-/// The audit record of a root rotation finished in the background.
-/// Rotates the KEKs whose current version wrapped `[key_rotation] max_dek_wraps` DEKs; each
-/// rotation is audited like an operator's and its rewrap follows in this round.
+/// Rotates the KEKs whose current version wrapped `[key_rotation] max_dek_wraps` DEKs (as
+/// `Store::rotate_worn_keks` rules); each rotation is audited like an operator's and its
+/// rewrap follows in this round.
 async fn rotate_worn_keks(
     store: &Arc<Store>,
     audit: &AuditLog,
@@ -255,6 +298,7 @@ async fn rotate_worn_keks(
     }
 }
 
+/// The audit record of a root rotation finished in the background.
 fn root_record(rotation: &RootRotation) -> AuditRecord {
     AuditRecord {
         time: AuditRecord::now(),

@@ -141,33 +141,84 @@ impl Store {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
-    /// Rotates the KEK of every tenant whose current version has wrapped `limit` DEKs or
-    /// more, unless a rotation of it is already under way; returns the tenants rotated and
-    /// their new versions. Under the key rotation `lease`.
+    /// Rotates the KEK of every tenant whose current version is due (see below); returns
+    /// the tenants rotated and their new versions. Under the key rotation `lease`.
+    ///
+    /// A version is due once it has wrapped `limit` DEKs, the rewrap's wraps included (they
+    /// use nonces like any other), with two exceptions that keep a tenant from rotating in
+    /// a loop: none while the rewrap of the previous rotation is under way, and when that
+    /// rewrap alone moved `limit` DEKs or more into the version (the tenant holds more live
+    /// DEKs than `limit`, so any new version would start worn), the version is due only
+    /// once it has wrapped `limit` more, for new writes; a warning says so, once per tenant
+    /// and process: the limit should be raised.
+    ///
+    /// The check also resets the watch that [`Store::watch_dek_wraps`] installed, with what
+    /// each tenant may still wrap before it is due.
     pub fn rotate_worn_keks(
         &self,
         _maint: &MaintenanceScope,
         lease: &Lease,
         limit: u64,
     ) -> Result<Vec<(TenantId, KekVersion)>> {
+        let watch = &self.shared.keys.wraps;
+        let mark = watch.mark();
         let mut rotated = Vec::new();
+        let mut headroom = Vec::new();
         let live = self.all_tenants()?.into_iter();
         for tenant in live.filter(|t| t.state != TenantState::Deleting) {
-            let rewrapping = tenant
-                .rotation
-                .as_ref()
-                .is_some_and(|r| matches!(r.state, RotationState::Rewrapping(_)));
-            if rewrapping || self.wraps_of(tenant.id, tenant.kek_version)? < limit {
+            let (id, version) = (tenant.id, tenant.kek_version);
+            let rotation = tenant.rotation.as_ref();
+            // The DEKs that the rotation which made the current version moved into it.
+            let own_rewrap = rotation
+                .filter(|r| r.target == version)
+                .map_or(0, |r| r.rewrapped);
+            if own_rewrap >= limit && watch.warn_once(id) {
+                tracing::warn!(tenant = %id, kek_version = %version, rewrapped = own_rewrap,
+                    max_dek_wraps = limit,
+                    "the tenant holds more live DEKs than [key_rotation] max_dek_wraps: every \
+                     new KEK version starts at the limit with the rewrap, so it is rotated \
+                     only after max_dek_wraps more wraps; raise max_dek_wraps");
+            }
+            if rotation.is_some_and(|r| matches!(r.state, RotationState::Rewrapping(_))) {
+                headroom.push((id, version, 0, false));
+                continue;
+            }
+            let due_at = if own_rewrap >= limit {
+                own_rewrap.saturating_add(limit)
+            } else {
+                limit
+            };
+            let wraps = self.wraps_of(id, version)?;
+            if wraps < due_at {
+                headroom.push((id, version, due_at - wraps, true));
                 continue;
             }
             // Still ours to do? (The rotation itself commits like an admin's.)
             self.transact(Durability::Buffered, |tx| lease.check(tx))?;
-            let record = self.rotate_kek(tenant.id)?;
-            tracing::warn!(tenant = %tenant.id, kek_version = %record.kek_version, limit,
+            let record = self.rotate_kek(id)?;
+            tracing::warn!(tenant = %id, kek_version = %record.kek_version, wraps, limit,
                 "tenant KEK rotated: its current version had wrapped its limit of DEKs");
-            rotated.push((tenant.id, record.kek_version));
+            rotated.push((id, record.kek_version));
+            headroom.push((id, record.kek_version, limit, false));
         }
+        watch.reset(&mark, headroom);
         Ok(rotated)
+    }
+
+    /// Calls `hook` as soon as this store's own commits may have brought a tenant's current
+    /// KEK version to the wraps that make it due for rotation (`limit` for a version not yet
+    /// seen by [`Store::rotate_worn_keks`], which decides from the stored counts). Cheap:
+    /// counted in memory with each wrap. Wraps committed by other nodes sharing the
+    /// metadata store are not seen, only by the next check.
+    pub fn watch_dek_wraps(&self, limit: u64, hook: impl Fn() + Send + Sync + 'static) {
+        self.shared.keys.wraps.install(limit, Arc::new(hook));
+    }
+
+    /// Whether [`Store::rotate_worn_keks`] should run again shortly: the watch fired for a
+    /// tenant that the last check did not find due, and the commit that counted the wrap
+    /// may have been still in flight when it read the counts (for a few seconds at most).
+    pub fn worn_kek_check_pending(&self) -> bool {
+        self.shared.keys.wraps.pending()
     }
 
     /// Creates KEK version n+1 of `id` and makes it current (see `rotate_tenant_key`).
@@ -426,7 +477,7 @@ impl Store {
                 Err(e) => return Err(e.into()),
             };
             stored.dek = target.wrap_dek(&dek, &context)?;
-            count_dek_wrap(tx, tenant, target.version());
+            count_dek_wrap(tx, &self.shared.keys.wraps, tenant, target.version());
             tx.put(Cf::Objects, db_key.to_vec(), stored.encode()?);
             Ok(Rewrap::Rewrapped)
         })
@@ -473,7 +524,7 @@ impl Store {
                 Err(e) => return Err(e.into()),
             };
             stored.dek = target.wrap_dek(&dek, &context)?;
-            count_dek_wrap(tx, tenant, target.version());
+            count_dek_wrap(tx, &self.shared.keys.wraps, tenant, target.version());
             let value = stored.encode()?;
             tx.put(
                 Cf::Uploads,

@@ -15,8 +15,9 @@
 //! version per key, and the object id already names it. A multipart upload's DEK is
 //! wrapped for the upload id, which becomes the object id, so completion reuses it as is.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use coffre_crypto::{
     BucketId, Dek, DekContext, Kek, KekCache, KekCacheStats, KekVersion, KeyProvider, ObjectId,
@@ -40,6 +41,8 @@ pub(crate) struct TenantKeys {
     shredding: RwLock<()>,
     /// Held through a root rotation: one at a time.
     root_rotation: Mutex<()>,
+    /// Tells the key rotation schedule when a tenant's KEK nears its limit of DEK wraps.
+    pub(crate) wraps: WrapWatch,
 }
 
 impl TenantKeys {
@@ -49,6 +52,7 @@ impl TenantKeys {
             cache: KekCache::new(capacity, ttl),
             shredding: RwLock::new(()),
             root_rotation: Mutex::new(()),
+            wraps: WrapWatch::default(),
         }
     }
 
@@ -118,9 +122,168 @@ impl std::fmt::Debug for TenantKeys {
 
 /// Counts one more DEK wrapped under `version` of `tenant`, in the transaction that commits
 /// it: the wrap uses a random 96-bit nonce, safe for about 2^32 wraps under one key, and the
-/// count lets a rotation come well before (see `Store::rotate_worn_keks`).
-pub(crate) fn count_dek_wrap(tx: &mut Tx<'_>, tenant: TenantId, version: KekVersion) {
+/// count lets a rotation come well before (see `Store::rotate_worn_keks`). The stored
+/// counter is the truth; `watch` also counts the wrap in memory, so that the key rotation
+/// schedule is woken as soon as the tenant may have reached its limit.
+pub(crate) fn count_dek_wrap(
+    tx: &mut Tx<'_>,
+    watch: &WrapWatch,
+    tenant: TenantId,
+    version: KekVersion,
+) {
     tx.add(Cf::Usage, keys::kek_wraps(tenant, version.get()), &[1]);
+    watch.counted(tenant, version);
+}
+
+/// The schedule's trigger: how many more DEK wraps each tenant's current KEK version may
+/// make before it is due for rotation, as the last check of the stored counters
+/// (`Store::rotate_worn_keks`) found it, counted down in memory by this node's wraps. The
+/// hook is called when a tenant's headroom reaches zero, once until the next check: it
+/// only asks for a check of the stored counters, which decides. The count is a hint that
+/// errs early, never late (a transaction run again counts its wrap again; a wrap counted
+/// while a check runs is taken off what the check found, whether or not it saw it); wraps
+/// made by other nodes sharing the store are not seen here, only by the checks.
+///
+/// A wrap is counted here inside its transaction, before it commits: the check the hook
+/// asks for may read the stored count just before the commit that wears the version. So a
+/// check that finds a tenant not yet due after the hook fired for it leaves the check
+/// *pending* for `SETTLE` (the time a transaction may take, retries included): the schedule
+/// checks again shortly until the count is seen or the time has passed.
+#[derive(Default)]
+pub(crate) struct WrapWatch {
+    state: Mutex<WatchState>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    hook: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Headroom of a KEK version no check has seen (a new tenant's or a new version's).
+    limit: u64,
+    /// Per tenant: its current KEK version as last seen, and the wraps it may still make.
+    headroom: HashMap<TenantId, (KekVersion, u64)>,
+    /// Per tenant: the wraps counted here since the hook was installed.
+    counted: HashMap<TenantId, u64>,
+    /// Tenants already warned that they hold more live DEKs than the limit.
+    warned: HashSet<TenantId>,
+    /// Tenants the hook fired for, and when, until a check finds them due or `SETTLE`
+    /// has passed.
+    fired: HashMap<TenantId, Instant>,
+}
+
+/// How long after the hook fired for a tenant a check that does not find it due is
+/// repeated: longer than a transaction takes, retries included (3 s).
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// What [`WrapWatch::mark`] saw: when, and the wraps counted so far, per tenant.
+pub(crate) struct WrapMark {
+    at: Instant,
+    counted: HashMap<TenantId, u64>,
+}
+
+impl WrapWatch {
+    /// Calls `hook` whenever a tenant's KEK version reaches the wraps the last check left
+    /// it, or `limit` for a version no check has seen.
+    pub fn install(&self, limit: u64, hook: Arc<dyn Fn() + Send + Sync>) {
+        let mut state = self.lock();
+        state.limit = limit;
+        state.hook = Some(hook);
+    }
+
+    /// Taken before a check reads the stored counters.
+    pub fn mark(&self) -> WrapMark {
+        let counted = self.lock().counted.clone();
+        WrapMark {
+            at: Instant::now(),
+            counted,
+        }
+    }
+
+    /// What a check of the stored counters, begun at `mark`, found: each tenant's current
+    /// version, the wraps it may make before its next rotation is due (zero: no trigger
+    /// until the next check) and whether it is not yet due (false for a tenant the check
+    /// rotated, or left alone during a rewrap). The wraps counted here since `mark` are
+    /// taken off; if that leaves a tenant none, the hook is called, unless they made it
+    /// fire already. Tenants not listed get the whole limit.
+    pub fn reset(
+        &self,
+        mark: &WrapMark,
+        headroom: impl IntoIterator<Item = (TenantId, KekVersion, u64, bool)>,
+    ) {
+        let hook = {
+            let mut state = self.lock();
+            let mut crossed = false;
+            let mut fresh = HashMap::new();
+            let mut fired = std::mem::take(&mut state.fired);
+            for (tenant, version, found, not_yet_due) in headroom {
+                let now = state.counted.get(&tenant).copied().unwrap_or(0);
+                let before = mark.counted.get(&tenant).copied().unwrap_or(0);
+                let left = found.saturating_sub(now.saturating_sub(before));
+                fresh.insert(tenant, (version, left));
+                if !not_yet_due {
+                    fired.remove(&tenant);
+                } else if found > 0
+                    && left == 0
+                    // Unless those wraps made the hook fire already.
+                    && fired.get(&tenant).is_none_or(|at| *at < mark.at)
+                {
+                    fired.insert(tenant, Instant::now());
+                    crossed = true;
+                }
+            }
+            fired.retain(|tenant, at| fresh.contains_key(tenant) && at.elapsed() < SETTLE);
+            state.fired = fired;
+            state.headroom = fresh;
+            match &state.hook {
+                Some(hook) if crossed => Arc::clone(hook),
+                _ => return,
+            }
+        };
+        hook();
+    }
+
+    /// Whether the last check may have missed a wrap that the hook fired for (see the
+    /// type's documentation): the schedule should check again shortly.
+    pub fn pending(&self) -> bool {
+        self.lock().fired.values().any(|at| at.elapsed() < SETTLE)
+    }
+
+    /// Whether `tenant` is to be warned now (true once per tenant and process).
+    pub fn warn_once(&self, tenant: TenantId) -> bool {
+        self.lock().warned.insert(tenant)
+    }
+
+    pub(crate) fn counted(&self, tenant: TenantId, version: KekVersion) {
+        let hook = {
+            let mut state = self.lock();
+            let Some(hook) = state.hook.clone() else {
+                return;
+            };
+            *state.counted.entry(tenant).or_insert(0) += 1;
+            let limit = state.limit;
+            let entry = state.headroom.entry(tenant).or_insert((version, limit));
+            if entry.0 < version {
+                *entry = (version, limit);
+            } else if entry.0 > version {
+                // A wrap under a version older than the one seen: not the current one.
+                return;
+            }
+            match entry.1 {
+                0 => return,
+                left => entry.1 = left - 1,
+            }
+            if entry.1 > 0 {
+                return;
+            }
+            state.fired.insert(tenant, Instant::now());
+            hook
+        };
+        hook();
+    }
+
+    // A poisoned lock guards only hints.
+    fn lock(&self) -> MutexGuard<'_, WatchState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// What a DEK is bound to.
@@ -213,7 +376,7 @@ impl Store {
             let kek = self.kek(tenant, record.kek_version)?;
             *wrapped = kek.wrap_dek(dek, &dek_context(tenant, bucket, key, object))?;
         }
-        count_dek_wrap(tx, tenant, wrapped.kek_version);
+        count_dek_wrap(tx, &self.shared.keys.wraps, tenant, wrapped.kek_version);
         Ok(rewrapped)
     }
 

@@ -339,3 +339,180 @@ fn upload_keys_are_told_from_index_keys() {
     assert_eq!(bucket_of(&keys::object(t, b, b"k")).unwrap(), b);
     assert!(bucket_of(&[0; 20]).is_err());
 }
+
+/// The limit of the rotation-loop test: fewer than the tenant's live objects.
+const LIMIT: u64 = 4;
+
+impl Fixture {
+    fn wraps(&self) -> Vec<(u32, u64)> {
+        let admin = AdminScope::local_operator();
+        let tenant = self.store.tenant(&admin, self.tenant()).unwrap();
+        let wraps = self.store.dek_wraps(&admin, &tenant).unwrap();
+        wraps.into_iter().map(|(v, n)| (v.get(), n)).collect()
+    }
+
+    fn rotate_worn(&self) -> Vec<u32> {
+        let lease = crate::cluster::test_lease(&self.store, "key-rotation");
+        let rotated = self
+            .store
+            .rotate_worn_keks(&MaintenanceScope::new("test"), &lease, LIMIT)
+            .unwrap();
+        rotated
+            .into_iter()
+            .map(|(tenant, version)| {
+                assert_eq!(tenant, self.tenant());
+                version.get()
+            })
+            .collect()
+    }
+
+    fn rewrapping(&self) -> bool {
+        let tenant = self
+            .store
+            .tenant(&AdminScope::local_operator(), self.tenant())
+            .unwrap();
+        matches!(
+            tenant.rotation.map(|r| r.state),
+            Some(RotationState::Rewrapping(_))
+        )
+    }
+}
+
+/// A tenant with more live objects than `max_dek_wraps`: the rewrap of an automatic
+/// rotation wears the new version by itself. The new version is not rotated while its
+/// rewrap runs, nor after it for the rewrap's wraps alone (which would rotate it again and
+/// again), only once it has wrapped the limit again for new writes. The in-memory watch
+/// wakes the schedule once each time a version reaches what it may wrap.
+#[test]
+fn a_tenant_with_more_live_deks_than_the_limit_is_not_rotated_in_a_loop() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let f = fixture();
+    let woken = Arc::new(AtomicUsize::new(0));
+    let hook = Arc::clone(&woken);
+    f.store.watch_dek_wraps(LIMIT, move || {
+        hook.fetch_add(1, Ordering::SeqCst);
+    });
+    let woken = || woken.load(Ordering::SeqCst);
+    assert!(f.rotate_worn().is_empty(), "nothing wrapped yet");
+
+    let keys: Vec<String> = (0..6).map(|i| format!("live/{i}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        f.put(key, format!("object {i}").as_bytes());
+        let expected = usize::from(i + 1 >= LIMIT as usize);
+        assert_eq!(
+            woken(),
+            expected,
+            "woken once, at the limit (after {})",
+            i + 1
+        );
+    }
+    assert_eq!(f.wraps(), [(1, 6)]);
+    assert_eq!(f.rotate_worn(), [2], "version 1 is worn");
+
+    // The rewrap moves the six DEKs into version 2, whose count passes the limit midway.
+    let settings = RewrapSettings {
+        batch_size: 2,
+        retire_grace: Duration::ZERO,
+    };
+    let lease = crate::cluster::test_lease(&f.store, "key-rotation");
+    let maint = MaintenanceScope::new("test");
+    while f.wraps().last().unwrap().1 < LIMIT {
+        let step = f
+            .store
+            .rewrap_step(&maint, f.tenant(), &settings, &lease)
+            .unwrap();
+        assert_eq!(step, RewrapStep::Progress);
+    }
+    assert!(f.rewrapping());
+    assert_eq!(woken(), 2, "version 2 reached its limit");
+    assert!(
+        f.rotate_worn().is_empty(),
+        "no rotation while the previous one's rewrap runs"
+    );
+    let steps = f.drive();
+    assert!(
+        matches!(
+            steps.last(),
+            Some(RewrapStep::Finished { rewrapped: 6, .. })
+        ),
+        "{steps:?}"
+    );
+    assert_eq!(f.wraps(), [(2, 6)], "version 2 starts past the limit");
+    for _ in 0..3 {
+        assert!(
+            f.rotate_worn().is_empty(),
+            "the rewrap's own wraps do not rotate version 2 again"
+        );
+    }
+    assert!(
+        !f.store.shared.keys.wraps.warn_once(f.tenant()),
+        "the operator was warned, once"
+    );
+    assert_eq!(woken(), 2);
+
+    // New writes count: the limit again on top of the rewrap's wraps makes version 2 due.
+    for i in 0..LIMIT {
+        f.put(&keys[0], format!("new {i}").as_bytes());
+        assert!(i + 1 == LIMIT || f.rotate_worn().is_empty(), "{i}");
+    }
+    assert_eq!(woken(), 3, "woken when version 2 became due");
+    assert_eq!(f.wraps(), [(2, 6 + LIMIT)]);
+    assert_eq!(f.rotate_worn(), [3]);
+    f.drive();
+    assert_eq!(f.wraps(), [(3, 6)]);
+    assert_eq!(
+        f.read(&keys[0]).unwrap(),
+        format!("new {}", LIMIT - 1).as_bytes()
+    );
+    for (i, key) in keys.iter().enumerate().skip(1) {
+        assert_eq!(f.read(key).unwrap(), format!("object {i}").as_bytes());
+    }
+}
+
+/// The watch counts a wrap before its commit: a check that reads the stored count just
+/// before that commit does not find the tenant due, so it stays pending (the schedule
+/// checks again shortly) until a check sees it due, or settles.
+#[test]
+fn a_check_that_may_have_missed_the_wearing_commit_stays_pending() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let f = fixture();
+    let watch = &f.store.shared.keys.wraps;
+    let woken = Arc::new(AtomicUsize::new(0));
+    let hook = Arc::clone(&woken);
+    f.store.watch_dek_wraps(2, move || {
+        hook.fetch_add(1, Ordering::SeqCst);
+    });
+    let (tenant, v1) = (f.tenant(), KekVersion::FIRST);
+    assert!(!f.store.worn_kek_check_pending());
+    watch.counted(tenant, v1);
+    watch.counted(tenant, v1);
+    assert_eq!(woken.load(Ordering::SeqCst), 1);
+    assert!(f.store.worn_kek_check_pending(), "the hook fired");
+
+    // The check read 1 wrap stored: the second was still in flight.
+    watch.reset(&watch.mark(), [(tenant, v1, 1, true)]);
+    assert!(f.store.worn_kek_check_pending(), "not due yet: check again");
+    // A wrap counted while a check runs is taken off what it found; it fired already.
+    let mark = watch.mark();
+    watch.counted(tenant, v1);
+    assert_eq!(woken.load(Ordering::SeqCst), 2, "the headroom left: 1");
+    watch.reset(&mark, [(tenant, v1, 1, true)]);
+    assert_eq!(woken.load(Ordering::SeqCst), 2, "not twice");
+    // The same, when what the last check left was more than the store now says.
+    watch.reset(&watch.mark(), [(tenant, v1, 5, true)]);
+    let mark = watch.mark();
+    watch.counted(tenant, v1);
+    assert_eq!(woken.load(Ordering::SeqCst), 2);
+    watch.reset(&mark, [(tenant, v1, 1, true)]);
+    assert_eq!(woken.load(Ordering::SeqCst), 3, "none left: the hook fires");
+    assert!(f.store.worn_kek_check_pending());
+    // The next check found it due (and rotated it): settled.
+    watch.reset(&watch.mark(), [(tenant, v1.next().unwrap(), 2, false)]);
+    assert!(!f.store.worn_kek_check_pending());
+    // A wrap under the new version counts down from what the check left it.
+    watch.counted(tenant, v1.next().unwrap());
+    assert_eq!(woken.load(Ordering::SeqCst), 3);
+    assert!(!f.store.worn_kek_check_pending());
+}
