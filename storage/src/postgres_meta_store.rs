@@ -83,10 +83,11 @@ impl PostgresMetaStore {
         // And no sequential scans: under serializable isolation a sequential scan locks the
         // whole table against every concurrent writer, and every statement here is a key
         // lookup or a key-range scan, which the primary key's index serves (a small table,
-        // as every table starts, would otherwise be scanned).
+        // as every table starts, would otherwise be scanned). `bytea` values read in the
+        // text form (a transaction's first read, sent with its BEGIN) come as hex.
         let options = format!(
             "{} -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={} \
-             -c enable_seqscan=off",
+             -c enable_seqscan=off -c bytea_output=hex",
             pg.get_options().unwrap_or(""),
             STATEMENT_TIMEOUT.as_millis(),
             LOCK_TIMEOUT.as_millis(),
@@ -377,14 +378,12 @@ impl MetaStore for PostgresMetaStore {
         on_live_connection(&self.reads, |c| get_raw(c, cf, key)).map(|(_, value)| value)
     }
 
+    /// The BEGIN is sent with the transaction's first read (see [`PostgresTx::begin_with`]).
     fn begin(&self) -> Result<Box<dyn TxReads + '_>> {
-        let (client, ()) = on_live_connection(&self.transactions, |c| {
-            c.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
-        })?;
         Ok(Box::new(PostgresTx {
             store: self,
-            client,
-            open: true,
+            client: connection(&self.transactions)?,
+            open: false,
             expected: Default::default(),
         }))
     }
@@ -502,7 +501,7 @@ fn fold_some(client: &mut Client, cf: Cf) -> Result<u64> {
 struct PostgresTx<'a> {
     store: &'a PostgresMetaStore,
     client: Connection,
-    /// A transaction is open on the connection (not yet committed or rolled back).
+    /// A transaction is open on the connection (begun, not yet committed or rolled back).
     open: bool,
     /// Values read by [`TxReads::get_for_write`], which the writes of those keys check.
     expected: Expected,
@@ -520,8 +519,77 @@ impl Drop for PostgresTx<'_> {
     }
 }
 
+const BEGIN: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+
+impl PostgresTx<'_> {
+    /// Sends the BEGIN, followed in the same message by `then` (a statement with its
+    /// values written out) if given: a transaction's first round trip. A connection the
+    /// server closed since it was last used fails only then: it is replaced by another of
+    /// the pool, as [`on_live_connection`] does.
+    fn begin_with(&mut self, then: Option<&str>) -> Result<Vec<postgres::SimpleQueryMessage>> {
+        let sql = match then {
+            Some(statement) => format!("{BEGIN};\n{statement}"),
+            None => BEGIN.to_owned(),
+        };
+        let mut last = None;
+        for _ in 0..=self.store.transactions.max_size() {
+            match self.client.simple_query(&sql) {
+                Ok(messages) => {
+                    self.open = true;
+                    return Ok(messages);
+                }
+                Err(e) if matches!(pg_error_ref(&e), Error::Unavailable(_)) => {
+                    last = Some(e);
+                    self.client = connection(&self.store.transactions)?;
+                }
+                Err(e) => {
+                    // The BEGIN went through and `then` failed: roll back on drop.
+                    self.open = true;
+                    return Err(pg_error(e));
+                }
+            }
+        }
+        Err(last.map_or_else(
+            || Error::Unavailable("no live database connection".into()),
+            pg_error,
+        ))
+    }
+
+    fn ensure_begun(&mut self) -> Result<()> {
+        if !self.open {
+            self.begin_with(None)?;
+        }
+        Ok(())
+    }
+}
+
+/// The first column of the first row of `messages`, a `bytea` in its text form (`\x` and
+/// hex digits: the connections ask for `bytea_output=hex`).
+fn first_bytea(messages: &[postgres::SimpleQueryMessage]) -> Result<Option<Vec<u8>>> {
+    let Some(text) = messages.iter().find_map(|m| match m {
+        postgres::SimpleQueryMessage::Row(row) => Some(row.get(0)),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let text = text.ok_or_else(|| Error::Corrupt("a NULL value in the metadata".into()))?;
+    let digits = text
+        .strip_prefix("\\x")
+        .ok_or_else(|| Error::Meta(format!("a bytea not in hex form: {text:.16}")))?;
+    hex::decode(digits)
+        .map(Some)
+        .map_err(|e| Error::Meta(format!("a bytea not in hex form: {e}")))
+}
+
 impl TxReads for PostgresTx<'_> {
+    /// The transaction's first read of a value carries its BEGIN.
     fn get(&mut self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if !self.open && !cf.is_counter() {
+            let select = format!("SELECT value FROM {} WHERE key = {}", table(cf), bytea(key));
+            let messages = self.begin_with(Some(&select))?;
+            return first_bytea(&messages);
+        }
+        self.ensure_begun()?;
         get_on(&mut self.client, cf, key)
     }
 
@@ -532,6 +600,7 @@ impl TxReads for PostgresTx<'_> {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.ensure_begun()?;
         scan_on(&mut self.client, cf, start, end, limit)
     }
 
@@ -557,6 +626,7 @@ impl TxReads for PostgresTx<'_> {
     /// checked by `get_for_write`) first have their row counts checked, and the COMMIT
     /// follows in a second message.
     fn commit(mut self: Box<Self>, batch: Batch, _durability: Durability) -> Result<()> {
+        self.ensure_begun()?;
         let expected = std::mem::take(&mut self.expected);
         let statements = batch_statements(batch, &expected);
         self.open = false;
