@@ -165,14 +165,17 @@ async fn rewrap_round(
     };
     let settings = config.rewrap();
     let mut next = IDLE_POLL;
+    let mut stepped = false;
     while let Some(tenant) = turn.pop_front() {
         if *shutdown.borrow() {
             return None;
         }
-        if waker.take() {
+        // After one step at least, so that every round makes progress.
+        if stepped && waker.take() {
             // The cursors are in the tenant records: the next round resumes them.
             return Some(Duration::ZERO);
         }
+        stepped = true;
         // Renewed at every step: a long round keeps its lease.
         let Some(held) = crate::cluster::lease(store, TASK, node).await else {
             return Some(LEASE_POLL);
