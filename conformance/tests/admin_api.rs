@@ -234,9 +234,29 @@ async fn tenants_and_keys_through_their_lifecycle() {
         .await
         .assert_status(200);
     let shown = admin.tenant("acme").await;
+    // 5 bytes of data and the object's record: its key and metadata as stored.
+    let bytes = shown.json["usage"]["bytes"].as_u64().unwrap();
+    assert!((5 + 1..5 + 512).contains(&bytes), "{bytes}");
     assert_eq!(
         shown.json["usage"],
-        json!({"bytes": 5, "objects": 1, "uploads": 0, "buckets": 1})
+        json!({"bytes": bytes, "objects": 1, "uploads": 0, "buckets": 1})
+    );
+    s3(Method::DELETE, "/bucket/k")
+        .send()
+        .await
+        .assert_status(204);
+    assert_eq!(
+        admin.tenant("acme").await.json["usage"],
+        json!({"bytes": 0, "objects": 0, "uploads": 0, "buckets": 1})
+    );
+    s3(Method::PUT, "/bucket/k")
+        .body("12345")
+        .send()
+        .await
+        .assert_status(200);
+    assert_eq!(
+        admin.tenant("acme").await.json["usage"],
+        shown.json["usage"]
     );
 
     let updated = admin

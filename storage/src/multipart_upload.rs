@@ -23,7 +23,7 @@ use crate::records::{
 use crate::sealed_records::{StoredObject, StoredPartRecord, StoredUpload};
 use crate::stats::{CountIntegrity, IntegrityKind};
 use crate::store::{check_bucket_live, read, read_for_write, Store};
-use crate::usage::UsageDelta;
+use crate::usage::{record_bytes, UsageDelta};
 
 /// A multipart upload as a request names it: the object key and the upload id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,8 +119,15 @@ impl Store {
         let (dek, charge) = self.transact(Durability::Synced, |tx| {
             check_bucket_live(tx, tenant, bucket)?;
             // Before the upload's entries are written: a first count of the tenant's
-            // uploads (see `usage`) must not see this one.
-            let charge = self.charge_uploads(tx, tenant, 1)?;
+            // uploads must not see this one.
+            let uploads_found = self.count_uploads_once(tx, tenant)?;
+            let delta = UsageDelta {
+                uploads: 1,
+                uploads_found,
+                records: record_bytes(key, &sealed.meta)?,
+                ..UsageDelta::default()
+            };
+            let charge = self.charge(tx, tenant, delta)?;
             let mut sealed = sealed.clone();
             self.keep_dek_current(tx, (tenant, bucket.id, key, id), &dek, &mut sealed.dek)?;
             let value = sealed.encode()?;
@@ -258,7 +265,11 @@ impl Store {
                 queue_locations(tx, tenant, [&old.location])?;
                 bytes = bytes.saturating_sub(size_delta(old.size));
             }
-            let charge = self.charge(tx, tenant, UsageDelta { bytes, objects: 0 })?;
+            let delta = UsageDelta {
+                bytes,
+                ..UsageDelta::default()
+            };
+            let charge = self.charge(tx, tenant, delta)?;
             tx.put(Cf::Parts, part_key.clone(), sealed.encode()?);
             Ok(charge)
         })?;
@@ -344,10 +355,11 @@ impl Store {
         let tenant = scope.tenant_id();
         let id = address.id;
         let min_part_size = self.shared.min_part_size;
-        let (record, charge, _upload_charge) = self.transact(Durability::Synced, |tx| {
+        let (record, charge) = self.transact(Durability::Synced, |tx| {
             let stored_upload = read_upload(tx, tenant, bucket, address)?;
             check_bucket_live(tx, tenant, bucket)?;
-            let upload_charge = self.charge_uploads(tx, tenant, -1)?;
+            let upload_record_bytes = record_bytes(&stored_upload.key, &stored_upload.meta)?;
+            let uploads_found = self.count_uploads_once(tx, tenant)?;
             let dek = self.stored_upload_dek(tenant, bucket, id, &stored_upload)?;
             let value_key = dek.value_key()?;
             let upload = stored_upload
@@ -401,8 +413,17 @@ impl Store {
                 multipart: true,
             };
             let stored = StoredObject::seal(&record, &value_key)?;
-            let charge = self.commit_object(tx, tenant, bucket, &stored, -unchosen_bytes)?;
-            Ok((record, charge, upload_charge))
+            // One charge for the object and the upload it replaces: a completion that
+            // stores no more than the upload held passes a full quota.
+            let released = UsageDelta {
+                bytes: -unchosen_bytes,
+                records: -upload_record_bytes,
+                uploads: -1,
+                uploads_found,
+                ..UsageDelta::default()
+            };
+            let charge = self.commit_object(tx, tenant, bucket, &stored, released)?;
+            Ok((record, charge))
         })?;
         drop(charge);
         Ok(record)
@@ -418,10 +439,10 @@ impl Store {
     ) -> Result<()> {
         let tenant = scope.tenant_id();
         let id = address.id;
-        let charges = self.transact(Durability::Synced, |tx| {
+        let charge = self.transact(Durability::Synced, |tx| {
             let upload = read_upload(tx, tenant, bucket, address)?;
             check_bucket_live(tx, tenant, bucket)?;
-            let upload_charge = self.charge_uploads(tx, tenant, -1)?;
+            let uploads_found = self.count_uploads_once(tx, tenant)?;
             let parts = scan_parts(tx, tenant, bucket, id, 0, usize::MAX)?;
             remove_upload(
                 tx,
@@ -436,17 +457,16 @@ impl Store {
                 .iter()
                 .map(|p| size_delta(p.size))
                 .fold(0i64, i64::saturating_add);
-            let charge = self.charge(
-                tx,
-                tenant,
-                UsageDelta {
-                    bytes: -bytes,
-                    objects: 0,
-                },
-            )?;
-            Ok((charge, upload_charge))
+            let delta = UsageDelta {
+                bytes: -bytes,
+                records: -record_bytes(&upload.key, &upload.meta)?,
+                uploads: -1,
+                uploads_found,
+                ..UsageDelta::default()
+            };
+            self.charge(tx, tenant, delta)
         })?;
-        drop(charges);
+        drop(charge);
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ use crate::records::{
 use crate::sealed_records::StoredObject;
 use crate::stats::{CountIntegrity, IntegrityKind};
 use crate::store::{check_bucket_live, read_for_write, Store};
-use crate::usage::{Charge, UsageDelta};
+use crate::usage::{record_bytes, Charge, UsageDelta};
 
 impl Store {
     /// A writer for one part's data: a single PUT's body (a fresh DEK) or one part of a
@@ -103,7 +103,11 @@ impl Store {
             let mut stored = stored.clone();
             let context = (tenant, bucket.id, key, id);
             self.keep_dek_current(tx, context, &data.dek, &mut stored.dek)?;
-            let charge = self.commit_object(tx, tenant, bucket, &stored, size_delta(size))?;
+            let added = UsageDelta {
+                bytes: size_delta(size),
+                ..UsageDelta::default()
+            };
+            let charge = self.commit_object(tx, tenant, bucket, &stored, added)?;
             Ok((charge, stored.dek))
         })?;
         drop(charge);
@@ -115,24 +119,25 @@ impl Store {
     }
 
     /// Writes `record` in `tx`, releasing the data of the version it replaces and charging
-    /// the tenant's usage: `bytes_added` (data newly counted with this transaction) less the
-    /// replaced version's size, and one object unless one is replaced. The caller has
-    /// checked in `tx` that the bucket is live; the returned charge is held until the
-    /// commit is done.
+    /// the tenant's usage: `added` (data newly counted with this transaction, and what the
+    /// transaction releases otherwise, such as a completed upload), plus the record's bytes
+    /// (see [`record_bytes`]), less the replaced version's size and record bytes, and one
+    /// object unless one is replaced. The caller has checked in `tx` that the bucket is
+    /// live; the returned charge is held until the commit is done.
     pub(crate) fn commit_object(
         &self,
         tx: &mut Tx<'_>,
         tenant: TenantId,
         bucket: &BucketRecord,
         record: &StoredObject,
-        bytes_added: i64,
+        added: UsageDelta,
     ) -> Result<Charge<'_>> {
-        self.commit_record(tx, tenant, bucket, record, bytes_added, false)
+        self.commit_with(tx, tenant, bucket, record, added, false)
     }
 
-    /// [`Store::commit_object`]; with `shares_data`, `record`'s data files are those of a
-    /// live record, and each gains a reference (see `data_refs`). The caller then also has
-    /// read that record in `tx` and checked that it is unchanged.
+    /// [`Store::commit_object`] of `bytes_added`; with `shares_data`, `record`'s data files
+    /// are those of a live record, and each gains a reference (see `data_refs`). The
+    /// caller then also has read that record in `tx` and checked that it is unchanged.
     pub(crate) fn commit_record(
         &self,
         tx: &mut Tx<'_>,
@@ -142,10 +147,29 @@ impl Store {
         bytes_added: i64,
         shares_data: bool,
     ) -> Result<Charge<'_>> {
+        let added = UsageDelta {
+            bytes: bytes_added,
+            ..UsageDelta::default()
+        };
+        self.commit_with(tx, tenant, bucket, record, added, shares_data)
+    }
+
+    fn commit_with(
+        &self,
+        tx: &mut Tx<'_>,
+        tenant: TenantId,
+        bucket: &BucketRecord,
+        record: &StoredObject,
+        added: UsageDelta,
+        shares_data: bool,
+    ) -> Result<Charge<'_>> {
         let db_key = keys::object(tenant, bucket.id, record.key.as_bytes());
         let mut delta = UsageDelta {
-            bytes: bytes_added,
-            objects: 1,
+            objects: added.objects.saturating_add(1),
+            records: added
+                .records
+                .saturating_add(record_bytes(&record.key, &record.meta)?),
+            ..added
         };
         let gained = record.parts.iter().filter(|_| shares_data);
         let old = read_for_write::<StoredObject>(tx, Cf::Objects, &db_key)?;
@@ -158,7 +182,10 @@ impl Store {
         )?;
         if let Some(old) = &old {
             delta.bytes = delta.bytes.saturating_sub(stored_size(old));
-            delta.objects = 0;
+            delta.objects = added.objects;
+            delta.records = delta
+                .records
+                .saturating_sub(record_bytes(&old.key, &old.meta)?);
         }
         let charge = self.charge(tx, tenant, delta)?;
         tx.put(Cf::Objects, db_key, record.encode()?);
@@ -209,6 +236,8 @@ impl Store {
             let delta = UsageDelta {
                 bytes: -stored_size(&old),
                 objects: -1,
+                records: -record_bytes(&old.key, &old.meta)?,
+                ..UsageDelta::default()
             };
             self.charge(tx, tenant, delta).map(Some)
         })?;

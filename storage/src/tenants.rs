@@ -58,6 +58,7 @@ impl Store {
             rotation: None,
             // No upload yet: the counter counts them all from the first.
             uploads_counted: true,
+            counts_record_bytes: true,
         };
         let (record, name_record) = (
             tenant.encode()?,

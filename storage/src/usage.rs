@@ -7,10 +7,17 @@
 //! the growth of this node's writes in flight: two concurrent writes through one node cannot
 //! pass a quota together that only one of them fits. Writes in flight on other nodes are not
 //! seen, so a tenant writing through several nodes at once can pass its quota by at most
-//! what those writes add (the counters stay exact; the next write is refused).
+//! what those writes add (the counters stay exact; the next write is refused). A check
+//! that would refuse while writes of the same kind are in flight waits for them to settle
+//! first, so that it refuses only growth that truly does not fit.
+//!
+//! `bytes` counts object data and, for tenants created with this rule, the bytes of the
+//! records a tenant makes the service keep (each object's and upload's key and metadata:
+//! [`record_bytes`]), so that empty objects with large metadata fill a byte quota too.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use coffre_crypto::{AdminScope, TenantId, TenantScope};
 
@@ -18,13 +25,15 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::meta_store::{decode_counters, Cf, Tx};
 use crate::records::{BucketRecord, Quotas, Record, TenantRecord};
-use crate::sealed_records::StoredObject;
+use crate::sealed_records::{SealedMeta, StoredObject};
 use crate::store::{read, Store};
 
 /// What a tenant stores.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
-    /// Bytes of object data, including the parts of unfinished multipart uploads.
+    /// Bytes of object data, including the parts of unfinished multipart uploads, and for
+    /// a tenant that counts them (`counts_record_bytes`) the bytes of its object and
+    /// upload records (see [`record_bytes`]).
     pub bytes: u64,
     pub objects: u64,
     /// Multipart uploads in progress: created, neither completed nor aborted.
@@ -35,14 +44,45 @@ pub struct Usage {
 /// How a write changes a tenant's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct UsageDelta {
+    /// Object data.
     pub bytes: i64,
     pub objects: i64,
+    /// Record bytes (see [`record_bytes`]): added to `bytes` for a tenant whose usage
+    /// counts them (`counts_record_bytes`), ignored for the others.
+    pub records: i64,
+    /// Uploads in progress.
+    pub uploads: i64,
+    /// Uploads in progress found by [`Store::count_uploads_once`]: added to the counter,
+    /// never refused (they are there already).
+    pub uploads_found: i64,
 }
 
 impl UsageDelta {
-    fn counters(self) -> Counters {
-        [self.bytes, self.objects, 0]
+    fn counters(self, counts_record_bytes: bool) -> Counters {
+        let records = if counts_record_bytes { self.records } else { 0 };
+        [
+            self.bytes.saturating_add(records),
+            self.objects,
+            self.uploads,
+        ]
     }
+}
+
+/// The bytes an object's or upload's record counts in its tenant's usage, besides the
+/// object's data: its key and its metadata as stored (system headers, ETag, checksums,
+/// user metadata and tags, sealed). A function of the stored record alone, so the bytes a
+/// write charges are exactly those its replacement or deletion releases. (Parts of uploads
+/// carry fixed-size records and are not counted.) Computed from the decoded metadata: a
+/// later format of [`SealedMeta`] must give records stored before it the figure they were
+/// charged, or their deletion would give back more or less than they took.
+pub(crate) fn record_bytes(key: &str, meta: &SealedMeta) -> Result<i64> {
+    let meta = postcard::to_allocvec(meta)
+        .map_err(|e| Error::Corrupt(format!("encoding object metadata: {e}")))?;
+    Ok(size_delta(key.len()).saturating_add(size_delta(meta.len())))
+}
+
+fn size_delta(len: usize) -> i64 {
+    i64::try_from(len).unwrap_or(i64::MAX)
 }
 
 /// The usage counters, in the order they are stored: bytes, objects, uploads in progress.
@@ -62,8 +102,19 @@ fn limits(quotas: &Quotas) -> [Option<u64>; COUNTERS] {
 /// a round trip on PostgreSQL), and holds up only that tenant's other quota checks.
 #[derive(Default)]
 pub(crate) struct UsageTracker {
-    tenants: Mutex<HashMap<TenantId, Arc<Mutex<Counters>>>>,
+    tenants: Mutex<HashMap<TenantId, Arc<InFlight>>>,
 }
+
+/// A tenant's growth in flight, and the signal of its releases.
+#[derive(Default)]
+struct InFlight {
+    counters: Mutex<Counters>,
+    released: Condvar,
+}
+
+/// How long a quota check that would refuse waits for the writes in flight to settle (see
+/// [`UsageTracker::reserve`]) before it refuses anyway.
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
 
 /// A lock whose holder cannot leave its plain counters half-updated.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -78,7 +129,7 @@ impl UsageTracker {
 
     /// The tenant's in-flight counters (kept once made: a writer holding them must never
     /// find them replaced).
-    fn of(&self, tenant: TenantId) -> Arc<Mutex<Counters>> {
+    fn of(&self, tenant: TenantId) -> Arc<InFlight> {
         Arc::clone(lock(&self.tenants).entry(tenant).or_default())
     }
 
@@ -86,18 +137,37 @@ impl UsageTracker {
     /// them) and the writes in flight. The counters are read under the tenant's lock: read
     /// before it, they could miss a write whose reservation is released meanwhile (committed
     /// after the read, released before this check), and two writes could pass together.
+    /// A write committed but not yet released is counted twice, committed and in flight:
+    /// a check that would refuse while growth of its kind is in flight waits for releases
+    /// (at most [`SETTLE_WAIT`]) and checks again, so that concurrent writes are refused
+    /// only when they truly do not fit.
     fn reserve(
         &self,
         tenant: TenantId,
-        committed: impl FnOnce() -> Result<Counters>,
+        mut committed: impl FnMut() -> Result<Counters>,
         quotas: &Quotas,
         growth: Counters,
     ) -> Result<()> {
         let entry = self.of(tenant);
-        let mut in_flight = lock(&entry);
-        let committed = committed()?;
-        let current = add(committed, *in_flight);
-        check_limits(&current, quotas, growth)?;
+        let deadline = Instant::now() + SETTLE_WAIT;
+        let mut in_flight = lock(&entry.counters);
+        loop {
+            let current = add(committed()?, *in_flight);
+            let refused = match check_limits(&current, quotas, growth) {
+                Ok(()) => break,
+                Err(refused) => refused,
+            };
+            let pending = (0..COUNTERS).any(|i| growth[i] > 0 && in_flight[i] > 0);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !pending || left.is_zero() {
+                return Err(refused);
+            }
+            in_flight = entry
+                .released
+                .wait_timeout(in_flight, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
         for i in 0..COUNTERS {
             in_flight[i] = in_flight[i].saturating_add(growth[i]);
         }
@@ -105,15 +175,16 @@ impl UsageTracker {
     }
 
     fn in_flight(&self, tenant: TenantId) -> Counters {
-        *lock(&self.of(tenant))
+        *lock(&self.of(tenant).counters)
     }
 
     fn release(&self, tenant: TenantId, growth: Counters) {
         let entry = self.of(tenant);
-        let mut in_flight = lock(&entry);
+        let mut in_flight = lock(&entry.counters);
         for i in 0..COUNTERS {
             in_flight[i] = in_flight[i].saturating_sub(growth[i]);
         }
+        entry.released.notify_all();
     }
 }
 
@@ -180,41 +251,12 @@ impl Store {
         tenant: TenantId,
         delta: UsageDelta,
     ) -> Result<Charge<'_>> {
-        self.charge_counters(tx, tenant, delta.counters())
-    }
-
-    /// [`Store::charge`] for multipart uploads in progress: `change` is +1 when one is
-    /// created (checked against the tenant's `uploads` quota), -1 when one is completed or
-    /// aborted.
-    pub(crate) fn charge_uploads(
-        &self,
-        tx: &mut Tx<'_>,
-        tenant: TenantId,
-        change: i64,
-    ) -> Result<Charge<'_>> {
-        let mut counters = [0; COUNTERS];
-        counters[UPLOADS] = change;
-        self.charge_counters(tx, tenant, counters)
-    }
-
-    fn charge_counters(
-        &self,
-        tx: &mut Tx<'_>,
-        tenant: TenantId,
-        counters: Counters,
-    ) -> Result<Charge<'_>> {
-        let mut record: TenantRecord =
+        let record: TenantRecord =
             read(tx, Cf::Tenants, &keys::tenant(tenant))?.ok_or(Error::NoSuchTenant)?;
-        // A tenant of an earlier build: its uploads in progress are counted now, once, in
-        // this transaction, which depends on them (the scan) and on the tenant's record
-        // (rewritten): a concurrent upload change commits either before (and is in the
-        // scan) or after (and counts itself).
+        let counters = delta.counters(record.counts_record_bytes);
+        // Uploads counted now for the first time: in the counters, not as growth.
         let mut base = [0; COUNTERS];
-        if counters[UPLOADS] != 0 && !record.uploads_counted {
-            base[UPLOADS] = uploads_in_progress(tx, tenant)?;
-            record.uploads_counted = true;
-            tx.put(Cf::Tenants, keys::tenant(tenant), record.encode()?);
-        }
+        base[UPLOADS] = delta.uploads_found;
         let growth = counters.map(|c| c.max(0));
         let tracker = &self.shared.usage;
         let limited = limits(&record.quotas).iter().any(Option::is_some);
@@ -237,6 +279,24 @@ impl Store {
         })
     }
 
+    /// For a tenant of an earlier build, whose uploads in progress no counter saw: counts
+    /// them (for [`UsageDelta::uploads_found`]) and marks the tenant's record counted, in
+    /// `tx`, which must not have changed any upload yet; 0 for any other tenant. `tx`
+    /// depends on the uploads (the scan) and on the record (rewritten): a concurrent
+    /// upload change commits either before (and is in the scan) or after (and counts
+    /// itself).
+    pub(crate) fn count_uploads_once(&self, tx: &mut Tx<'_>, tenant: TenantId) -> Result<i64> {
+        let mut record: TenantRecord =
+            read(tx, Cf::Tenants, &keys::tenant(tenant))?.ok_or(Error::NoSuchTenant)?;
+        if record.uploads_counted {
+            return Ok(0);
+        }
+        let found = uploads_in_progress(tx, tenant)?;
+        record.uploads_counted = true;
+        tx.put(Cf::Tenants, keys::tenant(tenant), record.encode()?);
+        Ok(found)
+    }
+
     /// Refuses early a PUT of `size` bytes to `key` that could not fit the tenant's byte
     /// quota, before its body is received: an overwrite counts only its growth. The commit
     /// checks again, exactly; this check reserves nothing and only saves receiving a doomed
@@ -251,14 +311,36 @@ impl Store {
         let growth = i64::try_from(size).unwrap_or(i64::MAX);
         match self.check_byte_quota(scope, growth) {
             Err(Error::QuotaExceeded { .. }) => {
-                let current = keys::object(scope.tenant_id(), bucket.id, key.as_bytes());
-                let replaced = self
-                    .get_record::<StoredObject>(Cf::Objects, &current)?
-                    .map_or(0, |object| i64::try_from(object.size()).unwrap_or(i64::MAX));
+                let replaced = self.object_charge(scope, bucket, key)?.unwrap_or(0);
+                let replaced = i64::try_from(replaced).unwrap_or(i64::MAX);
                 self.check_byte_quota(scope, growth.saturating_sub(replaced))
             }
             other => other,
         }
+    }
+
+    /// The bytes the object at `key` counts in its tenant's usage: its data, and its
+    /// record's bytes (see [`record_bytes`]) if the tenant counts them; `None` if absent.
+    pub fn object_charge(
+        &self,
+        scope: &TenantScope,
+        bucket: &BucketRecord,
+        key: &str,
+    ) -> Result<Option<u64>> {
+        let tenant = scope.tenant_id();
+        let current = keys::object(tenant, bucket.id, key.as_bytes());
+        let Some(object) = self.get_record::<StoredObject>(Cf::Objects, &current)? else {
+            return Ok(None);
+        };
+        let record: TenantRecord = self
+            .get_record(Cf::Tenants, &keys::tenant(tenant))?
+            .ok_or(Error::NoSuchTenant)?;
+        let mut charge = object.size();
+        if record.counts_record_bytes {
+            let bytes = record_bytes(&object.key, &object.meta)?;
+            charge = charge.saturating_add(u64::try_from(bytes).unwrap_or(0));
+        }
+        Ok(Some(charge))
     }
 
     /// Whether `bytes` more (or fewer) fit the tenant's byte quota now.

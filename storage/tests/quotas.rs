@@ -62,6 +62,36 @@ fn listed_uploads(store: &Store, scope: &TenantScope, bucket: &BucketRecord) -> 
         .len()
 }
 
+/// The bytes the object at `key` counts in its tenant's usage: data and record.
+fn charged(store: &Store, scope: &TenantScope, bucket: &BucketRecord, key: &str) -> u64 {
+    store.object_charge(scope, bucket, key).unwrap().unwrap()
+}
+
+/// What `put` of `data` at `key` is charged, measured on a tenant of its own: its data
+/// and its record (key and metadata as stored), which depends on the key and metadata only.
+fn charge_of(store: &Store, key: &str, data: &[u8]) -> u64 {
+    let probe = scope(store);
+    let bucket = store.create_bucket(&probe, "probe", "r").unwrap();
+    put(store, &probe, &bucket, key, data);
+    let charge = charged(store, &probe, &bucket, key);
+    assert_eq!(usage(store, &probe).bytes, charge);
+    assert!(charge >= data.len() as u64 + key.len() as u64);
+    charge
+}
+
+/// The record bytes an upload of `key` with default metadata is charged while in
+/// progress, measured on a tenant of its own.
+fn upload_charge_of(store: &Store, key: &str) -> u64 {
+    let probe = scope(store);
+    let bucket = store.create_bucket(&probe, "probe", "r").unwrap();
+    store
+        .create_upload(&probe, &bucket, key, ObjectMeta::default(), None)
+        .unwrap();
+    let charge = usage(store, &probe).bytes;
+    assert!(charge >= key.len() as u64);
+    charge
+}
+
 /// The ETag these tests give part `number` of `len` bytes.
 fn part_etag(number: u32, len: usize) -> String {
     format!("{number:08x}{len:024x}")
@@ -98,27 +128,34 @@ fn usage_follows_puts_overwrites_deletes_and_uploads() {
                 buckets: 1
             }
         );
+        // Each object counts its data and its record.
         put(store, &alice, &bucket, "small", &bytes(10, 1));
         put(store, &alice, &bucket, "large", &bytes(5000, 2));
+        let small = charge_of(store, "small", &bytes(10, 1));
+        assert_eq!(charged(store, &alice, &bucket, "small"), small);
         assert_eq!(
             (usage(store, &alice).bytes, usage(store, &alice).objects),
-            (5010, 2)
+            (small + charge_of(store, "large", &bytes(5000, 2)), 2)
         );
         put(store, &alice, &bucket, "large", &bytes(3000, 3));
+        let large = charge_of(store, "large", &bytes(3000, 3));
         assert_eq!(
             (usage(store, &alice).bytes, usage(store, &alice).objects),
-            (3010, 2)
+            (small + large, 2)
         );
         store.delete_object(&alice, &bucket, "small").unwrap();
         assert_eq!(
             (usage(store, &alice).bytes, usage(store, &alice).objects),
-            (3000, 1)
+            (large, 1)
         );
 
-        // Parts count while the upload is open; unchosen ones stop counting at completion.
+        // Parts count while the upload is open, and so does the upload's record; unchosen
+        // parts and the upload's record stop counting at completion.
         let upload = store
             .create_upload(&alice, &bucket, "mp", ObjectMeta::default(), None)
             .unwrap();
+        let upload_record = upload_charge_of(store, "mp");
+        assert_eq!(usage(store, &alice).bytes, large + upload_record);
         put_part(
             store,
             &alice,
@@ -131,7 +168,7 @@ fn usage_follows_puts_overwrites_deletes_and_uploads() {
         put_part(store, &alice, &bucket, &upload.address(), 2, &bytes(700, 5)).unwrap();
         put_part(store, &alice, &bucket, &upload.address(), 2, &bytes(500, 6)).unwrap();
         put_part(store, &alice, &bucket, &upload.address(), 3, &bytes(100, 7)).unwrap();
-        assert_eq!(usage(store, &alice).bytes, 3000 + 2600);
+        assert_eq!(usage(store, &alice).bytes, large + upload_record + 2600);
         assert_eq!(usage(store, &alice).uploads, 1);
         store
             .complete_upload(
@@ -144,9 +181,11 @@ fn usage_follows_puts_overwrites_deletes_and_uploads() {
                 ]),
             )
             .unwrap();
+        let completed = charged(store, &alice, &bucket, "mp");
+        assert!(completed > 2500 + 2, "the object's record counts");
         assert_eq!(
             (usage(store, &alice).bytes, usage(store, &alice).objects),
-            (5500, 2)
+            (large + completed, 2)
         );
         assert_eq!(usage(store, &alice).uploads, 0);
 
@@ -162,7 +201,10 @@ fn usage_follows_puts_overwrites_deletes_and_uploads() {
             &bytes(900, 8),
         )
         .unwrap();
-        assert_eq!(usage(store, &alice).bytes, 6400);
+        assert_eq!(
+            usage(store, &alice).bytes,
+            large + completed + upload_charge_of(store, "gone") + 900
+        );
         assert_eq!(usage(store, &alice).uploads, 1);
         store
             .abort_upload(&alice, &bucket, &aborted.address())
@@ -170,7 +212,19 @@ fn usage_follows_puts_overwrites_deletes_and_uploads() {
         assert_eq!(usage(store, &alice).uploads, 0);
         assert_eq!(
             (usage(store, &alice).bytes, usage(store, &alice).objects),
-            (5500, 2)
+            (large + completed, 2)
+        );
+
+        // Deleting everything brings usage back to exactly zero.
+        for key in ["large", "mp"] {
+            store.delete_object(&alice, &bucket, key).unwrap();
+        }
+        assert_eq!(
+            usage(store, &alice),
+            Usage {
+                buckets: 1,
+                ..Usage::default()
+            }
         );
 
         // Another tenant's usage is its own.
@@ -182,7 +236,10 @@ fn usage_follows_puts_overwrites_deletes_and_uploads() {
 #[test]
 fn a_put_past_the_byte_quota_is_refused_and_leaves_no_file() {
     each_store(|store, dir| {
-        let alice = limited(store, Some(6000), None);
+        // Room for exactly these two, records included.
+        let quota = charge_of(store, "first", &bytes(4000, 3))
+            + charge_of(store, "second", &bytes(2000, 4));
+        let alice = limited(store, Some(quota), None);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         put(store, &alice, &bucket, "first", &bytes(5000, 1));
         let files_before = array_files(dir);
@@ -191,10 +248,7 @@ fn a_put_past_the_byte_quota_is_refused_and_leaves_no_file() {
         let written = write(store, &alice, &bucket, &data, 500);
         assert!(matches!(
             store.put_object(&alice, &bucket, "second", meta_for(&data), written),
-            Err(Error::QuotaExceeded {
-                what: "bytes",
-                limit: 6000
-            })
+            Err(Error::QuotaExceeded { what: "bytes", limit }) if limit == quota
         ));
         assert_eq!(
             array_files(dir),
@@ -205,12 +259,15 @@ fn a_put_past_the_byte_quota_is_refused_and_leaves_no_file() {
             store.object(&alice, &bucket, "second"),
             Err(Error::NoSuchKey)
         ));
-        assert_eq!(usage(store, &alice).bytes, 5000);
+        assert_eq!(
+            usage(store, &alice).bytes,
+            charged(store, &alice, &bucket, "first")
+        );
 
         // Shrinking an object always passes; what then fits, fits.
         put(store, &alice, &bucket, "first", &bytes(4000, 3));
         put(store, &alice, &bucket, "second", &bytes(2000, 4));
-        assert_eq!(usage(store, &alice).bytes, 6000);
+        assert_eq!(usage(store, &alice).bytes, quota);
     });
 }
 
@@ -262,7 +319,9 @@ fn the_object_quota_refuses_new_objects_and_completions() {
 #[test]
 fn a_part_past_the_byte_quota_is_refused() {
     each_store(|store, dir| {
-        let alice = limited(store, Some(3000), None);
+        // 3000 bytes of parts, and the upload's record.
+        let record = upload_charge_of(store, "k");
+        let alice = limited(store, Some(3000 + record), None);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         let upload = store
             .create_upload(&alice, &bucket, "k", ObjectMeta::default(), None)
@@ -299,7 +358,7 @@ fn a_part_past_the_byte_quota_is_refused() {
             &bytes(2900, 3),
         )
         .unwrap();
-        assert_eq!(usage(store, &alice).bytes, 2900);
+        assert_eq!(usage(store, &alice).bytes, 2900 + record);
     });
 }
 
@@ -307,7 +366,8 @@ fn a_part_past_the_byte_quota_is_refused() {
 fn quotas_can_be_raised_and_removed() {
     each_store(|store, _| {
         let admin = AdminScope::local_operator();
-        let alice = limited(store, Some(10), Some(1));
+        let full = charge_of(store, "a", b"0123456789");
+        let alice = limited(store, Some(full), Some(1));
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         put(store, &alice, &bucket, "a", b"0123456789");
         let written = write(store, &alice, &bucket, b"x", 10);
@@ -341,16 +401,24 @@ fn quotas_can_be_raised_and_removed() {
 fn concurrent_writes_cannot_pass_a_quota_together() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_rocks(dir.path());
-    let alice = std::sync::Arc::new(limited(&store, Some(10 * 2000), None));
+    // Every object the same size, record included: room for exactly ten.
+    let each = charge_of(&store, "k00", &bytes(2000, 7));
+    let alice = std::sync::Arc::new(limited(&store, Some(10 * each), None));
     let bucket = store.create_bucket(&alice, "b", "r").unwrap();
     let threads: Vec<_> = (0..16)
         .map(|i| {
             let (store, alice, bucket) = (store.clone(), alice.clone(), bucket.clone());
             std::thread::spawn(move || {
-                let data = bytes(2000, i as u8);
+                let data = bytes(2000, 7);
                 let written = write(&store, &alice, &bucket, &data, 1000);
                 store
-                    .put_object(&alice, &bucket, &format!("k{i}"), meta_for(&data), written)
+                    .put_object(
+                        &alice,
+                        &bucket,
+                        &format!("k{i:02}"),
+                        meta_for(&data),
+                        written,
+                    )
                     .is_ok()
             })
         })
@@ -361,7 +429,7 @@ fn concurrent_writes_cannot_pass_a_quota_together() {
         .filter(|ok| *ok)
         .count();
     assert_eq!(stored, 10);
-    assert_eq!(usage(&store, &alice).bytes, 20_000);
+    assert_eq!(usage(&store, &alice).bytes, 10 * each);
 }
 
 #[test]
@@ -375,8 +443,11 @@ fn usage_survives_a_reopen() {
         put(&store, &alice, &bucket, "k", &bytes(4000, 1));
     }
     let store = open_rocks(dir.path());
-    assert_eq!(usage(&store, &alice).bytes, 4000);
     let bucket = store.bucket(&alice, "b").unwrap();
+    assert_eq!(
+        usage(&store, &alice).bytes,
+        charged(&store, &alice, &bucket, "k")
+    );
     let written = write(&store, &alice, &bucket, &bytes(2000, 2), 1000);
     assert!(matches!(
         store.put_object(&alice, &bucket, "more", meta_for(&bytes(2000, 2)), written),
@@ -387,31 +458,36 @@ fn usage_survives_a_reopen() {
 #[test]
 fn the_early_byte_check_sees_committed_usage_and_reserves_nothing() {
     each_store(|store, _| {
-        let alice = limited(store, Some(1000), None);
+        // The early check knows the data's size only: it leaves the record's bytes to
+        // the commit.
+        let k = charge_of(store, "k", &bytes(600, 1));
+        let room = charge_of(store, "k2", &bytes(400, 2));
+        let alice = limited(store, Some(k + room), None);
         let bucket = store.create_bucket(&alice, "b", "r").unwrap();
         put(store, &alice, &bucket, "k", &bytes(600, 1));
         assert!(matches!(
-            store.check_room_for_object(&alice, &bucket, "k2", 401),
+            store.check_room_for_object(&alice, &bucket, "k2", room + 1),
             Err(Error::QuotaExceeded { what: "bytes", .. })
         ));
-        // Checking twice reserves nothing: 400 bytes still fit, and the write commits.
+        // Checking twice reserves nothing: `room` still fits, and the write commits.
         store
-            .check_room_for_object(&alice, &bucket, "k2", 400)
+            .check_room_for_object(&alice, &bucket, "k2", room)
             .unwrap();
         store
-            .check_room_for_object(&alice, &bucket, "k2", 400)
+            .check_room_for_object(&alice, &bucket, "k2", room)
             .unwrap();
         put(store, &alice, &bucket, "k2", &bytes(400, 2));
-        // The quota is full; an overwrite counts only its growth: as large passes, larger
-        // does not.
+        assert_eq!(usage(store, &alice).bytes, k + room);
+        // The quota is full; an overwrite counts only its growth over what the object is
+        // charged: as large passes, larger does not.
         store
-            .check_room_for_object(&alice, &bucket, "k", 600)
+            .check_room_for_object(&alice, &bucket, "k", k)
             .unwrap();
         store
             .check_room_for_object(&alice, &bucket, "k", 100)
             .unwrap();
         assert!(matches!(
-            store.check_room_for_object(&alice, &bucket, "k", 601),
+            store.check_room_for_object(&alice, &bucket, "k", k + 1),
             Err(Error::QuotaExceeded { what: "bytes", .. })
         ));
         // No byte quota: nothing to check.
@@ -601,4 +677,102 @@ fn uploads_are_counted_exactly_through_several_nodes() {
         }
     });
     assert_eq!(usage(&nodes[0], &alice).uploads, 0);
+}
+
+#[test]
+fn metadata_counts_against_the_byte_quota() {
+    each_store(|store, _| {
+        let alice = limited(store, Some(10_000), None);
+        let bucket = store.create_bucket(&alice, "b", "r").unwrap();
+        // Empty objects, each with 2 KiB of user metadata.
+        let put_empty = |key: &str| {
+            let mut meta = meta_for(b"");
+            meta.user_metadata = vec![("note".into(), "x".repeat(2048))];
+            let written = write(store, &alice, &bucket, b"", 10);
+            store.put_object(&alice, &bucket, key, meta, written)
+        };
+        let mut stored = 0;
+        let refused = loop {
+            match put_empty(&format!("empty-{stored}")) {
+                Ok(_) => stored += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(
+            refused,
+            Error::QuotaExceeded { what: "bytes", .. }
+        ));
+        assert_eq!(
+            stored, 4,
+            "10 000 bytes hold four records of 2 KiB, not a fifth"
+        );
+        let used = usage(store, &alice).bytes;
+        assert!(used >= 4 * (2048 + 4 + 7), "{used}");
+        assert!(used <= 10_000);
+        assert_eq!(
+            used,
+            (0..4)
+                .map(|i| charged(store, &alice, &bucket, &format!("empty-{i}")))
+                .sum::<u64>()
+        );
+
+        // Tags count too: setting them grows usage, removing them gives the bytes back,
+        // and a tag set past the quota is refused with nothing changed.
+        store.delete_object(&alice, &bucket, "empty-3").unwrap();
+        let before = usage(store, &alice).bytes;
+        let tags = vec![("project".to_string(), "y".repeat(200))];
+        store
+            .put_object_tags(&alice, &bucket, "empty-0", &tags)
+            .unwrap();
+        let tagged = usage(store, &alice).bytes;
+        assert!(tagged >= before + 207, "{before} -> {tagged}");
+        let huge = vec![("k".to_string(), "z".repeat(10_000 - tagged as usize + 1))];
+        assert!(matches!(
+            store.put_object_tags(&alice, &bucket, "empty-1", &huge),
+            Err(Error::QuotaExceeded { what: "bytes", .. })
+        ));
+        assert_eq!(usage(store, &alice).bytes, tagged);
+        assert!(store
+            .object(&alice, &bucket, "empty-1")
+            .unwrap()
+            .meta
+            .tags
+            .is_empty());
+        store
+            .put_object_tags(&alice, &bucket, "empty-0", &[])
+            .unwrap();
+        assert_eq!(usage(store, &alice).bytes, before);
+
+        // A copy is charged its record as well as its data.
+        let source = store.object(&alice, &bucket, "empty-1").unwrap();
+        let meta = source.meta.clone();
+        store
+            .copy_object(&alice, &source, &bucket, "copy", meta, None)
+            .unwrap()
+            .unwrap();
+        assert!(usage(store, &alice).bytes >= before + 2048 + 4);
+
+        // An upload's metadata counts while it is in progress.
+        let meta = ObjectMeta {
+            user_metadata: vec![("note".into(), "u".repeat(3000))],
+            ..ObjectMeta::default()
+        };
+        assert!(matches!(
+            store.create_upload(&alice, &bucket, "mp", meta, None),
+            Err(Error::QuotaExceeded { what: "bytes", .. })
+        ));
+        assert_eq!(usage(store, &alice).uploads, 0);
+
+        // Deleting everything brings usage back to exactly zero.
+        for key in ["empty-0", "empty-1", "empty-2", "copy"] {
+            store.delete_object(&alice, &bucket, key).unwrap();
+        }
+        assert_eq!(
+            usage(store, &alice),
+            Usage {
+                buckets: 1,
+                ..Usage::default()
+            }
+        );
+    });
 }

@@ -23,7 +23,8 @@ pub enum TenantState {
 /// Limits on what a tenant stores; `None` is unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quotas {
-    /// Bytes of object data, including the parts of unfinished multipart uploads.
+    /// Bytes of object data, including the parts of unfinished multipart uploads, and of
+    /// object and upload records if the tenant counts them (`counts_record_bytes`).
     pub bytes: Option<u64>,
     pub objects: Option<u64>,
     /// Multipart uploads in progress at once (created, neither completed nor aborted).
@@ -70,6 +71,11 @@ pub struct TenantRecord {
     /// first upload created, completed or aborted counts them, in its transaction (see
     /// `usage`), and sets this.
     pub uploads_counted: bool,
+    /// Whether the `bytes` usage counter counts the tenant's records (each object's and
+    /// upload's key and metadata as stored) besides object data. Tenants of earlier builds
+    /// (formats 1 to 5) count data only, as their counters were built: their objects'
+    /// records were never counted, so deleting them must not uncount them.
+    pub counts_record_bytes: bool,
 }
 
 /// A tenant's KEK rotation (see `key_rotation`): every DEK wrapped by an older KEK version
@@ -134,7 +140,7 @@ pub enum RewrapPhase {
 /// Format 2 added placement and quotas, format 3 the wrapped KEKs, format 4 the KEK
 /// rotation, format 5 what wraps each KEK (a root key version or, with
 /// `tenant_keys_in_hsm`, a tenant key in the HSM; formats 3 and 4 name a root version),
-/// format 6 the `uploads` quota and `uploads_counted`.
+/// format 6 the `uploads` quota, `uploads_counted` and `counts_record_bytes`.
 /// Tenants of formats 1 and 2 have no keys (none were ever deployed): they decode, but
 /// cannot store or read data.
 const TENANT_FORMAT_VERSION: u8 = 6;
@@ -234,6 +240,7 @@ impl Record for TenantRecord {
                     kek_version: KekVersion::FIRST,
                     rotation: None,
                     uploads_counted: false,
+                    counts_record_bytes: false,
                 })
             }
             2 => {
@@ -249,6 +256,7 @@ impl Record for TenantRecord {
                     kek_version: KekVersion::FIRST,
                     rotation: None,
                     uploads_counted: false,
+                    counts_record_bytes: false,
                 })
             }
             3 => {
@@ -264,6 +272,7 @@ impl Record for TenantRecord {
                     kek_version: v3.kek_version,
                     rotation: None,
                     uploads_counted: false,
+                    counts_record_bytes: false,
                 })
             }
             4 => {
@@ -279,6 +288,7 @@ impl Record for TenantRecord {
                     kek_version: v4.kek_version,
                     rotation: v4.rotation,
                     uploads_counted: false,
+                    counts_record_bytes: false,
                 })
             }
             5 => {
@@ -294,6 +304,7 @@ impl Record for TenantRecord {
                     kek_version: v5.kek_version,
                     rotation: v5.rotation,
                     uploads_counted: false,
+                    counts_record_bytes: false,
                 })
             }
             _ => Err(unknown_version(Self::KIND, version)),
@@ -520,11 +531,13 @@ mod tests {
         );
         assert_eq!(tenant.keks, vec![kek]);
         assert!(!tenant.uploads_counted);
+        assert!(!tenant.counts_record_bytes);
 
-        // Format 6 keeps both.
+        // Format 6 keeps them.
         let mut counted = tenant;
         counted.quotas.uploads = Some(9);
         counted.uploads_counted = true;
+        counted.counts_record_bytes = true;
         let encoded = counted.encode().unwrap();
         assert_eq!(encoded[0], 6);
         assert_eq!(TenantRecord::decode(&encoded).unwrap(), counted);
