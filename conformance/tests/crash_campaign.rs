@@ -1,12 +1,13 @@
 //! Crash campaign (issue 12): the server is killed with SIGKILL at random moments under a
 //! mixed load (PUTs inline, multi-segment and over 1 MiB, multipart uploads, copies,
-//! deletes, tagging, a tenant KEK or root key rotation), restarted on its own state, and every key is
-//! checked against a model of what the clients were told: an acknowledged write is there
-//! with its exact bytes, ETag and tags, an acknowledged delete is gone, an operation that got
-//! no answer happened or did not, and nothing else is ever visible (no partial object, no
-//! listed key that does not read back). At the end everything is deleted, every upload
-//! aborted, and the garbage collector must leave no data file on the array. Once on RocksDB
-//! (embedded) and once on PostgreSQL.
+//! deletes, tagging, a tenant KEK or root key rotation), restarted on its own state, and
+//! every key is checked against a model of what the clients were told: an acknowledged
+//! write is there with its exact bytes, ETag and tags, an acknowledged delete is gone, an
+//! operation that got no answer happened or did not, and nothing else is ever visible (no
+//! partial object, no listed key that does not read back). At the end every rotation must
+//! have finished (one KEK and one root key version left), everything is deleted, every
+//! upload aborted, and the garbage collector must leave no data file on the array. Once on
+//! RocksDB (embedded) and once on PostgreSQL.
 //!
 //! Bounded: `ROUNDS` kills, each after 100-800 ms of load. The seed of the operation mix and
 //! of the kill moments is printed; `COFFRE_CRASH_SEED` replays one (the timing of the
@@ -17,7 +18,12 @@
 //! client task owns each key, so the operations on a key are sequential: an acknowledged
 //! one leaves exactly its outcome (from any state it may have applied to), an unanswered one
 //! adds its outcome to what was possible before. After each restart the observed state
-//! must be one of them, and the set collapses to it.
+//! must be one of them, and the set collapses to it. A few more keys are overwritten and
+//! deleted by every task at once (`ContendedKey`): each ends in the outcome of a write that
+//! may have been the last one, as the clock stamps of the writes and their answers tell.
+//!
+//! `a_collector_pass_cut_short_leaves_no_orphan_file_*` (ignored, as it fails) kills the
+//! collector while it removes the orphans of a crash.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -47,6 +53,9 @@ const ROUNDS: usize = 5;
 /// Concurrent client tasks, each owning `KEYS_PER_TASK` keys.
 const TASKS: usize = 4;
 const KEYS_PER_TASK: usize = 6;
+/// Keys every task overwrites and deletes, and the share of the operations that go to them.
+const CONTENDED_KEYS: usize = 3;
+const CONTENDED_SHARE: f64 = 0.25;
 /// Load before the kill: a random time in this range, in milliseconds.
 const KILL_AFTER_MS: std::ops::RangeInclusive<u64> = 100..=800;
 /// No single S3 call of the load should take this long while the server lives; once it is
@@ -309,6 +318,117 @@ fn describe_states(states: &[State]) -> String {
     format!("[{}]", described.join("; "))
 }
 
+/// A key every task writes, with blind writes only (PUT, DELETE): concurrent overwrites
+/// and deletes racing each other and the kill. Each write is stamped from one logical clock
+/// when it is sent and when its answer comes back, and the key ends in the outcome of a
+/// write that may have been the last: one no acknowledged write began after it ended (an
+/// unanswered write never ended), or in its state before the round if no write was
+/// acknowledged and none of the unanswered ones happened.
+#[derive(Debug)]
+struct ContendedKey {
+    bucket: &'static str,
+    key: String,
+    /// The state the last check found.
+    before: State,
+    writes: Vec<Write>,
+}
+
+#[derive(Debug)]
+struct Write {
+    sent: u64,
+    /// When its acknowledgement came back; `None`: unanswered.
+    acked: Option<u64>,
+    outcome: State,
+}
+
+impl ContendedKey {
+    fn name(&self) -> String {
+        format!("{}/{}", self.bucket, self.key)
+    }
+
+    /// The states the key may be in.
+    fn candidates(&self) -> Vec<State> {
+        let last_sent_after = |end: u64| {
+            self.writes
+                .iter()
+                .any(|w| w.acked.is_some() && w.sent > end)
+        };
+        let mut out = Vec::new();
+        if self.writes.iter().all(|w| w.acked.is_none()) {
+            out.push(self.before.clone());
+        }
+        for write in &self.writes {
+            let may_be_last = match write.acked {
+                Some(end) => !last_sent_after(end),
+                None => true,
+            };
+            if may_be_last && !out.contains(&write.outcome) {
+                out.push(write.outcome.clone());
+            }
+        }
+        out
+    }
+
+    /// Checks what the server shows against the candidates; the key starts the next round
+    /// from it.
+    fn observe(&mut self, seen: &Observed) -> Result<(), String> {
+        let candidates = self.candidates();
+        match candidates.iter().find(|state| seen.matches(state)) {
+            Some(state) => {
+                self.before = state.clone();
+                self.writes.clear();
+                Ok(())
+            }
+            None => Err(format!(
+                "{} (written by every task): the server shows {}, but the model allows only \
+                 {} (writes: {})",
+                self.name(),
+                seen.describe(),
+                describe_states(&candidates),
+                self.writes
+                    .iter()
+                    .map(|w| format!(
+                        "[{}, {}] {}",
+                        w.sent,
+                        w.acked.map_or("unanswered".to_owned(), |a| a.to_string()),
+                        describe_states(std::slice::from_ref(&w.outcome))
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        }
+    }
+}
+
+/// The contended keys and their clock, shared by the tasks.
+#[derive(Debug)]
+struct Contended {
+    keys: std::sync::Mutex<Vec<ContendedKey>>,
+    clock: std::sync::atomic::AtomicU64,
+}
+
+impl Contended {
+    fn new() -> Self {
+        Contended {
+            keys: std::sync::Mutex::new(
+                (0..CONTENDED_KEYS)
+                    .map(|i| ContendedKey {
+                        bucket: BUCKETS[i % BUCKETS.len()],
+                        key: format!("contended/key-{i}"),
+                        before: None,
+                        writes: Vec::new(),
+                    })
+                    .collect(),
+            ),
+            clock: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::SeqCst)
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The campaign.
 
@@ -344,6 +464,7 @@ async fn campaign(backend: &str, config: &str) {
                 .collect()
         })
         .collect();
+    let contended = Arc::new(Contended::new());
     let mut totals = Stats::default();
     // Acknowledged and unanswered rotations: of the tenant's KEK, of the root key.
     let mut rotations = [(0, 0), (0, 0)];
@@ -355,8 +476,11 @@ async fn campaign(backend: &str, config: &str) {
         let mut tasks = tokio::task::JoinSet::new();
         for (task, keys) in owned.drain(..).enumerate() {
             let task_rng = StdRng::seed_from_u64(rng.gen());
-            let (s3, stop) = (s3.clone(), stop.clone());
-            tasks.spawn(async move { (task, client_task(s3, keys, task_rng, stop).await) });
+            let (s3, stop, contended) = (s3.clone(), stop.clone(), contended.clone());
+            tasks.spawn(async move {
+                let done = client_task(s3, keys, &contended, task_rng, stop).await;
+                (task, done)
+            });
         }
         let load_for = Duration::from_millis(rng.gen_range(KILL_AFTER_MS));
         // In most rounds, at a random moment of the load, a rotation: of the tenant's KEK
@@ -400,7 +524,7 @@ async fn campaign(backend: &str, config: &str) {
 
         server.start_again();
         let s3 = server.s3_client();
-        match check_against_model(&s3, &mut owned).await {
+        match check_against_model(&s3, &mut owned, &contended).await {
             Ok(checked) => {
                 eprintln!(
                     "round {round}: killed after {load_for:?}; after the restart {} of {} keys \
@@ -408,7 +532,7 @@ async fn campaign(backend: &str, config: &str) {
                      operations left uncertain, {} show one took effect, {} that none did \
                      ({:.1} s so far)",
                     checked.present,
-                    TASKS * KEYS_PER_TASK,
+                    TASKS * KEYS_PER_TASK + CONTENDED_KEYS,
                     checked.took_effect,
                     checked.did_not,
                     started.elapsed().as_secs_f64()
@@ -450,7 +574,7 @@ async fn campaign(backend: &str, config: &str) {
             ["KEK", "root key"][which]
         );
     }
-    if let Err(failures) = check_against_model(&s3, &mut owned).await {
+    if let Err(failures) = check_against_model(&s3, &mut owned, &contended).await {
         panic!("seed {seed}, after the rotations finished:\n{failures}");
     }
 
@@ -466,6 +590,21 @@ async fn campaign(backend: &str, config: &str) {
                 .await
                 .unwrap_or_else(|e| panic!("DELETE {}: {e:?}", model.name()));
         }
+    }
+    let contended_keys: Vec<(&str, String)> = contended
+        .keys
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|k| (k.bucket, k.key.clone()))
+        .collect();
+    for (bucket, key) in contended_keys {
+        s3.delete_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DELETE {bucket}/{key}: {e:?}"));
     }
     let mut aborted = 0;
     for bucket in BUCKETS {
@@ -618,6 +757,16 @@ enum Answer<T> {
     TimedOut,
 }
 
+impl<T> Answer<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Answer<U> {
+        match self {
+            Answer::Acked(out) => Answer::Acked(f(out)),
+            Answer::Unanswered { status, code } => Answer::Unanswered { status, code },
+            Answer::TimedOut => Answer::TimedOut,
+        }
+    }
+}
+
 async fn call<T, E: ProvideErrorMetadata>(
     request: impl std::future::Future<Output = Result<T, SdkError<E>>>,
 ) -> Answer<T> {
@@ -635,11 +784,18 @@ async fn call<T, E: ProvideErrorMetadata>(
 async fn client_task(
     s3: Client,
     mut keys: Vec<KeyModel>,
+    contended: &Contended,
     mut rng: StdRng,
     stop: Arc<AtomicBool>,
 ) -> (Vec<KeyModel>, Stats) {
     let mut stats = Stats::default();
     while !stop.load(Ordering::SeqCst) {
+        if rng.gen_bool(CONTENDED_SHARE) {
+            if !contended_write(&s3, contended, &mut rng, &mut stats).await {
+                break;
+            }
+            continue;
+        }
         let target = rng.gen_range(0..keys.len());
         let op = pick_op(&mut rng);
         match run_op(&s3, &mut keys, target, op, &mut rng, &mut stats).await {
@@ -649,6 +805,55 @@ async fn client_task(
         }
     }
     (keys, stats)
+}
+
+/// A PUT or DELETE of a contended key, recorded with its clock stamps; whether the task
+/// goes on.
+async fn contended_write(
+    s3: &Client,
+    contended: &Contended,
+    rng: &mut StdRng,
+    stats: &mut Stats,
+) -> bool {
+    let index = rng.gen_range(0..CONTENDED_KEYS);
+    let (bucket, key) = {
+        let keys = contended.keys.lock().unwrap();
+        (keys[index].bucket, keys[index].key.clone())
+    };
+    let content = rng
+        .gen_bool(0.8)
+        .then(|| Content::single(pick_len(rng), rng.gen()));
+    let sent = contended.tick();
+    let (op, answer) = match &content {
+        Some(content) => {
+            let request = s3
+                .put_object()
+                .bucket(bucket)
+                .key(&key)
+                .body(ByteStream::from(content.bytes()))
+                .send();
+            let answer = call(request).await;
+            if let Answer::Acked(out) = &answer {
+                assert_eq!(out.e_tag(), Some(content.etag().as_str()), "PUT {key}");
+            }
+            ("contended put", answer.map(|_| ()))
+        }
+        None => {
+            let answer = call(s3.delete_object().bucket(bucket).key(&key).send()).await;
+            ("contended delete", answer.map(|_| ()))
+        }
+    };
+    let acked = matches!(answer, Answer::Acked(_)).then(|| contended.tick());
+    stats.answered(op, &answer);
+    contended.keys.lock().unwrap()[index].writes.push(Write {
+        sent,
+        acked,
+        outcome: content.map(|content| Obj {
+            content,
+            tags: Tags::new(),
+        }),
+    });
+    !matches!(answer, Answer::TimedOut)
 }
 
 /// One operation on `keys[target]`, recorded in the model. `Ok(false)`: stop the task.
@@ -920,7 +1125,11 @@ struct Checked {
 
 /// Every key against the model; the keys that ListObjectsV2 shows against those GET finds.
 /// What it found, or every discrepancy.
-async fn check_against_model(s3: &Client, owned: &mut [Vec<KeyModel>]) -> Result<Checked, String> {
+async fn check_against_model(
+    s3: &Client,
+    owned: &mut [Vec<KeyModel>],
+    contended: &Contended,
+) -> Result<Checked, String> {
     let mut failures = Vec::new();
     let mut checked = Checked::default();
     let mut found: BTreeMap<&'static str, BTreeMap<String, i64>> = BTreeMap::new();
@@ -938,6 +1147,26 @@ async fn check_against_model(s3: &Client, owned: &mut [Vec<KeyModel>]) -> Result
             Ok(Some(false)) => checked.did_not += 1,
             Ok(None) => {}
             Err(failure) => failures.push(failure),
+        }
+    }
+    let names: Vec<(&'static str, String)> = contended
+        .keys
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|k| (k.bucket, k.key.clone()))
+        .collect();
+    for (index, (bucket, key)) in names.into_iter().enumerate() {
+        let seen = observe(s3, bucket, &key).await;
+        if let Observed::Present { body, .. } = &seen {
+            checked.present += 1;
+            found
+                .entry(bucket)
+                .or_default()
+                .insert(key.clone(), body.len() as i64);
+        }
+        if let Err(failure) = contended.keys.lock().unwrap()[index].observe(&seen) {
+            failures.push(failure);
         }
     }
     for bucket in BUCKETS {
@@ -1419,4 +1648,50 @@ fn gc_entries(url: &str) -> Vec<String> {
     })
     .join()
     .unwrap()
+}
+
+#[test]
+fn a_contended_key_ends_in_a_write_that_may_have_been_the_last() {
+    let write = |sent, acked, seed| Write {
+        sent,
+        acked,
+        outcome: obj(10, seed),
+    };
+    let mut key = ContendedKey {
+        bucket: "b",
+        key: "k".into(),
+        before: obj(10, 0),
+        writes: vec![write(1, None, 1)],
+    };
+    // Unanswered only: it happened or not.
+    assert_eq!(key.candidates(), [obj(10, 0), obj(10, 1)]);
+    // One acknowledged write after another: only the second (and the unanswered one).
+    key.writes.push(write(2, Some(3), 2));
+    key.writes.push(write(4, Some(5), 3));
+    assert_eq!(key.candidates(), [obj(10, 1), obj(10, 3)]);
+    // Overlapping acknowledged writes: either may be last.
+    key.writes.push(write(4, Some(7), 4));
+    assert_eq!(key.candidates(), [obj(10, 1), obj(10, 3), obj(10, 4)]);
+    let data = pseudo_random_bytes(10, 2);
+    let second = Observed::Present {
+        body: data.clone(),
+        get_etag: simple_etag(&data),
+        head_etag: simple_etag(&data),
+        head_len: 10,
+        tags: Tags::new(),
+    };
+    assert!(
+        key.observe(&second).is_err(),
+        "overwritten by a later write"
+    );
+    let data = pseudo_random_bytes(10, 4);
+    let fourth = Observed::Present {
+        body: data.clone(),
+        get_etag: simple_etag(&data),
+        head_etag: simple_etag(&data),
+        head_len: 10,
+        tags: Tags::new(),
+    };
+    key.observe(&fourth).unwrap();
+    assert_eq!((key.before.clone(), key.writes.len()), (obj(10, 4), 0));
 }
