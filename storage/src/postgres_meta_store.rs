@@ -19,13 +19,17 @@
 //! Two connection pools: one for transactions, one for plain reads and listings (and
 //! [`TxReads::peek`]), so that a transaction waiting for a read connection can never hold
 //! the last connection another transaction needs.
+//!
+//! TLS to the database ([`PostgresTls`], libpq's `sslmode` names): `disable`, `require`
+//! (encrypted, nothing verified) or `verify-full` (the server's certificate chains to the
+//! trusted CAs and names the host connected to), with rustls on the aws-lc-rs provider, and
+//! optionally a client certificate. Both pools connect the same way.
 
 use std::time::Duration;
 
 use postgres::error::SqlState;
-use postgres::{Client, NoTls};
+use postgres::Client;
 use r2d2::{Pool, PooledConnection};
-use r2d2_postgres::PostgresConnectionManager;
 use rand::RngCore;
 
 use crate::error::{Error, Result};
@@ -48,7 +52,11 @@ pub const SCHEMA_VERSION: i32 = 1;
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
     /// `postgresql://user@host:port/database` (a password in it is used, but prefer
-    /// `password`).
+    /// `password`). TLS is set by libpq's parameters in its query: `sslmode` (`disable`,
+    /// `require` or `verify-full`; without it, `disable` for a loopback host or a Unix
+    /// socket and `verify-full` otherwise), `sslrootcert` (PEM CAs to trust; without it,
+    /// the system's), `sslcert` and `sslkey` (a client certificate; the key file must not
+    /// be readable by others). See [`PostgresTls::from_url`].
     pub url: String,
     /// Read from the configured `password_file`; never logged.
     pub password: Option<String>,
@@ -59,8 +67,73 @@ pub struct PostgresConfig {
     pub connect_timeout: Duration,
 }
 
-type Manager = PostgresConnectionManager<NoTls>;
 type Connection = PooledConnection<Manager>;
+
+/// The pools' connection manager: connects with the TLS settings, and tells why a connection
+/// failed (the client's own message is only "error performing TLS handshake" or "db error":
+/// the certificate problem, or the server's refusal, is in its causes).
+struct Manager {
+    config: postgres::Config,
+    tls: tls::MakeRustlsConnect,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Client;
+    type Error = ConnectError;
+
+    fn connect(&self) -> std::result::Result<Client, ConnectError> {
+        self.config
+            .connect(self.tls.clone())
+            .map_err(|e| ConnectError::new(&e))
+    }
+
+    fn is_valid(&self, client: &mut Client) -> std::result::Result<(), ConnectError> {
+        client
+            .simple_query("")
+            .map(drop)
+            .map_err(|e| ConnectError::new(&e))
+    }
+
+    fn has_broken(&self, client: &mut Client) -> bool {
+        client.is_closed()
+    }
+}
+
+/// A failed connection attempt, with its causes.
+#[derive(Debug)]
+struct ConnectError(String);
+
+impl ConnectError {
+    fn new(error: &dyn std::error::Error) -> Self {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Self(message)
+    }
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// Logs each failed connection attempt (a request waiting for a connection gets the last
+/// one's reason in its error, too).
+#[derive(Debug)]
+struct LogConnectError;
+
+impl r2d2::HandleError<ConnectError> for LogConnectError {
+    fn handle_error(&self, error: ConnectError) {
+        tracing::warn!(%error, "cannot connect to the metadata database");
+    }
+}
 
 pub struct PostgresMetaStore {
     transactions: Pool<Manager>,
@@ -70,10 +143,18 @@ pub struct PostgresMetaStore {
 impl PostgresMetaStore {
     /// Connects, then creates the schema or checks that this build understands it.
     pub fn open(config: &PostgresConfig) -> Result<Self> {
-        let mut pg: postgres::Config = config
-            .url
+        let (url, tls) = PostgresTls::from_url(&config.url)?;
+        let mut pg: postgres::Config = url
             .parse()
             .map_err(|e| Error::InvalidConfig(format!("metadata url: {e}")))?;
+        let mode = tls
+            .mode
+            .unwrap_or_else(|| TlsMode::default_for(pg.get_hosts()));
+        let connector = tls::MakeRustlsConnect::new(mode, &tls)?;
+        pg.ssl_mode(match mode {
+            TlsMode::Disable => postgres::config::SslMode::Disable,
+            TlsMode::Require | TlsMode::VerifyFull => postgres::config::SslMode::Require,
+        });
         if let Some(password) = &config.password {
             pg.password(password);
         }
@@ -104,7 +185,11 @@ impl PostgresMetaStore {
                 .min_idle(Some(0))
                 .connection_timeout(config.connect_timeout)
                 .test_on_check_out(false)
-                .build_unchecked(PostgresConnectionManager::new(pg.clone(), NoTls))
+                .error_handler(Box::new(LogConnectError))
+                .build_unchecked(Manager {
+                    config: pg.clone(),
+                    tls: connector.clone(),
+                })
         };
         let store = Self {
             transactions: pool(config.pool_size),
@@ -171,6 +256,397 @@ impl PostgresMetaStore {
             }
         })();
         finish(&mut client, result)
+    }
+}
+
+/// How the connections to the database are protected (libpq's `sslmode` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS, the server's certificate not verified: encrypted, but no protection against an
+    /// active attacker (who can present any certificate).
+    Require,
+    /// TLS, the server's certificate verified: it chains to a trusted CA and names the host
+    /// connected to.
+    VerifyFull,
+}
+
+impl TlsMode {
+    fn parse(value: &str) -> Result<Self> {
+        match value {
+            "disable" => Ok(Self::Disable),
+            "require" => Ok(Self::Require),
+            "verify-full" => Ok(Self::VerifyFull),
+            "allow" | "prefer" | "verify-ca" => Err(Error::InvalidConfig(format!(
+                "metadata sslmode = {value} is not supported (plain text without notice, or a \
+                 certificate of any host of the CA accepted): use disable, require or verify-full"
+            ))),
+            other => Err(Error::InvalidConfig(format!(
+                "metadata sslmode = {other:?}: expected disable, require or verify-full"
+            ))),
+        }
+    }
+
+    /// Without a setting: plain text to a loopback address or a Unix socket (the data never
+    /// leaves the machine), verified TLS to anything else.
+    fn default_for(hosts: &[postgres::config::Host]) -> Self {
+        let local = |host: &postgres::config::Host| match host {
+            postgres::config::Host::Tcp(name) => {
+                name.eq_ignore_ascii_case("localhost")
+                    || name
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            postgres::config::Host::Unix(_) => true,
+        };
+        if hosts.iter().all(local) {
+            Self::Disable
+        } else {
+            Self::VerifyFull
+        }
+    }
+}
+
+/// libpq's TLS parameters, as found in the URL's query.
+#[derive(Debug, Default)]
+struct PostgresTls {
+    /// `sslmode`; `None`: [`TlsMode::default_for`] the hosts.
+    mode: Option<TlsMode>,
+    /// `sslrootcert`: the PEM CA certificates to trust (verify-full); `None`: the system's.
+    ca_file: Option<std::path::PathBuf>,
+    /// `sslcert`: the client certificate chain (PEM), for mutual TLS.
+    cert_file: Option<std::path::PathBuf>,
+    /// `sslkey`: its private key (PEM), refused if others may read it.
+    key_file: Option<std::path::PathBuf>,
+}
+
+impl PostgresTls {
+    /// Takes libpq's TLS parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) out of
+    /// `url`'s query: the URL without them (for `postgres::Config`), and them.
+    fn from_url(url: &str) -> Result<(String, Self)> {
+        let Some((base, query)) = url.split_once('?') else {
+            return Ok((url.to_owned(), Self::default()));
+        };
+        let mut tls = Self::default();
+        let mut kept = Vec::new();
+        for pair in query.split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decoded = || {
+                percent_encoding::percent_decode_str(value)
+                    .decode_utf8()
+                    .map(|v| v.into_owned())
+                    .map_err(|_| Error::InvalidConfig(format!("metadata url: {key} is not UTF-8")))
+            };
+            match key {
+                "sslmode" => tls.mode = Some(TlsMode::parse(&decoded()?)?),
+                "sslrootcert" => tls.ca_file = Some(decoded()?.into()),
+                "sslcert" => tls.cert_file = Some(decoded()?.into()),
+                "sslkey" => tls.key_file = Some(decoded()?.into()),
+                _ => kept.push(pair),
+            }
+        }
+        let url = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        Ok((url, tls))
+    }
+}
+
+/// TLS for the PostgreSQL client over rustls (tokio-rustls), with the aws-lc-rs provider the
+/// rest of Coffre uses. Written here rather than taken from `tokio-postgres-rustls`, which
+/// brings `ring` and X.509 parsing crates of its own into the build for channel binding
+/// (not offered here: SCRAM authentication works without it).
+mod tls {
+    use std::future::Future;
+    use std::io;
+    use std::path::Path;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
+    use postgres::Socket;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+    use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+    use super::{PostgresTls, TlsMode};
+    use crate::error::{Error, Result};
+
+    /// Makes the TLS connector of each connection; `None`: TLS off (`sslmode` disable, so
+    /// the client never asks for it).
+    #[derive(Clone)]
+    pub(super) struct MakeRustlsConnect {
+        config: Option<Arc<ClientConfig>>,
+    }
+
+    impl MakeRustlsConnect {
+        /// Reads and checks the files `tls` names, for `mode`.
+        pub(super) fn new(mode: TlsMode, tls: &PostgresTls) -> Result<Self> {
+            let invalid = |message: &str| Err(Error::InvalidConfig(message.to_owned()));
+            let files = [&tls.ca_file, &tls.cert_file, &tls.key_file];
+            match mode {
+                TlsMode::Disable if files.iter().any(|f| f.is_some()) => {
+                    return invalid(
+                        "metadata: ca_file, cert_file and key_file (sslrootcert, sslcert, \
+                         sslkey) need TLS, but tls (sslmode) is disable",
+                    )
+                }
+                TlsMode::Disable => return Ok(Self { config: None }),
+                TlsMode::Require if tls.ca_file.is_some() => {
+                    return invalid(
+                        "metadata: ca_file (sslrootcert) is not used by tls = require, which \
+                         verifies nothing: use verify-full",
+                    )
+                }
+                TlsMode::Require | TlsMode::VerifyFull => {}
+            }
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let builder = ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| Error::InvalidConfig(format!("metadata TLS: {e}")))?;
+            let builder = match mode {
+                TlsMode::VerifyFull => builder.with_root_certificates(roots(tls)?),
+                _ => builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(NoVerification(provider))),
+            };
+            let config = match (&tls.cert_file, &tls.key_file) {
+                (None, None) => builder.with_no_client_auth(),
+                (Some(cert), Some(key)) => {
+                    let chain = read_certs("cert_file (sslcert)", cert)?;
+                    let key = read_key(key)?;
+                    builder.with_client_auth_cert(chain, key).map_err(|e| {
+                        Error::InvalidConfig(format!(
+                            "metadata cert_file (sslcert) {} and key_file (sslkey): {e}",
+                            cert.display()
+                        ))
+                    })?
+                }
+                _ => {
+                    return invalid(
+                        "metadata: cert_file and key_file (sslcert, sslkey) go together",
+                    )
+                }
+            };
+            Ok(Self {
+                config: Some(Arc::new(config)),
+            })
+        }
+    }
+
+    /// The CAs a verify-full connection trusts: `ca_file`, else the system's.
+    fn roots(tls: &PostgresTls) -> Result<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        match &tls.ca_file {
+            Some(path) => {
+                for cert in read_certs("ca_file (sslrootcert)", path)? {
+                    roots.add(cert).map_err(|e| {
+                        Error::InvalidConfig(format!(
+                            "metadata ca_file (sslrootcert) {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+                if roots.is_empty() {
+                    return Err(Error::InvalidConfig(
+                        "metadata tls = verify-full: no ca_file (sslrootcert), and no CA \
+                         certificate found in the system's store: set ca_file"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        Ok(roots)
+    }
+
+    fn read_certs(what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+        let error = |e: rustls::pki_types::pem::Error| {
+            Error::InvalidConfig(format!("metadata {what} {}: {e}", path.display()))
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(error)?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(error)?;
+        if certs.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "metadata {what} {}: no PEM certificate in it",
+                path.display()
+            )));
+        }
+        Ok(certs)
+    }
+
+    /// The client's private key, refused when others may read its file (as the password's).
+    fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
+        use std::os::unix::fs::PermissionsExt;
+        let what = |e: &dyn std::fmt::Display| {
+            Error::InvalidConfig(format!(
+                "metadata key_file (sslkey) {}: {e}",
+                path.display()
+            ))
+        };
+        let mode = std::fs::metadata(path)
+            .map_err(|e| what(&e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(what(&format_args!(
+                "readable by others (mode {:o}): chmod 600 it",
+                mode & 0o777
+            )));
+        }
+        PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
+            rustls::pki_types::pem::Error::NoItemsFound => what(&"no PEM private key in it"),
+            other => what(&other),
+        })
+    }
+
+    impl MakeTlsConnect<Socket> for MakeRustlsConnect {
+        type Stream = RustlsStream;
+        type TlsConnect = RustlsConnect;
+        type Error = rustls::Error;
+
+        fn make_tls_connect(
+            &mut self,
+            domain: &str,
+        ) -> std::result::Result<RustlsConnect, rustls::Error> {
+            let Some(config) = &self.config else {
+                return Ok(RustlsConnect { tls: None });
+            };
+            let name = ServerName::try_from(domain)
+                .map_err(|_| {
+                    rustls::Error::General(format!(
+                        "{domain:?} is not a host name or address TLS can verify"
+                    ))
+                })?
+                .to_owned();
+            Ok(RustlsConnect {
+                tls: Some((config.clone(), name)),
+            })
+        }
+    }
+
+    /// The TLS handshake of one connection.
+    pub(super) struct RustlsConnect {
+        tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    }
+
+    impl TlsConnect<Socket> for RustlsConnect {
+        type Stream = RustlsStream;
+        type Error = io::Error;
+        type Future = Pin<Box<dyn Future<Output = io::Result<RustlsStream>> + Send>>;
+
+        fn connect(self, stream: Socket) -> Self::Future {
+            Box::pin(async move {
+                let Some((config, name)) = self.tls else {
+                    return Err(io::Error::other("TLS is disabled (sslmode disable)"));
+                };
+                tokio_rustls::TlsConnector::from(config)
+                    .connect(name, stream)
+                    .await
+                    .map(|stream| RustlsStream(Box::new(stream)))
+            })
+        }
+    }
+
+    /// A TLS connection to the database.
+    pub(super) struct RustlsStream(Box<tokio_rustls::client::TlsStream<Socket>>);
+
+    impl TlsStream for RustlsStream {
+        fn channel_binding(&self) -> ChannelBinding {
+            ChannelBinding::none()
+        }
+    }
+
+    impl AsyncRead for RustlsStream {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut *self.0).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for RustlsStream {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut *self.0).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut *self.0).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut *self.0).poll_shutdown(cx)
+        }
+    }
+
+    /// `require`: any certificate is accepted, but the handshake's signatures are still
+    /// checked (the session is encrypted to whoever holds the key of the certificate shown).
+    #[derive(Debug)]
+    struct NoVerification(Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for NoVerification {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
     }
 }
 
@@ -921,5 +1397,89 @@ impl Cursor for PostgresCursor<'_> {
             self.page = page;
         }
         Ok(self.page.pop())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tls_tests {
+    use super::*;
+
+    fn hosts(url: &str) -> Vec<postgres::config::Host> {
+        url.parse::<postgres::Config>()
+            .unwrap()
+            .get_hosts()
+            .to_vec()
+    }
+
+    #[test]
+    fn tls_parameters_come_out_of_the_url() {
+        let (url, tls) = PostgresTls::from_url(
+            "postgresql://u@db/d?options=-cx%3D1&sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20x.pem\
+             &sslcert=%2Fc.pem&sslkey=%2Fk.pem&application_name=a",
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "postgresql://u@db/d?options=-cx%3D1&application_name=a"
+        );
+        assert_eq!(tls.mode, Some(TlsMode::VerifyFull));
+        assert_eq!(tls.ca_file.unwrap(), std::path::Path::new("/etc/ca x.pem"));
+        assert_eq!(tls.cert_file.unwrap(), std::path::Path::new("/c.pem"));
+        assert_eq!(tls.key_file.unwrap(), std::path::Path::new("/k.pem"));
+
+        let (url, tls) = PostgresTls::from_url("postgresql://u@db/d?sslmode=disable").unwrap();
+        assert_eq!(url, "postgresql://u@db/d");
+        assert_eq!(tls.mode, Some(TlsMode::Disable));
+        for refused in ["prefer", "allow", "verify-ca", "on"] {
+            let url = format!("postgresql://u@db/d?sslmode={refused}");
+            assert!(PostgresTls::from_url(&url).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn without_a_mode_tls_is_verified_unless_the_host_is_local() {
+        for local in [
+            "postgresql://u@127.0.0.1:5432/d",
+            "postgresql://u@localhost/d",
+            "postgresql://u@[::1]:5432/d",
+            "postgresql://u@%2Fvar%2Frun%2Fpostgresql/d",
+        ] {
+            assert_eq!(
+                TlsMode::default_for(&hosts(local)),
+                TlsMode::Disable,
+                "{local}"
+            );
+        }
+        for remote in [
+            "postgresql://u@10.1.2.3/d",
+            "postgresql://u@db.example.net/d",
+            "postgresql://u@127.0.0.1,db2/d",
+        ] {
+            assert_eq!(
+                TlsMode::default_for(&hosts(remote)),
+                TlsMode::VerifyFull,
+                "{remote}"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_files_are_checked_against_the_mode() {
+        let files = |ca: bool, cert: bool, key: bool| PostgresTls {
+            mode: None,
+            ca_file: ca.then(|| "/ca".into()),
+            cert_file: cert.then(|| "/c".into()),
+            key_file: key.then(|| "/k".into()),
+        };
+        let message = |mode, tls: &PostgresTls| match tls::MakeRustlsConnect::new(mode, tls) {
+            Err(e) => e.to_string(),
+            Ok(_) => String::new(),
+        };
+        assert!(message(TlsMode::Disable, &files(true, false, false)).contains("need TLS"));
+        assert!(message(TlsMode::Require, &files(true, false, false)).contains("verifies nothing"));
+        assert!(message(TlsMode::Require, &files(false, true, false)).contains("go together"));
+        assert_eq!(message(TlsMode::Require, &files(false, false, false)), "");
+        assert_eq!(message(TlsMode::Disable, &files(false, false, false)), "");
     }
 }
