@@ -1,7 +1,8 @@
 //! Encryption at rest, seen from outside the server: after a workload through aws-sdk-s3
 //! (single PUT, multipart with a copied part, small inline objects, user metadata, copies),
-//! no file under the arrays or the RocksDB directory holds an object's bytes, ETag,
-//! checksum or user metadata value; tampered, truncated or swapped data files make GET fail
+//! no file under the arrays or the metadata store (the RocksDB directory, or with
+//! `COFFRE_TEST_METADATA=postgres` the test database's files and the write-ahead log it
+//! wrote) holds an object's bytes, ETag, checksum or user metadata value; tampered, truncated or swapped data files make GET fail
 //! and never return wrong bytes; everything is readable after a restart; responses say
 //! `x-amz-server-side-encryption: AES256`. The same workload runs with the `local-file` root
 //! key and with the `pkcs11` one on a SoftHSM2 token.
@@ -44,6 +45,8 @@ struct Stored {
 struct Workload {
     objects: Vec<Stored>,
     secrets: Vec<Vec<u8>>,
+    /// Where the write-ahead log was when it began, on PostgreSQL.
+    wal_start: Option<String>,
 }
 
 /// `len` pseudo-random bytes with [`BODY_CANARY`] and a label every 4 KiB.
@@ -65,6 +68,7 @@ fn meta_value(label: &str) -> String {
 /// a multipart object whose last part is an UploadPartCopy, and two copies (one keeping the
 /// metadata, one replacing it); checks the SSE header of every response.
 async fn run_workload(s3: &Client) -> Workload {
+    let wal_start = wal_position();
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let mut objects = Vec::new();
     let mut secrets: Vec<Vec<u8>> = vec![BODY_CANARY.to_vec(), META_CANARY.as_bytes().to_vec()];
@@ -229,7 +233,11 @@ async fn run_workload(s3: &Client) -> Workload {
             secrets.push(value.clone().into_bytes());
         }
     }
-    Workload { objects, secrets }
+    Workload {
+        objects,
+        secrets,
+        wal_start,
+    }
 }
 
 /// Every object reads back whole, with its ETag, metadata and the SSE header on GET and HEAD.
@@ -263,36 +271,117 @@ async fn check_readable(s3: &Client, workload: &Workload) {
     }
 }
 
-/// For each needle, the files (under the arrays and the RocksDB directory) that contain it.
-/// Needles are at least 8 bytes; files are matched on an 8-byte prefix index first so that
-/// the scan stays fast in a debug build.
-fn scan(data_dir: &Path, needles: &[Vec<u8>]) -> Vec<(String, PathBuf)> {
-    let mut by_prefix: HashMap<[u8; 8], Vec<&[u8]>> = HashMap::new();
-    for needle in needles {
-        assert!(needle.len() >= 8, "needle too short: {needle:?}");
-        let prefix: [u8; 8] = needle[..8].try_into().unwrap();
-        by_prefix.entry(prefix).or_default().push(needle);
+/// The files of the server's metadata: its RocksDB directory, or on PostgreSQL its
+/// database's files and the write-ahead log segments written since `wal_start` (after a
+/// CHECKPOINT, so that the table pages are on disk too).
+fn metadata_files(data_dir: &Path, wal_start: Option<&str>) -> Vec<PathBuf> {
+    let Some(database) = postgres_database(data_dir) else {
+        let files = files_under(&data_dir.join("meta"));
+        assert!(
+            !files.is_empty(),
+            "no RocksDB files under {}",
+            data_dir.join("meta").display()
+        );
+        return files;
+    };
+    let wal_start = wal_start
+        .expect("the workload's start in the write-ahead log")
+        .to_owned();
+    let (oid, first, last) = on_postgres(move |client| {
+        client.batch_execute("CHECKPOINT").unwrap();
+        let oid: postgres::types::Oid = client
+            .query_one(
+                "SELECT oid FROM pg_database WHERE datname = $1",
+                &[&database],
+            )
+            .unwrap()
+            .get(0);
+        let segments = client
+            .query_one(
+                "SELECT pg_walfile_name($1::text::pg_lsn), pg_walfile_name(pg_current_wal_lsn())",
+                &[&wal_start],
+            )
+            .unwrap();
+        (
+            oid,
+            segments.get::<_, String>(0),
+            segments.get::<_, String>(1),
+        )
+    });
+    let cluster = PathBuf::from(std::env::var("COFFRE_TEST_POSTGRES_DIR").unwrap()).join("data");
+    let mut files = files_under(&cluster.join("base").join(oid.to_string()));
+    assert!(!files.is_empty(), "no files for database oid {oid}");
+    let segments: Vec<PathBuf> = files_under(&cluster.join("pg_wal"))
+        .into_iter()
+        .filter(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            name.len() == 24 && name >= first && name <= last
+        })
+        .collect();
+    assert!(
+        !segments.is_empty(),
+        "no WAL segment from {first} to {last}"
+    );
+    files.extend(segments);
+    files
+}
+
+/// Runs `query` with a client of the test PostgreSQL server, on a thread of its own (the
+/// blocking client runs a runtime of its own, which cannot start inside the test's).
+fn on_postgres<T: Send + 'static>(
+    query: impl FnOnce(&mut postgres::Client) -> T + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        let url = std::env::var("COFFRE_TEST_POSTGRES_URL").expect("COFFRE_TEST_POSTGRES_URL");
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        query(&mut client)
+    })
+    .join()
+    .unwrap()
+}
+
+/// Where the write-ahead log is now, when the metadata is in PostgreSQL.
+fn wal_position() -> Option<String> {
+    if std::env::var(coffre_conformance::METADATA_ENV).as_deref() != Ok("postgres") {
+        return None;
     }
+    Some(on_postgres(|client| {
+        client
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .unwrap()
+            .get(0)
+    }))
+}
+
+/// The PostgreSQL database the server in `data_dir` keeps its metadata in, if any (the
+/// harness writes its URL into `coffre-postgres.toml`).
+fn postgres_database(data_dir: &Path) -> Option<String> {
+    let config = fs::read_to_string(data_dir.join("coffre-postgres.toml")).ok()?;
+    let url = config
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("url = "))?
+        .trim_matches('"');
+    Some(url.rsplit('/').next()?.split('?').next()?.to_owned())
+}
+
+/// For each needle, the files (under the arrays and the metadata store) that contain it.
+fn scan(data_dir: &Path, wal_start: Option<&str>, needles: &[Vec<u8>]) -> Vec<(String, PathBuf)> {
+    let finders: Vec<memchr::memmem::Finder<'_>> = needles
+        .iter()
+        .map(|needle| {
+            assert!(needle.len() >= 8, "needle too short: {needle:?}");
+            memchr::memmem::Finder::new(needle)
+        })
+        .collect();
     let mut hits = Vec::new();
     let mut files = files_under(&data_dir.join("arrays"));
-    files.extend(files_under(&data_dir.join("meta")));
-    assert!(
-        files.iter().any(|f| f.starts_with(data_dir.join("meta"))),
-        "no RocksDB files under {}",
-        data_dir.join("meta").display()
-    );
+    files.extend(metadata_files(data_dir, wal_start));
     for file in files {
         let bytes = fs::read(&file).unwrap();
-        let mut seen = BTreeSet::new();
-        for at in 0..bytes.len().saturating_sub(7) {
-            let prefix: [u8; 8] = bytes[at..at + 8].try_into().unwrap();
-            let Some(candidates) = by_prefix.get(&prefix) else {
-                continue;
-            };
-            for needle in candidates {
-                if bytes[at..].starts_with(needle) && seen.insert(needle.to_vec()) {
-                    hits.push((String::from_utf8_lossy(needle).into_owned(), file.clone()));
-                }
+        for finder in &finders {
+            if finder.find(&bytes).is_some() {
+                let needle = String::from_utf8_lossy(finder.needle()).into_owned();
+                hits.push((needle, file.clone()));
             }
         }
     }
@@ -303,11 +392,13 @@ fn scan(data_dir: &Path, needles: &[Vec<u8>]) -> Vec<(String, PathBuf)> {
 /// and starts it again.
 async fn assert_nothing_in_plaintext(server: &mut TestServer, workload: &Workload) {
     server.stop();
-    let leaks = scan(server.data_dir(), &workload.secrets);
+    let wal_start = workload.wal_start.as_deref();
+    let leaks = scan(server.data_dir(), wal_start, &workload.secrets);
     assert!(leaks.is_empty(), "plaintext found on disk: {leaks:#?}");
     // Control: the scan does see what is stored in the clear (names are listing keys).
     let control = scan(
         server.data_dir(),
+        wal_start,
         &[
             BUCKET.as_bytes().to_vec(),
             b"control-visible-key-large".to_vec(),
