@@ -4,7 +4,8 @@
 //! every key is checked against a model of what the clients were told: an acknowledged
 //! write is there with its exact bytes, ETag and tags, an acknowledged delete is gone, an
 //! operation that got no answer happened or did not, and nothing else is ever visible (no
-//! partial object, no listed key that does not read back). At the end every rotation must
+//! partial object, no listed key that does not read back), and the tenant's usage counts
+//! exactly the objects and uploads that remain. At the end every rotation must
 //! have finished (one KEK and one root key version left), everything is deleted, every
 //! upload aborted, and the garbage collector must leave no data file on the array. Once on
 //! RocksDB (embedded) and once on PostgreSQL.
@@ -526,6 +527,9 @@ async fn campaign(backend: &str, config: &str) {
         let s3 = server.s3_client();
         match check_against_model(&s3, &mut owned, &contended).await {
             Ok(checked) => {
+                if let Err(failure) = check_usage(&server, &token, &s3, &checked).await {
+                    panic!("seed {seed}, round {round}: {failure}");
+                }
                 eprintln!(
                     "round {round}: killed after {load_for:?}; after the restart {} of {} keys \
                      hold an object, as the model allows; of the keys that unanswered \
@@ -623,6 +627,9 @@ async fn campaign(backend: &str, config: &str) {
             open_uploads(&s3, bucket).await.is_empty(),
             "{bucket}: no upload"
         );
+    }
+    if let Err(failure) = check_usage(&server, &token, &s3, &Checked::default()).await {
+        panic!("seed {seed}, after the clean-up: {failure}");
     }
     let left = after_two_gc_passes(&server, &token).await;
     let files = files_under(&arrays);
@@ -1117,6 +1124,8 @@ fn unanswered<T>(
 struct Checked {
     /// Keys holding an object.
     present: usize,
+    /// Their sizes.
+    bytes: u64,
     /// Keys left uncertain by unanswered operations, one of which took effect.
     took_effect: usize,
     /// Keys left uncertain by unanswered operations, none of which took effect.
@@ -1137,6 +1146,7 @@ async fn check_against_model(
         let seen = observe(s3, model.bucket, &model.key).await;
         if let Observed::Present { body, .. } = &seen {
             checked.present += 1;
+            checked.bytes += body.len() as u64;
             found
                 .entry(model.bucket)
                 .or_default()
@@ -1160,6 +1170,7 @@ async fn check_against_model(
         let seen = observe(s3, bucket, &key).await;
         if let Observed::Present { body, .. } = &seen {
             checked.present += 1;
+            checked.bytes += body.len() as u64;
             found
                 .entry(bucket)
                 .or_default()
@@ -1182,6 +1193,67 @@ async fn check_against_model(
         Ok(checked)
     } else {
         Err(failures.join("\n"))
+    }
+}
+
+/// The tenant's usage against what is stored: its objects and uploads in progress exactly;
+/// its bytes, the data of both plus each one's record (its key and metadata as stored: at
+/// most `RECORD_BYTES` here), so exactly zero once everything is gone.
+async fn check_usage(
+    server: &TestServer,
+    token: &str,
+    s3: &Client,
+    checked: &Checked,
+) -> Result<(), String> {
+    const RECORD_BYTES: u64 = 2048;
+    let mut uploads: u64 = 0;
+    let mut part_bytes = 0;
+    for bucket in BUCKETS {
+        for (key, upload_id) in open_uploads(s3, bucket).await {
+            uploads += 1;
+            let parts = s3
+                .list_parts()
+                .bucket(bucket)
+                .key(&key)
+                .upload_id(&upload_id)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("ListParts {bucket}/{key}: {e:?}"));
+            assert_ne!(parts.is_truncated(), Some(true), "at most two parts");
+            part_bytes += parts
+                .parts()
+                .iter()
+                .map(|p| p.size().unwrap_or(0) as u64)
+                .sum::<u64>();
+        }
+    }
+    let body = admin_get(server, token, &format!("/admin/v1/tenants/{TENANT}")).await;
+    let tenant: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let usage = &tenant["usage"];
+    let data = checked.bytes + part_bytes;
+    let records = checked.present as u64 + uploads;
+    let counts = (
+        usage["objects"].as_u64(),
+        usage["uploads"].as_u64(),
+        usage["buckets"].as_u64(),
+    );
+    let bytes = usage["bytes"].as_u64().unwrap_or(u64::MAX);
+    let expected = (
+        Some(checked.present as u64),
+        Some(uploads),
+        Some(BUCKETS.len() as u64),
+    );
+    if counts == expected && (data..=data + records * RECORD_BYTES).contains(&bytes) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the tenant's usage is {usage}, but it stores {} objects ({} bytes of data) and \
+             {uploads} uploads in progress ({part_bytes} bytes of parts) in {} buckets: {data} \
+             bytes of data, and at most {RECORD_BYTES} bytes for each of their records",
+            checked.present,
+            checked.bytes,
+            BUCKETS.len()
+        ))
     }
 }
 
