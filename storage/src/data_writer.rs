@@ -321,11 +321,16 @@ impl PendingFile {
     }
 
     /// Adds the intent's removal to the transaction that makes the file reachable. The
-    /// transaction depends on the intent: if the collector took it for an orphan's (this
+    /// transaction depends on the intent: if the collector claimed it as an orphan's (this
     /// node looked dead), the commit fails instead of referencing a removed file.
     pub fn commit_in(&self, tx: &mut Tx<'_>) -> Result<()> {
         let key = keys::gc(self.location.file);
-        if tx.get_for_write(Cf::Gc, &key)?.is_none() {
+        let intent = tx.get_for_write(Cf::Gc, &key)?;
+        let pending = match intent {
+            Some(value) => matches!(GcEntry::decode(&value)?.state, GcState::Pending { .. }),
+            None => false,
+        };
+        if !pending {
             return Err(Error::Io(io::Error::other(
                 "the data file's intent was collected: this node was taken for dead",
             )));

@@ -67,7 +67,7 @@ impl Store {
                     backlog.in_progress += 1;
                     continue;
                 }
-                GcState::Pending { .. } => {
+                GcState::Pending { .. } | GcState::Abandoned => {
                     backlog.orphaned += 1;
                     vec![temp_path(self, &entry), final_path(self, &entry)]
                 }
@@ -91,18 +91,15 @@ impl Store {
                 continue;
             };
             if matches!(entry.state, GcState::Pending { .. }) {
-                // The intent goes first, in a transaction that its writer's commit (which
-                // reads the intent) conflicts with: either that write commits and the file is
-                // kept, or it fails and the file goes. A crash before the removal leaves an
-                // orphan file without an entry, never a record without its file.
-                if !self.claim_orphan(lease, &key, &value)? {
+                // The intent is claimed first (rewritten as abandoned), in a transaction that
+                // its writer's commit (which checks the intent) conflicts with: either that
+                // write commits and the file is kept, or it fails and the file goes. The
+                // entry stays until the files are gone: a crash or a failed removal leaves
+                // an abandoned entry, which the next pass removes again.
+                if !self.claim_orphan(lease, &key, &value, &entry)? {
                     backlog.orphaned -= 1;
                     continue;
                 }
-                if !remove_files(&candidates, &mut stats) {
-                    backlog.retained += 1;
-                }
-                continue;
             }
             if remove_files(&candidates, &mut stats) {
                 done.delete(Cf::Gc, key);
@@ -134,14 +131,26 @@ impl Store {
         })
     }
 
-    /// Deletes the orphan intent at `key` if it is still `value`; whether it did.
-    fn claim_orphan(&self, lease: &Lease, key: &[u8], value: &[u8]) -> Result<bool> {
+    /// Marks the orphan intent at `key` abandoned if it is still `value` (`entry`); whether
+    /// it did.
+    fn claim_orphan(
+        &self,
+        lease: &Lease,
+        key: &[u8],
+        value: &[u8],
+        entry: &GcEntry,
+    ) -> Result<bool> {
+        let abandoned = GcEntry {
+            location: entry.location.clone(),
+            state: GcState::Abandoned,
+        }
+        .encode()?;
         self.transact(Durability::Synced, |tx| {
             lease.check(tx)?;
-            if tx.get(Cf::Gc, key)?.as_deref() != Some(value) {
+            if tx.get_for_write(Cf::Gc, key)?.as_deref() != Some(value) {
                 return Ok(false);
             }
-            tx.delete(Cf::Gc, key.to_vec());
+            tx.put(Cf::Gc, key.to_vec(), abandoned.clone());
             Ok(true)
         })
     }
@@ -293,5 +302,34 @@ mod tests {
         cursor.seek(&[]);
         assert!(cursor.next_entry().unwrap().is_some());
         assert!(cursor.next_entry().unwrap().is_none());
+    }
+
+    /// A pass cut short after claiming an orphan (a crash before the removal, or a file that
+    /// could not be removed) leaves the entry, abandoned: the next pass removes the file.
+    #[test]
+    fn an_orphan_claimed_but_not_removed_is_removed_by_the_next_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let orphan = leave_pending(&store, [7u8; 16], true);
+        let mut cursor = store.meta().cursor(Cf::Gc, None).unwrap();
+        cursor.seek(&[]);
+        let (key, value) = cursor.next_entry().unwrap().unwrap();
+        drop(cursor);
+        let lease = crate::cluster::test_lease(&store, "gc");
+        let entry = GcEntry::decode(&value).unwrap();
+        // The claim alone, as a pass killed right after it leaves it.
+        assert!(store.claim_orphan(&lease, &key, &value, &entry).unwrap());
+        assert!(orphan.exists());
+        let claimed = GcEntry::decode(&store.meta().get(Cf::Gc, &key).unwrap().unwrap()).unwrap();
+        assert_eq!(claimed.state, GcState::Abandoned);
+        // A second claim of the same intent finds it changed.
+        assert!(!store.claim_orphan(&lease, &key, &value, &entry).unwrap());
+
+        let stats = store
+            .collect_garbage(&MaintenanceScope::new("test"), &lease)
+            .unwrap();
+        assert_eq!(stats.files_removed, 1);
+        assert!(!orphan.exists());
+        assert_eq!(store.meta().get(Cf::Gc, &key).unwrap(), None);
     }
 }

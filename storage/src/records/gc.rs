@@ -20,6 +20,10 @@ pub(crate) enum GcState {
     /// Being written by the process that booted with this id; if that process is gone,
     /// whatever it left (temp or final file) is an orphan.
     Pending { boot_id: [u8; 16] },
+    /// An orphan the collector claimed: its writer can no longer commit it; the temp and
+    /// final files are removed, then the entry. (Added after `Pending`: older entries
+    /// decode as before.)
+    Abandoned,
 }
 
 /// `gc` value.
