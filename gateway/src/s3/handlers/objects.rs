@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use coffre_crypto::CustomerKey;
-use coffre_storage::{BucketRecord, ObjectRecord, WriteTarget};
+use coffre_storage::{BucketRecord, DataLocation, ObjectRecord, WriteTarget};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 
@@ -46,25 +46,45 @@ pub fn with_bucket(e: S3Error, bucket: &str) -> S3Error {
 /// uploads are checked against the byte quota before their body is read.
 const EARLY_QUOTA_CHECK_BYTES: u64 = 1 << 20;
 
-/// A PUT that cannot fit the tenant's byte quota is refused from its declared length,
+/// The bucket, and a writer for a PUT's data, in one hand-off to the blocking pool. A PUT
+/// that cannot fit the tenant's byte quota is refused there from its `declared` length,
 /// before gigabytes are received for nothing (storage's rule: an overwrite counts only its
 /// growth; the commit checks again, exactly).
-async fn refuse_early_over_quota(
+async fn bucket_and_writer(
     ctx: &RequestContext,
-    bucket: &Arc<BucketRecord>,
+    bucket: &str,
     key: &str,
-    declared: u64,
-) -> Result<(), S3Error> {
-    if declared < EARLY_QUOTA_CHECK_BYTES {
-        return Ok(());
-    }
-    let (store, scope, bucket, key) = (
-        ctx.store.clone(),
-        ctx.scope.clone(),
-        bucket.clone(),
-        key.to_owned(),
-    );
-    blocking(move || store.check_room_for_object(&scope, &bucket, &key, declared)).await
+    declared: Option<u64>,
+    customer_key: Option<RequestKey>,
+) -> Result<(Arc<BucketRecord>, coffre_storage::DataWriter), S3Error> {
+    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
+    let (bucket_name, key) = (bucket.to_owned(), key.to_owned());
+    let found = tokio::task::spawn_blocking(move || {
+        let record = store
+            .bucket(&scope, &bucket_name)
+            .map_err(|e| Err(S3Error::from(e)))?;
+        if let Some(declared) = declared.filter(|d| *d >= EARLY_QUOTA_CHECK_BYTES) {
+            store
+                .check_room_for_object(&scope, &record, &key, declared)
+                .map_err(Ok)?;
+        }
+        let writer = store
+            .data_writer(
+                &scope,
+                &record,
+                WriteTarget::Object,
+                customer_key.as_deref(),
+            )
+            .map_err(Ok)?;
+        Ok((Arc::new(record), writer))
+    })
+    .await
+    .map_err(S3Error::internal)?;
+    // `Err(Err(_))`: the bucket's lookup failed, `Err(Ok(_))` what came after.
+    found.map_err(|e| match e {
+        Err(bucket_error) => with_bucket(bucket_error, bucket),
+        Ok(other) => S3Error::from(other),
+    })
 }
 
 pub async fn put_object(
@@ -72,21 +92,25 @@ pub async fn put_object(
     bucket: String,
     key: String,
 ) -> Result<Response<Body>, S3Error> {
-    let record = Arc::new(bucket_record(&ctx, &bucket).await?);
-    check_acl_headers(&ctx.headers)?;
-    let customer_key = server_side_encryption::customer_key(&ctx.headers, &ctx.query)?;
-    server_side_encryption::check_requested(&ctx.headers)?;
-    let mut meta = meta_from_request(&ctx.headers)?;
-    let digest = PayloadDigest::from_headers(&ctx.headers)?;
-    if let Some(declared) = ctx.body.declared_length() {
-        refuse_early_over_quota(&ctx, &record, &key, declared).await?;
-    }
-    let writer = {
-        let (store, scope, record) = (ctx.store.clone(), ctx.scope.clone(), record.clone());
-        let key = customer_key.clone();
-        blocking(move || store.data_writer(&scope, &record, WriteTarget::Object, key.as_deref()))
-            .await?
+    // The request's own checks; a missing bucket is answered first, as before them.
+    let checked = (|| {
+        check_acl_headers(&ctx.headers)?;
+        let customer_key = server_side_encryption::customer_key(&ctx.headers, &ctx.query)?;
+        server_side_encryption::check_requested(&ctx.headers)?;
+        let meta = meta_from_request(&ctx.headers)?;
+        let digest = PayloadDigest::from_headers(&ctx.headers)?;
+        Ok::<_, S3Error>((customer_key, meta, digest))
+    })();
+    let (customer_key, mut meta, digest) = match checked {
+        Ok(checked) => checked,
+        Err(e) => {
+            bucket_record(&ctx, &bucket).await?;
+            return Err(e);
+        }
     };
+    let declared = ctx.body.declared_length();
+    let (record, writer) =
+        bucket_and_writer(&ctx, &bucket, &key, declared, customer_key.clone()).await?;
     let (data, digests) = receive_payload(&mut ctx.body, writer, digest).await?;
     // SSE-C ETags are not the MD5 of the data, as on AWS.
     let etag = match &customer_key {
@@ -122,10 +146,27 @@ pub async fn object_record(
     bucket: &str,
     key: &str,
 ) -> Result<(BucketRecord, ObjectRecord), S3Error> {
+    object_lookup(ctx, bucket, key, |_, _, _| Ok(()))
+        .await
+        .map(|(bucket, object, ())| (bucket, object))
+}
+
+/// The bucket and the object, then `then` (given the store, the scope and the object) in
+/// the same hand-off to the blocking pool: this is every object request's first step.
+async fn object_lookup<T: Send + 'static>(
+    ctx: &RequestContext,
+    bucket: &str,
+    key: &str,
+    then: impl FnOnce(
+            &coffre_storage::Store,
+            &coffre_crypto::TenantScope,
+            &ObjectRecord,
+        ) -> coffre_storage::Result<T>
+        + Send
+        + 'static,
+) -> Result<(BucketRecord, ObjectRecord, T), S3Error> {
     let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
     let (bucket_name, name) = (bucket.to_owned(), key.to_owned());
-    // One hand-off to the blocking pool for both lookups: this is every object request's
-    // first step.
     let found = tokio::task::spawn_blocking(move || {
         let record = store
             .bucket(&scope, &bucket_name)
@@ -133,7 +174,8 @@ pub async fn object_record(
         let object = store
             .object(&scope, &record, &name)
             .map_err(Missing::Object)?;
-        Ok((record, object))
+        let more = then(&store, &scope, &object).map_err(Missing::Then)?;
+        Ok((record, object, more))
     })
     .await
     .unwrap_or_else(|e| Err(Missing::Task(S3Error::internal(e))));
@@ -145,14 +187,16 @@ pub async fn object_record(
             }
             e => e,
         },
+        Missing::Then(e) => S3Error::from(e),
         Missing::Task(e) => e,
     })
 }
 
-/// Which lookup of [`object_record`] failed, to name the right resource in the error.
+/// Which step of [`object_lookup`] failed, to name the right resource in the error.
 enum Missing {
     Bucket(coffre_storage::Error),
     Object(coffre_storage::Error),
+    Then(coffre_storage::Error),
     Task(S3Error),
 }
 
@@ -329,7 +373,33 @@ pub async fn get_object(
     part_number: Option<u32>,
 ) -> Result<Response<Body>, S3Error> {
     let customer_key = server_side_encryption::customer_key(&ctx.headers, &ctx.query)?;
-    let object = readable_object(&ctx, &bucket, &key, customer_key.clone()).await?;
+    // Without a customer key in play, an inline object (at most 64 KiB) is decrypted whole
+    // in the lookup's own hand-off: one trip to the blocking pool for a small GET.
+    let (object, early) = if customer_key.is_none() {
+        let (_, object, inline) = object_lookup(&ctx, &bucket, &key, |store, scope, object| {
+            let inline = object
+                .parts
+                .iter()
+                .all(|p| matches!(p.location, DataLocation::Inline(_)));
+            if object.is_sse_c() || !inline {
+                return Ok(None);
+            }
+            let reader = store.object_reader(scope, object, None)?;
+            Ok(match read_data(reader, 0, object.meta.size)? {
+                Data::Inline(whole) => Some(whole),
+                Data::Stream(_) => None,
+            })
+        })
+        .await?;
+        if object.is_sse_c() {
+            // Refused as `readable_object` refuses it.
+            readable_object(&ctx, &bucket, &key, None).await?;
+        }
+        (object, inline)
+    } else {
+        let object = readable_object(&ctx, &bucket, &key, customer_key.clone()).await?;
+        (object, None)
+    };
     if let Some(response) = check_conditions(&ctx, &object)? {
         return Ok(response);
     }
@@ -340,24 +410,17 @@ pub async fn get_object(
         end: size,
     });
 
-    let data = {
-        let (store, scope, object) = (ctx.store.clone(), ctx.scope.clone(), object.clone());
-        let key = customer_key.clone();
-        blocking(move || {
-            let mut reader = store.object_reader(&scope, &object, key.as_deref())?;
-            if !reader.in_memory() {
-                return Ok(Data::Stream(reader));
-            }
-            // Inline (at most 64 KiB): decrypted in this same call, so a damaged value is
-            // an error response rather than a cut connection, and no second hand-off.
-            let mut plain = BytesMut::with_capacity(usize::try_from(end - start).unwrap_or(0));
-            reader.read_range(start, end, usize::MAX, &mut |chunk| {
-                plain.extend_from_slice(&chunk);
-                true
-            })?;
-            Ok(Data::Inline(plain.freeze()))
-        })
-        .await?
+    let data = match early {
+        Some(whole) => Data::Inline(whole.slice(to_usize(start)..to_usize(end))),
+        None => {
+            let (store, scope, object) = (ctx.store.clone(), ctx.scope.clone(), object.clone());
+            let key = customer_key.clone();
+            blocking(move || {
+                let reader = store.object_reader(&scope, &object, key.as_deref())?;
+                read_data(reader, start, end)
+            })
+            .await?
+        }
     };
     let body = match data {
         _ if start == end => body::empty(),
@@ -378,6 +441,30 @@ pub async fn get_object(
         None => checksum_headers(&ctx, &object, headers),
     }
     Ok(response)
+}
+
+/// Bytes `start..end` of the object: decrypted now when it is held inline (at most 64 KiB:
+/// a damaged value is then an error response rather than a cut connection), else the
+/// reader to stream them from.
+fn read_data(
+    mut reader: coffre_storage::ObjectReader,
+    start: u64,
+    end: u64,
+) -> coffre_storage::Result<Data> {
+    if !reader.in_memory() {
+        return Ok(Data::Stream(reader));
+    }
+    let mut plain = BytesMut::with_capacity(to_usize(end - start));
+    reader.read_range(start, end, usize::MAX, &mut |chunk| {
+        plain.extend_from_slice(&chunk);
+        true
+    })?;
+    Ok(Data::Inline(plain.freeze()))
+}
+
+/// A length within an object held in memory.
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// An object's bytes for a GET: already decrypted when they were held inline.
