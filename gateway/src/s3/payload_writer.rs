@@ -38,29 +38,51 @@ impl PayloadSource for RequestBody {
 pub async fn receive_payload(
     body: &mut impl PayloadSource,
     writer: DataWriter,
-    mut digest: PayloadDigest,
+    digest: PayloadDigest,
 ) -> Result<(WrittenData, Digests), S3Error> {
+    receive_payload_and(body, writer, digest, |data, _| Ok(data)).await
+}
+
+/// [`receive_payload`], then `commit` (given the written data and the verified digests)
+/// in the same hand-off to the blocking pool as the last batch's write: a small object's
+/// whole payload is written, finished and committed in one trip.
+pub async fn receive_payload_and<T: Send + 'static>(
+    body: &mut impl PayloadSource,
+    writer: DataWriter,
+    mut digest: PayloadDigest,
+    commit: impl FnOnce(WrittenData, &Digests) -> Result<T, coffre_storage::Error> + Send + 'static,
+) -> Result<(T, Digests), S3Error> {
     let mut writes = Writes::Idle(Writer(Some(Box::new(writer))));
     let received = receive(body, &mut digest, &mut writes).await;
-    let verified = received.and_then(|()| digest.finish(body.trailers()));
+    let verified = received.and_then(|last| Ok((last, digest.finish(body.trailers())?)));
     // A storage failure explains everything after it (a short body, a digest mismatch).
     let writer = writes.wait().await?;
-    let digests = verified?;
+    let (last, digests) = verified?;
     let mut writer = writer.ok_or_else(|| S3Error::internal("data writer lost"))?;
-    let data = tokio::task::spawn_blocking(move || writer.0.take().map(|writer| writer.finish()))
-        .await
-        .map_err(S3Error::internal)?
-        .ok_or_else(|| S3Error::internal("data writer lost"))??;
-    Ok((data, digests))
+    let committed = tokio::task::spawn_blocking(move || {
+        let mut data_writer = writer.0.take()?;
+        let done = (|| {
+            if !last.is_empty() {
+                data_writer.write(&last)?;
+            }
+            let data = data_writer.finish()?;
+            commit(data, &digests).map(|committed| (committed, digests))
+        })();
+        Some(done)
+    })
+    .await
+    .map_err(S3Error::internal)?
+    .ok_or_else(|| S3Error::internal("data writer lost"))??;
+    Ok(committed)
 }
 
 /// Reads the whole body into batches, each handed to the writer once the previous one is
-/// written.
+/// written; returns the last batch, not yet written.
 async fn receive(
     body: &mut impl PayloadSource,
     digest: &mut PayloadDigest,
     writes: &mut Writes,
-) -> Result<(), S3Error> {
+) -> Result<Bytes, S3Error> {
     let mut batch = BytesMut::new();
     while let Some(bytes) = body.next().await? {
         digest.update(&bytes);
@@ -69,10 +91,7 @@ async fn receive(
             writes.start(batch.split().freeze()).await?;
         }
     }
-    if !batch.is_empty() {
-        writes.start(batch.freeze()).await?;
-    }
-    Ok(())
+    Ok(batch.freeze())
 }
 
 /// A data writer that, when dropped unfinished (a failed or abandoned upload), is dropped

@@ -20,7 +20,7 @@ use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::object_headers::meta_from_request;
 use crate::s3::operation::MAX_PART_NUMBER;
 use crate::s3::payload_digest::PayloadDigest;
-use crate::s3::payload_writer::receive_payload;
+use crate::s3::payload_writer::receive_payload_and;
 use crate::s3::server_side_encryption::{
     self, mark_customer_key, mark_stored, sse_c_etag, upload_key_error,
 };
@@ -96,20 +96,28 @@ pub async fn upload_part(
             .await?
             .map_err(upload_key_error)?
     };
-    let (data, digests) = receive_payload(&mut ctx.body, writer, digest).await?;
-    let (algorithm, value) = digests.checksum.clone();
     // An SSE-C part's ETag is not the MD5 of its data, as on AWS.
-    let etag = match &customer_key {
-        Some(_) => sse_c_etag(),
-        None => digests.md5_hex.clone(),
-    };
-    let part = PartInfo {
-        etag: etag.clone(),
-        size: data.size(),
-        checksums: vec![(algorithm.name().to_owned(), value.clone())],
-    };
+    let sse_c = customer_key.is_some();
     let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
-    blocking(move || store.put_part(&scope, &record, &upload, part_number, part, data)).await?;
+    // The last write, the data's finish and the part's commit in one hand-off.
+    let (etag, digests) =
+        receive_payload_and(&mut ctx.body, writer, digest, move |data, digests| {
+            let etag = if sse_c {
+                sse_c_etag()
+            } else {
+                digests.md5_hex.clone()
+            };
+            let (algorithm, value) = &digests.checksum;
+            let part = PartInfo {
+                etag: etag.clone(),
+                size: data.size(),
+                checksums: vec![(algorithm.name().to_owned(), value.clone())],
+            };
+            store.put_part(&scope, &record, &upload, part_number, part, data)?;
+            Ok(etag)
+        })
+        .await?;
+    let (algorithm, value) = digests.checksum.clone();
 
     let mut response = empty_response(StatusCode::OK);
     let headers = response.headers_mut();

@@ -15,7 +15,7 @@ use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::object_headers::{meta_from_request, write_response_headers};
 use crate::s3::object_stream::ObjectStream;
 use crate::s3::payload_digest::PayloadDigest;
-use crate::s3::payload_writer::receive_payload;
+use crate::s3::payload_writer::receive_payload_and;
 use crate::s3::range::{parse_range, ByteRange};
 use crate::s3::server_side_encryption::{self, mark_stored, sse_c_etag, RequestKey};
 use crate::s3::timestamp::http_date;
@@ -58,15 +58,15 @@ async fn bucket_and_writer(
     customer_key: Option<RequestKey>,
 ) -> Result<(Arc<BucketRecord>, coffre_storage::DataWriter), S3Error> {
     let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
-    let (bucket_name, key) = (bucket.to_owned(), key.to_owned());
-    let found = tokio::task::spawn_blocking(move || {
+    let (bucket_name, name) = (bucket.to_owned(), key.to_owned());
+    tokio::task::spawn_blocking(move || {
         let record = store
             .bucket(&scope, &bucket_name)
-            .map_err(|e| Err(S3Error::from(e)))?;
+            .map_err(Missing::Bucket)?;
         if let Some(declared) = declared.filter(|d| *d >= EARLY_QUOTA_CHECK_BYTES) {
             store
-                .check_room_for_object(&scope, &record, &key, declared)
-                .map_err(Ok)?;
+                .check_room_for_object(&scope, &record, &name, declared)
+                .map_err(Missing::Then)?;
         }
         let writer = store
             .data_writer(
@@ -75,16 +75,12 @@ async fn bucket_and_writer(
                 WriteTarget::Object,
                 customer_key.as_deref(),
             )
-            .map_err(Ok)?;
+            .map_err(Missing::Then)?;
         Ok((Arc::new(record), writer))
     })
     .await
-    .map_err(S3Error::internal)?;
-    // `Err(Err(_))`: the bucket's lookup failed, `Err(Ok(_))` what came after.
-    found.map_err(|e| match e {
-        Err(bucket_error) => with_bucket(bucket_error, bucket),
-        Ok(other) => S3Error::from(other),
-    })
+    .unwrap_or_else(|e| Err(Missing::Task(S3Error::internal(e))))
+    .map_err(|missing| missing.error(bucket, key))
 }
 
 pub async fn put_object(
@@ -111,19 +107,27 @@ pub async fn put_object(
     let declared = ctx.body.declared_length();
     let (record, writer) =
         bucket_and_writer(&ctx, &bucket, &key, declared, customer_key.clone()).await?;
-    let (data, digests) = receive_payload(&mut ctx.body, writer, digest).await?;
     // SSE-C ETags are not the MD5 of the data, as on AWS.
-    let etag = match &customer_key {
-        Some(_) => sse_c_etag(),
-        None => digests.md5_hex.clone(),
-    };
-    meta.size = data.size();
-    meta.etag = etag.clone();
-    let (algorithm, value) = digests.checksum.clone();
-    meta.checksums = vec![(algorithm.name().to_owned(), value.clone())];
-    meta.checksum_type = Some("FULL_OBJECT".to_owned());
+    let sse_c = customer_key.is_some();
     let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
-    blocking(move || store.put_object(&scope, &record, &key, meta, data)).await?;
+    // The last write, the data's finish and the commit in one hand-off.
+    let (etag, digests) =
+        receive_payload_and(&mut ctx.body, writer, digest, move |data, digests| {
+            let etag = if sse_c {
+                sse_c_etag()
+            } else {
+                digests.md5_hex.clone()
+            };
+            meta.size = data.size();
+            meta.etag = etag.clone();
+            let (algorithm, value) = &digests.checksum;
+            meta.checksums = vec![(algorithm.name().to_owned(), value.clone())];
+            meta.checksum_type = Some("FULL_OBJECT".to_owned());
+            store.put_object(&scope, &record, &key, meta, data)?;
+            Ok(etag)
+        })
+        .await?;
+    let (algorithm, value) = digests.checksum.clone();
 
     let mut response = empty_response(StatusCode::OK);
     let headers = response.headers_mut();
@@ -167,7 +171,7 @@ async fn object_lookup<T: Send + 'static>(
 ) -> Result<(BucketRecord, ObjectRecord, T), S3Error> {
     let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
     let (bucket_name, name) = (bucket.to_owned(), key.to_owned());
-    let found = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let record = store
             .bucket(&scope, &bucket_name)
             .map_err(Missing::Bucket)?;
@@ -178,26 +182,34 @@ async fn object_lookup<T: Send + 'static>(
         Ok((record, object, more))
     })
     .await
-    .unwrap_or_else(|e| Err(Missing::Task(S3Error::internal(e))));
-    found.map_err(|missing: Missing| match missing {
-        Missing::Bucket(e) => with_bucket(S3Error::from(e), bucket),
-        Missing::Object(e) => match S3Error::from(e) {
-            e if e.code() == S3ErrorCode::NoSuchKey => {
-                e.resource(format!("/{bucket}/{key}")).detail("Key", key)
-            }
-            e => e,
-        },
-        Missing::Then(e) => S3Error::from(e),
-        Missing::Task(e) => e,
-    })
+    .unwrap_or_else(|e| Err(Missing::Task(S3Error::internal(e))))
+    .map_err(|missing| missing.error(bucket, key))
 }
 
-/// Which step of [`object_lookup`] failed, to name the right resource in the error.
+/// Which step of a hand-off that starts with the bucket's lookup failed, to name the right
+/// resource in the error.
 enum Missing {
     Bucket(coffre_storage::Error),
     Object(coffre_storage::Error),
+    /// A step after the lookups.
     Then(coffre_storage::Error),
     Task(S3Error),
+}
+
+impl Missing {
+    fn error(self, bucket: &str, key: &str) -> S3Error {
+        match self {
+            Missing::Bucket(e) => with_bucket(S3Error::from(e), bucket),
+            Missing::Object(e) => match S3Error::from(e) {
+                e if e.code() == S3ErrorCode::NoSuchKey => {
+                    e.resource(format!("/{bucket}/{key}")).detail("Key", key)
+                }
+                e => e,
+            },
+            Missing::Then(e) => S3Error::from(e),
+            Missing::Task(e) => e,
+        }
+    }
 }
 
 /// The object, once `customer_key` is checked against it: an SSE-C object needs its key,
@@ -484,9 +496,18 @@ pub async fn delete_object(
     bucket: String,
     key: String,
 ) -> Result<Response<Body>, S3Error> {
-    let record = bucket_record(&ctx, &bucket).await?;
-    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
-    blocking(move || store.delete_object(&scope, &record, &key)).await?;
+    let (store, scope, name) = (ctx.store.clone(), ctx.scope.clone(), bucket.clone());
+    let object_key = key.clone();
+    // The bucket's lookup and the deletion in one hand-off.
+    tokio::task::spawn_blocking(move || {
+        let record = store.bucket(&scope, &name).map_err(Missing::Bucket)?;
+        store
+            .delete_object(&scope, &record, &object_key)
+            .map_err(Missing::Then)
+    })
+    .await
+    .unwrap_or_else(|e| Err(Missing::Task(S3Error::internal(e))))
+    .map_err(|missing| missing.error(&bucket, &key))?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
