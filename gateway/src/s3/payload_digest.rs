@@ -37,6 +37,18 @@ pub struct Digests {
     pub requested: bool,
 }
 
+impl Digests {
+    /// The ETag of the data received: its MD5, or with a customer key (SSE-C) a random one,
+    /// as AWS's SSE-C ETags are not the MD5 of the data.
+    pub fn etag(&self, sse_c: bool) -> String {
+        if sse_c {
+            super::server_side_encryption::sse_c_etag()
+        } else {
+            self.md5_hex.clone()
+        }
+    }
+}
+
 impl PayloadDigest {
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, S3Error> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());

@@ -21,9 +21,7 @@ use crate::s3::object_headers::meta_from_request;
 use crate::s3::operation::MAX_PART_NUMBER;
 use crate::s3::payload_digest::PayloadDigest;
 use crate::s3::payload_writer::receive_payload_and;
-use crate::s3::server_side_encryption::{
-    self, mark_customer_key, mark_stored, sse_c_etag, upload_key_error,
-};
+use crate::s3::server_side_encryption::{self, mark_customer_key, mark_stored, upload_key_error};
 use crate::s3::timestamp::iso8601;
 use crate::s3::xml::{self, XmlWriter};
 use crate::s3::{blocking, RequestContext};
@@ -96,17 +94,12 @@ pub async fn upload_part(
             .await?
             .map_err(upload_key_error)?
     };
-    // An SSE-C part's ETag is not the MD5 of its data, as on AWS.
     let sse_c = customer_key.is_some();
     let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
     // The last write, the data's finish and the part's commit in one hand-off.
     let (etag, digests) =
         receive_payload_and(&mut ctx.body, writer, digest, move |data, digests| {
-            let etag = if sse_c {
-                sse_c_etag()
-            } else {
-                digests.md5_hex.clone()
-            };
+            let etag = digests.etag(sse_c);
             let (algorithm, value) = &digests.checksum;
             let part = PartInfo {
                 etag: etag.clone(),

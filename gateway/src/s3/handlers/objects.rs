@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use coffre_crypto::CustomerKey;
-use coffre_storage::{BucketRecord, DataLocation, ObjectRecord, WriteTarget};
+use coffre_crypto::{CustomerKey, TenantScope};
+use coffre_storage::{BucketRecord, DataLocation, ObjectRecord, Store, WriteTarget};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 
@@ -17,7 +17,7 @@ use crate::s3::object_stream::ObjectStream;
 use crate::s3::payload_digest::PayloadDigest;
 use crate::s3::payload_writer::receive_payload_and;
 use crate::s3::range::{parse_range, ByteRange};
-use crate::s3::server_side_encryption::{self, mark_stored, sse_c_etag, RequestKey};
+use crate::s3::server_side_encryption::{self, mark_stored, RequestKey};
 use crate::s3::timestamp::http_date;
 use crate::s3::{blocking, conditional, RequestContext};
 
@@ -57,26 +57,35 @@ async fn bucket_and_writer(
     declared: Option<u64>,
     customer_key: Option<RequestKey>,
 ) -> Result<(Arc<BucketRecord>, coffre_storage::DataWriter), S3Error> {
-    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
-    let (bucket_name, name) = (bucket.to_owned(), key.to_owned());
+    let name = key.to_owned();
+    after_bucket_lookup(ctx, bucket, key, move |store, scope, record| {
+        if let Some(declared) = declared.filter(|d| *d >= EARLY_QUOTA_CHECK_BYTES) {
+            store
+                .check_room_for_object(scope, &record, &name, declared)
+                .map_err(Missing::Then)?;
+        }
+        let writer = store
+            .data_writer(scope, &record, WriteTarget::Object, customer_key.as_deref())
+            .map_err(Missing::Then)?;
+        Ok((Arc::new(record), writer))
+    })
+    .await
+}
+
+/// The bucket's lookup, then `then` (given the store, the scope and the bucket) in the same
+/// hand-off to the blocking pool; errors name the bucket or `key` as S3 does.
+async fn after_bucket_lookup<T: Send + 'static>(
+    ctx: &RequestContext,
+    bucket: &str,
+    key: &str,
+    then: impl FnOnce(&Store, &TenantScope, BucketRecord) -> Result<T, Missing> + Send + 'static,
+) -> Result<T, S3Error> {
+    let (store, scope, bucket_name) = (ctx.store.clone(), ctx.scope.clone(), bucket.to_owned());
     tokio::task::spawn_blocking(move || {
         let record = store
             .bucket(&scope, &bucket_name)
             .map_err(Missing::Bucket)?;
-        if let Some(declared) = declared.filter(|d| *d >= EARLY_QUOTA_CHECK_BYTES) {
-            store
-                .check_room_for_object(&scope, &record, &name, declared)
-                .map_err(Missing::Then)?;
-        }
-        let writer = store
-            .data_writer(
-                &scope,
-                &record,
-                WriteTarget::Object,
-                customer_key.as_deref(),
-            )
-            .map_err(Missing::Then)?;
-        Ok((Arc::new(record), writer))
+        then(&store, &scope, record)
     })
     .await
     .unwrap_or_else(|e| Err(Missing::Task(S3Error::internal(e))))
@@ -107,17 +116,12 @@ pub async fn put_object(
     let declared = ctx.body.declared_length();
     let (record, writer) =
         bucket_and_writer(&ctx, &bucket, &key, declared, customer_key.clone()).await?;
-    // SSE-C ETags are not the MD5 of the data, as on AWS.
     let sse_c = customer_key.is_some();
     let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
     // The last write, the data's finish and the commit in one hand-off.
     let (etag, digests) =
         receive_payload_and(&mut ctx.body, writer, digest, move |data, digests| {
-            let etag = if sse_c {
-                sse_c_etag()
-            } else {
-                digests.md5_hex.clone()
-            };
+            let etag = digests.etag(sse_c);
             meta.size = data.size();
             meta.etag = etag.clone();
             let (algorithm, value) = &digests.checksum;
@@ -169,21 +173,15 @@ async fn object_lookup<T: Send + 'static>(
         + Send
         + 'static,
 ) -> Result<(BucketRecord, ObjectRecord, T), S3Error> {
-    let (store, scope) = (ctx.store.clone(), ctx.scope.clone());
-    let (bucket_name, name) = (bucket.to_owned(), key.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let record = store
-            .bucket(&scope, &bucket_name)
-            .map_err(Missing::Bucket)?;
+    let name = key.to_owned();
+    after_bucket_lookup(ctx, bucket, key, move |store, scope, record| {
         let object = store
-            .object(&scope, &record, &name)
+            .object(scope, &record, &name)
             .map_err(Missing::Object)?;
-        let more = then(&store, &scope, &object).map_err(Missing::Then)?;
+        let more = then(store, scope, &object).map_err(Missing::Then)?;
         Ok((record, object, more))
     })
     .await
-    .unwrap_or_else(|e| Err(Missing::Task(S3Error::internal(e))))
-    .map_err(|missing| missing.error(bucket, key))
 }
 
 /// Which step of a hand-off that starts with the bucket's lookup failed, to name the right
@@ -496,18 +494,14 @@ pub async fn delete_object(
     bucket: String,
     key: String,
 ) -> Result<Response<Body>, S3Error> {
-    let (store, scope, name) = (ctx.store.clone(), ctx.scope.clone(), bucket.clone());
-    let object_key = key.clone();
+    let name = key.clone();
     // The bucket's lookup and the deletion in one hand-off.
-    tokio::task::spawn_blocking(move || {
-        let record = store.bucket(&scope, &name).map_err(Missing::Bucket)?;
+    after_bucket_lookup(&ctx, &bucket, &key, move |store, scope, record| {
         store
-            .delete_object(&scope, &record, &object_key)
+            .delete_object(scope, &record, &name)
             .map_err(Missing::Then)
     })
-    .await
-    .unwrap_or_else(|e| Err(Missing::Task(S3Error::internal(e))))
-    .map_err(|missing| missing.error(&bucket, &key))?;
+    .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
