@@ -104,23 +104,24 @@ impl Store {
         let tenant = scope.tenant_id();
         let id = ObjectId::random();
         let dek = Dek::generate();
-        let upload = UploadRecord {
-            id,
-            key: key.to_owned(),
-            initiated: now(),
-            meta,
-            dek: self.wrap_dek(tenant, bucket.id, key, id, &dek)?,
-            customer_key_check: customer_key
-                .map(|k| dek.customer_key_check(k))
-                .transpose()?,
-        };
-        let mut upload = upload;
-        let sealed = StoredUpload::seal(&upload, &dek.value_key()?)?;
-        let (dek, charge) = self.transact(Durability::Synced, |tx| {
+        let customer_key_check = customer_key
+            .map(|k| dek.customer_key_check(k))
+            .transpose()?;
+        let value_key = dek.value_key()?;
+        let (upload, charge) = self.transact(Durability::Synced, |tx| {
             check_bucket_live(tx, tenant, bucket)?;
             // Before the upload's entries are written: a first count of the tenant's
             // uploads must not see this one.
             let uploads_found = self.count_uploads_once(tx, tenant)?;
+            let upload = UploadRecord {
+                id,
+                key: key.to_owned(),
+                initiated: now(),
+                meta: meta.clone(),
+                dek: self.wrap_dek_in(tx, (tenant, bucket.id, key, id), &dek)?,
+                customer_key_check,
+            };
+            let sealed = StoredUpload::seal(&upload, &value_key)?;
             let delta = UsageDelta {
                 uploads: 1,
                 uploads_found,
@@ -128,8 +129,6 @@ impl Store {
                 ..UsageDelta::default()
             };
             let charge = self.charge(tx, tenant, delta)?;
-            let mut sealed = sealed.clone();
-            self.keep_dek_current(tx, (tenant, bucket.id, key, id), &dek, &mut sealed.dek)?;
             let value = sealed.encode()?;
             tx.put(
                 Cf::Uploads,
@@ -141,10 +140,9 @@ impl Store {
                 keys::upload_by_key(tenant, bucket.id, key.as_bytes(), id),
                 value,
             );
-            Ok((sealed.dek, charge))
+            Ok((upload, charge))
         })?;
         drop(charge);
-        upload.dek = dek;
         Ok(upload)
     }
 

@@ -89,15 +89,12 @@ impl Store {
                 last_modified: now(),
                 parts: source.parts.clone(),
                 bucket: bucket.id,
-                dek: self.wrap_dek(tenant, bucket.id, key, id, &dek)?,
+                dek: self.wrap_dek_in(tx, (tenant, bucket.id, key, id), &dek)?,
                 customer_key_check: current.customer_key_check,
                 // A copy is one part to clients, whatever the layout it shares.
                 multipart: false,
             };
-            let mut record = record;
-            let mut stored = StoredObject::seal(&record, &dek.value_key()?)?;
-            self.keep_dek_current(tx, (tenant, bucket.id, key, id), &dek, &mut stored.dek)?;
-            record.dek = stored.dek.clone();
+            let stored = StoredObject::seal(&record, &dek.value_key()?)?;
             let charge = self.commit_record(tx, tenant, bucket, &stored, size_delta(size), true)?;
             Ok(Some((record, charge)))
         })?;

@@ -75,46 +75,42 @@ impl Store {
         let data = data.into_commit(tenant, bucket.id, Binding::Object)?;
         let size = data.size;
         let id = ObjectId::random();
-        let record = ObjectRecord {
-            key: key.to_owned(),
-            id,
-            meta,
-            last_modified: now(),
-            parts: vec![PartLayout {
-                part_number: Binding::Object.part_number(),
-                size,
-                location: data.location,
-                checksums: Vec::new(),
-                nonce: data.nonce,
-            }],
-            bucket: bucket.id,
-            dek: self.wrap_dek(tenant, bucket.id, key, id, &data.dek)?,
-            customer_key_check: data.customer_key_check,
-            multipart: false,
-        };
-        let mut record = record;
-        let stored = StoredObject::seal(&record, &data.dek.value_key()?)?;
+        let value_key = data.dek.value_key()?;
         let pending = data.pending;
-        let (charge, dek) = self.transact(Durability::Synced, |tx| {
+        let (charge, record) = self.transact(Durability::Synced, |tx| {
             if let Some(pending) = &pending {
                 pending.commit_in(tx)?;
             }
             check_bucket_live(tx, tenant, bucket)?;
-            let mut stored = stored.clone();
-            let context = (tenant, bucket.id, key, id);
-            self.keep_dek_current(tx, context, &data.dek, &mut stored.dek)?;
+            let record = ObjectRecord {
+                key: key.to_owned(),
+                id,
+                meta: meta.clone(),
+                last_modified: now(),
+                parts: vec![PartLayout {
+                    part_number: Binding::Object.part_number(),
+                    size,
+                    location: data.location.clone(),
+                    checksums: Vec::new(),
+                    nonce: data.nonce,
+                }],
+                bucket: bucket.id,
+                dek: self.wrap_dek_in(tx, (tenant, bucket.id, key, id), &data.dek)?,
+                customer_key_check: data.customer_key_check,
+                multipart: false,
+            };
+            let stored = StoredObject::seal(&record, &value_key)?;
             let added = UsageDelta {
                 bytes: size_delta(size),
                 ..UsageDelta::default()
             };
             let charge = self.commit_object(tx, tenant, bucket, &stored, added)?;
-            Ok((charge, stored.dek))
+            Ok((charge, record))
         })?;
         drop(charge);
         if let Some(pending) = pending {
             pending.committed();
         }
-        record.dek = dek;
         Ok(record)
     }
 

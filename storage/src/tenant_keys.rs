@@ -343,41 +343,22 @@ impl Store {
         Ok(Some(kek))
     }
 
-    /// Wraps a new object's (or upload's) DEK under the tenant's current KEK. Fails if the
-    /// tenant is gone or being deleted.
-    pub(crate) fn wrap_dek(
-        &self,
-        tenant: TenantId,
-        bucket: BucketId,
-        key: &str,
-        object: ObjectId,
-        dek: &Dek,
-    ) -> Result<WrappedDek> {
-        let record = self.live_tenant(tenant)?;
-        let kek = self.kek(tenant, record.kek_version)?;
-        Ok(kek.wrap_dek(dek, &dek_context(tenant, bucket, key, object))?)
-    }
-
-    /// Makes `wrapped` (`dek` as [`Store::wrap_dek`] wrapped it, before `tx` began) wrapped
-    /// under the KEK version current in `tx`, which depends on it: a rotation or
-    /// retirement committing first makes the transaction run again, so no DEK is ever
-    /// committed under a version already retired. Returns whether it had to rewrap.
-    pub(crate) fn keep_dek_current(
+    /// Wraps a new object's (or upload's) DEK under the KEK version current in `tx`, which
+    /// depends on it: a rotation or retirement committing first makes the transaction run
+    /// again, so no DEK is ever committed under a version already retired. Fails if the
+    /// tenant is gone or being deleted. The wrap is counted against that version.
+    pub(crate) fn wrap_dek_in(
         &self,
         tx: &mut Tx<'_>,
         context: (TenantId, BucketId, &str, ObjectId),
         dek: &Dek,
-        wrapped: &mut WrappedDek,
-    ) -> Result<bool> {
+    ) -> Result<WrappedDek> {
         let (tenant, bucket, key, object) = context;
         let record = live_tenant(tx, tenant)?;
-        let rewrapped = wrapped.kek_version != record.kek_version;
-        if rewrapped {
-            let kek = self.kek(tenant, record.kek_version)?;
-            *wrapped = kek.wrap_dek(dek, &dek_context(tenant, bucket, key, object))?;
-        }
+        let kek = self.kek(tenant, record.kek_version)?;
+        let wrapped = kek.wrap_dek(dek, &dek_context(tenant, bucket, key, object))?;
         count_dek_wrap(tx, &self.shared.keys.wraps, tenant, wrapped.kek_version);
-        Ok(rewrapped)
+        Ok(wrapped)
     }
 
     /// Opens the DEK of `key` (object `object` in `bucket`): an integrity error if the
