@@ -78,24 +78,65 @@ struct Manager {
 }
 
 impl r2d2::ManageConnection for Manager {
-    type Connection = Client;
+    type Connection = Session;
     type Error = ConnectError;
 
-    fn connect(&self) -> std::result::Result<Client, ConnectError> {
+    fn connect(&self) -> std::result::Result<Session, ConnectError> {
         self.config
             .connect(self.tls.clone())
+            .map(|client| Session {
+                client,
+                prepared: Default::default(),
+            })
             .map_err(|e| ConnectError::new(&e))
     }
 
-    fn is_valid(&self, client: &mut Client) -> std::result::Result<(), ConnectError> {
-        client
+    fn is_valid(&self, session: &mut Session) -> std::result::Result<(), ConnectError> {
+        session
             .simple_query("")
             .map(drop)
             .map_err(|e| ConnectError::new(&e))
     }
 
-    fn has_broken(&self, client: &mut Client) -> bool {
-        client.is_closed()
+    fn has_broken(&self, session: &mut Session) -> bool {
+        session.is_closed()
+    }
+}
+
+/// A pooled connection, with the statements it prepared: the reads here are a handful of
+/// statements, each prepared once per connection (a statement given as text is prepared
+/// again at every call: one more round trip, and a parse and plan on the server).
+struct Session {
+    client: Client,
+    prepared: std::collections::HashMap<String, postgres::Statement>,
+}
+
+impl Session {
+    /// `sql`, prepared on this connection.
+    fn statement(
+        &mut self,
+        sql: &str,
+    ) -> std::result::Result<postgres::Statement, postgres::Error> {
+        if let Some(statement) = self.prepared.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        self.prepared.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
+impl std::ops::Deref for Session {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
     }
 }
 
@@ -690,7 +731,7 @@ fn connection(pool: &Pool<Manager>) -> Result<Connection> {
 /// pooled connection, so that clients see the outage end as soon as the server is back.
 fn on_live_connection<T>(
     pool: &Pool<Manager>,
-    mut first: impl FnMut(&mut Client) -> std::result::Result<T, postgres::Error>,
+    mut first: impl FnMut(&mut Session) -> std::result::Result<T, postgres::Error>,
 ) -> Result<(Connection, T)> {
     let attempts = pool.max_size() + 1;
     let mut last = None;
@@ -749,30 +790,26 @@ fn pg_error_ref(e: &postgres::Error) -> Error {
 }
 
 /// Reads `cf` at `key` on `client`: the value, plus the deltas of a counter.
-fn get_on(client: &mut Client, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+fn get_on(client: &mut Session, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
     get_raw(client, cf, key).map_err(pg_error)
 }
 
 fn get_raw(
-    client: &mut Client,
+    client: &mut Session,
     cf: Cf,
     key: &[u8],
 ) -> std::result::Result<Option<Vec<u8>>, postgres::Error> {
     let table = table(cf);
     if !cf.is_counter() {
-        let row = client.query_opt(
-            &format!("SELECT value FROM {table} WHERE key = $1"),
-            &[&key],
-        )?;
+        let select = client.statement(&format!("SELECT value FROM {table} WHERE key = $1"))?;
+        let row = client.query_opt(&select, &[&key])?;
         return Ok(row.map(|r| r.get(0)));
     }
-    let row = client.query_one(
-        &format!(
-            "SELECT (SELECT value FROM {table} WHERE key = $1), \
-             ARRAY(SELECT deltas FROM {table}_deltas WHERE key = $1)"
-        ),
-        &[&key],
-    )?;
+    let select = client.statement(&format!(
+        "SELECT (SELECT value FROM {table} WHERE key = $1), \
+         ARRAY(SELECT deltas FROM {table}_deltas WHERE key = $1)"
+    ))?;
+    let row = client.query_one(&select, &[&key])?;
     let base: Option<Vec<u8>> = row.get(0);
     let deltas: Vec<Vec<u8>> = row.get(1);
     Ok(fold_counter(base, &deltas))
@@ -794,7 +831,7 @@ fn fold_counter(base: Option<Vec<u8>>, deltas: &[Vec<u8>]) -> Option<Vec<u8>> {
 
 /// The entries of `cf` with `start <= key < end`, at most `limit`, in key order.
 fn scan_on(
-    client: &mut Client,
+    client: &mut Session,
     cf: Cf,
     start: &[u8],
     end: Option<&[u8]>,
@@ -814,9 +851,12 @@ fn scan_on(
             format!("SELECT {columns} FROM {table} WHERE key >= $1 {group} ORDER BY key LIMIT $2")
         }
     };
-    let run = |client: &mut Client, sql: String| match end {
-        Some(end) => client.query(&sql, &[&start, &end, &limit]),
-        None => client.query(&sql, &[&start, &limit]),
+    let run = |client: &mut Session, sql: String| {
+        let select = client.statement(&sql)?;
+        match end {
+            Some(end) => client.query(&select, &[&start, &end, &limit]),
+            None => client.query(&select, &[&start, &limit]),
+        }
     };
     let rows = run(client, bounded(&table, "key, value", "")).map_err(pg_error)?;
     let mut entries: Vec<(Vec<u8>, Vec<u8>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
