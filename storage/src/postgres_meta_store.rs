@@ -85,7 +85,7 @@ impl r2d2::ManageConnection for Manager {
         self.config
             .connect(self.tls.clone())
             .map(|client| Session {
-                client,
+                client: Some(client),
                 prepared: Default::default(),
             })
             .map_err(|e| ConnectError::new(&e))
@@ -107,8 +107,25 @@ impl r2d2::ManageConnection for Manager {
 /// statements, each prepared once per connection (a statement given as text is prepared
 /// again at every call: one more round trip, and a parse and plan on the server).
 struct Session {
-    client: Client,
+    /// Always `Some` but while the session is dropped.
+    client: Option<Client>,
     prepared: std::collections::HashMap<String, postgres::Statement>,
+}
+
+impl Drop for Session {
+    /// The client's own drop blocks on its runtime to say goodbye to the server, which
+    /// panics on a thread that drives async tasks (a pool dropped by the gateway's last
+    /// task at shutdown): it is dropped on a thread of its own.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let closing = std::thread::Builder::new()
+                .name("coffre-pg-close".into())
+                .spawn(move || drop(client));
+            if let Err(e) = closing {
+                tracing::debug!(%e, "no thread to close a metadata connection: left to the exit");
+            }
+        }
+    }
 }
 
 impl Session {
@@ -120,7 +137,7 @@ impl Session {
         if let Some(statement) = self.prepared.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.client.prepare(sql)?;
+        let statement = self.prepare(sql)?;
         self.prepared.insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
@@ -130,13 +147,19 @@ impl std::ops::Deref for Session {
     type Target = Client;
 
     fn deref(&self) -> &Client {
-        &self.client
+        match &self.client {
+            Some(client) => client,
+            None => unreachable!("a session's client is taken only by its drop"),
+        }
     }
 }
 
 impl std::ops::DerefMut for Session {
     fn deref_mut(&mut self) -> &mut Client {
-        &mut self.client
+        match &mut self.client {
+            Some(client) => client,
+            None => unreachable!("a session's client is taken only by its drop"),
+        }
     }
 }
 
