@@ -10,6 +10,7 @@
 mod admin_client;
 mod chunked_body;
 mod disk;
+pub mod own_postgres;
 /// A fresh database on the test PostgreSQL server (shared with the storage tests).
 #[path = "../../storage/tests/harness/postgres.rs"]
 pub mod postgres;

@@ -6,64 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use coffre_conformance::own_postgres::OwnPostgres;
 use coffre_conformance::{create_buckets, get_bytes, pseudo_random_bytes, TestServer};
 use http::Method;
-
-/// A PostgreSQL server of this test's own, stopped and removed on drop.
-struct OwnPostgres {
-    env: HashMap<String, String>,
-}
-
-impl OwnPostgres {
-    fn start() -> Self {
-        let output = Command::new(script())
-            .arg("start")
-            .output()
-            .expect("run conformance/postgres");
-        assert!(
-            output.status.success(),
-            "conformance/postgres start: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let env = String::from_utf8(output.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        OwnPostgres { env }
-    }
-
-    fn url(&self, database: &str) -> String {
-        let server = &self.env["COFFRE_TEST_POSTGRES_URL"];
-        format!("{}/{database}", server.rsplit_once('/').unwrap().0)
-    }
-
-    fn run(&self, action: &str) {
-        let status = Command::new(script())
-            .arg(action)
-            .envs(&self.env)
-            .status()
-            .expect("run conformance/postgres");
-        assert!(status.success(), "conformance/postgres {action}");
-    }
-}
-
-impl Drop for OwnPostgres {
-    fn drop(&mut self) {
-        let _ = Command::new(script()).arg("stop").envs(&self.env).status();
-    }
-}
-
-fn script() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("postgres")
-}
 
 async fn ready(server: &TestServer) -> u16 {
     server
@@ -76,7 +23,7 @@ async fn ready(server: &TestServer) -> u16 {
 
 #[tokio::test]
 async fn a_database_outage_answers_503_quickly_and_loses_nothing_acknowledged() {
-    let postgres = OwnPostgres::start();
+    let postgres = OwnPostgres::start(&[]);
     let config = format!(
         "[metadata]\nkind = \"postgres\"\nurl = \"{}\"\npool_size = 4\nconnect_timeout_secs = 1\n",
         postgres.url("postgres")

@@ -13,11 +13,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use coffre_conformance::own_postgres::OwnPostgres;
 use coffre_conformance::{
     coffre_binary, create_buckets, get_bytes, pseudo_random_bytes, TestServer,
 };
@@ -85,7 +85,7 @@ fn set_mode(path: &Path, mode: u32) {
 /// `mtls` database (the user `coffre`, issued by a client CA the server trusts).
 struct Setup {
     dir: tempfile::TempDir,
-    postgres: TlsPostgres,
+    postgres: OwnPostgres,
     ca: PathBuf,
     other_ca: PathBuf,
     client_cert: PathBuf,
@@ -117,10 +117,14 @@ impl Setup {
             "coffre",
             ExtendedKeyUsagePurpose::ClientAuth,
         );
-        let postgres = TlsPostgres::start(&server_dir);
+        let postgres = tls_postgres(&server_dir);
         // A database per gateway: each has a root key of its own.
         for database in ["verified", "required", "mtls"] {
-            postgres.create_database(database);
+            query(
+                &postgres,
+                "postgres",
+                &format!("CREATE DATABASE {database}"),
+            );
         }
         Setup {
             ca: ca.write(&dir.path().join("ca.pem")),
@@ -142,71 +146,29 @@ impl Setup {
     }
 }
 
-/// `conformance/postgres start --tls`, stopped and removed on drop.
-struct TlsPostgres {
-    env: HashMap<String, String>,
+/// `conformance/postgres start --tls`: a TLS-only server of the test's own.
+fn tls_postgres(server_dir: &Path) -> OwnPostgres {
+    let dir = server_dir.to_str().expect("a UTF-8 temporary path");
+    OwnPostgres::start(&["--tls", dir])
 }
 
-impl TlsPostgres {
-    fn start(tls_dir: &Path) -> Self {
-        let output = Command::new(script())
-            .args(["start", "--tls"])
-            .arg(tls_dir)
-            .output()
-            .expect("run conformance/postgres");
-        assert!(
-            output.status.success(),
-            "conformance/postgres start --tls: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let env = String::from_utf8(output.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        TlsPostgres { env }
-    }
-
-    fn port(&self) -> u16 {
-        let url = &self.env["COFFRE_TEST_POSTGRES_URL"];
-        let port = url.rsplit_once(':').unwrap().1.split('/').next().unwrap();
-        port.parse().unwrap()
-    }
-
-    /// Runs `sql` over the server's Unix socket (`local ... trust`: the one way in
-    /// without TLS), on a thread of its own (the synchronous client runs a runtime of its
-    /// own).
-    fn query(&self, database: &str, sql: &str) -> Vec<postgres::SimpleQueryMessage> {
-        let config = format!(
-            "host={} port={} user=coffre dbname={database}",
-            self.env["COFFRE_TEST_POSTGRES_DIR"],
-            self.port()
-        );
-        let sql = sql.to_owned();
-        std::thread::spawn(move || {
-            let mut client = postgres::Client::connect(&config, postgres::NoTls)
-                .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL ({config}): {e}"));
-            client.simple_query(&sql).unwrap()
-        })
-        .join()
-        .unwrap()
-    }
-
-    fn create_database(&self, name: &str) {
-        self.query("postgres", &format!("CREATE DATABASE {name}"));
-    }
-}
-
-impl Drop for TlsPostgres {
-    fn drop(&mut self) {
-        let _ = Command::new(script()).arg("stop").envs(&self.env).status();
-    }
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("postgres")
+/// Runs `sql` on `database` over the server's Unix socket (`local ... trust`: the one way
+/// in without TLS), on a thread of its own (the synchronous client runs a runtime of its
+/// own).
+fn query(postgres: &OwnPostgres, database: &str, sql: &str) -> Vec<postgres::SimpleQueryMessage> {
+    let config = format!(
+        "host={} port={} user=coffre dbname={database}",
+        postgres.var("COFFRE_TEST_POSTGRES_DIR"),
+        postgres.port()
+    );
+    let sql = sql.to_owned();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&config, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL ({config}): {e}"));
+        client.simple_query(&sql).unwrap()
+    })
+    .join()
+    .unwrap()
 }
 
 /// Starts the gateway on `metadata` and expects it to stop before it is ready, within the
@@ -296,7 +258,8 @@ async fn the_gateway_reaches_postgresql_over_tls() {
     round_trip(&server, "verified").await;
     // Every TCP connection the server has is TLS (pg_hba.conf leaves no other way), and
     // the gateway's are among them.
-    let rows = setup.postgres.query(
+    let rows = query(
+        &setup.postgres,
         "postgres",
         "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a \
          JOIN pg_stat_ssl s USING (pid) WHERE a.client_addr IS NOT NULL",
