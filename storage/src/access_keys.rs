@@ -313,27 +313,12 @@ fn info(id: AccessKeyId, record: &AccessKeyRecord) -> AccessKeyInfo {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
-    use std::sync::Arc;
-
-    use coffre_crypto::LocalFileKeyProvider;
 
     use super::*;
-    use crate::{ArrayConfig, MemoryMetaStore, StoreConfig, TenantSettings};
+    use crate::TenantSettings;
 
     fn store(dir: &std::path::Path) -> Store {
-        let array = ArrayConfig {
-            name: "a1".into(),
-            path: dir.join("a1"),
-            weight: 1,
-            site: None,
-        };
-        let keys = LocalFileKeyProvider::open_or_create(dir.join("root.key")).unwrap();
-        Store::with_meta_store(
-            StoreConfig::new(dir.join("meta"), vec![array]),
-            Box::new(MemoryMetaStore::new()),
-            Arc::new(keys),
-        )
-        .unwrap()
+        crate::store::test_store(dir, "a1")
     }
 
     fn tenant(store: &Store, name: &str) -> TenantId {

@@ -198,27 +198,14 @@ fn remove_files(paths: &[PathBuf], stats: &mut GcStats) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::arrays::ArrayConfig;
+
     use crate::keys;
     use crate::records::FileLocation;
-    use crate::store::StoreConfig;
-    use crate::MemoryMetaStore;
+
     use coffre_crypto::{ObjectId, TenantId};
 
     fn store(dir: &std::path::Path) -> Store {
-        let arrays = vec![ArrayConfig {
-            name: "a".into(),
-            path: dir.join("a"),
-            weight: 1,
-            site: None,
-        }];
-        let keys = coffre_crypto::LocalFileKeyProvider::open_or_create(dir.join("root.key"));
-        Store::with_meta_store(
-            StoreConfig::new(dir.join("meta"), arrays),
-            Box::new(MemoryMetaStore::new()),
-            std::sync::Arc::new(keys.unwrap()),
-        )
-        .unwrap()
+        crate::store::test_store(dir, "a")
     }
 
     /// A file as a writer would leave it, with its intent recorded under `boot_id`.

@@ -266,33 +266,20 @@ impl Store {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::path::Path;
-    use std::sync::Arc;
 
-    use coffre_crypto::{AdminScope, LocalFileKeyProvider, TenantScope, SEGMENT_LEN};
+    use coffre_crypto::{AdminScope, TenantScope, SEGMENT_LEN};
 
     use super::*;
-    use crate::arrays::ArrayConfig;
+
     use crate::keys;
     use crate::meta_store::{Cf, Durability};
     use crate::records::{BucketRecord, ObjectMeta, ObjectRecord, Record};
     use crate::sealed_records::StoredObject;
-    use crate::store::StoreConfig;
-    use crate::{MemoryMetaStore, TenantSettings, WriteTarget};
+
+    use crate::{TenantSettings, WriteTarget};
 
     fn store(dir: &Path) -> Store {
-        let arrays = vec![ArrayConfig {
-            name: "a".into(),
-            path: dir.join("a"),
-            weight: 1,
-            site: None,
-        }];
-        let keys = LocalFileKeyProvider::open_or_create(dir.join("root.key")).unwrap();
-        Store::with_meta_store(
-            StoreConfig::new(dir.join("meta"), arrays),
-            Box::new(MemoryMetaStore::new()),
-            Arc::new(keys),
-        )
-        .unwrap()
+        crate::store::test_store(dir, "a")
     }
 
     fn tenant(store: &Store) -> (TenantScope, BucketRecord) {

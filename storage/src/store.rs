@@ -251,3 +251,23 @@ pub(crate) fn live_tenant(tx: &mut Tx<'_>, tenant: TenantId) -> Result<TenantRec
         _ => Err(Error::NoSuchTenant),
     }
 }
+
+/// The unit tests' store: metadata in memory, one array named `array` and a root key file,
+/// both under `dir`.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_store(dir: &std::path::Path, array: &str) -> Store {
+    let arrays = vec![ArrayConfig {
+        name: array.into(),
+        path: dir.join(array),
+        weight: 1,
+        site: None,
+    }];
+    let keys = coffre_crypto::LocalFileKeyProvider::open_or_create(dir.join("root.key")).unwrap();
+    Store::with_meta_store(
+        StoreConfig::new(dir.join("meta"), arrays),
+        Box::new(crate::MemoryMetaStore::new()),
+        Arc::new(keys),
+    )
+    .unwrap()
+}

@@ -393,33 +393,18 @@ impl Store {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::sync::Arc;
-
-    use coffre_crypto::LocalFileKeyProvider;
 
     use super::*;
     use crate::meta_store::{encode_counters, Durability};
     use crate::records::ObjectMeta;
-    use crate::{ArrayConfig, MemoryMetaStore, StoreConfig, TenantSettings, TenantUpdate};
+    use crate::{TenantSettings, TenantUpdate};
 
     /// A tenant of an earlier build, with uploads no counter saw, gets them counted by its
     /// first upload change, exactly once.
     #[test]
     fn uploads_of_an_earlier_build_are_counted_once() {
         let dir = tempfile::tempdir().unwrap();
-        let array = ArrayConfig {
-            name: "a1".into(),
-            path: dir.path().join("a1"),
-            weight: 1,
-            site: None,
-        };
-        let keys = LocalFileKeyProvider::open_or_create(dir.path().join("root.key")).unwrap();
-        let store = Store::with_meta_store(
-            StoreConfig::new(dir.path().join("meta"), vec![array]),
-            Box::new(MemoryMetaStore::new()),
-            Arc::new(keys),
-        )
-        .unwrap();
+        let store = crate::store::test_store(dir.path(), "a1");
         let admin = AdminScope::local_operator();
         let tenant = store
             .create_tenant(&admin, "old", TenantSettings::default())

@@ -7,13 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffre_crypto::{AdminScope, LocalFileKeyProvider, MaintenanceScope, TenantScope};
+use coffre_crypto::{AdminScope, MaintenanceScope, TenantScope};
 
 use super::*;
 use crate::data_writer::WriteTarget;
 use crate::multipart_upload::{ChosenPart, Completion};
 use crate::records::{BucketRecord, ObjectMeta, PartInfo};
-use crate::{ArrayConfig, MemoryMetaStore, StoreConfig, TenantSettings};
+use crate::TenantSettings;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -24,19 +24,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let array = ArrayConfig {
-        name: "a1".into(),
-        path: dir.path().join("a1"),
-        weight: 1,
-        site: None,
-    };
-    let keys = LocalFileKeyProvider::open_or_create(dir.path().join("root.key")).unwrap();
-    let store = Store::with_meta_store(
-        StoreConfig::new(dir.path().join("meta"), vec![array]),
-        Box::new(MemoryMetaStore::new()),
-        Arc::new(keys),
-    )
-    .unwrap();
+    let store = crate::store::test_store(dir.path(), "a1");
     let tenant = store
         .create_tenant(
             &AdminScope::local_operator(),
